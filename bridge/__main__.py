@@ -1,0 +1,174 @@
+"""``python -m bridge``: run the bridge, manage thresholds, inspect rejected messages."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from dataclasses import replace
+
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+
+from bridge.service import Bridge
+from bridge.settings import BridgeSettings
+from plantmodel.errors import PlantModelError
+from plantmodel.measures import MEASURES
+from plantmodel.readings import format_ts, utcnow
+from plantmodel.thresholds import DEFAULT_SCOPE, Threshold, ThresholdSet
+from store import models as orm
+from store import queries
+from store.db import create_db_engine, describe, init_schema, make_sessionmaker
+
+
+def _scope(args: argparse.Namespace) -> str:
+    if args.meter:
+        if args.unit or args.automate:
+            raise PlantModelError("give either --meter or --unit/--automate, not both")
+        return f"meters/{args.meter}"
+    if args.automate and not args.unit:
+        raise PlantModelError("--automate needs --unit")
+    if args.unit and args.automate:
+        return f"units/{args.unit}/automates/{args.automate}"
+    if args.unit:
+        return f"units/{args.unit}"
+    return DEFAULT_SCOPE
+
+
+def cmd_run(settings: BridgeSettings) -> int:
+    logging.getLogger(__name__).info("database %s", describe(settings.database_url))
+    engine = create_db_engine(settings.database_url)
+    init_schema(engine)
+    bridge = Bridge(settings, make_sessionmaker(engine))
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    bridge.start()
+    if not bridge.wait_connected(10):
+        logging.getLogger(__name__).warning(
+            "not connected to %s:%d yet; still trying", settings.mqtt.host, settings.mqtt.port)
+    stop.wait()
+    bridge.stop()
+    logging.getLogger(__name__).info("stopped: %s", bridge.stats.line())
+    return 0
+
+
+def cmd_thresholds(settings: BridgeSettings, args: argparse.Namespace) -> int:
+    engine = create_db_engine(settings.database_url)
+    init_schema(engine)
+    sessions = make_sessionmaker(engine)
+    with sessions.begin() as session:
+        queries.seed_default_thresholds(session, utcnow())
+    if args.action == "list":
+        with sessions() as session:
+            rows = sorted(queries.load_thresholds(session), key=lambda t: (t.scope != "*", t.scope, t.measure))
+        print(f"{'scope':28} {'measure':16} {'low':>9} {'high':>9} {'deadband':>9} severity")
+        for t in rows:
+            print(f"{t.scope:28} {t.measure:16} {_num(t.low):>9} {_num(t.high):>9} {t.deadband:>9g} {t.severity}")
+        return 0
+    scope = _scope(args)
+    if args.action == "delete":
+        if scope == DEFAULT_SCOPE:
+            raise PlantModelError("the default (*) thresholds can be changed, not deleted")
+        with sessions.begin() as session:
+            found = queries.delete_threshold(session, scope, args.measure)
+        print(f"deleted {scope} {args.measure}" if found else f"no threshold {scope} {args.measure}")
+        return 0 if found else 1
+    # set: unspecified fields start from what applies today (the inherited threshold).
+    with sessions.begin() as session:
+        current = _resolve(ThresholdSet(queries.load_thresholds(session)), scope, args.measure)
+        new = Threshold(
+            measure=args.measure, scope=scope,
+            low=None if args.no_low else (args.low if args.low is not None else current.low),
+            high=None if args.no_high else (args.high if args.high is not None else current.high),
+            deadband=args.deadband if args.deadband is not None else current.deadband,
+            severity=args.severity or current.severity,
+        )
+        queries.upsert_threshold(session, new, utcnow(), args.by)
+    print(f"set {scope} {args.measure}: low={_num(new.low)} high={_num(new.high)} "
+          f"deadband={new.deadband:g} severity={new.severity} (the bridge applies it within "
+          f"{settings.thresholds_poll:g} s)")
+    return 0
+
+
+def _resolve(ts: ThresholdSet, scope: str, measure: str) -> Threshold:
+    found = ts.resolve_scope(scope, measure)
+    if found is None:  # a measure without any threshold yet: start from its measure's defaults
+        m = MEASURES[measure]
+        found = Threshold(measure, DEFAULT_SCOPE, None, None, m.deadband, m.severity)
+    return found
+
+
+def cmd_rejected(settings: BridgeSettings, limit: int) -> int:
+    engine = create_db_engine(settings.database_url)
+    init_schema(engine)
+    with make_sessionmaker(engine)() as session:
+        rows = session.scalars(select(orm.RejectedMessage).order_by(orm.RejectedMessage.id.desc()).limit(limit))
+        for r in rows:
+            print(f"{format_ts(r.received_at)}  {r.topic}\n    reason: {r.reason}\n    payload ({r.payload_bytes} B): "
+                  f"{r.payload[:200]}")
+    return 0
+
+
+def _num(v: float | None) -> str:
+    return "-" if v is None else f"{v:g}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bridge",
+        description="MQTT -> MariaDB/SQLite bridge. Configuration from the environment: DATABASE_URL, "
+        "MQTT_HOST, MQTT_PORT, MQTT_USERNAME (bridge), MQTT_PASSWORD or MQTT_CREDENTIALS_FILE, "
+        "PLANT_TOPIC_ROOT, BRIDGE_CLIENT_ID, BRIDGE_BATCH_SIZE, BRIDGE_BATCH_WAIT, BRIDGE_THRESHOLDS_POLL, "
+        "BRIDGE_MAX_FUTURE_SKEW, BRIDGE_RPC_RETRY (see README).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_run = sub.add_parser("run", help="run the bridge until Ctrl-C / SIGTERM")
+    p_run.add_argument("--batch-size", type=int, help="rows per transaction (BRIDGE_BATCH_SIZE, 500)")
+    p_th = sub.add_parser("thresholds", help="list or change alarm thresholds (applied without restart)")
+    th = p_th.add_subparsers(dest="action", required=True)
+    th.add_parser("list", help="show every threshold")
+    for name, help_ in (("set", "create or change a threshold"),
+                        ("delete", "remove an override (the wider scope applies again)")):
+        p = th.add_parser(name, help=help_, description=help_ + ". Scope: no option = every "
+                          "automate/meter (*); --unit; --unit and --automate; or --meter.")
+        p.add_argument("--measure", required=True, choices=sorted(MEASURES), metavar="MEASURE",
+                       help="one of: " + ", ".join(MEASURES))
+        p.add_argument("--unit", type=int)
+        p.add_argument("--automate", type=int)
+        p.add_argument("--meter")
+        if name == "set":
+            p.add_argument("--low", type=float)
+            p.add_argument("--high", type=float)
+            p.add_argument("--no-low", action="store_true", help="no lower limit")
+            p.add_argument("--no-high", action="store_true", help="no upper limit")
+            p.add_argument("--deadband", type=float, help="how far back inside the range a value must come to clear")
+            p.add_argument("--severity", choices=["info", "warning", "critical"])
+            p.add_argument("--by", default=os.environ.get("USER", "cli"), help="who changes it (audit)")
+    p_rej = sub.add_parser("rejected", help="show the latest rejected messages and why")
+    p_rej.add_argument("--limit", type=int, default=20)
+    args = parser.parse_args(argv)
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = BridgeSettings.from_env(os.environ)
+        if args.command == "run":
+            if args.batch_size:
+                settings = replace(settings, batch_size=args.batch_size)
+            return cmd_run(settings)
+        if args.command == "thresholds":
+            return cmd_thresholds(settings, args)
+        return cmd_rejected(settings, args.limit)
+    except PlantModelError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except SQLAlchemyError as exc:
+        print(f"database error: {exc.__class__.__name__}: {exc.args[0] if exc.args else exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from plantmodel.envconf import DEFAULT_VAR_DIR, env_int, env_path, env_str, layout_from_env
+from plantmodel.layout import PlantLayout
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerSettings:
+    topic_root: str = "plant"
+    layout: PlantLayout = field(default_factory=PlantLayout)
+    port: int = 1883
+    bind: str = "127.0.0.1"
+    secrets_dir: Path = DEFAULT_VAR_DIR / "secrets"
+    broker_dir: Path = DEFAULT_VAR_DIR / "broker"  # rendered config and persistence
+    mosquitto_bin: str = "mosquitto"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> BrokerSettings:
+        return cls(
+            topic_root=env_str(env, "PLANT_TOPIC_ROOT", "plant"),
+            layout=layout_from_env(env),
+            port=env_int(env, "MQTT_PORT", 1883, minimum=1),
+            bind=env_str(env, "BROKER_BIND", "127.0.0.1"),
+            secrets_dir=env_path(env, "SECRETS_DIR", DEFAULT_VAR_DIR / "secrets"),
+            broker_dir=env_path(env, "BROKER_DIR", DEFAULT_VAR_DIR / "broker"),
+            mosquitto_bin=env_str(env, "MOSQUITTO_BIN", "mosquitto"),
+        )

@@ -1,0 +1,78 @@
+"""Strict JSON decoding shared by every parser in the model."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from plantmodel.errors import ValidationError
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValidationError(f"{name} is not a number (JSON has no NaN or Infinity)")
+
+
+def loads_object(payload: bytes | str, what: str) -> dict[str, Any]:
+    """Decode a UTF-8 JSON object; NaN/Infinity and non-objects are refused."""
+    if isinstance(payload, bytes | bytearray):
+        try:
+            payload = bytes(payload).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ValidationError(f"{what} is not UTF-8: {exc.reason} at byte {exc.start}") from None
+    try:
+        data = json.loads(payload, parse_constant=_reject_constant)
+    except ValidationError:
+        raise
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise ValidationError(f"{what} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ValidationError(f"{what} must be a JSON object, got {type(data).__name__}")
+    return data
+
+
+def dumps(data: Any) -> str:
+    # Compact and ASCII-safe, so mosquitto_sub shows it on one readable line.
+    return json.dumps(data, separators=(",", ":"), allow_nan=False)
+
+
+def require_int(data: dict[str, Any], key: str, *, minimum: int | None = None,
+                maximum: int | None = None) -> int:
+    if key not in data:
+        raise ValidationError(f"missing field {key!r}")
+    value = data[key]
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError(f"field {key!r} must be an integer, got {_kind(value)}")
+    if minimum is not None and value < minimum:
+        raise ValidationError(f"field {key!r} = {value} is below {minimum}")
+    if maximum is not None and value > maximum:
+        raise ValidationError(f"field {key!r} = {value} is above {maximum}")
+    return value
+
+
+def number(value: Any, key: str) -> float:
+    """A JSON number (int or float, never bool), finite."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValidationError(f"field {key!r} must be a number, got {_kind(value)}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValidationError(f"field {key!r} is not a finite number")
+    return value
+
+
+def require_number(data: dict[str, Any], key: str) -> float:
+    if key not in data:
+        raise ValidationError(f"missing field {key!r}")
+    return number(data[key], key)
+
+
+def require_str(data: dict[str, Any], key: str) -> str:
+    if key not in data:
+        raise ValidationError(f"missing field {key!r}")
+    value = data[key]
+    if not isinstance(value, str):
+        raise ValidationError(f"field {key!r} must be a string, got {_kind(value)}")
+    return value
+
+
+def _kind(value: Any) -> str:
+    return "null" if value is None else type(value).__name__

@@ -1,0 +1,77 @@
+"""Measures, their normal ranges (DOMAIN.md §1) and the limits beyond which a value is absurd.
+
+A value outside its *normal* range is a process problem and raises an alarm; a value outside its
+*plausible* range cannot be a real measurement and the message carrying it is rejected.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Measure:
+    name: str
+    label: str
+    unit: str
+    low: float | None  # normal range; None = no default threshold on that side
+    high: float | None
+    step: float  # resolution the probe reports in (and the simulator moves in)
+    plausible_min: float
+    plausible_max: float
+    severity: str = "warning"
+    deadband: float = 0.0  # how far back inside the range a value must come to clear an alarm
+
+    @property
+    def decimals(self) -> int:
+        return 0 if self.step >= 1 else len(f"{self.step:.6f}".rstrip("0").split(".")[1])
+
+
+def _m(name: str, label: str, unit: str, low: float | None, high: float | None, step: float,
+       pmin: float, pmax: float, severity: str = "warning", deadband: float | None = None) -> Measure:
+    # Default deadband: two steps, so a probe jittering by one step at the limit cannot flap.
+    return Measure(name, label, unit, low, high, step, pmin, pmax, severity,
+                   2 * step if deadband is None else deadband)
+
+
+AUTOMATE_MEASURES: dict[str, Measure] = {
+    m.name: m
+    for m in (
+        _m("tank_temp_c", "Tank temperature", "°C", 2.5, 4.0, 0.1, -40, 150),
+        _m("ext_temp_c", "Outside temperature", "°C", 8.0, 14.0, 0.1, -60, 80),
+        _m("milk_kg", "Milk in tank", "kg", 3512, 4607, 1, 0, 50_000),
+        _m("product_kg", "Finished product", "kg", None, None, 1, 0, 50_000),
+        _m("ph", "pH", "pH", 6.8, 7.2, 0.1, 0, 14),
+        _m("k_mg_l", "Potassium K+", "mg/L", 35, 47, 1, 0, 100_000),
+        _m("nacl_g_l", "NaCl", "g/L", 1.0, 1.7, 0.1, 0, 400),
+        _m("salmonella_ppm", "Salmonella", "ppm", 17, 37, 1, 0, 1_000_000, "critical"),
+        _m("ecoli_ppm", "E. coli", "ppm", 35, 49, 1, 0, 1_000_000, "critical"),
+        _m("listeria_ppm", "Listeria", "ppm", 28, 54, 1, 0, 1_000_000, "critical"),
+    )
+}
+
+# Shelly Pro 1PM switch measures, named after the columns they are stored in.
+METER_MEASURES: dict[str, Measure] = {
+    m.name: m
+    for m in (
+        # 3500 W: the ALERT_THRESHOLD of the original Shelly collector.
+        _m("apower", "Active power", "W", None, 3500, 0.1, -100_000, 100_000, "warning", 175),
+        _m("voltage", "Voltage", "V", None, None, 0.1, 0, 1_000),
+        _m("current", "Current", "A", None, None, 0.001, 0, 1_000),
+        _m("freq", "Frequency", "Hz", None, None, 0.01, 0, 1_000),
+        _m("pf", "Power factor", "", None, None, 0.01, -1, 1),
+        _m("energy_wh", "Energy", "Wh", None, None, 0.001, 0, 1e13),
+        _m("ret_energy_wh", "Returned energy", "Wh", None, None, 0.001, 0, 1e13),
+        _m("temperature_c", "Device temperature", "°C", None, None, 0.1, -60, 200),
+    )
+}
+
+MEASURES: dict[str, Measure] = {**AUTOMATE_MEASURES, **METER_MEASURES}
+
+AUTOMATE_TYPE_MIN = 0x0000BA20
+AUTOMATE_TYPE_MAX = 0x0000BA2F
+
+
+def format_automate_type(code: int) -> str:
+    """``0xBA27`` -> ``"0x0000BA27"`` (the form readings carry)."""
+    return f"0x{code:08X}"

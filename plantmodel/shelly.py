@@ -1,0 +1,248 @@
+"""Shelly Gen2 (Pro 1PM) messages on MQTT, as the real device speaks them (DOMAIN.md §2).
+
+A device publishes JSON-RPC frames on ``<prefix>/events/rpc``: ``NotifyStatus`` carries only the
+fields that changed, ``NotifyFullStatus`` everything. :class:`SwitchState` merges them per meter;
+once it has seen a full status it yields complete :class:`PowerSample` values for storage.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from plantmodel.errors import ValidationError
+from plantmodel.jsonutil import dumps, loads_object, number
+from plantmodel.measures import METER_MEASURES
+from plantmodel.sources import check_meter_id
+
+SWITCH_KEY = "switch:0"
+NOTIFY_METHODS = ("NotifyStatus", "NotifyFullStatus", "NotifyEvent")
+
+
+@dataclass(frozen=True, slots=True)
+class RpcNotification:
+    src: str
+    method: str
+    params: dict[str, Any]
+
+    @property
+    def ts(self) -> datetime | None:
+        ts = self.params.get("ts")
+        return None if ts is None else unix_to_dt(number(ts, "params.ts"))
+
+    @property
+    def switch(self) -> dict[str, Any] | None:
+        sw = self.params.get(SWITCH_KEY)
+        if sw is None:
+            return None
+        if not isinstance(sw, dict):
+            raise ValidationError(f"params.{SWITCH_KEY} must be an object")
+        return sw
+
+
+@dataclass(frozen=True, slots=True)
+class RpcResponse:
+    id: int | str | None
+    src: str
+    result: dict[str, Any] | None
+    error: dict[str, Any] | None
+
+    def switch_status(self) -> tuple[dict[str, Any] | None, datetime | None]:
+        """The switch status in a Shelly.GetStatus or Switch.GetStatus answer, and the device
+        time when the answer says it (Shelly.GetStatus carries ``sys.unixtime``)."""
+        if self.result is None:
+            return None, None
+        if SWITCH_KEY in self.result:
+            sw = self.result[SWITCH_KEY]
+            sys = self.result.get("sys") or {}
+            unixtime = sys.get("unixtime") if isinstance(sys, dict) else None
+            ts = unix_to_dt(number(unixtime, "sys.unixtime")) if unixtime is not None else None
+            return (sw if isinstance(sw, dict) else None), ts
+        if "apower" in self.result or "output" in self.result:
+            return self.result, None
+        return None, None
+
+
+RpcFrame = RpcNotification | RpcResponse
+
+
+def unix_to_dt(ts: float) -> datetime:
+    if not 946_684_800 <= ts <= 7_258_118_400:  # 2000 .. 2200
+        raise ValidationError(f"device timestamp {ts} is not plausible")
+    # Millisecond precision, as stored.
+    return datetime.fromtimestamp(round(ts * 1000) / 1000, UTC)
+
+
+def parse_rpc_frame(payload: bytes | str) -> RpcFrame:
+    data = loads_object(payload, "Shelly RPC frame")
+    src = data.get("src")
+    if not isinstance(src, str) or not src:
+        raise ValidationError("Shelly RPC frame without a 'src'")
+    if "method" in data:
+        method = data["method"]
+        if method not in NOTIFY_METHODS:
+            raise ValidationError(f"unexpected Shelly method {method!r}")
+        params = data.get("params", {})
+        if not isinstance(params, dict):
+            raise ValidationError("Shelly 'params' must be an object")
+        return RpcNotification(src, method, params)
+    if "result" in data or "error" in data:
+        result, error = data.get("result"), data.get("error")
+        if result is not None and not isinstance(result, dict):
+            raise ValidationError("Shelly RPC 'result' must be an object")
+        if error is not None and not isinstance(error, dict):
+            raise ValidationError("Shelly RPC 'error' must be an object")
+        return RpcResponse(data.get("id"), src, result, error)
+    raise ValidationError("Shelly RPC frame is neither a notification nor a response")
+
+
+def parse_online(payload: bytes | str) -> bool:
+    text = payload.decode("utf-8", "replace") if isinstance(payload, bytes | bytearray) else payload
+    if text.strip() == "true":
+        return True
+    if text.strip() == "false":
+        return False
+    raise ValidationError(f"online payload must be true or false, got {text[:40]!r}")
+
+
+def parse_switch_status(payload: bytes | str) -> dict[str, Any]:
+    return loads_object(payload, "switch status")
+
+
+def merge(base: dict[str, Any], partial: dict[str, Any]) -> dict[str, Any]:
+    """Deep-merge a partial status into a full one (nested objects such as ``aenergy`` merge
+    key by key, so a NotifyStatus with only ``aenergy.total`` keeps ``by_minute``)."""
+    out = copy.deepcopy(base)
+    for key, value in partial.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class PowerSample:
+    """One stored meter reading: the merged switch status at a device timestamp."""
+
+    meter: str
+    ts: datetime
+    output: bool | None
+    apower: float | None
+    voltage: float | None
+    current: float | None
+    freq: float | None
+    pf: float | None
+    energy_wh: float | None
+    ret_energy_wh: float | None
+    temperature_c: float | None
+
+    def __post_init__(self) -> None:
+        check_meter_id(self.meter)
+        for name, measure in METER_MEASURES.items():
+            value = getattr(self, name)
+            if value is not None and not measure.plausible_min <= value <= measure.plausible_max:
+                raise ValidationError(
+                    f"{name} = {value} is absurd (plausible {measure.plausible_min:g}.."
+                    f"{measure.plausible_max:g} {measure.unit})"
+                )
+
+    def measures(self) -> dict[str, float]:
+        return {n: v for n in METER_MEASURES if (v := getattr(self, n)) is not None}
+
+    def to_dict(self) -> dict[str, Any]:
+        from plantmodel.readings import format_ts
+
+        data = asdict(self)
+        data["ts"] = format_ts(self.ts)
+        return data
+
+
+def sample_from_switch(meter: str, ts: datetime, sw: dict[str, Any]) -> PowerSample:
+    """Validate the fields we store from a (merged) switch status; unknown fields are ignored."""
+
+    def opt(obj: dict[str, Any], key: str, where: str) -> float | None:
+        v = obj.get(key)
+        return None if v is None else number(v, where)
+
+    def sub(key: str) -> dict[str, Any]:
+        v = sw.get(key) or {}
+        if not isinstance(v, dict):
+            raise ValidationError(f"switch field {key!r} must be an object")
+        return v
+
+    output = sw.get("output")
+    if output is not None and not isinstance(output, bool):
+        raise ValidationError("switch field 'output' must be true or false")
+    return PowerSample(
+        meter=meter,
+        ts=ts,
+        output=output,
+        apower=opt(sw, "apower", "apower"),
+        voltage=opt(sw, "voltage", "voltage"),
+        current=opt(sw, "current", "current"),
+        freq=opt(sw, "freq", "freq"),
+        pf=opt(sw, "pf", "pf"),
+        energy_wh=opt(sub("aenergy"), "total", "aenergy.total"),
+        ret_energy_wh=opt(sub("ret_aenergy"), "total", "ret_aenergy.total"),
+        temperature_c=opt(sub("temperature"), "tC", "temperature.tC"),
+    )
+
+
+class SwitchState:
+    """The merged switch status of one meter, as a consumer reconstructs it."""
+
+    def __init__(self, meter: str) -> None:
+        self.meter = check_meter_id(meter)
+        self.status: dict[str, Any] = {}
+        self.complete = False  # seen a full status since start (else: ask the device)
+
+    def apply_full(self, sw: dict[str, Any]) -> None:
+        self.status = copy.deepcopy(sw)
+        self.complete = True
+
+    def apply_partial(self, sw: dict[str, Any]) -> None:
+        self.status = merge(self.status, sw)
+
+    def sample(self, ts: datetime) -> PowerSample | None:
+        """A sample of the merged state, or None while no full status was seen."""
+        if not self.complete:
+            return None
+        return sample_from_switch(self.meter, ts, self.status)
+
+
+# -- building frames (the simulator and the bridge's requests) -------------------------------------
+
+def notification(src: str, method: str, params: dict[str, Any]) -> str:
+    return dumps({"src": src, "dst": f"{src}/events", "method": method, "params": params})
+
+
+def request(req_id: int, src: str, method: str, params: dict[str, Any] | None = None) -> str:
+    body: dict[str, Any] = {"id": req_id, "src": src, "method": method}
+    if params is not None:
+        body["params"] = params
+    return dumps(body)
+
+
+def response(req_id: Any, src: str, dst: str, result: dict[str, Any]) -> str:
+    return dumps({"id": req_id, "src": src, "dst": dst, "result": result})
+
+
+def error_response(req_id: Any, src: str, dst: str, code: int, message: str) -> str:
+    return dumps({"id": req_id, "src": src, "dst": dst, "error": {"code": code, "message": message}})
+
+
+def parse_request(payload: bytes | str) -> tuple[Any, str, str, dict[str, Any]]:
+    """(id, src, method, params) of an RPC request sent to a device."""
+    data = loads_object(payload, "Shelly RPC request")
+    src, method = data.get("src"), data.get("method")
+    if not isinstance(src, str) or not src:
+        raise ValidationError("RPC request without a 'src'")
+    if not isinstance(method, str) or not method:
+        raise ValidationError("RPC request without a 'method'")
+    params = data.get("params") or {}
+    if not isinstance(params, dict):
+        raise ValidationError("RPC 'params' must be an object")
+    return data.get("id"), src, method, params

@@ -1,0 +1,71 @@
+"""What a value comes from: an automate of a unit, or a meter. Also the key used in alarm topics,
+threshold scopes and the database (``units/3/automates/7``, ``meters/shellypro1pm-…``)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from plantmodel.errors import ValidationError
+from plantmodel.readings import MAX_AUTOMATE, MAX_UNIT
+
+# Shelly ids / topic prefixes we accept: letters, digits, '-', '_' and '.', as device ids are.
+METER_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+@dataclass(frozen=True, slots=True)
+class AutomateSource:
+    unit: int
+    automate: int
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.unit <= MAX_UNIT or not 1 <= self.automate <= MAX_AUTOMATE:
+            raise ValidationError(f"no such automate: unit {self.unit} automate {self.automate}")
+
+    @property
+    def key(self) -> str:
+        return f"units/{self.unit}/automates/{self.automate}"
+
+    @property
+    def label(self) -> str:
+        return f"unit {self.unit} automate {self.automate}"
+
+
+@dataclass(frozen=True, slots=True)
+class MeterSource:
+    meter: str
+
+    def __post_init__(self) -> None:
+        check_meter_id(self.meter)
+
+    @property
+    def key(self) -> str:
+        return f"meters/{self.meter}"
+
+    @property
+    def label(self) -> str:
+        return f"meter {self.meter}"
+
+
+Source = AutomateSource | MeterSource
+
+
+def check_meter_id(meter: str) -> str:
+    if not isinstance(meter, str) or not METER_ID_RE.fullmatch(meter):
+        raise ValidationError(f"invalid meter id {meter!r}")
+    return meter
+
+
+def parse_source(key: str) -> Source:
+    parts = key.split("/")
+    if len(parts) == 4 and parts[0] == "units" and parts[2] == "automates":
+        return AutomateSource(_int(parts[1], key), _int(parts[3], key))
+    if len(parts) == 2 and parts[0] == "meters":
+        return MeterSource(parts[1])
+    raise ValidationError(f"invalid source {key!r}: expected units/<u>/automates/<a> or meters/<id>")
+
+
+def _int(text: str, key: str) -> int:
+    if not text.isdigit() or (len(text) > 1 and text[0] == "0"):
+        raise ValidationError(f"invalid source {key!r}: {text!r} is not a number")
+    return int(text)

@@ -1,0 +1,38 @@
+"""Birth / last-will payload of ``<root>/units/<u>/status`` (and the bridge's own status)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from plantmodel.errors import ValidationError
+from plantmodel.jsonutil import dumps, loads_object, require_str
+from plantmodel.readings import format_ts, parse_ts, utcnow
+
+STATES = ("online", "offline")
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceStatus:
+    state: str
+    ts: datetime
+
+    def __post_init__(self) -> None:
+        if self.state not in STATES:
+            raise ValidationError(f"field 'state' must be one of {STATES}, got {self.state!r}")
+
+    @classmethod
+    def online(cls) -> DeviceStatus:
+        return cls("online", utcnow())
+
+    @classmethod
+    def offline(cls) -> DeviceStatus:
+        return cls("offline", utcnow())
+
+    def to_json(self) -> str:
+        return dumps({"state": self.state, "ts": format_ts(self.ts)})
+
+    @classmethod
+    def from_json(cls, payload: bytes | str) -> DeviceStatus:
+        data = loads_object(payload, "status")
+        return cls(require_str(data, "state"), parse_ts(require_str(data, "ts")))

@@ -1,0 +1,254 @@
+"""Thresholds and the alarm state machine (pure logic; the bridge persists and publishes).
+
+A threshold applies to one measure within a *scope*:
+
+    ``*``                     every automate / meter (the defaults: DOMAIN.md's normal ranges)
+    ``units/3``               every automate of unit 3
+    ``units/3/automates/7``   one automate
+    ``meters/<id>``           one meter
+
+The most specific scope wins. An alarm is raised when a value leaves ``[low, high]`` and cleared
+only once the value is back inside by at least ``deadband`` — so a value jittering at the limit
+raises one alarm, not one per reading.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from plantmodel.errors import ValidationError
+from plantmodel.jsonutil import dumps, loads_object, require_number, require_str
+from plantmodel.measures import AUTOMATE_MEASURES, MEASURES, METER_MEASURES
+from plantmodel.readings import format_ts, parse_ts
+from plantmodel.sources import AutomateSource, MeterSource, Source, parse_source
+
+DEFAULT_SCOPE = "*"
+SEVERITIES = ("info", "warning", "critical")
+
+
+def check_scope(scope: str) -> str:
+    if scope == DEFAULT_SCOPE:
+        return scope
+    parts = scope.split("/")
+    if len(parts) == 2 and parts[0] == "units" and parts[1].isdigit():
+        AutomateSource(int(parts[1]), 1)  # range check
+        return scope
+    parse_source(scope)
+    return scope
+
+
+def scope_chain(scope: str) -> tuple[str, ...]:
+    """A scope and the wider ones it inherits from, most specific first."""
+    parts = check_scope(scope).split("/")
+    if len(parts) == 4:  # units/<u>/automates/<a>
+        return (scope, "/".join(parts[:2]), DEFAULT_SCOPE)
+    return (scope, DEFAULT_SCOPE) if scope != DEFAULT_SCOPE else (DEFAULT_SCOPE,)
+
+
+def scopes_for(source: Source) -> tuple[str, ...]:
+    """Scopes that apply to a source, most specific first."""
+    return scope_chain(source.key)
+
+
+@dataclass(frozen=True, slots=True)
+class Threshold:
+    measure: str
+    scope: str = DEFAULT_SCOPE
+    low: float | None = None
+    high: float | None = None
+    deadband: float = 0.0
+    severity: str = "warning"
+
+    def __post_init__(self) -> None:
+        if self.measure not in MEASURES:
+            raise ValidationError(f"unknown measure {self.measure!r}; known: {', '.join(MEASURES)}")
+        check_scope(self.scope)
+        if self.scope.startswith("meters/") and self.measure not in METER_MEASURES:
+            raise ValidationError(f"{self.measure!r} is not a meter measure")
+        if self.scope.startswith("units/") and self.measure not in AUTOMATE_MEASURES:
+            raise ValidationError(f"{self.measure!r} is not an automate measure")
+        if self.low is not None and self.high is not None and self.low > self.high:
+            raise ValidationError(f"low {self.low} is above high {self.high}")
+        if self.deadband < 0:
+            raise ValidationError("deadband must be >= 0")
+        if self.severity not in SEVERITIES:
+            raise ValidationError(f"severity must be one of {SEVERITIES}")
+
+    def breach(self, value: float, active_bound: str | None) -> str | None:
+        """The bound ('low'/'high') that is in alarm after ``value``, given the one active before."""
+        if self.high is not None and value > self.high:
+            return "high"
+        if self.low is not None and value < self.low:
+            return "low"
+        # Inside the range, but an active alarm only clears once past the deadband.
+        if active_bound == "high" and self.high is not None and value > self.high - self.deadband:
+            return "high"
+        if active_bound == "low" and self.low is not None and value < self.low + self.deadband:
+            return "low"
+        return None
+
+    def limit(self, bound: str) -> float:
+        value = self.high if bound == "high" else self.low
+        assert value is not None
+        return value
+
+
+def default_thresholds() -> list[Threshold]:
+    """The normal ranges of DOMAIN.md §1 and 3500 W for meter power."""
+    return [
+        Threshold(m.name, DEFAULT_SCOPE, m.low, m.high, m.deadband, m.severity)
+        for m in MEASURES.values()
+        if m.low is not None or m.high is not None
+    ]
+
+
+class ThresholdSet:
+    def __init__(self, thresholds: Iterable[Threshold]) -> None:
+        self._by_key = {(t.scope, t.measure): t for t in thresholds}
+
+    def __len__(self) -> int:
+        return len(self._by_key)
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self._by_key.values())
+
+    def resolve(self, source: Source, measure: str) -> Threshold | None:
+        return self.resolve_scope(source.key, measure)
+
+    def resolve_scope(self, scope: str, measure: str) -> Threshold | None:
+        """The threshold that applies to ``scope`` (itself, or inherited from a wider scope)."""
+        for wider in scope_chain(scope):
+            t = self._by_key.get((wider, measure))
+            if t is not None:
+                return t
+        return None
+
+
+# -- alarms --------------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Alarm:
+    """Payload on ``<root>/alarms/<source>/<measure>`` (retained: the current state)."""
+
+    source: Source
+    measure: str
+    value: float
+    limit: float
+    bound: str  # "low" | "high"
+    severity: str
+    state: str  # "active" | "cleared"
+    raised_at: datetime
+    since: datetime  # when the current state began
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.source.key, self.measure)
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"source": self.source.key, "label": self.source.label}
+        if isinstance(self.source, AutomateSource):
+            data.update(unit=self.source.unit, automate=self.source.automate)
+        else:
+            data["meter"] = self.source.meter
+        measure = MEASURES[self.measure]
+        data.update(
+            measure=self.measure, unit_of_measure=measure.unit, value=self.value, limit=self.limit,
+            bound=self.bound, severity=self.severity, state=self.state,
+            since=format_ts(self.since), raised_at=format_ts(self.raised_at),
+        )
+        return data
+
+    def to_json(self) -> str:
+        return dumps(self.to_dict())
+
+    @classmethod
+    def from_json(cls, payload: bytes | str) -> Alarm:
+        data = loads_object(payload, "alarm")
+        return cls(
+            source=parse_source(require_str(data, "source")),
+            measure=require_str(data, "measure"),
+            value=require_number(data, "value"),
+            limit=require_number(data, "limit"),
+            bound=require_str(data, "bound"),
+            severity=require_str(data, "severity"),
+            state=require_str(data, "state"),
+            raised_at=parse_ts(require_str(data, "raised_at"), "raised_at"),
+            since=parse_ts(require_str(data, "since"), "since"),
+        )
+
+
+@dataclass(slots=True)
+class _KeyState:
+    active: Alarm | None = None
+    last_ts: datetime | None = None  # newest value evaluated; older ones are replays
+
+
+@dataclass(slots=True)
+class AlarmEngine:
+    """Tracks the active alarm per (source, measure) and turns values into alarm transitions.
+
+    Values whose timestamp is not newer than the last one evaluated for that key are ignored, so a
+    redelivered (replayed) message can never raise an alarm twice.
+    """
+
+    thresholds: ThresholdSet
+    _state: dict[tuple[str, str], _KeyState] = field(default_factory=dict)
+
+    def load(self, active: Iterable[Alarm], last_ts: Mapping[tuple[str, str], datetime]) -> None:
+        for key, ts in last_ts.items():
+            self._state.setdefault(key, _KeyState()).last_ts = ts
+        for alarm in active:
+            self._state.setdefault(alarm.key, _KeyState()).active = alarm
+
+    def active(self) -> list[Alarm]:
+        return [s.active for s in self._state.values() if s.active is not None]
+
+    def snapshot(self) -> dict[tuple[str, str], _KeyState]:
+        return copy.deepcopy(self._state)
+
+    def restore(self, snapshot: dict[tuple[str, str], _KeyState]) -> None:
+        self._state = snapshot
+
+    def evaluate(self, source: Source, measures: Mapping[str, float], ts: datetime) -> list[Alarm]:
+        events: list[Alarm] = []
+        for measure, value in measures.items():
+            key = (source.key, measure)
+            st = self._state.get(key)
+            if st is not None and st.last_ts is not None and ts <= st.last_ts:
+                continue
+            threshold = self.thresholds.resolve(source, measure)
+            if st is None:
+                if threshold is None:
+                    continue  # nothing to watch, nothing to remember
+                st = self._state[key] = _KeyState()
+            st.last_ts = ts
+            current = st.active
+            bound = threshold.breach(value, current.bound if current else None) if threshold else None
+            if current is not None and bound != current.bound:
+                events.append(replace(current, value=value, state="cleared", since=ts))
+                st.active = current = None
+            if bound is not None and current is None:
+                assert threshold is not None
+                alarm = Alarm(source, measure, value, threshold.limit(bound), bound,
+                              threshold.severity, "active", ts, ts)
+                st.active = alarm
+                events.append(alarm)
+        return events
+
+
+__all__ = [
+    "DEFAULT_SCOPE",
+    "Alarm",
+    "AlarmEngine",
+    "MeterSource",
+    "Threshold",
+    "ThresholdSet",
+    "check_scope",
+    "default_thresholds",
+    "scope_chain",
+    "scopes_for",
+]

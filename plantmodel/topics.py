@@ -1,0 +1,154 @@
+"""The topic tree. Every topic the stack publishes or subscribes to is built or parsed here.
+
+``<root>`` defaults to ``plant``::
+
+    <root>/units/<u>/automates/<a>/readings    reading (QoS 1)
+    <root>/units/<u>/status                    DeviceStatus, retained (birth + last will)
+    <root>/alarms/units/<u>/automates/<a>/<measure>   Alarm, retained current state
+    <root>/alarms/meters/<meter>/<measure>     Alarm, retained current state
+    <root>/bridge/status                       DeviceStatus of the bridge, retained
+    <shelly-prefix>/online                     true / false (Shelly Gen2, last will)
+    <shelly-prefix>/events/rpc                 NotifyStatus / NotifyFullStatus / NotifyEvent
+    <shelly-prefix>/status/switch:0            full switch status (when status_ntf is on)
+    <shelly-prefix>/rpc                        RPC requests to the device
+    <shelly-prefix>/bridge/rpc                 RPC answers to the bridge (its requests' ``src``)
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from plantmodel.errors import TopicError, ValidationError
+from plantmodel.measures import MEASURES
+from plantmodel.sources import AutomateSource, MeterSource, Source, check_meter_id, parse_source
+
+_ROOT_RE = re.compile(r"[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*")
+_NUM_RE = re.compile(r"[1-9][0-9]{0,3}")
+
+# Shelly Gen2 topics under a device prefix, and the ``src`` suffix the bridge's requests carry so
+# that the device answers under its *own* prefix (the ACL lets a meter write nowhere else).
+SHELLY_SUFFIXES = ("online", "events/rpc", "status/switch:0", "bridge/rpc")
+BRIDGE_RPC_SUFFIX = "bridge"
+
+
+@dataclass(frozen=True, slots=True)
+class ReadingTopic:
+    source: AutomateSource
+
+
+@dataclass(frozen=True, slots=True)
+class UnitStatusTopic:
+    unit: int
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmTopic:
+    source: Source
+    measure: str
+
+
+@dataclass(frozen=True, slots=True)
+class ShellyTopic:
+    meter: str  # the device's topic prefix (by default its id)
+    kind: str  # one of SHELLY_SUFFIXES
+
+
+ParsedTopic = ReadingTopic | UnitStatusTopic | AlarmTopic | ShellyTopic
+
+
+class Topics:
+    """Topic builder/parser for one topic root."""
+
+    def __init__(self, root: str = "plant") -> None:
+        if not _ROOT_RE.fullmatch(root):
+            raise ValidationError(f"invalid topic root {root!r}")
+        self.root = root
+        self._root_parts = root.split("/")
+
+    # -- building -------------------------------------------------------------------------
+    def reading(self, unit: int, automate: int) -> str:
+        return f"{self.root}/{AutomateSource(unit, automate).key}/readings"
+
+    def unit_status(self, unit: int) -> str:
+        return f"{self.root}/units/{unit}/status"
+
+    def unit_prefix(self, unit: int) -> str:
+        """Everything a unit may publish under (used by the ACL)."""
+        return f"{self.root}/units/{unit}/#"
+
+    def alarm(self, source: Source, measure: str) -> str:
+        return f"{self.root}/alarms/{source.key}/{measure}"
+
+    def bridge_status(self) -> str:
+        return f"{self.root}/bridge/status"
+
+    @staticmethod
+    def shelly(meter: str, suffix: str) -> str:
+        if suffix not in SHELLY_SUFFIXES and suffix != "rpc":
+            raise ValueError(f"unknown Shelly topic suffix {suffix!r}")
+        return f"{check_meter_id(meter)}/{suffix}"
+
+    @staticmethod
+    def shelly_reply_src(meter: str) -> str:
+        """``src`` for the bridge's RPC requests: the answer comes back on ``<src>/rpc``."""
+        return f"{check_meter_id(meter)}/{BRIDGE_RPC_SUFFIX}"
+
+    # -- subscriptions ----------------------------------------------------------------------
+    def bridge_subscriptions(self) -> list[str]:
+        return [f"{self.root}/units/#", *(f"+/{s}" for s in SHELLY_SUFFIXES)]
+
+    def live_subscriptions(self) -> list[str]:
+        """What the web UI listens to: readings, unit status, alarms and meters' events."""
+        return [
+            f"{self.root}/units/+/automates/+/readings",
+            f"{self.root}/units/+/status",
+            f"{self.root}/alarms/#",
+            "+/online",
+            "+/events/rpc",
+            "+/status/switch:0",
+            "+/bridge/rpc",
+        ]
+
+    # -- parsing ------------------------------------------------------------------------------
+    def parse(self, topic: str) -> ParsedTopic:
+        """Parse any topic of the tree, raising :class:`TopicError` for anything else."""
+        parts = topic.split("/")
+        n = len(self._root_parts)
+        if parts[:n] == self._root_parts:
+            rest = parts[n:]
+            if len(rest) == 5 and rest[0] == "units" and rest[2] == "automates" and rest[4] == "readings":
+                return ReadingTopic(AutomateSource(self._num(rest[1], topic), self._num(rest[3], topic)))
+            if len(rest) == 3 and rest[0] == "units" and rest[2] == "status":
+                return UnitStatusTopic(self._num(rest[1], topic))
+            if len(rest) >= 3 and rest[0] == "alarms" and rest[-1] in MEASURES:
+                try:
+                    return AlarmTopic(parse_source("/".join(rest[1:-1])), rest[-1])
+                except ValidationError:
+                    pass
+            raise TopicError(f"unknown topic {topic!r}")
+        if len(parts) >= 2:
+            prefix, suffix = parts[0], "/".join(parts[1:])
+            if suffix in SHELLY_SUFFIXES:
+                try:
+                    return ShellyTopic(check_meter_id(prefix), suffix)
+                except ValidationError:
+                    pass
+        raise TopicError(f"unknown topic {topic!r}")
+
+    @staticmethod
+    def _num(text: str, topic: str) -> int:
+        if not _NUM_RE.fullmatch(text):
+            raise TopicError(f"unknown topic {topic!r}: {text!r} is not a unit/automate number")
+        return int(text)
+
+
+__all__ = [
+    "AlarmTopic",
+    "MeterSource",
+    "ParsedTopic",
+    "ReadingTopic",
+    "ShellyTopic",
+    "Topics",
+    "UnitStatusTopic",
+]

@@ -1,0 +1,127 @@
+-- Au Bon Beurre telemetry: MariaDB schema (source of truth).
+-- store/models.py mirrors it; tests/integration/test_schema.py fails when they drift.
+-- Times are UTC, DATETIME(3) (milliseconds). Apply with: mariadb plant < schema.sql
+
+CREATE TABLE IF NOT EXISTS units (
+    id          INT          NOT NULL,
+    created_at  DATETIME(3)  NOT NULL,
+    PRIMARY KEY (id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+CREATE TABLE IF NOT EXISTS automates (
+    unit_id      INT          NOT NULL,
+    automate_no  INT          NOT NULL,
+    type         VARCHAR(10)  NOT NULL,
+    created_at   DATETIME(3)  NOT NULL,
+    PRIMARY KEY (unit_id, automate_no),
+    CONSTRAINT fk_automates_unit FOREIGN KEY (unit_id) REFERENCES units (id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+CREATE TABLE IF NOT EXISTS readings (
+    id              BIGINT       NOT NULL AUTO_INCREMENT,
+    unit_id         INT          NOT NULL,
+    automate_no     INT          NOT NULL,
+    seq             BIGINT       NOT NULL,
+    ts              DATETIME(3)  NOT NULL,   -- the unit's own clock
+    received_at     DATETIME(3)  NOT NULL,   -- the bridge's clock
+    tank_temp_c     DOUBLE       NOT NULL,
+    ext_temp_c      DOUBLE       NOT NULL,
+    milk_kg         DOUBLE       NOT NULL,
+    product_kg      DOUBLE       NOT NULL,
+    ph              DOUBLE       NOT NULL,
+    k_mg_l          DOUBLE       NOT NULL,
+    nacl_g_l        DOUBLE       NOT NULL,
+    salmonella_ppm  DOUBLE       NOT NULL,
+    ecoli_ppm       DOUBLE       NOT NULL,
+    listeria_ppm    DOUBLE       NOT NULL,
+    PRIMARY KEY (id),
+    -- idempotent writes, "latest per automate" and "time range per automate"
+    UNIQUE KEY uq_readings_automate_ts (unit_id, automate_no, ts),
+    KEY ix_readings_received_at (received_at),
+    CONSTRAINT fk_readings_automate FOREIGN KEY (unit_id, automate_no)
+        REFERENCES automates (unit_id, automate_no)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+CREATE TABLE IF NOT EXISTS meters (
+    id          VARCHAR(64)  NOT NULL,   -- Shelly device id / topic prefix
+    first_seen  DATETIME(3)  NOT NULL,
+    last_seen   DATETIME(3)  NOT NULL,
+    PRIMARY KEY (id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+CREATE TABLE IF NOT EXISTS power_readings (
+    id             BIGINT       NOT NULL AUTO_INCREMENT,
+    meter_id       VARCHAR(64)  NOT NULL,
+    ts             DATETIME(3)  NOT NULL,   -- the device's own timestamp
+    received_at    DATETIME(3)  NOT NULL,
+    output         BOOLEAN      NULL,
+    apower         DOUBLE       NULL,       -- W
+    voltage        DOUBLE       NULL,       -- V
+    current        DOUBLE       NULL,       -- A
+    freq           DOUBLE       NULL,       -- Hz
+    pf             DOUBLE       NULL,
+    energy_wh      DOUBLE       NULL,       -- aenergy.total
+    ret_energy_wh  DOUBLE       NULL,       -- ret_aenergy.total
+    temperature_c  DOUBLE       NULL,
+    PRIMARY KEY (id),
+    -- idempotent writes, "latest per meter" and "time range per meter"
+    UNIQUE KEY uq_power_readings_meter_ts (meter_id, ts),
+    KEY ix_power_readings_received_at (received_at),
+    CONSTRAINT fk_power_readings_meter FOREIGN KEY (meter_id) REFERENCES meters (id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+CREATE TABLE IF NOT EXISTS device_status (
+    device       VARCHAR(96)  NOT NULL,   -- units/3, meters/<id>, bridge
+    state        VARCHAR(8)   NOT NULL,   -- online | offline
+    ts           DATETIME(3)  NOT NULL,
+    received_at  DATETIME(3)  NOT NULL,
+    PRIMARY KEY (device)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+CREATE TABLE IF NOT EXISTS thresholds (
+    id          INT          NOT NULL AUTO_INCREMENT,
+    scope       VARCHAR(96)  NOT NULL,    -- *, units/3, units/3/automates/7, meters/<id>
+    measure     VARCHAR(32)  NOT NULL,
+    low         DOUBLE       NULL,
+    high        DOUBLE       NULL,
+    deadband    DOUBLE       NOT NULL,
+    severity    VARCHAR(16)  NOT NULL,
+    updated_at  DATETIME(3)  NOT NULL,
+    updated_by  VARCHAR(64)  NOT NULL,
+    PRIMARY KEY (id),
+    UNIQUE KEY uq_thresholds_scope_measure (scope, measure)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+CREATE TABLE IF NOT EXISTS alarms (
+    id               BIGINT       NOT NULL AUTO_INCREMENT,
+    source           VARCHAR(96)  NOT NULL,   -- units/3/automates/7 or meters/<id>
+    unit_id          INT          NULL,
+    automate_no      INT          NULL,
+    meter_id         VARCHAR(64)  NULL,
+    measure          VARCHAR(32)  NOT NULL,
+    bound            VARCHAR(4)   NOT NULL,   -- low | high
+    severity         VARCHAR(16)  NOT NULL,
+    state            VARCHAR(8)   NOT NULL,   -- active | cleared
+    value            DOUBLE       NOT NULL,   -- the value that raised it
+    limit_value      DOUBLE       NOT NULL,
+    last_value       DOUBLE       NOT NULL,
+    raised_at        DATETIME(3)  NOT NULL,
+    cleared_at       DATETIME(3)  NULL,
+    acknowledged_at  DATETIME(3)  NULL,
+    acknowledged_by  VARCHAR(64)  NULL,
+    PRIMARY KEY (id),
+    UNIQUE KEY uq_alarms_source_measure_raised (source, measure, raised_at),
+    KEY ix_alarms_state_source (state, source),
+    KEY ix_alarms_raised_at (raised_at)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+CREATE TABLE IF NOT EXISTS rejected_messages (
+    id             BIGINT        NOT NULL AUTO_INCREMENT,
+    received_at    DATETIME(3)   NOT NULL,
+    topic          VARCHAR(512)  NOT NULL,
+    payload        TEXT          NOT NULL,   -- truncated; undecodable bytes escaped
+    payload_bytes  INT           NOT NULL,   -- size before truncation
+    reason         VARCHAR(512)  NOT NULL,
+    PRIMARY KEY (id),
+    KEY ix_rejected_messages_received_at (received_at)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;

@@ -1,0 +1,42 @@
+# Sourced by scripts/demo.sh and scripts/test.sh: install what is missing.
+#   system packages (Debian/Ubuntu): apt-get when root, otherwise print the exact command;
+#   Python packages: a .venv in the repository, reinstalled only when pyproject.toml changes.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO"
+
+have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]; }
+
+ensure_system_packages() {  # args: package names wanted, by the binary that proves each
+  local missing=()
+  have mosquitto || missing+=(mosquitto mosquitto-clients)
+  if [ "${NEED_MARIADB:-0}" = 1 ]; then have mariadbd || missing+=(mariadb-server mariadb-client); fi
+  python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo ">> installing ${missing[*]} (apt-get)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    echo "Missing system packages: ${missing[*]}. Install them with:" >&2
+    echo "  sudo apt-get update && sudo apt-get install -y ${missing[*]}" >&2
+    exit 1
+  fi
+}
+
+ensure_venv() {  # arg: pip extras, e.g. "[test]" or ""
+  local extras="$1" stamp=".venv/.installed$1"
+  if [ ! -x .venv/bin/python ]; then
+    echo ">> creating .venv"
+    python3 -m venv .venv
+  fi
+  if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+    echo ">> installing Python packages into .venv"
+    .venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
+    .venv/bin/python -m pip install -q -e ".${extras}" 2>&1 | grep -v '^WARNING: Location' || true
+    .venv/bin/python -c "import paho.mqtt, sqlalchemy, flask_socketio" # fail loudly if pip failed
+    touch "$stamp"
+  fi
+}

@@ -1,0 +1,232 @@
+"""``python -m stack``: start broker, bridge, web UI and simulators together; Ctrl-C stops them all.
+
+Each service runs as its own ``python -m <service>`` process in its own process group, logging to
+``var/logs/<service>.log``; this supervisor prints where to log in and a short progress line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
+
+from plantmodel.envconf import DEFAULT_VAR_DIR, env_int, env_path, layout_from_env
+from store import models as orm
+from store.db import create_db_engine, database_url_from_env, describe, init_schema, make_sessionmaker
+
+log = logging.getLogger("stack")
+
+# Stop order: simulators first (they say goodbye on MQTT), then consumers, the broker last.
+START_ORDER = ("broker", "bridge", "webui", "devices")
+
+
+@dataclass(frozen=True, slots=True)
+class StackSettings:
+    var_dir: Path
+    mqtt_port: int
+    web_port: int
+    database_url: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> StackSettings:
+        return cls(
+            var_dir=env_path(env, "PLANT_VAR_DIR", DEFAULT_VAR_DIR),
+            # Not 1883: Debian's own mosquitto service usually holds it after apt-get install.
+            mqtt_port=env_int(env, "MQTT_PORT", 18830, minimum=1),
+            web_port=env_int(env, "WEBUI_PORT", 8080, minimum=1),
+            database_url=database_url_from_env(env),
+        )
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def pick_port(wanted: int, what: str) -> int:
+    if port_free(wanted):
+        return wanted
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log.warning("port %d (%s) is in use; using %d instead", wanted, what, port)
+    return port
+
+
+def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.1)
+    return False
+
+
+class Supervisor:
+    def __init__(self, settings: StackSettings, demo: bool) -> None:
+        self.settings = settings
+        self.demo = demo
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.logs = settings.var_dir / "logs"
+
+    def env(self) -> dict[str, str]:
+        s = self.settings
+        return {
+            **os.environ,
+            "PYTHONUNBUFFERED": "1",
+            "MQTT_HOST": "127.0.0.1",
+            "MQTT_PORT": str(s.mqtt_port),
+            "MQTT_CREDENTIALS_FILE": str(s.var_dir / "secrets" / "credentials.json"),
+            "SECRETS_DIR": str(s.var_dir / "secrets"),
+            "BROKER_DIR": str(s.var_dir / "broker"),
+            "DATABASE_URL": s.database_url,
+            "WEBUI_PORT": str(s.web_port),
+            "DEVICES_FAULT_FILE": str(s.var_dir / "faults.json"),
+        }
+
+    def spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
+        self.logs.mkdir(parents=True, exist_ok=True)
+        with (self.logs / f"{name}.log").open("ab") as out:
+            proc = subprocess.Popen([sys.executable, "-m", *args], env=self.env(), stdout=out,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
+        self.procs[name] = proc
+        log.info("started %-8s pid %d, log %s", name, proc.pid, self.logs / f"{name}.log")
+        return proc
+
+    def start(self) -> None:
+        s = self.settings
+        broker = self.spawn("broker", ["broker", "run", "--port", str(s.mqtt_port)])
+        if not wait_port(s.mqtt_port, broker, 15):
+            raise RuntimeError(f"the broker did not start; see {self.logs / 'broker.log'}")
+        self.spawn("bridge", ["bridge", "run"])
+        webui = self.spawn("webui", ["webui", "--port", str(s.web_port)])
+        self.spawn("devices", ["devices", "run", *(["--demo"] if self.demo else [])])
+        if not wait_port(s.web_port, webui, 30):
+            raise RuntimeError(f"the web UI did not start; see {self.logs / 'webui.log'}")
+
+    def banner(self) -> str:
+        s = self.settings
+        creds = json.loads((s.var_dir / "secrets" / "credentials.json").read_text())["users"]
+        return "\n".join([
+            "",
+            "Au Bon Beurre telemetry is running.",
+            f"  Dashboard:   http://127.0.0.1:{s.web_port}/",
+            f"  Database:    {describe(s.database_url)}",
+            f"  Logs:        {self.logs}/",
+            "  Watch MQTT:  mosquitto_sub -h 127.0.0.1 -p {port} -u debug -P '{pw}' -v -t '#'".format(
+                port=s.mqtt_port, pw=creds["debug"]),
+            "  Show alarms: python -m devices fault set --unit 2 --automate 3 --measure tank_temp_c --values 4.6",
+            "Press Ctrl-C to stop everything.",
+            "",
+        ])
+
+    def crashed(self) -> str | None:
+        for name, proc in self.procs.items():
+            if proc.poll() is not None:
+                return f"{name} exited with code {proc.returncode}; see {self.logs / (name + '.log')}"
+        return None
+
+    def stop(self) -> None:
+        for name in reversed(START_ORDER):
+            proc = self.procs.get(name)
+            if proc is None or proc.poll() is not None:
+                continue
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                log.warning("%s did not stop in 15 s; killing it", name)
+            # Kill the whole group too: nothing of ours may outlive the stack.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            log.info("stopped %s", name)
+
+
+def progress(sessions: object, layout_total: int) -> str:
+    try:
+        with sessions() as session:  # type: ignore[operator]
+            automates = session.scalar(select(func.count()).select_from(
+                select(orm.Reading.unit_id, orm.Reading.automate_no).distinct().subquery()))
+            readings = session.scalar(select(func.count()).select_from(orm.Reading))
+            meters = session.scalar(select(func.count(func.distinct(orm.PowerReading.meter_id))))
+            alarms = session.scalar(select(func.count()).select_from(orm.Alarm).where(orm.Alarm.state == "active"))
+    except SQLAlchemyError as exc:
+        return f"database not readable yet ({exc.__class__.__name__})"
+    return (f"{readings} readings from {automates}/{layout_total} automates, "
+            f"{meters} meter(s) reporting, {alarms} active alarm(s)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m stack",
+        description="Run broker, bridge, web UI and simulators locally until Ctrl-C. Environment: "
+        "MQTT_PORT (18830), WEBUI_PORT (8080), DATABASE_URL (sqlite:///var/plant.db), PLANT_VAR_DIR (var), "
+        "PLANT_UNITS, PLANT_AUTOMATES, PLANT_METER_COUNT / PLANT_METERS.",
+    )
+    parser.add_argument("--no-demo", action="store_true", help="simulators at the real rate (60 s)")
+    parser.add_argument("--progress", type=float, default=10, help="seconds between progress lines (0: none)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s stack: %(message)s", datefmt="%H:%M:%S")
+
+    settings = StackSettings.from_env(os.environ)
+    settings = StackSettings(settings.var_dir, pick_port(settings.mqtt_port, "MQTT"),
+                             pick_port(settings.web_port, "web UI"), settings.database_url)
+    layout = layout_from_env(os.environ)
+    stop_requested = False
+
+    def request_stop(*_: object) -> None:
+        nonlocal stop_requested
+        stop_requested = True
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    sup = Supervisor(settings, demo=not args.no_demo)
+    code = 0
+    try:
+        engine = create_db_engine(settings.database_url)
+        init_schema(engine)  # before the services, so they do not race to create tables
+        sessions = make_sessionmaker(engine)
+        sup.start()
+        print(sup.banner(), flush=True)
+        next_progress = time.monotonic() + args.progress
+        while not stop_requested:
+            problem = sup.crashed()
+            if problem:
+                log.error(problem)
+                code = 1
+                break
+            if args.progress and time.monotonic() >= next_progress:
+                next_progress += args.progress
+                log.info(progress(sessions, layout.units * layout.automates))
+            time.sleep(0.2)
+    except (RuntimeError, SQLAlchemyError) as exc:
+        log.error("%s", exc)
+        code = 1
+    finally:
+        log.info("stopping...")
+        sup.stop()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,213 @@
+"""ORM models. ``schema.sql`` is the MariaDB source of truth; ``tests/integration/test_schema.py``
+fails when the two drift (columns, types, nullability, keys, indexes, engine, charset)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Dialect,
+    Double,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects import mysql
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+TABLE_ARGS: dict[str, Any] = {
+    "mysql_engine": "InnoDB",
+    "mysql_charset": "utf8mb4",
+    "mysql_collate": "utf8mb4_unicode_ci",
+}
+
+# BigInteger primary keys do not autoincrement on SQLite: use INTEGER there.
+BigId = BigInteger().with_variant(Integer, "sqlite")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in Python, naive UTC ``DATETIME(3)`` in MariaDB (which has no zone)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        if dialect.name in ("mysql", "mariadb"):
+            return dialect.type_descriptor(mysql.DATETIME(fsp=3))
+        return dialect.type_descriptor(DateTime())
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Unit(Base):
+    __tablename__ = "units"
+    __table_args__ = TABLE_ARGS
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Automate(Base):
+    __tablename__ = "automates"
+    __table_args__ = (
+        ForeignKeyConstraint(["unit_id"], ["units.id"], name="fk_automates_unit"),
+        TABLE_ARGS,
+    )
+
+    unit_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    automate_no: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    type: Mapped[str] = mapped_column(String(10))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Reading(Base):
+    __tablename__ = "readings"
+    __table_args__ = (
+        # Idempotent writes (a redelivered reading is stored once) and the index behind
+        # "latest per automate" and "time range per automate".
+        UniqueConstraint("unit_id", "automate_no", "ts", name="uq_readings_automate_ts"),
+        ForeignKeyConstraint(["unit_id", "automate_no"], ["automates.unit_id", "automates.automate_no"],
+                             name="fk_readings_automate"),
+        Index("ix_readings_received_at", "received_at"),
+        TABLE_ARGS,
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    unit_id: Mapped[int] = mapped_column(Integer)
+    automate_no: Mapped[int] = mapped_column(Integer)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    ts: Mapped[datetime] = mapped_column(UTCDateTime)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    tank_temp_c: Mapped[float] = mapped_column(Double)
+    ext_temp_c: Mapped[float] = mapped_column(Double)
+    milk_kg: Mapped[float] = mapped_column(Double)
+    product_kg: Mapped[float] = mapped_column(Double)
+    ph: Mapped[float] = mapped_column(Double)
+    k_mg_l: Mapped[float] = mapped_column(Double)
+    nacl_g_l: Mapped[float] = mapped_column(Double)
+    salmonella_ppm: Mapped[float] = mapped_column(Double)
+    ecoli_ppm: Mapped[float] = mapped_column(Double)
+    listeria_ppm: Mapped[float] = mapped_column(Double)
+
+
+class Meter(Base):
+    __tablename__ = "meters"
+    __table_args__ = TABLE_ARGS
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    first_seen: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class PowerReading(Base):
+    __tablename__ = "power_readings"
+    __table_args__ = (
+        UniqueConstraint("meter_id", "ts", name="uq_power_readings_meter_ts"),
+        Index("ix_power_readings_received_at", "received_at"),
+        TABLE_ARGS,
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    meter_id: Mapped[str] = mapped_column(String(64), ForeignKey("meters.id", name="fk_power_readings_meter"))
+    ts: Mapped[datetime] = mapped_column(UTCDateTime)  # the device's own timestamp
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    output: Mapped[bool | None] = mapped_column(Boolean)
+    apower: Mapped[float | None] = mapped_column(Double)
+    voltage: Mapped[float | None] = mapped_column(Double)
+    current: Mapped[float | None] = mapped_column(Double)
+    freq: Mapped[float | None] = mapped_column(Double)
+    pf: Mapped[float | None] = mapped_column(Double)
+    energy_wh: Mapped[float | None] = mapped_column(Double)
+    ret_energy_wh: Mapped[float | None] = mapped_column(Double)
+    temperature_c: Mapped[float | None] = mapped_column(Double)
+
+
+class DeviceState(Base):
+    """Last known online/offline state per device (``units/3``, ``meters/<id>``, ``bridge``)."""
+
+    __tablename__ = "device_status"
+    __table_args__ = TABLE_ARGS
+
+    device: Mapped[str] = mapped_column(String(96), primary_key=True)
+    state: Mapped[str] = mapped_column(String(8))
+    ts: Mapped[datetime] = mapped_column(UTCDateTime)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Threshold(Base):
+    __tablename__ = "thresholds"
+    __table_args__ = (
+        UniqueConstraint("scope", "measure", name="uq_thresholds_scope_measure"),
+        TABLE_ARGS,
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    scope: Mapped[str] = mapped_column(String(96))
+    measure: Mapped[str] = mapped_column(String(32))
+    low: Mapped[float | None] = mapped_column(Double)
+    high: Mapped[float | None] = mapped_column(Double)
+    deadband: Mapped[float] = mapped_column(Double)
+    severity: Mapped[str] = mapped_column(String(16))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_by: Mapped[str] = mapped_column(String(64))
+
+
+class Alarm(Base):
+    __tablename__ = "alarms"
+    __table_args__ = (
+        # A replayed reading can never store the same alarm twice.
+        UniqueConstraint("source", "measure", "raised_at", name="uq_alarms_source_measure_raised"),
+        Index("ix_alarms_state_source", "state", "source"),
+        Index("ix_alarms_raised_at", "raised_at"),
+        TABLE_ARGS,
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(96))
+    unit_id: Mapped[int | None] = mapped_column(Integer)
+    automate_no: Mapped[int | None] = mapped_column(Integer)
+    meter_id: Mapped[str | None] = mapped_column(String(64))
+    measure: Mapped[str] = mapped_column(String(32))
+    bound: Mapped[str] = mapped_column(String(4))
+    severity: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(8))
+    value: Mapped[float] = mapped_column(Double)  # the value that raised it
+    limit_value: Mapped[float] = mapped_column(Double)
+    last_value: Mapped[float] = mapped_column(Double)  # the value that cleared it, or the latest
+    raised_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    cleared_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(64))
+
+
+class RejectedMessage(Base):
+    __tablename__ = "rejected_messages"
+    __table_args__ = (Index("ix_rejected_messages_received_at", "received_at"), TABLE_ARGS)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    topic: Mapped[str] = mapped_column(String(512))
+    payload: Mapped[str] = mapped_column(Text)  # truncated, undecodable bytes escaped
+    payload_bytes: Mapped[int] = mapped_column(Integer)  # size before truncation
+    reason: Mapped[str] = mapped_column(String(512))

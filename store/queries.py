@@ -1,0 +1,264 @@
+"""Queries shared by the bridge and the web UI. Every function takes a Session and leaves the
+transaction to its caller (``with sessionmaker.begin() as session: ...``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Table, func, select, update
+from sqlalchemy.dialects import mysql, sqlite
+from sqlalchemy.orm import Session
+
+from plantmodel.measures import AUTOMATE_MEASURES
+from plantmodel.readings import Reading
+from plantmodel.shelly import PowerSample
+from plantmodel.sources import AutomateSource, MeterSource, Source, parse_source
+from plantmodel.thresholds import Alarm, Threshold, default_thresholds
+from store import models as orm
+
+REJECTED_PAYLOAD_MAX = 2048
+REJECTED_TOPIC_MAX = 512
+REJECTED_REASON_MAX = 512
+
+
+def insert_ignoring_duplicates(session: Session, table: Table, rows: Sequence[dict[str, Any]],
+                               key: Sequence[str]) -> None:
+    """Batched INSERT that skips rows whose unique ``key`` already exists (idempotent writes).
+
+    Not ``INSERT IGNORE``: that would also turn foreign-key and data errors into warnings.
+    """
+    if not rows:
+        return
+    dialect = session.get_bind().dialect.name
+    if dialect in ("mysql", "mariadb"):
+        stmt: Any = mysql.insert(table)
+        first_key = table.c[key[0]]
+        stmt = stmt.on_duplicate_key_update({first_key.name: first_key})  # no-op update
+    elif dialect == "sqlite":
+        stmt = sqlite.insert(table).on_conflict_do_nothing(index_elements=list(key))
+    else:  # pragma: no cover - only MariaDB and SQLite are supported
+        raise NotImplementedError(dialect)
+    session.execute(stmt, list(rows))
+
+
+# -- devices ----------------------------------------------------------------------------------------
+
+def ensure_automates(session: Session, automates: dict[tuple[int, int], str], now: datetime) -> None:
+    """Create unknown units and automates ((unit, automate) -> type) before their readings."""
+    units = sorted({u for u, _ in automates})
+    insert_ignoring_duplicates(session, orm.Unit.__table__, [{"id": u, "created_at": now} for u in units],
+                               ["id"])
+    insert_ignoring_duplicates(
+        session, orm.Automate.__table__,
+        [{"unit_id": u, "automate_no": a, "type": t, "created_at": now} for (u, a), t in automates.items()],
+        ["unit_id", "automate_no"],
+    )
+
+
+def ensure_meters(session: Session, meters: Iterable[str], now: datetime) -> None:
+    ids = sorted(set(meters))
+    if not ids:
+        return
+    insert_ignoring_duplicates(session, orm.Meter.__table__,
+                               [{"id": m, "first_seen": now, "last_seen": now} for m in ids], ["id"])
+    session.execute(update(orm.Meter).where(orm.Meter.id.in_(ids)).values(last_seen=now))
+
+
+def insert_readings(session: Session, readings: Sequence[tuple[Reading, datetime]]) -> None:
+    """Store readings (with their receive time); a reading already stored is skipped."""
+    if not readings:
+        return
+    ensure_automates(session, {(r.unit, r.automate): r.type for r, _ in readings},
+                     min(t for _, t in readings))
+    rows = [
+        {"unit_id": r.unit, "automate_no": r.automate, "seq": r.seq, "ts": r.ts, "received_at": t,
+         **r.measures()}
+        for r, t in readings
+    ]
+    insert_ignoring_duplicates(session, orm.Reading.__table__, rows, ["unit_id", "automate_no", "ts"])
+
+
+def insert_power_samples(session: Session, samples: Sequence[tuple[PowerSample, datetime]]) -> None:
+    if not samples:
+        return
+    ensure_meters(session, [s.meter for s, _ in samples], max(t for _, t in samples))
+    rows = []
+    for s, t in samples:
+        row = s.to_dict()
+        row["meter_id"] = row.pop("meter")
+        row["ts"], row["received_at"] = s.ts, t
+        rows.append(row)
+    insert_ignoring_duplicates(session, orm.PowerReading.__table__, rows, ["meter_id", "ts"])
+
+
+def set_device_state(session: Session, device: str, state: str, ts: datetime, received_at: datetime) -> None:
+    row = session.get(orm.DeviceState, device)
+    if row is None:
+        session.add(orm.DeviceState(device=device, state=state, ts=ts, received_at=received_at))
+    elif ts >= row.ts:  # a late retained copy must not overwrite a newer state
+        row.state, row.ts, row.received_at = state, ts, received_at
+
+
+def record_rejected(session: Session, topic: str, payload: bytes, reason: str, received_at: datetime) -> None:
+    text = payload[:REJECTED_PAYLOAD_MAX].decode("utf-8", "backslashreplace")
+    session.add(orm.RejectedMessage(
+        received_at=received_at, topic=topic[:REJECTED_TOPIC_MAX], payload=text,
+        payload_bytes=len(payload), reason=reason[:REJECTED_REASON_MAX],
+    ))
+
+
+# -- thresholds ---------------------------------------------------------------------------------------
+
+def seed_default_thresholds(session: Session, now: datetime) -> int:
+    """Insert the default thresholds that are missing (never overwrites an edited one)."""
+    rows = [_threshold_row(t, now, "defaults") for t in default_thresholds()]
+    before = session.scalar(select(func.count()).select_from(orm.Threshold)) or 0
+    insert_ignoring_duplicates(session, orm.Threshold.__table__, rows, ["scope", "measure"])
+    after = session.scalar(select(func.count()).select_from(orm.Threshold)) or 0
+    return after - before
+
+
+def load_thresholds(session: Session) -> list[Threshold]:
+    return [
+        Threshold(r.measure, r.scope, r.low, r.high, r.deadband, r.severity)
+        for r in session.scalars(select(orm.Threshold).order_by(orm.Threshold.id))
+    ]
+
+
+def thresholds_version(session: Session) -> tuple[int, datetime | None]:
+    """Cheap change detector the bridge polls: (row count, newest update)."""
+    count, newest = session.execute(
+        select(func.count(), func.max(orm.Threshold.updated_at))
+    ).one()
+    return int(count), newest
+
+
+def upsert_threshold(session: Session, threshold: Threshold, now: datetime, by: str) -> None:
+    row = session.scalar(select(orm.Threshold).where(
+        orm.Threshold.scope == threshold.scope, orm.Threshold.measure == threshold.measure))
+    values = _threshold_row(threshold, now, by)
+    if row is None:
+        session.add(orm.Threshold(**values))
+    else:
+        for k, v in values.items():
+            setattr(row, k, v)
+
+
+def delete_threshold(session: Session, scope: str, measure: str) -> bool:
+    row = session.scalar(select(orm.Threshold).where(
+        orm.Threshold.scope == scope, orm.Threshold.measure == measure))
+    if row is None:
+        return False
+    session.delete(row)  # the count drops, so the bridge's change detector sees it
+    return True
+
+
+def _threshold_row(t: Threshold, now: datetime, by: str) -> dict[str, Any]:
+    return {"scope": t.scope, "measure": t.measure, "low": t.low, "high": t.high,
+            "deadband": t.deadband, "severity": t.severity, "updated_at": now, "updated_by": by}
+
+
+# -- alarms -----------------------------------------------------------------------------------------
+
+def save_alarm_events(session: Session, events: Sequence[Alarm]) -> None:
+    """Persist alarm transitions: 'active' inserts a row, 'cleared' closes the open one."""
+    for ev in events:
+        if ev.state == "active":
+            row = {
+                "source": ev.source.key, "measure": ev.measure, "bound": ev.bound, "severity": ev.severity,
+                "state": "active", "value": ev.value, "limit_value": ev.limit, "last_value": ev.value,
+                "raised_at": ev.raised_at, "cleared_at": None, "acknowledged_at": None,
+                "acknowledged_by": None, **_source_columns(ev.source),
+            }
+            insert_ignoring_duplicates(session, orm.Alarm.__table__, [row], ["source", "measure", "raised_at"])
+        else:
+            session.execute(
+                update(orm.Alarm)
+                .where(orm.Alarm.source == ev.source.key, orm.Alarm.measure == ev.measure,
+                       orm.Alarm.raised_at == ev.raised_at)
+                .values(state="cleared", cleared_at=ev.since, last_value=ev.value)
+            )
+
+
+def _source_columns(source: Source) -> dict[str, Any]:
+    if isinstance(source, AutomateSource):
+        return {"unit_id": source.unit, "automate_no": source.automate, "meter_id": None}
+    assert isinstance(source, MeterSource)
+    return {"unit_id": None, "automate_no": None, "meter_id": source.meter}
+
+
+def alarm_from_row(row: orm.Alarm) -> Alarm:
+    return Alarm(
+        source=parse_source(row.source), measure=row.measure, value=row.value, limit=row.limit_value,
+        bound=row.bound, severity=row.severity, state=row.state, raised_at=row.raised_at,
+        since=row.cleared_at if row.state == "cleared" and row.cleared_at else row.raised_at,
+    )
+
+
+def active_alarms(session: Session) -> list[Alarm]:
+    rows = session.scalars(select(orm.Alarm).where(orm.Alarm.state == "active").order_by(orm.Alarm.raised_at))
+    return [alarm_from_row(r) for r in rows]
+
+
+def last_alarm_times(session: Session) -> dict[tuple[str, str], datetime]:
+    """Per (source, measure): the newest transition time stored, so replays are recognised."""
+    out: dict[tuple[str, str], datetime] = {}
+    rows = session.execute(
+        select(orm.Alarm.source, orm.Alarm.measure,
+               func.max(orm.Alarm.raised_at), func.max(orm.Alarm.cleared_at))
+        .group_by(orm.Alarm.source, orm.Alarm.measure)
+    )
+    for source, measure, raised, cleared in rows:
+        out[(source, measure)] = max(t for t in (raised, cleared) if t is not None)
+    return out
+
+
+# -- latest values (web UI) ------------------------------------------------------------------------------
+
+def latest_readings(session: Session) -> list[orm.Reading]:
+    """The newest reading of every automate (one indexed lookup per automate)."""
+    newest = (
+        select(orm.Reading.unit_id, orm.Reading.automate_no, func.max(orm.Reading.ts).label("ts"))
+        .group_by(orm.Reading.unit_id, orm.Reading.automate_no)
+        .subquery()
+    )
+    stmt = (
+        select(orm.Reading)
+        .join(newest, (orm.Reading.unit_id == newest.c.unit_id)
+              & (orm.Reading.automate_no == newest.c.automate_no) & (orm.Reading.ts == newest.c.ts))
+        .order_by(orm.Reading.unit_id, orm.Reading.automate_no)
+    )
+    return list(session.scalars(stmt))
+
+
+def latest_power_readings(session: Session) -> list[orm.PowerReading]:
+    newest = (
+        select(orm.PowerReading.meter_id, func.max(orm.PowerReading.ts).label("ts"))
+        .group_by(orm.PowerReading.meter_id)
+        .subquery()
+    )
+    stmt = (
+        select(orm.PowerReading)
+        .join(newest, (orm.PowerReading.meter_id == newest.c.meter_id) & (orm.PowerReading.ts == newest.c.ts))
+        .order_by(orm.PowerReading.meter_id)
+    )
+    return list(session.scalars(stmt))
+
+
+def automates(session: Session) -> list[orm.Automate]:
+    stmt = select(orm.Automate).order_by(orm.Automate.unit_id, orm.Automate.automate_no)
+    return list(session.scalars(stmt))
+
+
+def meters(session: Session) -> list[orm.Meter]:
+    return list(session.scalars(select(orm.Meter).order_by(orm.Meter.id)))
+
+
+def device_states(session: Session) -> list[orm.DeviceState]:
+    return list(session.scalars(select(orm.DeviceState).order_by(orm.DeviceState.device)))
+
+
+def reading_measures(row: orm.Reading) -> dict[str, float]:
+    return {name: getattr(row, name) for name in AUTOMATE_MEASURES}

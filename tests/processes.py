@@ -1,0 +1,63 @@
+"""Run the services as real processes (``python -m <service>``) from the tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+class Service:
+    def __init__(self, name: str, args: list[str], env: dict[str, str], log_dir: Path) -> None:
+        self.name = name
+        self.log_path = log_dir / f"{name}.log"
+        full_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen([sys.executable, "-m", *args], cwd=REPO, env=full_env,
+                                         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        return self.proc.returncode
+
+    def kill(self) -> None:
+        """SIGKILL: the crash case (no cleanup, no flush)."""
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+
+def wait_for(predicate: Callable[[], object], timeout: float, what: str, interval: float = 0.2,
+             services: list[Service] | None = None) -> object:
+    """Poll until ``predicate()`` is truthy; on timeout fail with the services' log tails."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            tails = "".join(f"\n--- {s.name} log (tail) ---\n{s.log()[-3000:]}" for s in services or [])
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}{tails}")
+        for s in services or []:
+            if not s.alive():
+                raise AssertionError(f"{s.name} exited with {s.proc.returncode} while waiting for {what}\n"
+                                     f"{s.log()[-3000:]}")
+        time.sleep(interval)

@@ -1,0 +1,156 @@
+"""Real servers for the integration tests: Mosquitto started from *our* mosquitto.conf (with our
+generated users and ACL) and a throwaway MariaDB (own data directory, free port)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pymysql
+
+from broker.config import DEFAULT_CONF, LocalBroker, render
+from broker.credentials import CredentialFiles, generate
+from plantmodel.layout import PlantLayout
+from plantmodel.topics import Topics
+
+APT_HINT = "apt-get update && apt-get install -y mosquitto mosquitto-clients mariadb-server"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, timeout: float, proc: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode} before listening on {port}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on port {port} after {timeout} s")
+
+
+def find_binary(name: str) -> str:
+    path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/local/sbin:/usr/bin")
+    if path is None:
+        raise RuntimeError(f"{name} is not installed; run: {APT_HINT} (scripts/test.sh does it)")
+    return path
+
+
+@dataclass
+class MosquittoServer:
+    directory: Path
+    layout: PlantLayout
+    topics: Topics = field(default_factory=Topics)
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+
+    def __post_init__(self) -> None:
+        self.files = CredentialFiles(self.directory / "secrets")
+        self.users, _ = generate(self.layout, self.topics, self.files)
+        data = self.directory / "data"
+        data.mkdir(parents=True, exist_ok=True)
+        local = LocalBroker(self.port, "127.0.0.1", self.files.passwd, self.files.acl, data)
+        self.conf = self.directory / "mosquitto.conf"
+        self.conf.write_text(render(DEFAULT_CONF.read_text(), local))
+        self.log = self.directory / "mosquitto.log"
+
+    def start(self) -> None:
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen([find_binary("mosquitto"), "-c", str(self.conf)],
+                                         stdout=log, stderr=subprocess.STDOUT)
+        wait_port(self.port, 10, self.proc)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def env(self) -> dict[str, str]:
+        """Environment for a service process talking to this broker."""
+        return {"MQTT_HOST": "127.0.0.1", "MQTT_PORT": str(self.port),
+                "MQTT_CREDENTIALS_FILE": str(self.files.credentials),
+                "PLANT_UNITS": str(self.layout.units), "PLANT_AUTOMATES": str(self.layout.automates),
+                "PLANT_METERS": ",".join(self.layout.meters)}
+
+
+@dataclass
+class MariaDBServer:
+    directory: Path
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+    user: str = "plant"
+    password: str = "plant-test-pw"
+    _counter: int = 0
+
+    @property
+    def socket(self) -> Path:
+        return self.directory / "mysqld.sock"
+
+    def start(self) -> None:
+        data = self.directory / "data"
+        as_root = ["--user=root"] if os.geteuid() == 0 else []
+        self.directory.mkdir(parents=True, exist_ok=True)
+        log = (self.directory / "mariadb.log").open("ab")
+        first_start = not data.exists()
+        if first_start:
+            subprocess.run(
+                [find_binary("mariadb-install-db"), "--no-defaults", f"--datadir={data}",
+                 "--auth-root-authentication-method=normal", "--skip-test-db", *as_root],
+                check=True, stdout=log, stderr=subprocess.STDOUT,
+            )
+        self.proc = subprocess.Popen(
+            [find_binary("mariadbd"), "--no-defaults", f"--datadir={data}", f"--port={self.port}",
+             "--bind-address=127.0.0.1", f"--socket={self.socket}", f"--pid-file={self.directory}/mysqld.pid",
+             "--skip-log-bin", "--innodb-buffer-pool-size=64M", "--skip-name-resolve",
+             # Throwaway data: skip the fsync per commit to keep the suite fast.
+             "--innodb-flush-log-at-trx-commit=2", "--character-set-server=utf8mb4",
+             "--collation-server=utf8mb4_unicode_ci", *as_root],
+            stdout=log, stderr=subprocess.STDOUT,
+        )
+        log.close()  # the server has its own copy of the descriptor
+        wait_port(self.port, 30, self.proc)
+        if not first_start:
+            return
+        with self.admin() as conn, conn.cursor() as cur:
+            cur.execute(f"CREATE USER IF NOT EXISTS '{self.user}'@'%' IDENTIFIED BY '{self.password}'")
+            cur.execute(f"GRANT ALL PRIVILEGES ON *.* TO '{self.user}'@'%'")
+
+    def admin(self) -> pymysql.connections.Connection:
+        return pymysql.connect(unix_socket=str(self.socket), user="root", autocommit=True)
+
+    def create_database(self, prefix: str = "plant") -> str:
+        """A new empty database; returns its SQLAlchemy URL."""
+        self._counter += 1
+        name = f"{prefix}_{self._counter}"
+        with self.admin() as conn, conn.cursor() as cur:
+            cur.execute(f"CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+        return self.url(name)
+
+    def url(self, database: str) -> str:
+        return f"mariadb+pymysql://{self.user}:{self.password}@127.0.0.1:{self.port}/{database}?charset=utf8mb4"
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
