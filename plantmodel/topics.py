@@ -90,6 +90,11 @@ class Topics:
         return f"{check_meter_id(meter)}/{suffix}"
 
     @staticmethod
+    def rpc_reply(src: str) -> str:
+        """Where a Shelly answers an RPC request: ``<src>/rpc``, ``src`` being the requester's."""
+        return f"{src}/rpc"
+
+    @staticmethod
     def shelly_reply_src(meter: str) -> str:
         """``src`` for the bridge's RPC requests: the answer comes back on ``<src>/rpc``."""
         return f"{check_meter_id(meter)}/{BRIDGE_RPC_SUFFIX}"

@@ -1,0 +1,190 @@
+"""``python -m devices``: run the simulators, or manage injected faults.
+
+    python -m devices run [--demo] [--period S] [--units-only | --meters-only] [--units N] [--automates N]
+    python -m devices fault set --unit U --automate A --measure M --values 4.5[,4.0,...]
+    python -m devices fault set --meter ID --measure apower --values 3800
+    python -m devices fault clear [--unit U --automate A | --meter ID] [--measure M]
+    python -m devices fault list
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from types import FrameType
+
+from devices.faults import Fault, load_faults, save_faults
+from devices.settings import DevicesSettings
+from plantmodel.errors import ValidationError
+from plantmodel.layout import PlantLayout
+from plantmodel.sources import AutomateSource, MeterSource
+
+DEMO_PERIOD_S = 2.0
+DEMO_ENERGY_INTERVAL_S = 10.0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m devices",
+        description="Simulated production units and Shelly Pro 1PM meters publishing over MQTT. "
+                    "Settings come from the environment (MQTT_HOST, PLANT_UNITS, DEVICES_PERIOD, ...).")
+    sub = parser.add_subparsers(dest="command", metavar="{run,fault}")
+
+    run = sub.add_parser("run", help="run the simulators (the default)",
+                         description="Run every unit and meter of the layout until SIGINT/SIGTERM.")
+    run.add_argument("--demo", action="store_true",
+                     help=f"fast demo: a report every {DEMO_PERIOD_S:g} s, meter energy "
+                          f"minute of {DEMO_ENERGY_INTERVAL_S:g} s")
+    run.add_argument("--period", type=float, metavar="S", help="seconds between two unit reports")
+    only = run.add_mutually_exclusive_group()
+    only.add_argument("--units-only", action="store_true", help="run the production units only")
+    only.add_argument("--meters-only", action="store_true", help="run the meters only")
+    run.add_argument("--units", type=int, metavar="N", help="number of units (overrides PLANT_UNITS)")
+    run.add_argument("--automates", type=int, metavar="N",
+                     help="automates per unit (overrides PLANT_AUTOMATES)")
+
+    fault = sub.add_parser("fault", help="inject, clear or list faults (DEVICES_FAULT_FILE)",
+                           description="Faults force the published value of one measure; the "
+                                       "running simulator picks changes up at its next tick.")
+    fsub = fault.add_subparsers(dest="fault_command", metavar="{set,clear,list}", required=True)
+
+    fset = fsub.add_parser("set", help="force a measure to a value or a cycle of values",
+                           description="Force a measure of one automate or meter; several values "
+                                       "are published in turn, cycling (4.1,4.0 jitters at a limit).")
+    _add_target(fset)
+    fset.add_argument("--measure", required=True, help="measure name, e.g. tank_temp_c or apower")
+    fset.add_argument("--values", required=True, metavar="V[,V...]",
+                      help="comma separated values, published in turn")
+
+    fclear = fsub.add_parser("clear", help="remove faults (all of them without a filter)",
+                             description="Remove the faults matching the filters; no filter = all.")
+    _add_target(fclear)
+    fclear.add_argument("--measure", help="only this measure")
+
+    fsub.add_parser("list", help="show the active faults", description="Show the active faults.")
+    return parser
+
+
+def _add_target(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--unit", type=int, metavar="U", help="production unit number")
+    parser.add_argument("--automate", type=int, metavar="A", help="automate number (with --unit)")
+    parser.add_argument("--meter", metavar="ID", help="Shelly meter id (instead of --unit/--automate)")
+
+
+def _target(args: argparse.Namespace, *, required: bool) -> str | None:
+    if args.meter is not None:
+        if args.unit is not None or args.automate is not None:
+            raise ValidationError("give either --meter or --unit/--automate, not both")
+        return MeterSource(args.meter).key
+    if args.unit is None and args.automate is None:
+        if required:
+            raise ValidationError("a target is needed: --unit U --automate A, or --meter ID")
+        return None
+    if args.unit is None or args.automate is None:
+        raise ValidationError("--unit and --automate go together")
+    return AutomateSource(args.unit, args.automate).key
+
+
+def _parse_values(text: str) -> tuple[float, ...]:
+    values: list[float] = []
+    for part in text.split(","):
+        part = part.strip()
+        try:
+            values.append(int(part))
+        except ValueError:
+            try:
+                values.append(float(part))
+            except ValueError:
+                raise ValidationError(f"{part!r} is not a number") from None
+    return tuple(values)
+
+
+def _fault_command(args: argparse.Namespace, settings: DevicesSettings) -> int:
+    path = settings.fault_file
+    faults = load_faults(path)
+    if args.fault_command == "list":
+        if not faults:
+            print(f"no active faults ({path})")
+        for f in faults:
+            print(f"{f.target}  {f.measure}  {','.join(f'{v:g}' for v in f.values)}")
+        return 0
+    if args.fault_command == "set":
+        target = _target(args, required=True)
+        assert target is not None
+        fault = Fault(target, args.measure, _parse_values(args.values))
+        faults = [f for f in faults if f.key != fault.key] + [fault]
+        save_faults(path, faults)
+        print(f"fault set: {fault.target} {fault.measure} = {','.join(f'{v:g}' for v in fault.values)}")
+        _warn_outside_layout(fault.target, settings.layout)
+        return 0
+    target = _target(args, required=False)
+    kept = [f for f in faults
+            if not ((target is None or f.target == target)
+                    and (args.measure is None or f.measure == args.measure))]
+    save_faults(path, kept)
+    print(f"{len(faults) - len(kept)} fault(s) cleared, {len(kept)} left")
+    return 0
+
+
+def _warn_outside_layout(target: str, layout: PlantLayout) -> None:
+    # Not an error: the layout of the running simulator may differ from this shell's environment.
+    kind, _, rest = target.partition("/")
+    if kind == "meters" and rest not in layout.meters:
+        print(f"note: meter {rest} is not in the configured layout", file=sys.stderr)
+    if kind == "units":
+        unit, automate = int(rest.split("/")[0]), int(rest.split("/")[2])
+        if unit > layout.units or automate > layout.automates:
+            print(f"note: {target} is outside the configured layout "
+                  f"({layout.units} units x {layout.automates} automates)", file=sys.stderr)
+
+
+def _run_command(args: argparse.Namespace, settings: DevicesSettings) -> int:
+    from devices.runner import DeviceRunner  # paho is only needed to run
+
+    changes: dict[str, object] = {}
+    if args.demo:
+        changes.update(period=DEMO_PERIOD_S, energy_interval=DEMO_ENERGY_INTERVAL_S)
+    if args.period is not None:
+        changes["period"] = args.period
+    if args.units is not None or args.automates is not None:
+        layout = settings.layout
+        changes["layout"] = PlantLayout(units=args.units if args.units is not None else layout.units,
+                                        automates=args.automates if args.automates is not None
+                                        else layout.automates, meters=layout.meters)
+    changes.update(run_units=not args.meters_only, run_meters=not args.units_only)
+    settings = dataclasses.replace(settings, **changes)  # type: ignore[arg-type]
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    runner = DeviceRunner(settings)
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        logging.getLogger(__name__).info("%s received, stopping", signal.Signals(signum).name)
+        runner.stop()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    return runner.run()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:  # bare `python -m devices` runs the simulators
+        args = parser.parse_args(["run"])
+    try:
+        settings = DevicesSettings.from_env(os.environ)
+        if args.command == "fault":
+            return _fault_command(args, settings)
+        return _run_command(args, settings)
+    except ValidationError as exc:
+        print(f"error: {exc.reason}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,316 @@
+"""MQTT I/O of the simulators: every unit and every meter is its own MQTT client with its own
+credentials, last will and birth message, as real devices would be.
+
+One thread (the caller of :meth:`DeviceRunner.run`) ticks the simulators and hands readings to
+paho; paho's network threads only run the callbacks (connection state, acks, RPC requests).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from datetime import datetime
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from devices.buffer import OutboundBuffer, SendWindow
+from devices.faults import FaultFile, FaultInjector
+from devices.settings import DevicesSettings
+from devices.shelly import ShellyPro1PM
+from devices.units import UnitSimulator
+from plantmodel.layout import PlantLayout
+from plantmodel.mqtt import MqttSettings, connect_async, load_credentials, new_client
+from plantmodel.readings import Reading, utcnow
+from plantmodel.status import DeviceStatus
+from plantmodel.topics import Topics
+
+log = logging.getLogger(__name__)
+
+WINDOW = 100  # un-acknowledged messages handed to paho per client
+SHUTDOWN_FLUSH_S = 5.0  # how long a stop may spend sending what the units still hold
+DROP_LOG_INTERVAL_S = 60.0
+# CONNACK codes meaning "wrong user or password" (MQTT 3.1.1 and their MQTT 5 equivalents).
+_AUTH_REFUSED = {4, 5, 134, 135}
+METER_ONLINE = "true"
+METER_OFFLINE = "false"
+
+
+class _Link:
+    """One device's MQTT connection: connection-state logging and windowed QoS 1 publishing."""
+
+    def __init__(self, name: str, mqtt_settings: MqttSettings, credentials: dict[str, str],
+                 credentials_file: str, wake: threading.Event) -> None:
+        self.name = name
+        password = credentials.get(name)
+        if password is None:
+            log.warning("%s: no password for user %r in %s; the broker will likely refuse it",
+                        name, name, credentials_file)
+        self._settings = mqtt_settings.with_user(name, password or "")
+        self._credentials_file = credentials_file
+        self._wake = wake
+        self.client = new_client(self._settings, client_id=name)
+        self.window = SendWindow(WINDOW)
+        self.connected = False
+        self._stopping = False
+        self._unreachable_logged = False
+        self.client.on_connect = self._on_connect
+        self.client.on_connect_fail = self._on_connect_fail
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_publish = self._on_publish
+
+    def start(self) -> None:
+        connect_async(self.client, self._settings)
+
+    def publish(self, topic: str, payload: str, *, retain: bool = False) -> mqtt.MQTTMessageInfo | None:
+        """QoS 1 publish; None when paho's queue is full (nothing was taken)."""
+        info = self.client.publish(topic, payload, qos=1, retain=retain)
+        if info.rc == mqtt.MQTT_ERR_QUEUE_SIZE:
+            return None
+        # NO_CONN still counts: paho keeps a QoS 1 message and sends it after reconnecting.
+        self.window.sent(info.mid)
+        return info
+
+    def on_online(self) -> None:
+        """Birth message and subscriptions, on every (re)connect (paho's thread)."""
+
+    def goodbye(self) -> mqtt.MQTTMessageInfo | None:
+        """Explicit offline message at a clean stop (the broker sends no will then)."""
+        return None
+
+    def stop(self, deadline: float) -> None:
+        self._stopping = True
+        if self.connected:
+            info = self.goodbye()
+            if info is not None:
+                try:
+                    info.wait_for_publish(max(0.5, deadline - time.monotonic()))
+                except (RuntimeError, ValueError) as exc:
+                    log.warning("%s: offline status not sent: %s", self.name, exc)
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    # -- paho callbacks (network thread) ------------------------------------------------------
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: mqtt.ConnectFlags,
+                    reason_code: ReasonCode, properties: Properties | None) -> None:
+        if reason_code.is_failure:
+            if reason_code.value in _AUTH_REFUSED:
+                log.error("%s: broker refused the connection: not authorised (%s) - check the "
+                          "password of user %r in %s; retrying", self.name, reason_code, self.name,
+                          self._credentials_file)
+            else:
+                log.error("%s: broker refused the connection: %s; retrying", self.name, reason_code)
+            return
+        log.info("%s: connected to %s:%d", self.name, self._settings.host, self._settings.port)
+        self._unreachable_logged = False
+        self.on_online()
+        self.connected = True  # after the birth message, so nothing overtakes it
+        self._wake.set()
+
+    def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
+        # Logged once per outage: paho retries every 1..30 s and would flood the log.
+        level = logging.DEBUG if self._unreachable_logged else logging.WARNING
+        log.log(level, "%s: cannot reach broker %s:%d; retrying", self.name,
+                self._settings.host, self._settings.port)
+        self._unreachable_logged = True
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: mqtt.DisconnectFlags,
+                       reason_code: ReasonCode, properties: Properties | None) -> None:
+        if self.connected and not self._stopping:
+            log.warning("%s: connection lost (%s); reconnecting", self.name, reason_code)
+        self.connected = False
+
+    def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason_code: ReasonCode,
+                    properties: Properties | None) -> None:
+        self.window.acked(mid)
+        self._wake.set()  # the sender may hand over more
+
+
+class UnitLink(_Link):
+    """A production unit: buffered readings, retained birth / last will on its status topic."""
+
+    def __init__(self, sim: UnitSimulator, topics: Topics, buffer_size: int, mqtt_settings: MqttSettings,
+                 credentials: dict[str, str], credentials_file: str, wake: threading.Event) -> None:
+        super().__init__(PlantLayout.unit_user(sim.unit), mqtt_settings, credentials,
+                         credentials_file, wake)
+        self.sim = sim
+        self.topics = topics
+        self.buffer: OutboundBuffer[tuple[str, str]] = OutboundBuffer(buffer_size)
+        self._drops_logged = 0
+        self._drops_logged_at = float("-inf")
+        self.client.will_set(topics.unit_status(sim.unit), DeviceStatus.offline().to_json(),
+                             qos=1, retain=True)
+
+    def on_online(self) -> None:
+        self.publish(self.topics.unit_status(self.sim.unit), DeviceStatus.online().to_json(), retain=True)
+
+    def goodbye(self) -> mqtt.MQTTMessageInfo | None:
+        return self.publish(self.topics.unit_status(self.sim.unit), DeviceStatus.offline().to_json(),
+                            retain=True)
+
+    def enqueue(self, readings: list[Reading]) -> None:
+        for r in readings:
+            self.buffer.append((self.topics.reading(r.unit, r.automate), r.to_json()))
+        self._log_drops()
+
+    def _log_drops(self) -> None:
+        dropped = self.buffer.dropped
+        now = time.monotonic()
+        if dropped > self._drops_logged and (self._drops_logged == 0
+                                             or now - self._drops_logged_at >= DROP_LOG_INTERVAL_S):
+            log.warning("%s: buffer full (%d readings), dropped the %d oldest so far", self.name,
+                        self.buffer.maxlen, dropped)
+            self._drops_logged, self._drops_logged_at = dropped, now
+
+    def pump(self) -> int:
+        """Hand buffered readings to paho, in order, while connected and the window has room."""
+        sent = 0
+        while self.connected and self.window.free > 0:
+            item = self.buffer.pop()
+            if item is None:
+                break
+            if self.publish(*item) is None:
+                self.buffer.push_back(item)
+                break
+            sent += 1
+        return sent
+
+    @property
+    def pending(self) -> int:
+        return len(self.buffer) + len(self.window)
+
+
+class MeterLink(_Link):
+    """A Shelly Pro 1PM: ``<id>/online`` birth / last will, notifications, RPC answers."""
+
+    def __init__(self, sim: ShellyPro1PM, mqtt_settings: MqttSettings, credentials: dict[str, str],
+                 credentials_file: str, wake: threading.Event) -> None:
+        super().__init__(sim.id, mqtt_settings, credentials, credentials_file, wake)
+        self.sim = sim
+        self._lock = threading.Lock()  # ticks (main thread) vs RPC requests (paho thread)
+        self.client.will_set(Topics.shelly(sim.id, "online"), METER_OFFLINE, qos=1, retain=True)
+        self.client.on_message = self._on_message
+
+    def on_online(self) -> None:
+        self.publish(Topics.shelly(self.sim.id, "online"), METER_ONLINE, retain=True)
+        self.client.subscribe(Topics.shelly(self.sim.id, "rpc"), qos=1)
+
+    def goodbye(self) -> mqtt.MQTTMessageInfo | None:
+        return self.publish(Topics.shelly(self.sim.id, "online"), METER_OFFLINE, retain=True)
+
+    def tick(self, now: datetime) -> None:
+        with self._lock:
+            messages = self.sim.tick(now)
+        # Like the real device, a meter does not keep notifications while it is offline.
+        if self.connected:
+            for topic, payload in messages:
+                if self.publish(topic, payload) is None:
+                    log.debug("%s: paho queue full, notification dropped", self.name)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        try:
+            with self._lock:
+                answer = self.sim.handle_rpc(message.payload)
+            if answer is not None:
+                self.publish(*answer)
+        except Exception:  # an exception here would kill paho's network thread
+            log.exception("%s: error handling RPC request %r", self.name, message.payload[:200])
+
+
+class DeviceRunner:
+    """Runs the simulated units and meters of a layout until :meth:`stop`."""
+
+    def __init__(self, settings: DevicesSettings) -> None:
+        self.settings = settings
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self.faults = FaultInjector()
+        self._fault_file = FaultFile(settings.fault_file, self.faults)
+        credentials = load_credentials(settings.credentials_file)
+        if not credentials:
+            log.warning("no credentials in %s: devices connect without passwords",
+                        settings.credentials_file)
+        seeds = random.Random(settings.seed)  # one stream per device, reproducible with a seed
+        layout, cred_file = settings.layout, str(settings.credentials_file)
+        topics = Topics(settings.topic_root)
+        self.units = [
+            UnitLink(UnitSimulator(u, layout.automates, random.Random(seeds.getrandbits(64)), self.faults),
+                     topics, settings.buffer_size, settings.mqtt, credentials, cred_file, self._wake)
+            for u in range(1, layout.units + 1)
+        ] if settings.run_units else []
+        self.meters = [
+            MeterLink(ShellyPro1PM(m, random.Random(seeds.getrandbits(64)),
+                                   energy_interval=settings.energy_interval,
+                                   status_ntf=settings.status_ntf, faults=self.faults),
+                      settings.mqtt, credentials, cred_file, self._wake)
+            for m in layout.meters
+        ] if settings.run_meters else []
+
+    def stop(self) -> None:
+        """Ask :meth:`run` to finish (safe from a signal handler or another thread)."""
+        self._stop.set()
+        self._wake.set()
+
+    def run(self) -> int:
+        s = self.settings
+        links: list[_Link] = [*self.units, *self.meters]
+        for link in links:
+            link.start()
+        log.info("started %d units (%d automates each, a report every %gs) and %d meters (%s) "
+                 "on %s:%d; faults from %s", len(self.units), s.layout.automates, s.period,
+                 len(self.meters), ", ".join(m.name for m in self.meters) or "-", s.mqtt.host,
+                 s.mqtt.port, s.fault_file)
+        next_unit = next_meter = time.monotonic()
+        try:
+            while not self._stop.is_set():
+                self._wake.clear()
+                now_m = time.monotonic()
+                units_due = bool(self.units) and now_m >= next_unit
+                meters_due = bool(self.meters) and now_m >= next_meter
+                now = utcnow()
+                if units_due or meters_due:
+                    self._fault_file.poll()  # at most once per tick
+                if units_due:
+                    for unit in self.units:
+                        unit.enqueue(unit.sim.tick(now))
+                    next_unit = _next_due(next_unit, s.period, now_m)
+                if meters_due:
+                    for meter in self.meters:
+                        meter.tick(now)
+                    next_meter = _next_due(next_meter, s.meter_period, now_m)
+                for unit in self.units:
+                    unit.pump()
+                due = min(next_unit if self.units else float("inf"),
+                          next_meter if self.meters else float("inf"))
+                self._wake.wait(max(0.0, min(due - time.monotonic(), 1.0)))
+        finally:
+            self._shutdown(links)
+        return 0
+
+    def _shutdown(self, links: list[_Link]) -> None:
+        deadline = time.monotonic() + SHUTDOWN_FLUSH_S
+        # Send what the units still hold while there is a connection and time.
+        while time.monotonic() < deadline and any(u.connected and u.pending for u in self.units):
+            self._wake.clear()
+            for unit in self.units:
+                unit.pump()
+            self._wake.wait(0.05)
+        for unit in self.units:
+            if unit.pending:
+                log.warning("%s: stopping with %d readings not delivered", unit.name, unit.pending)
+            if unit.buffer.dropped:
+                log.warning("%s: %d readings were dropped in all (buffer full)", unit.name,
+                            unit.buffer.dropped)
+        for link in links:
+            link.stop(deadline)
+        log.info("devices stopped")
+
+
+def _next_due(previous: float, period: float, now: float) -> float:
+    # After a stall, skip the missed reports instead of sending a burst.
+    nxt = previous + period
+    return nxt if nxt > now else now + period
