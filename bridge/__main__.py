@@ -117,7 +117,7 @@ def _num(v: float | None) -> str:
     return "-" if v is None else f"{v:g}"
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m bridge",
         description="MQTT -> MariaDB/SQLite bridge. Configuration from the environment: DATABASE_URL, "
@@ -150,6 +150,11 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--by", default=os.environ.get("USER", "cli"), help="who changes it (audit)")
     p_rej = sub.add_parser("rejected", help="show the latest rejected messages and why")
     p_rej.add_argument("--limit", type=int, default=20)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

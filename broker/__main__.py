@@ -34,7 +34,7 @@ def _render(settings: BrokerSettings, files: CredentialFiles, template: Path) ->
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m broker",
         description="Mosquitto for the plant: credentials, password file, ACL and a local broker. "
@@ -51,6 +51,11 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--port", type=int, help="listener port (default MQTT_PORT or 1883)")
         p.add_argument("--bind", help="listener address (default BROKER_BIND or 127.0.0.1)")
         p.add_argument("--config", type=Path, default=DEFAULT_CONF, help="template (our mosquitto.conf)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
 
     try:

@@ -28,7 +28,7 @@ DEMO_PERIOD_S = 2.0
 DEMO_ENERGY_INTERVAL_S = 10.0
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m devices",
         description="Simulated production units and Shelly Pro 1PM meters publishing over MQTT. "
@@ -172,7 +172,7 @@ def _run_command(args: argparse.Namespace, settings: DevicesSettings) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:  # bare `python -m devices` runs the simulators
         args = parser.parse_args(["run"])

@@ -32,8 +32,8 @@ def loads_object(payload: bytes | str, what: str) -> dict[str, Any]:
 
 
 def dumps(data: Any) -> str:
-    # Compact and ASCII-safe, so mosquitto_sub shows it on one readable line.
-    return json.dumps(data, separators=(",", ":"), allow_nan=False)
+    # Compact UTF-8 (°C stays °C), so mosquitto_sub shows it on one readable line.
+    return json.dumps(data, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
 
 
 def require_int(data: dict[str, Any], key: str, *, minimum: int | None = None,

@@ -191,6 +191,21 @@ def sample_from_switch(meter: str, ts: datetime, sw: dict[str, Any]) -> PowerSam
     )
 
 
+def switch_from_sample(sample: PowerSample) -> dict[str, Any]:
+    """A stored sample in Shelly's switch-status shape (the inverse of ``sample_from_switch``), so
+    the database's latest reading can be the base that NotifyStatus partials merge into."""
+    sw: dict[str, Any] = {
+        k: v for k in ("output", "apower", "voltage", "current", "freq", "pf")
+        if (v := getattr(sample, k)) is not None
+    }
+    for key, sub, value in (("aenergy", "total", sample.energy_wh),
+                            ("ret_aenergy", "total", sample.ret_energy_wh),
+                            ("temperature", "tC", sample.temperature_c)):
+        if value is not None:
+            sw[key] = {sub: value}
+    return sw
+
+
 class SwitchState:
     """The merged switch status of one meter, as a consumer reconstructs it."""
 

@@ -176,7 +176,7 @@ def progress(sessions: object, layout_total: int) -> str:
             f"{meters} meter(s) reporting, {alarms} active alarm(s)")
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m stack",
         description="Run broker, bridge, web UI and simulators locally until Ctrl-C. Environment: "
@@ -185,6 +185,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-demo", action="store_true", help="simulators at the real rate (60 s)")
     parser.add_argument("--progress", type=float, default=10, help="seconds between progress lines (0: none)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s stack: %(message)s", datefmt="%H:%M:%S")
 

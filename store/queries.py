@@ -262,3 +262,15 @@ def device_states(session: Session) -> list[orm.DeviceState]:
 
 def reading_measures(row: orm.Reading) -> dict[str, float]:
     return {name: getattr(row, name) for name in AUTOMATE_MEASURES}
+
+
+def reading_from_row(row: orm.Reading, automate_type: str) -> Reading:
+    return Reading(unit=row.unit_id, automate=row.automate_no, type=automate_type, seq=row.seq,
+                   ts=row.ts, **reading_measures(row))
+
+
+def sample_from_row(row: orm.PowerReading) -> PowerSample:
+    return PowerSample(meter=row.meter_id, ts=row.ts, output=row.output, apower=row.apower,
+                       voltage=row.voltage, current=row.current, freq=row.freq, pf=row.pf,
+                       energy_wh=row.energy_wh, ret_energy_wh=row.ret_energy_wh,
+                       temperature_c=row.temperature_c)

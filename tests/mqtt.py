@@ -42,12 +42,13 @@ class Client:
     """A connected client that records what it receives on its subscriptions."""
 
     def __init__(self, server: MosquittoServer, user: str, subscribe: list[str] | None = None,
-                 client_id: str | None = None) -> None:
+                 client_id: str | None = None, clean_session: bool = True) -> None:
         self.messages: list[tuple[str, bytes, bool]] = []
         self._lock = threading.Lock()
         self._subscribed = threading.Event()
         self._subs = subscribe or []
-        self.client = new_client(settings_for(server, user), client_id or f"test-{user}-{uuid.uuid4().hex[:6]}")
+        self.client = new_client(settings_for(server, user), client_id or f"test-{user}-{uuid.uuid4().hex[:6]}",
+                                 clean_session=clean_session)
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self.client.on_subscribe = lambda *a: self._subscribed.set()

@@ -1,0 +1,67 @@
+"""The plant's web dashboard: Flask + Flask-SocketIO, fed by the database and live MQTT.
+
+``create_app(settings)`` builds an app; its Socket.IO server is ``app.extensions["socketio"]``
+and its live feed ``web_state(app).feed``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, Response, jsonify
+from flask_socketio import SocketIO, emit
+from sqlalchemy import orm
+from sqlalchemy.exc import SQLAlchemyError
+
+from plantmodel.topics import Topics
+from store.db import create_db_engine, make_sessionmaker
+from webui import api, views
+from webui.live import LiveFeed
+from webui.settings import WebSettings
+from webui.snapshot import load_snapshot
+from webui.state import EXTENSION, WebState, web_state
+
+log = logging.getLogger(__name__)
+
+__all__ = ["WebSettings", "WebState", "create_app", "web_state"]
+
+
+def create_app(settings: WebSettings, *, sessionmaker: orm.sessionmaker[orm.Session] | None = None,
+               start_mqtt: bool = True) -> Flask:
+    """Build the app. Without ``sessionmaker`` an engine is created for ``settings.database_url``;
+    ``start_mqtt=False`` leaves the live feed unconnected (tests call its ``handle`` directly)."""
+    app = Flask(__name__)
+    app.config["SECRET_KEY"] = settings.secret_key
+    if sessionmaker is None:
+        sessionmaker = make_sessionmaker(create_db_engine(settings.database_url))
+    # threading mode: eventlet is unmaintained; simple-websocket gives Werkzeug WebSockets.
+    socketio = SocketIO(app, async_mode="threading")
+    feed = LiveFeed(settings.mqtt, Topics(settings.topic_root), socketio, sessionmaker)
+    app.extensions[EXTENSION] = WebState(settings, sessionmaker, socketio, feed)
+
+    app.register_blueprint(views.bp)
+    app.register_blueprint(api.bp)
+    app.register_error_handler(SQLAlchemyError, _database_unavailable)
+    _register_socket_handlers(socketio, sessionmaker)
+    if start_mqtt:
+        feed.start()
+    return app
+
+
+def _database_unavailable(exc: SQLAlchemyError) -> tuple[Response, int]:
+    log.warning("database unavailable: %s", exc)
+    return jsonify(error="database unavailable"), 503
+
+
+def _register_socket_handlers(socketio: SocketIO, make_session: orm.sessionmaker[orm.Session]) -> None:
+    def on_connect(_auth: Any = None) -> None:
+        # A (re)connecting browser may have missed events: give it the current state first.
+        try:
+            snapshot = load_snapshot(make_session)
+        except SQLAlchemyError as exc:
+            log.warning("no snapshot for a new Socket.IO client: %s", exc)
+            return
+        emit("snapshot", snapshot)
+
+    socketio.on_event("connect", on_connect)
