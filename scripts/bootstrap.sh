@@ -33,10 +33,13 @@ ensure_venv() {  # arg: pip extras, e.g. "[test]" or ""
     python3 -m venv .venv
   fi
   if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-    echo ">> installing Python packages into .venv"
-    .venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
-    .venv/bin/python -m pip install -q -e ".${extras}" 2>&1 | grep -v '^WARNING: Location' || true
-    .venv/bin/python -c "import paho.mqtt, sqlalchemy, flask_socketio" # fail loudly if pip failed
+    echo ">> installing Python packages into .venv (log: .venv/pip.log)"
+    if ! { .venv/bin/python -m pip install --upgrade pip && .venv/bin/python -m pip install -e ".${extras}"; } \
+        > .venv/pip.log 2>&1; then
+      tail -30 .venv/pip.log >&2
+      echo "pip install failed; full log in .venv/pip.log" >&2
+      exit 1
+    fi
     touch "$stamp"
   fi
 }

@@ -1,12 +1,36 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from plantmodel.layout import PlantLayout
+from tests.processes import STARTED, Service
 from tests.servers import MariaDBServer, MosquittoServer
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_service_left_behind() -> Iterator[None]:
+    yield
+    for service in STARTED:
+        service.kill()
+
+
+@pytest.fixture
+def spawn(tmp_path: Path) -> Iterator[Callable[[str, list[str], dict[str, str]], Service]]:
+    """Start ``python -m <args>`` as a service; whatever is still running is killed at teardown,
+    even when the test failed."""
+    started: list[Service] = []
+
+    def _spawn(name: str, args: list[str], env: dict[str, str]) -> Service:
+        service = Service(name, args, env, tmp_path)
+        started.append(service)
+        return service
+
+    yield _spawn
+    for service in started:
+        service.kill()
 
 
 @pytest.fixture(scope="session")

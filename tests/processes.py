@@ -13,8 +13,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 
 
+# Every service started by the tests, so that none outlives the session whatever fails.
+STARTED: list[Service] = []
+
+
 class Service:
     def __init__(self, name: str, args: list[str], env: dict[str, str], log_dir: Path) -> None:
+        STARTED.append(self)
         self.name = name
         self.log_path = log_dir / f"{name}.log"
         full_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}

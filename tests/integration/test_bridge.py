@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from tests.servers import MariaDBServer, MosquittoServer
 from tests.unit.test_model import EXAMPLE
 
 pytestmark = pytest.mark.integration
+Spawn = Callable[[str, list[str], dict[str, str]], Service]
 T = Topics()
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
 
@@ -29,11 +31,10 @@ def reading_payload(unit: int, automate: int, seq: int, **values: object) -> str
     return Reading.from_dict(body).to_json()
 
 
-def start_bridge(mosquitto: MosquittoServer, url: str, log_dir: Path, client_id: str,
-                 **env: str) -> Service:
-    bridge = Service("bridge", ["bridge", "run"], {**mosquitto.env(), "DATABASE_URL": url,
-                                                   "BRIDGE_CLIENT_ID": client_id,
-                                                   "BRIDGE_THRESHOLDS_POLL": "0.5", **env}, log_dir)
+def start_bridge(spawn: Spawn, mosquitto: MosquittoServer, url: str, client_id: str, **env: str) -> Service:
+    bridge = spawn("bridge", ["bridge", "run"], {**mosquitto.env(), "DATABASE_URL": url,
+                                                  "BRIDGE_CLIENT_ID": client_id,
+                                                  "BRIDGE_THRESHOLDS_POLL": "0.5", **env})
     wait_for(lambda: "connected to" in bridge.log(), 20, "the bridge to connect", services=[bridge])
     return bridge
 
@@ -47,8 +48,8 @@ def count(url: str, model: type, *where: object) -> int:
         engine.dispose()
 
 
-def test_readings_rejects_and_redelivery(mosquitto: MosquittoServer, database_url: str, tmp_path: Path) -> None:
-    bridge = start_bridge(mosquitto, database_url, tmp_path, f"bridge-{uuid.uuid4().hex[:8]}")
+def test_readings_rejects_and_redelivery(mosquitto: MosquittoServer, database_url: str, spawn: Spawn) -> None:
+    bridge = start_bridge(spawn, mosquitto, database_url, f"bridge-{uuid.uuid4().hex[:8]}")
     unit = Client(mosquitto, "unit-4")
     try:
         for seq in range(1, 101):
@@ -94,12 +95,12 @@ def test_readings_rejects_and_redelivery(mosquitto: MosquittoServer, database_ur
 
 
 def test_queued_while_down_and_killed_mid_stream(mosquitto: MosquittoServer, mariadb: MariaDBServer,
-                                                 tmp_path: Path) -> None:
+                                                 spawn: Spawn) -> None:
     """Persistent session: the broker queues for a stopped bridge; a bridge killed -9 mid-stream
     loses nothing, because what it did not commit it did not acknowledge."""
     url = mariadb.create_database()
     client_id = f"bridge-{uuid.uuid4().hex[:8]}"
-    start_bridge(mosquitto, url, tmp_path, client_id).stop()  # registers the persistent session
+    start_bridge(spawn, mosquitto, url, client_id).stop()  # registers the persistent session
     unit = Client(mosquitto, "unit-5")
     n = 3000
     try:
@@ -107,11 +108,11 @@ def test_queued_while_down_and_killed_mid_stream(mosquitto: MosquittoServer, mar
             unit.publish(T.reading(5, seq % 10 + 1), reading_payload(5, seq % 10 + 1, seq))
     finally:
         unit.close()
-    bridge = start_bridge(mosquitto, url, tmp_path, client_id, BRIDGE_BATCH_SIZE="20")
+    bridge = start_bridge(spawn, mosquitto, url, client_id, BRIDGE_BATCH_SIZE="20")
     wait_for(lambda: count(url, orm.Reading) > 0, 30, "the first rows", interval=0.02, services=[bridge])
     bridge.kill()
     stored_at_kill = count(url, orm.Reading)
-    bridge = start_bridge(mosquitto, url, tmp_path, client_id)
+    bridge = start_bridge(spawn, mosquitto, url, client_id)
     wait_for(lambda: count(url, orm.Reading) >= n, 60, f"{n} readings", services=[bridge])
     assert bridge.stop() == 0
     engine = create_db_engine(url)
@@ -122,7 +123,8 @@ def test_queued_while_down_and_killed_mid_stream(mosquitto: MosquittoServer, mar
     assert seqs == list(range(1, n + 1)), f"killed with {stored_at_kill} stored"
 
 
-def test_nothing_lost_when_killed_while_the_database_is_down(mosquitto: MosquittoServer, tmp_path: Path) -> None:
+def test_nothing_lost_when_killed_while_the_database_is_down(mosquitto: MosquittoServer, spawn: Spawn,
+                                                            tmp_path: Path) -> None:
     """The bridge cannot commit, so it must not acknowledge: kill it, bring the database back,
     restart it, and every reading is there."""
     db = MariaDBServer(tmp_path / "mariadb")
@@ -130,7 +132,7 @@ def test_nothing_lost_when_killed_while_the_database_is_down(mosquitto: Mosquitt
     try:
         url = db.create_database()
         client_id = f"bridge-{uuid.uuid4().hex[:8]}"
-        bridge = start_bridge(mosquitto, url, tmp_path, client_id)
+        bridge = start_bridge(spawn, mosquitto, url, client_id)
         unit = Client(mosquitto, "unit-3")
         try:
             unit.publish(T.reading(3, 1), reading_payload(3, 1, 1))
@@ -143,7 +145,7 @@ def test_nothing_lost_when_killed_while_the_database_is_down(mosquitto: Mosquitt
         finally:
             unit.close()
         db.start()
-        bridge = start_bridge(mosquitto, url, tmp_path, client_id)
+        bridge = start_bridge(spawn, mosquitto, url, client_id)
         wait_for(lambda: count(url, orm.Reading) >= 201, 30, "all 201 readings", services=[bridge])
         assert bridge.stop() == 0
         assert count(url, orm.Reading) == 201
