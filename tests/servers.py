@@ -40,6 +40,18 @@ def wait_port(port: int, timeout: float, proc: subprocess.Popen[bytes] | None = 
     raise TimeoutError(f"nothing listens on port {port} after {timeout} s")
 
 
+def terminate(proc: subprocess.Popen[bytes] | None, timeout: float) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within ``timeout`` seconds."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def find_binary(name: str) -> str:
     path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/local/sbin:/usr/bin")
     if path is None:
@@ -72,13 +84,7 @@ class MosquittoServer:
         wait_port(self.port, 10, self.proc)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc, 10)
         self.proc = None
 
     def env(self) -> dict[str, str]:
@@ -146,11 +152,5 @@ class MariaDBServer:
         return f"mariadb+pymysql://{self.user}:{self.password}@127.0.0.1:{self.port}/{database}?charset=utf8mb4"
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc, 30)  # InnoDB may need a while to shut down cleanly
         self.proc = None
