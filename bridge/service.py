@@ -53,7 +53,8 @@ class Stats:
 
 def write_plan(session: Session, plan: BatchPlan) -> None:
     """Everything of one batch, in the caller's transaction."""
-    queries.ensure_meters(session, plan.meters_seen, utcnow())
+    # Meters seen without a sample yet (e.g. just came online); insert_power_samples ensures the rest.
+    queries.ensure_meters(session, plan.meters_seen - {s.meter for s, _ in plan.samples}, utcnow())
     queries.insert_readings(session, plan.readings)
     queries.insert_power_samples(session, plan.samples)
     for device, state, ts, rx in plan.states:

@@ -22,7 +22,7 @@ from devices.faults import Fault, load_faults, save_faults
 from devices.settings import DevicesSettings
 from plantmodel.errors import ValidationError
 from plantmodel.layout import PlantLayout
-from plantmodel.sources import AutomateSource, MeterSource
+from plantmodel.sources import AutomateSource, MeterSource, parse_source
 
 DEMO_PERIOD_S = 2.0
 DEMO_ENERGY_INTERVAL_S = 10.0
@@ -133,14 +133,12 @@ def _fault_command(args: argparse.Namespace, settings: DevicesSettings) -> int:
 
 def _warn_outside_layout(target: str, layout: PlantLayout) -> None:
     # Not an error: the layout of the running simulator may differ from this shell's environment.
-    kind, _, rest = target.partition("/")
-    if kind == "meters" and rest not in layout.meters:
-        print(f"note: meter {rest} is not in the configured layout", file=sys.stderr)
-    if kind == "units":
-        unit, automate = int(rest.split("/")[0]), int(rest.split("/")[2])
-        if unit > layout.units or automate > layout.automates:
-            print(f"note: {target} is outside the configured layout "
-                  f"({layout.units} units x {layout.automates} automates)", file=sys.stderr)
+    source = parse_source(target)
+    if isinstance(source, MeterSource) and source.meter not in layout.meters:
+        print(f"note: meter {source.meter} is not in the configured layout", file=sys.stderr)
+    if isinstance(source, AutomateSource) and (source.unit > layout.units or source.automate > layout.automates):
+        print(f"note: {target} is outside the configured layout "
+              f"({layout.units} units x {layout.automates} automates)", file=sys.stderr)
 
 
 def _run_command(args: argparse.Namespace, settings: DevicesSettings) -> int:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from plantmodel.errors import ValidationError
-from plantmodel.jsonutil import dumps, loads_object, number
+from plantmodel.jsonutil import loads_object, number
 from plantmodel.measures import AUTOMATE_MEASURES, METER_MEASURES, Measure
 from plantmodel.sources import AutomateSource, parse_source
 
@@ -91,10 +91,6 @@ def parse_faults(data: Mapping[str, Any]) -> list[Fault]:
     return faults
 
 
-def dumps_faults(faults: Iterable[Fault]) -> str:
-    return dumps({"faults": [f.to_dict() for f in faults]})
-
-
 def load_faults(path: Path) -> list[Fault]:
     """The faults in ``path`` ([] when the file does not exist)."""
     try:
@@ -112,7 +108,7 @@ def save_faults(path: Path, faults: Iterable[Fault]) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as fh:
-            fh.write(json.dumps(json.loads(dumps_faults(faults)), indent=2) + "\n")
+            fh.write(json.dumps({"faults": [f.to_dict() for f in faults]}, indent=2, allow_nan=False) + "\n")
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
