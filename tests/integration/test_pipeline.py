@@ -29,6 +29,9 @@ from tests.servers import MosquittoServer, find_binary, free_port
 pytestmark = pytest.mark.integration
 T = Topics()
 PERIOD = 0.5  # simulator period (s): fast, so the test is short
+# A meter's aenergy "minute" (s). An idle meter notifies nothing else, so a window of at least
+# this long is what guarantees seeing its events.
+ENERGY_INTERVAL = 5
 FAULTY = ("units/2/automates/3", 2, 3)
 
 
@@ -82,7 +85,7 @@ def pipeline(request: pytest.FixtureRequest, mosquitto: MosquittoServer,
     web_port = free_port()
     env = {**mosquitto.env(), "DATABASE_URL": url, "BRIDGE_CLIENT_ID": f"bridge-{uuid.uuid4().hex[:6]}",
            "BRIDGE_THRESHOLDS_POLL": "0.5", "DEVICES_FAULT_FILE": str(tmp / "faults.json"),
-           "DEVICES_METER_PERIOD": str(PERIOD), "DEVICES_ENERGY_INTERVAL": "5", "DEVICES_SEED": "7"}
+           "DEVICES_METER_PERIOD": str(PERIOD), "DEVICES_ENERGY_INTERVAL": str(ENERGY_INTERVAL), "DEVICES_SEED": "7"}
     spy = Client(mosquitto, "debug", ["#"])
     services: list[Service] = []
     try:
@@ -260,7 +263,7 @@ def test_mosquitto_sub_shows_readable_json_on_every_topic(pipeline: Pipeline) ->
     meter = pipeline.mosquitto.layout.meters[0]
     proc = subprocess.run(
         [find_binary("mosquitto_sub"), "-h", "127.0.0.1", "-p", str(pipeline.mosquitto.port), "-u", "debug",
-         "-P", pipeline.mosquitto.users["debug"], "-v", "-t", "#", "-W", "4"],
+         "-P", pipeline.mosquitto.users["debug"], "-v", "-t", "#", "-W", str(ENERGY_INTERVAL + 3)],
         capture_output=True, text=True)
     lines = [line.split(" ", 1) for line in proc.stdout.splitlines() if line]
     assert lines, proc.stderr
