@@ -112,7 +112,8 @@ CREATE TABLE IF NOT EXISTS alarms (
     PRIMARY KEY (id),
     UNIQUE KEY uq_alarms_source_measure_raised (source, measure, raised_at),
     KEY ix_alarms_state_source (state, source),
-    KEY ix_alarms_raised_at (raised_at)
+    KEY ix_alarms_raised_at (raised_at),
+    KEY ix_alarms_acknowledged_at (acknowledged_at)   -- "open" = active or not acknowledged
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
 CREATE TABLE IF NOT EXISTS rejected_messages (
@@ -124,4 +125,31 @@ CREATE TABLE IF NOT EXISTS rejected_messages (
     reason         VARCHAR(512)  NOT NULL,
     PRIMARY KEY (id),
     KEY ix_rejected_messages_received_at (received_at)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+CREATE TABLE IF NOT EXISTS users (
+    id             INT           NOT NULL AUTO_INCREMENT,
+    username       VARCHAR(64)   NOT NULL,
+    password_hash  VARCHAR(255)  NOT NULL,   -- argon2id, salted
+    role           VARCHAR(16)   NOT NULL,   -- viewer | operator | admin
+    token_hash     VARCHAR(64)   NULL,       -- SHA-256 of the API token; the token itself is never stored
+    created_at     DATETIME(3)   NOT NULL,
+    updated_at     DATETIME(3)   NOT NULL,
+    last_login_at  DATETIME(3)   NULL,
+    PRIMARY KEY (id),
+    UNIQUE KEY uq_users_username (username),
+    UNIQUE KEY uq_users_token_hash (token_hash)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+CREATE TABLE IF NOT EXISTS threshold_changes (
+    id          BIGINT       NOT NULL AUTO_INCREMENT,
+    changed_at  DATETIME(3)  NOT NULL,
+    changed_by  VARCHAR(64)  NOT NULL,
+    scope       VARCHAR(96)  NOT NULL,
+    measure     VARCHAR(32)  NOT NULL,
+    action      VARCHAR(8)   NOT NULL,   -- set | delete
+    old_value   TEXT         NULL,       -- JSON {low, high, deadband, severity}; NULL when it was new
+    new_value   TEXT         NULL,       -- JSON; NULL when deleted
+    PRIMARY KEY (id),
+    KEY ix_threshold_changes_changed_at (changed_at)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;

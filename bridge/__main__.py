@@ -74,7 +74,7 @@ def cmd_thresholds(settings: BridgeSettings, args: argparse.Namespace) -> int:
         if scope == DEFAULT_SCOPE:
             raise PlantModelError("the default (*) thresholds can be changed, not deleted")
         with sessions.begin() as session:
-            found = queries.delete_threshold(session, scope, args.measure)
+            found = queries.delete_threshold(session, scope, args.measure, utcnow(), args.by)
         print(f"deleted {scope} {args.measure}" if found else f"no threshold {scope} {args.measure}")
         return 0 if found else 1
     # set: unspecified fields start from what applies today (the inherited threshold).
@@ -147,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--no-high", action="store_true", help="no upper limit")
             p.add_argument("--deadband", type=float, help="how far back inside the range a value must come to clear")
             p.add_argument("--severity", choices=["info", "warning", "critical"])
-            p.add_argument("--by", default=os.environ.get("USER", "cli"), help="who changes it (audit)")
+        p.add_argument("--by", default=os.environ.get("USER", "cli"), help="who changes it (audit trail)")
     p_rej = sub.add_parser("rejected", help="show the latest rejected messages and why")
     p_rej.add_argument("--limit", type=int, default=20)
     return parser

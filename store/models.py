@@ -180,6 +180,7 @@ class Alarm(Base):
         UniqueConstraint("source", "measure", "raised_at", name="uq_alarms_source_measure_raised"),
         Index("ix_alarms_state_source", "state", "source"),
         Index("ix_alarms_raised_at", "raised_at"),
+        Index("ix_alarms_acknowledged_at", "acknowledged_at"),  # "open" = active or not acknowledged
         TABLE_ARGS,
     )
 
@@ -211,3 +212,40 @@ class RejectedMessage(Base):
     payload: Mapped[str] = mapped_column(Text)  # truncated, undecodable bytes escaped
     payload_bytes: Mapped[int] = mapped_column(Integer)  # size before truncation
     reason: Mapped[str] = mapped_column(String(512))
+
+
+class User(Base):
+    """A person (or script) allowed into the web UI and API. Passwords are argon2id hashes; the API
+    token is stored as its SHA-256 only, so a database dump does not leak usable tokens."""
+
+    __tablename__ = "users"
+    __table_args__ = (
+        UniqueConstraint("username", name="uq_users_username"),
+        UniqueConstraint("token_hash", name="uq_users_token_hash"),
+        TABLE_ARGS,
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(64))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16))  # viewer | operator | admin
+    token_hash: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ThresholdChange(Base):
+    """Audit trail of threshold edits: who changed what, when, from which value to which."""
+
+    __tablename__ = "threshold_changes"
+    __table_args__ = (Index("ix_threshold_changes_changed_at", "changed_at"), TABLE_ARGS)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    changed_by: Mapped[str] = mapped_column(String(64))
+    scope: Mapped[str] = mapped_column(String(96))
+    measure: Mapped[str] = mapped_column(String(32))
+    action: Mapped[str] = mapped_column(String(8))  # set | delete
+    old_value: Mapped[str | None] = mapped_column(Text)  # JSON {low, high, deadband, severity}, null if new
+    new_value: Mapped[str | None] = mapped_column(Text)  # JSON, null when deleted

@@ -11,8 +11,9 @@ from sqlalchemy import Table, func, select, update
 from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.orm import Session
 
+from plantmodel.jsonutil import dumps
 from plantmodel.measures import AUTOMATE_MEASURES
-from plantmodel.readings import Reading
+from plantmodel.readings import Reading, format_ts
 from plantmodel.shelly import PowerSample
 from plantmodel.sources import AutomateSource, MeterSource, Source, parse_source
 from plantmodel.thresholds import Alarm, Threshold, default_thresholds
@@ -136,23 +137,41 @@ def thresholds_version(session: Session) -> tuple[int, datetime | None]:
 
 
 def upsert_threshold(session: Session, threshold: Threshold, now: datetime, by: str) -> None:
+    """Create or replace one threshold and write the audit row (who, when, old, new)."""
     row = session.scalar(select(orm.Threshold).where(
         orm.Threshold.scope == threshold.scope, orm.Threshold.measure == threshold.measure))
     values = _threshold_row(threshold, now, by)
+    old = None if row is None else _threshold_json(row)
     if row is None:
         session.add(orm.Threshold(**values))
     else:
         for k, v in values.items():
             setattr(row, k, v)
+    session.add(orm.ThresholdChange(
+        changed_at=now, changed_by=by, scope=threshold.scope, measure=threshold.measure, action="set",
+        old_value=old, new_value=dumps({"low": threshold.low, "high": threshold.high,
+                                        "deadband": threshold.deadband, "severity": threshold.severity})))
 
 
-def delete_threshold(session: Session, scope: str, measure: str) -> bool:
+def delete_threshold(session: Session, scope: str, measure: str, now: datetime, by: str) -> bool:
     row = session.scalar(select(orm.Threshold).where(
         orm.Threshold.scope == scope, orm.Threshold.measure == measure))
     if row is None:
         return False
+    session.add(orm.ThresholdChange(changed_at=now, changed_by=by, scope=scope, measure=measure,
+                                    action="delete", old_value=_threshold_json(row), new_value=None))
     session.delete(row)  # the count drops, so the bridge's change detector sees it
     return True
+
+
+def threshold_changes(session: Session, limit: int = 200) -> list[orm.ThresholdChange]:
+    """The audit trail, newest first."""
+    stmt = select(orm.ThresholdChange).order_by(orm.ThresholdChange.id.desc()).limit(limit)
+    return list(session.scalars(stmt))
+
+
+def _threshold_json(row: orm.Threshold) -> str:
+    return dumps({"low": row.low, "high": row.high, "deadband": row.deadband, "severity": row.severity})
 
 
 def _threshold_row(t: Threshold, now: datetime, by: str) -> dict[str, Any]:
@@ -195,6 +214,40 @@ def alarm_from_row(row: orm.Alarm) -> Alarm:
         bound=row.bound, severity=row.severity, state=row.state, raised_at=row.raised_at,
         since=row.cleared_at if row.state == "cleared" and row.cleared_at else row.raised_at,
     )
+
+
+def alarm_dict(row: orm.Alarm) -> dict[str, Any]:
+    """What the web UI and API show of one alarm row: ``Alarm.to_dict()`` plus its database id,
+    ``cleared_at``, ``acknowledged_at`` and ``acknowledged_by`` (null until acknowledged)."""
+    return {
+        "id": row.id, **alarm_from_row(row).to_dict(),
+        "cleared_at": None if row.cleared_at is None else format_ts(row.cleared_at),
+        "acknowledged_at": None if row.acknowledged_at is None else format_ts(row.acknowledged_at),
+        "acknowledged_by": row.acknowledged_by,
+    }
+
+
+def find_alarm(session: Session, source: str, measure: str, raised_at: datetime) -> orm.Alarm | None:
+    return session.scalar(select(orm.Alarm).where(
+        orm.Alarm.source == source, orm.Alarm.measure == measure, orm.Alarm.raised_at == raised_at))
+
+
+def open_alarms(session: Session) -> list[orm.Alarm]:
+    """What needs an operator's attention: active alarms, and cleared ones nobody acknowledged yet."""
+    stmt = (select(orm.Alarm)
+            .where((orm.Alarm.state == "active") | orm.Alarm.acknowledged_at.is_(None))
+            .order_by(orm.Alarm.raised_at))
+    return list(session.scalars(stmt))
+
+
+def acknowledge_alarm(session: Session, alarm_id: int, by: str, now: datetime) -> orm.Alarm | None:
+    """Mark an alarm acknowledged (once: a second acknowledgement keeps the first's who/when).
+    Returns the row, or None when the id is unknown."""
+    row = session.get(orm.Alarm, alarm_id)
+    if row is not None and row.acknowledged_at is None:
+        row.acknowledged_at = now
+        row.acknowledged_by = by
+    return row
 
 
 def active_alarms(session: Session) -> list[Alarm]:

@@ -16,7 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from plantmodel.topics import Topics
 from store.db import create_db_engine, make_sessionmaker
-from webui import api, views
+from webui import api, auth, login, views
 from webui.live import LiveFeed
 from webui.settings import WebSettings
 from webui.snapshot import load_snapshot
@@ -41,8 +41,10 @@ def create_app(settings: WebSettings, *, sessionmaker: orm.sessionmaker[orm.Sess
     feed = LiveFeed(settings.mqtt, Topics(settings.topic_root), socketio, sessionmaker)
     app.extensions[EXTENSION] = WebState(settings, sessionmaker, socketio, feed)
 
+    app.register_blueprint(login.bp)
     app.register_blueprint(views.bp)
-    app.register_blueprint(api.bp)
+    api.install(app)
+    auth.install(app)  # after every blueprint: it marks the static route public
     app.register_error_handler(SQLAlchemyError, _database_unavailable)
     _register_socket_handlers(socketio, sessionmaker)
     if start_mqtt:

@@ -9,6 +9,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from webui.auth import public
 from webui.snapshot import load_snapshot
 from webui.state import web_state
 
@@ -24,6 +25,7 @@ def index() -> str:
 
 
 @bp.get("/healthz")
+@public
 def healthz() -> tuple[Response, int]:
     state = web_state()
     db = database_ok(state.make_session)

@@ -1,13 +1,12 @@
-"""JSON API (read-only for now)."""
+"""The plant as it is now: the live snapshot."""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify
+from flask import Response, jsonify
 
+from webui.api import bp
 from webui.snapshot import load_snapshot
 from webui.state import web_state
-
-bp = Blueprint("api", __name__, url_prefix="/api")
 
 
 @bp.get("/latest")

@@ -1,0 +1,72 @@
+"""User accounts: the queries behind log-in, API tokens and user administration. Hashing is the
+caller's business (``webui.auth``); this module only stores and finds rows."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from plantmodel.errors import ValidationError
+from store import models as orm
+
+# Ordered: each role can do everything the ones before it can.
+ROLES = ("viewer", "operator", "admin")
+_USERNAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+MIN_PASSWORD_LENGTH = 8
+
+
+def check_username(username: str) -> str:
+    if not _USERNAME.match(username):
+        raise ValidationError(f"user name {username!r} must be 1-64 letters, digits or _ . @ -")
+    return username
+
+
+def check_role(role: str) -> str:
+    if role not in ROLES:
+        raise ValidationError(f"role {role!r} is not one of {', '.join(ROLES)}")
+    return role
+
+
+def check_password(password: str) -> str:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ValidationError(f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
+    return password
+
+
+def role_at_least(role: str, needed: str) -> bool:
+    return ROLES.index(role) >= ROLES.index(needed)
+
+
+def get_user(session: Session, username: str) -> orm.User | None:
+    return session.scalar(select(orm.User).where(orm.User.username == username))
+
+
+def get_user_by_id(session: Session, user_id: int) -> orm.User | None:
+    return session.get(orm.User, user_id)
+
+
+def get_user_by_token_hash(session: Session, token_hash: str) -> orm.User | None:
+    return session.scalar(select(orm.User).where(orm.User.token_hash == token_hash))
+
+
+def list_users(session: Session) -> list[orm.User]:
+    return list(session.scalars(select(orm.User).order_by(orm.User.username)))
+
+
+def add_user(session: Session, username: str, password_hash: str, role: str, now: datetime) -> orm.User:
+    check_username(username)
+    check_role(role)
+    if get_user(session, username) is not None:
+        raise ValidationError(f"user {username!r} already exists")
+    user = orm.User(username=username, password_hash=password_hash, role=role, token_hash=None,
+                    created_at=now, updated_at=now, last_login_at=None)
+    session.add(user)
+    session.flush()  # assigns the id
+    return user
+
+
+def count_admins(session: Session) -> int:
+    return len(list(session.scalars(select(orm.User.id).where(orm.User.role == "admin"))))

@@ -1,0 +1,55 @@
+"""The JSON REST API under ``/api`` (documented by ``/api/openapi.json``).
+
+Every module here adds its routes to the one blueprint ``bp``. Errors are JSON
+``{"error": "<what is wrong>", "status": <code>}``: raise :class:`ApiError` (or ``abort``) from a
+route; bad parameters are 400, unknown ids and pages past the end 404, and nothing is a 500.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, Flask, Response, jsonify
+from werkzeug.exceptions import HTTPException
+
+from webui.auth import is_api_request
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+
+
+class ApiError(HTTPException):
+    """An error answered as JSON with the given status and message."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(description=message)
+        self.code = status
+
+
+def error_response(status: int, message: str) -> Response:
+    resp = jsonify(error=message, status=status)
+    resp.status_code = status
+    return resp
+
+
+def install(app: Flask) -> None:
+    """Register the API blueprint and the JSON error handlers for ``/api`` paths."""
+    # Imported for their routes on ``bp``.
+    from webui.api import plant  # noqa: F401
+
+    app.register_blueprint(bp)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> Response | HTTPException:
+        if isinstance(exc, ApiError) or is_api_request():
+            return error_response(exc.code or 500, exc.description or exc.name)
+        return exc
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Response | tuple[str, int]:
+        # Logged with the traceback; the client gets a short JSON (API) or text error, never a stack.
+        log.exception("unhandled error on %s", exc)
+        if is_api_request():
+            return error_response(500, "internal error (see the web UI's log)")
+        return "internal error (see the web UI's log)", 500
