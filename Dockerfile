@@ -10,4 +10,4 @@ COPY bridge ./bridge
 COPY devices ./devices
 COPY webui ./webui
 COPY stack ./stack
-RUN pip install .
+RUN pip install . && python -m webui assets

@@ -19,13 +19,10 @@ from collections.abc import Sequence
 from types import FrameType
 
 from devices.faults import Fault, load_faults, save_faults
-from devices.settings import DevicesSettings
+from devices.settings import DEMO_ENERGY_INTERVAL_S, DEMO_PERIOD_S, DevicesSettings
 from plantmodel.errors import ValidationError
 from plantmodel.layout import PlantLayout
 from plantmodel.sources import AutomateSource, MeterSource, parse_source
-
-DEMO_PERIOD_S = 2.0
-DEMO_ENERGY_INTERVAL_S = 10.0
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -12,6 +12,9 @@ from plantmodel.errors import ValidationError
 from plantmodel.layout import PlantLayout
 from plantmodel.mqtt import DEFAULT_CREDENTIALS_FILE, DEFAULT_PORT, MqttSettings
 
+# `--demo`: fast enough to watch (the stack tells the web UI the same periods).
+DEMO_PERIOD_S = 2.0
+DEMO_ENERGY_INTERVAL_S = 10.0
 
 @dataclass(frozen=True, slots=True)
 class DevicesSettings:

@@ -12,6 +12,8 @@ ensure_system_packages() {  # args: package names wanted, by the binary that pro
   local missing=()
   have mosquitto || missing+=(mosquitto mosquitto-clients)
   if [ "${NEED_MARIADB:-0}" = 1 ]; then have mariadbd || missing+=(mariadb-server mariadb-client); fi
+  # The browser tests drive Debian's Chromium (a test tool's own browser download does not work offline).
+  if [ "${NEED_BROWSER:-0}" = 1 ]; then have chromium || missing+=(chromium); fi
   python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
   [ ${#missing[@]} -eq 0 ] && return 0
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
@@ -42,4 +44,6 @@ ensure_venv() {  # arg: pip extras, e.g. "[test]" or ""
     fi
     touch "$stamp"
   fi
+  # Chart.js and the Socket.IO client, from the npm registry (pinned, hash-checked), served locally.
+  .venv/bin/python -m webui assets --check >/dev/null 2>&1 || .venv/bin/python -m webui assets
 }

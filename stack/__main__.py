@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -22,9 +23,13 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
 
+from devices.settings import DEMO_ENERGY_INTERVAL_S, DEMO_PERIOD_S
 from plantmodel.envconf import DEFAULT_VAR_DIR, env_int, env_path, layout_from_env
+from plantmodel.readings import utcnow
 from store import models as orm
+from store import users as user_store
 from store.db import create_db_engine, database_url_from_env, describe, init_schema, make_sessionmaker
 
 log = logging.getLogger("stack")
@@ -81,12 +86,41 @@ def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float) -> bool:
     return False
 
 
+DEMO_ADMIN = "admin"
+
+
+def reset_demo_admin(sessions: sessionmaker[Session]) -> str:
+    """Create the demo admin, or give it a new password; returns the password to print."""
+    from webui.auth import hash_password  # argon2 loads only when the stack really starts
+
+    password = secrets.token_urlsafe(9)
+    now = utcnow()
+    with sessions.begin() as session:
+        user = user_store.get_user(session, DEMO_ADMIN)
+        if user is None:
+            user_store.add_user(session, DEMO_ADMIN, hash_password(password), "admin", now)
+        else:
+            user.password_hash, user.role, user.updated_at = hash_password(password), "admin", now
+    return password
+
+
+def secret_key(var_dir: Path) -> str:
+    """The web UI's session key, kept in var/secrets so logins survive a restart of the demo."""
+    path = var_dir / "secrets" / "webui-secret-key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_hex(32))
+    return path.read_text().strip()
+
+
 class Supervisor:
     def __init__(self, settings: StackSettings, demo: bool) -> None:
         self.settings = settings
         self.demo = demo
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.logs = settings.var_dir / "logs"
+        self.admin_password = ""
 
     def env(self) -> dict[str, str]:
         s = self.settings
@@ -101,6 +135,10 @@ class Supervisor:
             "DATABASE_URL": s.database_url,
             "WEBUI_PORT": str(s.web_port),
             "DEVICES_FAULT_FILE": str(s.var_dir / "faults.json"),
+            "SECRET_KEY": os.environ.get("SECRET_KEY") or secret_key(s.var_dir),
+            # The web UI marks a source stale after 3 periods: tell it the simulators' real ones.
+            "WEBUI_REPORT_PERIOD": str(DEMO_PERIOD_S if self.demo else 60.0),
+            "WEBUI_METER_PERIOD": str(DEMO_ENERGY_INTERVAL_S if self.demo else 60.0),
         }
 
     def spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
@@ -118,7 +156,7 @@ class Supervisor:
         if not wait_port(s.mqtt_port, broker, 15):
             raise RuntimeError(f"the broker did not start; see {self.logs / 'broker.log'}")
         self.spawn("bridge", ["bridge", "run"])
-        webui = self.spawn("webui", ["webui", "--port", str(s.web_port)])
+        webui = self.spawn("webui", ["webui", "run", "--port", str(s.web_port)])
         self.spawn("devices", ["devices", "run", *(["--demo"] if self.demo else [])])
         if not wait_port(s.web_port, webui, 30):
             raise RuntimeError(f"the web UI did not start; see {self.logs / 'webui.log'}")
@@ -130,6 +168,8 @@ class Supervisor:
             "",
             "Au Bon Beurre telemetry is running.",
             f"  Dashboard:   http://127.0.0.1:{s.web_port}/",
+            f"  Log in:      user {DEMO_ADMIN!r}, password {self.admin_password!r} (new on every start;"
+            " add users with python -m webui users add NAME --role viewer|operator|admin)",
             f"  Database:    {describe(s.database_url)}",
             f"  Logs:        {self.logs}/",
             "  Watch MQTT:  mosquitto_sub -h 127.0.0.1 -p {port} -u debug -P '{pw}' -v -t '#'".format(
@@ -181,7 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m stack",
         description="Run broker, bridge, web UI and simulators locally until Ctrl-C. Environment: "
         "MQTT_PORT (18830), WEBUI_PORT (8080), DATABASE_URL (sqlite:///var/plant.db), PLANT_VAR_DIR (var), "
-        "PLANT_UNITS, PLANT_AUTOMATES, PLANT_METER_COUNT / PLANT_METERS.",
+        "PLANT_UNITS, PLANT_AUTOMATES, PLANT_METER_COUNT / PLANT_METERS, SECRET_KEY (default: a key kept in "
+        "var/secrets).",
     )
     parser.add_argument("--no-demo", action="store_true", help="simulators at the real rate (60 s)")
     parser.add_argument("--progress", type=float, default=10, help="seconds between progress lines (0: none)")
@@ -211,6 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         engine = create_db_engine(settings.database_url)
         init_schema(engine)  # before the services, so they do not race to create tables
         sessions = make_sessionmaker(engine)
+        sup.admin_password = reset_demo_admin(sessions)
         sup.start()
         print(sup.banner(), flush=True)
         next_progress = time.monotonic() + args.progress

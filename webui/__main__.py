@@ -1,33 +1,87 @@
-"""``python -m webui``: serve the live dashboard."""
+"""``python -m webui``: serve the dashboard, manage its users, fetch its front-end assets."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import getpass
 import logging
 import os
+import secrets
 import signal
 import sys
 from types import FrameType
 
-from store.db import create_db_engine, describe, init_schema, make_sessionmaker
-from webui import create_app, web_state
+from sqlalchemy.orm import Session, sessionmaker
+
+from plantmodel.errors import PlantModelError
+from plantmodel.readings import format_ts, utcnow
+from store import users as user_store
+from store.db import create_db_engine, database_url_from_env, describe, init_schema, make_sessionmaker
+from webui import assets, create_app, web_state
+from webui.auth import hash_password, new_token
 from webui.settings import WebSettings
 
 log = logging.getLogger("webui")
+
+ENV_HELP = ("Configuration comes from the environment: DATABASE_URL, MQTT_HOST, MQTT_PORT, MQTT_USERNAME, "
+            "MQTT_PASSWORD, MQTT_CREDENTIALS_FILE, PLANT_TOPIC_ROOT, WEBUI_HOST, WEBUI_PORT, SECRET_KEY, "
+            "WEBUI_REPORT_PERIOD, WEBUI_METER_PERIOD, WEBUI_PUSH_INTERVAL.")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m webui",
-        description="Live dashboard of the plant (Flask + Socket.IO). Configuration comes from the "
-                    "environment: DATABASE_URL, MQTT_HOST, MQTT_PORT, MQTT_USERNAME, MQTT_PASSWORD, "
-                    "MQTT_CREDENTIALS_FILE, PLANT_TOPIC_ROOT, WEBUI_HOST, WEBUI_PORT, SECRET_KEY.",
+        description="Operator dashboard of the plant (Flask + Socket.IO) and its REST API. " + ENV_HELP,
     )
-    parser.add_argument("--host", help="address to listen on (default: WEBUI_HOST or 127.0.0.1)")
-    parser.add_argument("--port", type=int, help="port to listen on (default: WEBUI_PORT or 8080)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    run = sub.add_parser("run", help="serve the dashboard and the API (the default command)")
+    run.add_argument("--host", help="address to listen on (default: WEBUI_HOST or 127.0.0.1)")
+    run.add_argument("--port", type=int, help="port to listen on (default: WEBUI_PORT or 8080)")
+
+    users = sub.add_parser("users", help="manage who can log in (DATABASE_URL selects the database)")
+    usub = users.add_subparsers(dest="action", metavar="ACTION", required=True)
+    add = usub.add_parser("add", help="create a user, e.g. the first admin: users add alice --role admin")
+    add.add_argument("username")
+    add.add_argument("--role", choices=user_store.ROLES, default="viewer")
+    add.add_argument("--if-missing", action="store_true", help="do nothing when the user exists (scripts)")
+    passwd = usub.add_parser("passwd", help="set a user's password")
+    passwd.add_argument("username")
+    for p in (add, passwd):
+        how = p.add_mutually_exclusive_group()
+        how.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+        how.add_argument("--generate", action="store_true", help="generate a random password and print it")
+    usub.add_parser("list", help="list the users and their roles")
+    role = usub.add_parser("set-role", help="change a user's role")
+    role.add_argument("username")
+    role.add_argument("role", choices=user_store.ROLES)
+    delete = usub.add_parser("delete", help="delete a user")
+    delete.add_argument("username")
+    token = usub.add_parser("token", help="issue a new API token for a user (replaces the old one) and print it")
+    token.add_argument("username")
+
+    fetch = sub.add_parser("assets", help="fetch Chart.js and the Socket.IO client from the npm registry "
+                                          "(NPM_REGISTRY, default https://registry.npmjs.org) into static/vendor")
+    fetch.add_argument("--force", action="store_true", help="fetch again even when the pinned versions are present")
+    fetch.add_argument("--check", action="store_true", help="only report whether they are present (exit 1 if not)")
     return parser
 
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)  # before reading the environment, so --help always works
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        if args.command == "users":
+            return _users(args)
+        if args.command == "assets":
+            return _assets(args)
+        return _run(getattr(args, "host", None), getattr(args, "port", None))
+    except PlantModelError as exc:
+        print(f"webui: {exc}", file=sys.stderr)
+        return 2
+
+
+# -- run ------------------------------------------------------------------------------------------------
 
 def _interrupt(_signum: int, _frame: FrameType | None) -> None:
     # SIGTERM (docker stop) takes the same clean path as Ctrl-C: Werkzeug returns from
@@ -35,11 +89,16 @@ def _interrupt(_signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)  # before reading the environment, so --help always works
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def _run(host: str | None, port: int | None) -> int:
     settings = WebSettings.from_env(os.environ)
-    settings = dataclasses.replace(settings, host=args.host or settings.host, port=args.port or settings.port)
+    settings = dataclasses.replace(settings, host=host or settings.host, port=port or settings.port)
+    missing = assets.missing_assets()
+    if missing:
+        print(f"webui: front-end assets missing ({', '.join(missing)}): run `python -m webui assets` first",
+              file=sys.stderr)
+        return 2
+    if not os.environ.get("SECRET_KEY"):
+        log.warning("SECRET_KEY is not set: a random key is used, so everyone logs in again after a restart")
 
     for sig in (signal.SIGTERM, signal.SIGINT):  # SIGINT too: a background start may inherit it ignored
         signal.signal(sig, _interrupt)
@@ -47,7 +106,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         log.info("database: %s", describe(settings.database_url))
         init_schema(engine)  # the bridge does it too; harmless, and lets the UI start first
-        app = create_app(settings, sessionmaker=make_sessionmaker(engine))
+        sessions = make_sessionmaker(engine)
+        with sessions() as session:
+            if not user_store.list_users(session):
+                log.warning("no user can log in yet: create one with `python -m webui users add NAME --role admin`")
+        app = create_app(settings, sessionmaker=sessions)
         try:
             print(f"webui: serving http://{settings.host}:{settings.port}/", flush=True)
             app.extensions["socketio"].run(app, settings.host, settings.port, allow_unsafe_werkzeug=True)
@@ -58,6 +121,88 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         engine.dispose()
     log.info("stopped")
+    return 0
+
+
+# -- users ----------------------------------------------------------------------------------------------
+
+def _sessions() -> sessionmaker[Session]:
+    engine = create_db_engine(database_url_from_env(os.environ))
+    init_schema(engine)
+    return make_sessionmaker(engine)
+
+
+def _password(args: argparse.Namespace) -> tuple[str, bool]:
+    """(password, generated)."""
+    if args.generate:
+        return secrets.token_urlsafe(12), True
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\r\n"), False
+    if not sys.stdin.isatty():
+        raise PlantModelError("no terminal to ask the password on: use --password-stdin or --generate")
+    first = getpass.getpass("password: ")
+    if first != getpass.getpass("again: "):
+        raise PlantModelError("the two passwords differ")
+    return first, False
+
+
+def _users(args: argparse.Namespace) -> int:
+    sessions = _sessions()
+    now = utcnow()
+    if args.action == "list":
+        with sessions() as session:
+            rows = user_store.list_users(session)
+        print(f"{'user':24} {'role':9} {'token':6} last log-in")
+        for u in rows:
+            last = format_ts(u.last_login_at) if u.last_login_at else "never"
+            print(f"{u.username:24} {u.role:9} {'yes' if u.token_hash else 'no':6} {last}")
+        return 0
+    with sessions.begin() as session:
+        user = user_store.get_user(session, args.username)
+        if args.action == "add":
+            if user is not None and args.if_missing:
+                print(f"user {args.username} exists")
+                return 0
+            password, generated = _password(args)
+            user_store.add_user(session, args.username, hash_password(password), args.role, now)
+            print(f"created {args.username} ({args.role})" + (f", password: {password}" if generated else ""))
+            return 0
+        if user is None:
+            raise PlantModelError(f"no user {args.username!r}")
+        if args.action == "delete":
+            if user.role == "admin" and user_store.count_admins(session) == 1:
+                raise PlantModelError(f"{user.username} is the last admin")
+            session.delete(user)
+            print(f"deleted {args.username}")
+            return 0
+        user.updated_at = now
+        if args.action == "passwd":
+            password, generated = _password(args)
+            user.password_hash = hash_password(password)
+            print(f"password of {user.username} changed" + (f": {password}" if generated else ""))
+        elif args.action == "set-role":
+            if user.role == "admin" and args.role != "admin" and user_store.count_admins(session) == 1:
+                raise PlantModelError(f"{user.username} is the last admin")
+            user.role = args.role
+            print(f"{user.username} is now {args.role}")
+        elif args.action == "token":
+            token, digest = new_token()
+            user.token_hash = digest
+            print(token)
+    return 0
+
+
+# -- assets ---------------------------------------------------------------------------------------------
+
+def _assets(args: argparse.Namespace) -> int:
+    if args.check:
+        missing = assets.missing_assets()
+        print("assets: missing " + ", ".join(missing) if missing else "assets: all present")
+        return 1 if missing else 0
+    registry = os.environ.get("NPM_REGISTRY", "").strip() or assets.DEFAULT_REGISTRY
+    fetched = assets.ensure_assets(registry=registry, force=args.force)
+    print(f"assets: {fetched} package(s) fetched into {assets.VENDOR_DIR}" if fetched
+          else "assets: already present")
     return 0
 
 

@@ -21,6 +21,7 @@ import logging
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from argon2 import PasswordHasher
@@ -127,6 +128,11 @@ def csrf_token() -> str:
     return session["csrf"]
 
 
+def csrf_matches(sent: str) -> bool:
+    expected = session.get("csrf", "")
+    return bool(expected) and hmac.compare_digest(str(sent), str(expected))
+
+
 def current_user() -> AuthUser | None:
     """Who is making this request (cached for the request)."""
     if "auth_user" not in g:
@@ -212,11 +218,9 @@ def _check_request() -> Response | None:
     user = current_user()
     if user is None:
         return _unauthenticated()
-    if request.method not in SAFE_METHODS and not user.via_token:
-        sent = request.headers.get("X-CSRF-Token") or request.form.get("csrf_token", "")
-        expected = session.get("csrf", "")
-        if not expected or not hmac.compare_digest(str(sent), str(expected)):
-            return _forbidden("missing or wrong CSRF token (send the page's X-CSRF-Token header)")
+    sent = request.headers.get("X-CSRF-Token") or request.form.get("csrf_token", "")
+    if request.method not in SAFE_METHODS and not user.via_token and not csrf_matches(sent):
+        return _forbidden("missing or wrong CSRF token (send the page's X-CSRF-Token header)")
     return None
 
 
@@ -230,8 +234,10 @@ def current_app_view() -> Callable[..., Any] | None:
 
 def install(app: Flask) -> None:
     """Default-deny for every endpoint of ``app`` (static files are public: CSS and JS only)."""
-    app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
-    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
+    app.config["SESSION_COOKIE_HTTPONLY"] = True
+    # Lax: the cookie is not sent on cross-site POSTs (CSRF defence in depth, with the token).
+    app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
+    app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(hours=12)  # about a shift
     app.before_request(_check_request)
     static = app.view_functions.get("static")
     if static is not None:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import hmac
 import logging
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Response, redirect, render_template, request, session, url_for
+from flask import Blueprint, Response, redirect, render_template, request, url_for
 
-from webui.auth import authenticate, csrf_token, login_user, logout_user, public
+from webui.auth import authenticate, csrf_matches, csrf_token, login_user, logout_user, public
 from webui.state import web_state
 
 log = logging.getLogger(__name__)
@@ -28,8 +27,7 @@ def _safe_next(target: str | None) -> str:
 def login() -> str | Response | tuple[str, int]:
     if request.method == "GET":
         return render_template("login.html", next=request.args.get("next", ""), error=None)
-    sent = request.form.get("csrf_token", "")
-    if not hmac.compare_digest(sent, session.get("csrf", "")):
+    if not csrf_matches(request.form.get("csrf_token", "")):
         # The form's token comes with the GET; an old tab or a cross-site post lands here.
         return render_template("login.html", next=request.form.get("next", ""),
                                error="The form expired; please log in again."), 400

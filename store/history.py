@@ -1,0 +1,282 @@
+"""History queries for the REST API: time ranges, pages, streamed exports, chart series and alarm
+filters. Portable across MariaDB and SQLite: plain ``SELECT``s on the existing indexes, and every
+aggregation is done in Python while rows stream in (``yield_per``), so no dialect-specific date
+arithmetic is needed and a month of readings is never held in memory.
+
+Like :mod:`store.queries`, every function takes a Session and leaves the transaction to its caller.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, Row, Select, func, select, update
+from sqlalchemy.orm import Session
+
+from plantmodel.measures import AUTOMATE_MEASURES, MEASURES, METER_MEASURES
+from store import models as orm
+
+STREAM_BATCH = 1000  # rows fetched per round trip while streaming
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+ALARM_STATES = ("open", "active", "cleared", "all")
+
+HistoryModel = type[orm.Reading] | type[orm.PowerReading]
+
+
+def epoch_ms(ts: datetime) -> int:
+    return (ts - _EPOCH) // _MS
+
+
+# -- sources of time series -------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class SeriesSource:
+    """The rows of one automate (table ``readings``) or one meter (``power_readings``)."""
+
+    key: str  # units/3/automates/7 or meters/<id>
+    model: HistoryModel
+    where: tuple[ColumnElement[bool], ...]
+    measures: tuple[str, ...]
+
+    @property
+    def ts(self) -> Any:
+        return self.model.ts
+
+
+def automate_source(unit: int, automate: int) -> SeriesSource:
+    return SeriesSource(f"units/{unit}/automates/{automate}", orm.Reading,
+                        (orm.Reading.unit_id == unit, orm.Reading.automate_no == automate),
+                        tuple(AUTOMATE_MEASURES))
+
+
+def meter_source(meter: str) -> SeriesSource:
+    return SeriesSource(f"meters/{meter}", orm.PowerReading, (orm.PowerReading.meter_id == meter,),
+                        tuple(METER_MEASURES))
+
+
+def _in_range(src: SeriesSource, start: datetime | None, end: datetime | None) -> list[ColumnElement[bool]]:
+    clauses = list(src.where)
+    if start is not None:
+        clauses.append(src.ts >= start)
+    if end is not None:
+        clauses.append(src.ts <= end)
+    return clauses
+
+
+def count_rows(session: Session, src: SeriesSource, start: datetime | None, end: datetime | None) -> int:
+    stmt = select(func.count()).select_from(src.model).where(*_in_range(src, start, end))
+    return int(session.scalar(stmt) or 0)
+
+
+def rows_page(session: Session, src: SeriesSource, start: datetime | None, end: datetime | None, *,
+              offset: int, limit: int, descending: bool = False) -> list[Any]:
+    """One page of ORM rows ordered by device time (the ``(source, ts)`` unique index)."""
+    order = src.ts.desc() if descending else src.ts.asc()
+    stmt = select(src.model).where(*_in_range(src, start, end)).order_by(order).offset(offset).limit(limit)
+    return list(session.scalars(stmt))
+
+
+def stream_rows(session: Session, src: SeriesSource, columns: Sequence[str], start: datetime | None,
+                end: datetime | None, *, batch: int = STREAM_BATCH) -> Iterator[Row[Any]]:
+    """Rows of ``columns`` in time order, fetched ``batch`` at a time (a server-side cursor on
+    MariaDB), so the caller can handle any range in constant memory. Finish (or close) the
+    iterator before running another query on the same session."""
+    stmt: Select[Any] = (select(*(getattr(src.model, c) for c in columns))
+                         .where(*_in_range(src, start, end)).order_by(src.ts.asc()))
+    result = session.execute(stmt.execution_options(yield_per=batch))
+    try:
+        yield from result
+    finally:
+        result.close()
+
+
+def latest_row(session: Session, src: SeriesSource) -> Any | None:
+    stmt = select(src.model).where(*src.where).order_by(src.ts.desc()).limit(1)
+    return session.scalar(stmt)
+
+
+# -- chart series -------------------------------------------------------------------------------------
+
+@dataclass(slots=True)
+class Series:
+    """Chart data: ``t`` in epoch ms; per measure ``v`` (and ``min``/``max`` when aggregated).
+    Aggregated points stand for the bucket ``[t, t + bucket_ms)``; ``v`` is its average."""
+
+    bucket_ms: int
+    aggregated: bool
+    t: list[int] = field(default_factory=list)
+    values: dict[str, list[float | None]] = field(default_factory=dict)
+    mins: dict[str, list[float | None]] = field(default_factory=dict)
+    maxs: dict[str, list[float | None]] = field(default_factory=dict)
+
+    def measures_dict(self) -> dict[str, dict[str, list[float | None]]]:
+        if not self.aggregated:
+            return {m: {"v": v} for m, v in self.values.items()}
+        return {m: {"v": v, "min": self.mins[m], "max": self.maxs[m]} for m, v in self.values.items()}
+
+
+class _Bucket:
+    """Running count/sum/min/max per measure of one time bucket."""
+
+    __slots__ = ("count", "maxs", "mins", "sums")
+
+    def __init__(self, n: int) -> None:
+        self.count = [0] * n
+        self.sums = [0.0] * n
+        self.mins: list[float] = [math.inf] * n
+        self.maxs: list[float] = [-math.inf] * n
+
+    def add(self, values: Sequence[float | None]) -> None:
+        for i, v in enumerate(values):
+            if v is None:  # meters may lack a field (older firmware, no temperature sensor)
+                continue
+            self.count[i] += 1
+            self.sums[i] += v
+            if v < self.mins[i]:
+                self.mins[i] = v
+            if v > self.maxs[i]:
+                self.maxs[i] = v
+
+
+def series(session: Session, src: SeriesSource, start: datetime, end: datetime, points: int) -> Series:
+    """The measures of ``src`` between ``start`` and ``end`` (inclusive), at most ``points`` points.
+
+    With more rows than ``points`` the window is cut into equal buckets of ``bucket_ms`` and each
+    non-empty bucket gives avg/min/max, computed while the rows stream by.
+    """
+    total = count_rows(session, src, start, end)
+    names = src.measures
+    columns = ("ts", *names)
+    if total <= points:
+        out = Series(bucket_ms=0, aggregated=False, values={m: [] for m in names})
+        for row in stream_rows(session, src, columns, start, end):
+            out.t.append(epoch_ms(row[0]))
+            for i, m in enumerate(names, start=1):
+                out.values[m].append(row[i])
+        return out
+
+    t0 = epoch_ms(start)
+    span = max(1, epoch_ms(end) - t0)
+    bucket_ms = max(1, math.ceil(span / points))
+    last_index = math.ceil(span / bucket_ms) - 1  # a row exactly at ``end`` joins the last bucket
+    out = Series(bucket_ms=bucket_ms, aggregated=True, values={m: [] for m in names},
+                 mins={m: [] for m in names}, maxs={m: [] for m in names})
+    current: _Bucket | None = None
+    current_index = -1
+    for row in stream_rows(session, src, columns, start, end):
+        index = min((epoch_ms(row[0]) - t0) // bucket_ms, last_index)
+        if index != current_index:
+            if current is not None:
+                _flush(out, names, t0 + current_index * bucket_ms, current)
+            current, current_index = _Bucket(len(names)), index
+        current.add(row[1:])
+    if current is not None:
+        _flush(out, names, t0 + current_index * bucket_ms, current)
+    return out
+
+
+def _flush(out: Series, names: Sequence[str], t: int, bucket: _Bucket) -> None:
+    out.t.append(t)
+    for i, m in enumerate(names):
+        if bucket.count[i] == 0:
+            out.values[m].append(None)
+            out.mins[m].append(None)
+            out.maxs[m].append(None)
+            continue
+        lo, hi = bucket.mins[i], bucket.maxs[i]
+        # Rounded to a little more than the probe's resolution (smaller JSON), but never outside
+        # [min, max] because of the rounding.
+        avg = round(bucket.sums[i] / bucket.count[i], MEASURES[m].decimals + 2)
+        out.values[m].append(min(max(avg, lo), hi))
+        out.mins[m].append(lo)
+        out.maxs[m].append(hi)
+
+
+# -- alarms ---------------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class AlarmFilter:
+    state: str = "all"  # open (active or unacknowledged) | active | cleared | all
+    unit: int | None = None
+    automate: int | None = None
+    meter: str | None = None
+    measure: str | None = None
+    start: datetime | None = None  # on raised_at
+    end: datetime | None = None
+
+    def clauses(self) -> list[ColumnElement[bool]]:
+        a = orm.Alarm
+        out: list[ColumnElement[bool]] = []
+        if self.state == "open":
+            out.append((a.state == "active") | a.acknowledged_at.is_(None))
+        elif self.state in ("active", "cleared"):
+            out.append(a.state == self.state)
+        elif self.state != "all":
+            raise ValueError(f"unknown alarm state filter {self.state!r}")
+        if self.unit is not None:
+            out.append(a.unit_id == self.unit)
+        if self.automate is not None:
+            out.append(a.automate_no == self.automate)
+        if self.meter is not None:
+            out.append(a.meter_id == self.meter)
+        if self.measure is not None:
+            out.append(a.measure == self.measure)
+        if self.start is not None:
+            out.append(a.raised_at >= self.start)
+        if self.end is not None:
+            out.append(a.raised_at <= self.end)
+        return out
+
+
+def alarms_page(session: Session, flt: AlarmFilter, *, offset: int, limit: int) -> tuple[int, list[orm.Alarm]]:
+    """(total matching, one page newest raised first)."""
+    clauses = flt.clauses()
+    total = int(session.scalar(select(func.count()).select_from(orm.Alarm).where(*clauses)) or 0)
+    stmt = (select(orm.Alarm).where(*clauses).order_by(orm.Alarm.raised_at.desc(), orm.Alarm.id.desc())
+            .offset(offset).limit(limit))
+    return total, list(session.scalars(stmt))
+
+
+def alarms_overlapping(session: Session, source: str, start: datetime, end: datetime) -> list[orm.Alarm]:
+    """Alarms of ``source`` that were active at some time within ``[start, end]``, oldest first."""
+    a = orm.Alarm
+    stmt = (select(a).where(a.source == source, a.raised_at <= end,
+                            a.cleared_at.is_(None) | (a.cleared_at >= start))
+            .order_by(a.raised_at, a.id))
+    return list(session.scalars(stmt))
+
+
+def acknowledge_once(session: Session, alarm_id: int, by: str, now: datetime) -> tuple[orm.Alarm | None, bool]:
+    """Acknowledge an alarm unless somebody already did: (row or None if unknown, whether this call
+    acknowledged it). A conditional UPDATE, so two operators clicking at once cannot both win."""
+    done = session.execute(
+        update(orm.Alarm).where(orm.Alarm.id == alarm_id, orm.Alarm.acknowledged_at.is_(None))
+        .values(acknowledged_at=now, acknowledged_by=by)
+        .execution_options(synchronize_session=False)
+    ).rowcount == 1
+    row = session.get(orm.Alarm, alarm_id, populate_existing=True)
+    return row, done
+
+
+# -- thresholds audit -------------------------------------------------------------------------------
+
+def threshold_changes_page(session: Session, *, offset: int, limit: int) -> tuple[int, list[orm.ThresholdChange]]:
+    """(total, one page of the audit trail newest first)."""
+    c = orm.ThresholdChange
+    total = int(session.scalar(select(func.count()).select_from(c)) or 0)
+    stmt = select(c).order_by(c.changed_at.desc(), c.id.desc()).offset(offset).limit(limit)
+    return total, list(session.scalars(stmt))
+
+
+def get_threshold(session: Session, scope: str, measure: str) -> orm.Threshold | None:
+    t = orm.Threshold
+    return session.scalar(select(t).where(t.scope == scope, t.measure == measure))
+
+
+def all_thresholds(session: Session) -> list[orm.Threshold]:
+    return list(session.scalars(select(orm.Threshold)))
