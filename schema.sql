@@ -67,6 +67,7 @@ CREATE TABLE IF NOT EXISTS power_readings (
     -- idempotent writes, "latest per meter" and "time range per meter"
     UNIQUE KEY uq_power_readings_meter_ts (meter_id, ts),
     KEY ix_power_readings_received_at (received_at),
+    KEY ix_power_readings_ts (ts),   -- the legacy /api/measurements/ lists every meter by time
     CONSTRAINT fk_power_readings_meter FOREIGN KEY (meter_id) REFERENCES meters (id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 

@@ -125,6 +125,7 @@ class PowerReading(Base):
     __table_args__ = (
         UniqueConstraint("meter_id", "ts", name="uq_power_readings_meter_ts"),
         Index("ix_power_readings_received_at", "received_at"),
+        Index("ix_power_readings_ts", "ts"),  # the legacy /api/measurements/ lists every meter by time
         TABLE_ARGS,
     )
 

@@ -164,12 +164,6 @@ def delete_threshold(session: Session, scope: str, measure: str, now: datetime, 
     return True
 
 
-def threshold_changes(session: Session, limit: int = 200) -> list[orm.ThresholdChange]:
-    """The audit trail, newest first."""
-    stmt = select(orm.ThresholdChange).order_by(orm.ThresholdChange.id.desc()).limit(limit)
-    return list(session.scalars(stmt))
-
-
 def _threshold_json(row: orm.Threshold) -> str:
     return dumps({"low": row.low, "high": row.high, "deadband": row.deadband, "severity": row.severity})
 
@@ -238,16 +232,6 @@ def open_alarms(session: Session) -> list[orm.Alarm]:
             .where((orm.Alarm.state == "active") | orm.Alarm.acknowledged_at.is_(None))
             .order_by(orm.Alarm.raised_at))
     return list(session.scalars(stmt))
-
-
-def acknowledge_alarm(session: Session, alarm_id: int, by: str, now: datetime) -> orm.Alarm | None:
-    """Mark an alarm acknowledged (once: a second acknowledgement keeps the first's who/when).
-    Returns the row, or None when the id is unknown."""
-    row = session.get(orm.Alarm, alarm_id)
-    if row is not None and row.acknowledged_at is None:
-        row.acknowledged_at = now
-        row.acknowledged_by = by
-    return row
 
 
 def active_alarms(session: Session) -> list[Alarm]:

@@ -7,19 +7,17 @@ and its live feed ``web_state(app).feed``.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from flask import Flask, Response, jsonify
-from flask_socketio import SocketIO, emit
+from flask_socketio import SocketIO
 from sqlalchemy import orm
 from sqlalchemy.exc import SQLAlchemyError
 
 from plantmodel.topics import Topics
 from store.db import create_db_engine, make_sessionmaker
-from webui import api, auth, login, views
+from webui import api, auth, login, sockets, views
 from webui.live import LiveFeed
 from webui.settings import WebSettings
-from webui.snapshot import load_snapshot
 from webui.state import EXTENSION, WebState, web_state
 
 log = logging.getLogger(__name__)
@@ -38,7 +36,8 @@ def create_app(settings: WebSettings, *, sessionmaker: orm.sessionmaker[orm.Sess
         sessionmaker = make_sessionmaker(create_db_engine(settings.database_url))
     # threading mode: eventlet is unmaintained; simple-websocket gives Werkzeug WebSockets.
     socketio = SocketIO(app, async_mode="threading")
-    feed = LiveFeed(settings.mqtt, Topics(settings.topic_root), socketio, sessionmaker)
+    feed = LiveFeed(settings.mqtt, Topics(settings.topic_root), socketio, sessionmaker,
+                    push_interval=settings.push_interval)
     app.extensions[EXTENSION] = WebState(settings, sessionmaker, socketio, feed)
 
     app.register_blueprint(login.bp)
@@ -46,7 +45,7 @@ def create_app(settings: WebSettings, *, sessionmaker: orm.sessionmaker[orm.Sess
     api.install(app)
     auth.install(app)  # after every blueprint: it marks the static route public
     app.register_error_handler(SQLAlchemyError, _database_unavailable)
-    _register_socket_handlers(socketio, sessionmaker)
+    sockets.register(socketio, web_state(app))
     if start_mqtt:
         feed.start()
     return app
@@ -55,16 +54,3 @@ def create_app(settings: WebSettings, *, sessionmaker: orm.sessionmaker[orm.Sess
 def _database_unavailable(exc: SQLAlchemyError) -> tuple[Response, int]:
     log.warning("database unavailable: %s", exc)
     return jsonify(error="database unavailable"), 503
-
-
-def _register_socket_handlers(socketio: SocketIO, make_session: orm.sessionmaker[orm.Session]) -> None:
-    def on_connect(_auth: Any = None) -> None:
-        # A (re)connecting browser may have missed events: give it the current state first.
-        try:
-            snapshot = load_snapshot(make_session)
-        except SQLAlchemyError as exc:
-            log.warning("no snapshot for a new Socket.IO client: %s", exc)
-            return
-        emit("snapshot", snapshot)
-
-    socketio.on_event("connect", on_connect)

@@ -1,12 +1,15 @@
 """Live feed: MQTT messages become Socket.IO events.
 
-:class:`LiveTranslator` is the pure part (topic + payload -> events), :class:`LiveFeed` runs the
-paho client and emits what the translator returns. Events and their data:
+:class:`LiveTranslator` is the pure part (topic + payload -> :class:`LiveUpdate` or
+:class:`~plantmodel.thresholds.Alarm`), :class:`LiveFeed` runs the paho client and pushes what the
+translator returns. Updates are coalesced per room (see :mod:`webui.push`), items by kind:
 
-    ``reading``  Reading.to_dict()
-    ``power``    PowerSample.to_dict() of the meter's merged switch status
-    ``status``   {"device": "units/<u>" | "meters/<id>", "state": "online" | "offline", "ts"}
-    ``alarm``    Alarm.to_dict()
+    ``readings``  Reading.to_dict()
+    ``power``     PowerSample.to_dict() of the meter's merged switch status
+    ``status``    {"device": "units/<u>" | "meters/<id>", "state": "online" | "offline", "ts"}
+
+Alarms go at once to room ``alarms`` as event ``alarm`` with the database row's
+``queries.alarm_dict`` (so the browser has the id to acknowledge).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -40,10 +44,24 @@ from plantmodel.status import DeviceStatus
 from plantmodel.thresholds import Alarm
 from plantmodel.topics import AlarmTopic, ParsedTopic, ReadingTopic, ShellyTopic, Topics, UnitStatusTopic
 from store import queries
+from webui.push import ALARMS_ROOM, Coalescer, Views, rooms_for
 
 log = logging.getLogger(__name__)
 
-Event = tuple[str, dict[str, Any]]
+DEFAULT_PUSH_INTERVAL = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class LiveUpdate:
+    """One item of an ``update`` event: ``kind`` is its key there, ``source`` the device it is about
+    (``units/3/automates/2``, ``units/3``, ``meters/<id>``): it decides the rooms and what replaces it."""
+
+    kind: str  # "readings" | "power" | "status"
+    source: str
+    data: dict[str, Any]
+
+
+Event = LiveUpdate | Alarm
 
 
 class LiveTranslator:
@@ -79,20 +97,18 @@ class LiveTranslator:
                 if (reading.unit, reading.automate) != (src.unit, src.automate):
                     raise ValidationError(f"payload is for unit {reading.unit} automate {reading.automate}"
                                           f" but was published on {src.key}")
-                return [("reading", reading.to_dict())]
+                return [LiveUpdate("readings", src.key, reading.to_dict())]
             case UnitStatusTopic(unit=unit):
                 status = DeviceStatus.from_json(payload)
-                return [("status", {"device": f"units/{unit}", "state": status.state,
-                                    "ts": format_ts(status.ts)})]
+                return [_status(f"units/{unit}", status.state, status.ts)]
             case AlarmTopic(source=source, measure=measure):
                 alarm = Alarm.from_json(payload)
                 if alarm.key != (source.key, measure):
                     raise ValidationError(f"alarm for {alarm.key} published on another topic")
-                return [("alarm", alarm.to_dict())]
+                return [alarm]
             case ShellyTopic(meter=meter, kind="online"):
                 state = "online" if parse_online(payload) else "offline"
-                return [("status", {"device": MeterSource(meter).key, "state": state,
-                                    "ts": format_ts(self._clock())})]
+                return [_status(MeterSource(meter).key, state, self._clock())]
             case ShellyTopic(meter=meter, kind="status/switch:0"):
                 return self._switch_update(meter, parse_switch_status(payload), full=True, ts=None)
             case ShellyTopic(meter=meter):  # events/rpc, or the answer to the bridge's request
@@ -113,19 +129,29 @@ class LiveTranslator:
         # Validate before keeping it, so one absurd frame cannot poison the meter's state.
         sample = sample_from_switch(meter, ts or self._clock(), merged)
         self._switch[meter] = merged
-        return [("power", sample.to_dict())]
+        return [LiveUpdate("power", MeterSource(meter).key, sample.to_dict())]
+
+
+def _status(device: str, state: str, ts: datetime) -> LiveUpdate:
+    return LiveUpdate("status", device, {"device": device, "state": state, "ts": format_ts(ts)})
 
 
 class LiveFeed:
-    """Subscribes to the live topics and forwards the translated events to every browser."""
+    """Subscribes to the live topics and pushes the translated events to the browsers' rooms.
+
+    ``push`` coalesces updates (tests call ``handle`` and ``push.flush()`` directly); ``views`` is
+    kept by the Socket.IO handlers and tells which automate rooms a unit's status goes to.
+    """
 
     def __init__(self, mqtt_settings: MqttSettings, topics: Topics, socketio: SocketIO,
-                 make_session: sessionmaker[Session]) -> None:
+                 make_session: sessionmaker[Session], *, push_interval: float = DEFAULT_PUSH_INTERVAL) -> None:
         self._mqtt_settings = mqtt_settings
         self.topics = topics
         self._socketio = socketio
         self._make_session = make_session
         self.translator = LiveTranslator(topics)
+        self.views = Views()
+        self.push = Coalescer(self._emit_to, push_interval)
         self._client: mqtt.Client | None = None
 
     @property
@@ -133,6 +159,8 @@ class LiveFeed:
         return self._client is not None and self._client.is_connected()
 
     def start(self) -> None:
+        """Connect to MQTT (paho's thread then feeds the pushes) and start the push thread."""
+        self.push.start()
         # A unique id: two web UIs with the same id would keep disconnecting each other.
         client = new_client(self._mqtt_settings, f"webui-{secrets.token_hex(4)}")
         client.on_connect = self._on_connect
@@ -148,11 +176,36 @@ class LiveFeed:
             self._client.disconnect()
             self._client.loop_stop()
             self._client = None
+        self.push.stop()
 
     def handle(self, topic: str, payload: bytes) -> None:
-        """Translate one message and emit its events to all Socket.IO clients."""
-        for event, data in self.translator.translate(topic, payload):
-            self._socketio.emit(event, data)
+        """Translate one message: updates wait in ``push`` for their rooms, alarms go out at once."""
+        for event in self.translator.translate(topic, payload):
+            if isinstance(event, Alarm):
+                self.alarm_changed(self._alarm_dict(event))
+            else:
+                self.push.add(rooms_for(event.source, self.views.rooms), event.kind, event.source, event.data)
+
+    def alarm_changed(self, alarm: dict[str, Any]) -> None:
+        """Send one alarm (``queries.alarm_dict``) to every browser, e.g. after an acknowledgement."""
+        self._socketio.emit("alarm", alarm, to=ALARMS_ROOM)
+
+    def _alarm_dict(self, alarm: Alarm) -> dict[str, Any]:
+        # The bridge publishes after its commit, so the row is normally there: it gives the browser
+        # the id to acknowledge and who already did.
+        try:
+            with self._make_session() as session:
+                row = queries.find_alarm(session, alarm.source.key, alarm.measure, alarm.raised_at)
+                if row is not None:
+                    return queries.alarm_dict(row)
+        except SQLAlchemyError as exc:
+            log.warning("alarm sent without its database row: %s", exc)
+        return {"id": None, **alarm.to_dict(),
+                "cleared_at": format_ts(alarm.since) if alarm.state == "cleared" else None,
+                "acknowledged_at": None, "acknowledged_by": None}
+
+    def _emit_to(self, event: str, data: dict[str, Any], room: str) -> None:
+        self._socketio.emit(event, data, to=room)
 
     def seed_meters(self) -> None:
         """Seed the meters' merged state from the database's latest power readings."""

@@ -1,15 +1,22 @@
-"""The dashboard's starting point, read from the database: the page, ``/api/latest`` and the
-``snapshot`` Socket.IO event all serve this same structure."""
+"""The views' starting points, read from the database: the overview page, ``/api/latest`` and the
+Socket.IO ``watch`` answer for the plant serve :func:`load_snapshot`; a unit's or an automate's
+``watch`` the same structure filtered (:func:`unit_snapshot`); a meter's :func:`meter_snapshot`."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from plantmodel.measures import AUTOMATE_MEASURES, METER_MEASURES, Measure
 from plantmodel.readings import format_ts
+from plantmodel.sources import AutomateSource, MeterSource
+from plantmodel.thresholds import ThresholdSet
+from store import models as orm
 from store import queries
+
+METER_LAST = 10  # power readings in a meter's snapshot
 
 
 def measure_table() -> dict[str, dict[str, dict[str, Any]]]:
@@ -27,21 +34,78 @@ def load_snapshot(make_session: sessionmaker[Session]) -> dict[str, Any]:
     ``meters``: [{meter, power (PowerSample.to_dict() or null)}], ``devices``: {device key (e.g.
     ``units/3``, ``meters/<id>``): {state, ts}}, ``alarms``: active [Alarm.to_dict()], ``measures``."""
     with make_session() as session:
-        readings = {(r.unit_id, r.automate_no): r for r in queries.latest_readings(session)}
+        return _plant(session, None, None)
+
+
+def unit_snapshot(make_session: sessionmaker[Session], unit: int,
+                  automate: int | None = None) -> dict[str, Any] | None:
+    """:func:`load_snapshot` of one unit (or one of its automates): its automates, its status, its
+    active alarms, no meters. None when the unit (automate) is unknown."""
+    with make_session() as session:
+        snapshot = _plant(session, unit, automate)
+    return snapshot if snapshot["units"] else None
+
+
+def meter_snapshot(make_session: sessionmaker[Session], meter: str) -> dict[str, Any] | None:
+    """``meter``, ``power`` (the latest PowerSample.to_dict() or null), ``state`` ("online" |
+    "offline" | null), ``last10`` (the last power readings, newest first) and ``limits`` ({measure:
+    {low, high}} of the thresholds that apply to this meter). None when the meter is unknown."""
+    with make_session() as session:
+        if session.get(orm.Meter, meter) is None:
+            return None
+        rows = session.scalars(select(orm.PowerReading).where(orm.PowerReading.meter_id == meter)
+                               .order_by(orm.PowerReading.ts.desc()).limit(METER_LAST))
+        last = [queries.sample_from_row(row).to_dict() for row in rows]
+        status = session.get(orm.DeviceState, MeterSource(meter).key)
+        thresholds = ThresholdSet(queries.load_thresholds(session))
+    return {
+        "meter": meter,
+        "power": last[0] if last else None,
+        "state": None if status is None else status.state,
+        "last10": last,
+        "limits": resolved_limits(thresholds, MeterSource(meter), METER_MEASURES),
+    }
+
+
+def resolved_limits(thresholds: ThresholdSet, source: AutomateSource | MeterSource,
+                    measures: dict[str, Measure]) -> dict[str, dict[str, float | None]]:
+    """{measure: {low, high}} of the thresholds that apply to ``source`` (measures without any are left out)."""
+    limits: dict[str, dict[str, float | None]] = {}
+    for name in measures:
+        t = thresholds.resolve(source, name)
+        if t is not None and (t.low is not None or t.high is not None):
+            limits[name] = {"low": t.low, "high": t.high}
+    return limits
+
+
+def _plant(session: Session, unit: int | None, automate: int | None) -> dict[str, Any]:
+    def wanted(u: int, a: int) -> bool:
+        return (unit is None or u == unit) and (automate is None or a == automate)
+
+    readings = {(r.unit_id, r.automate_no): r for r in queries.latest_readings(session)}
+    units: dict[int, list[dict[str, Any]]] = {}
+    for a in queries.automates(session):
+        if not wanted(a.unit_id, a.automate_no):
+            continue
+        row = readings.get((a.unit_id, a.automate_no))
+        units.setdefault(a.unit_id, []).append({
+            "unit": a.unit_id, "automate": a.automate_no, "type": a.type,
+            "reading": None if row is None else queries.reading_from_row(row, a.type).to_dict(),
+        })
+    if unit is None:
         power = {p.meter_id: p for p in queries.latest_power_readings(session)}
-        units: dict[int, list[dict[str, Any]]] = {}
-        for a in queries.automates(session):
-            row = readings.get((a.unit_id, a.automate_no))
-            units.setdefault(a.unit_id, []).append({
-                "unit": a.unit_id, "automate": a.automate_no, "type": a.type,
-                "reading": None if row is None else queries.reading_from_row(row, a.type).to_dict(),
-            })
         meters = [
             {"meter": m.id, "power": queries.sample_from_row(power[m.id]).to_dict() if m.id in power else None}
             for m in queries.meters(session)
         ]
         devices = {d.device: {"state": d.state, "ts": format_ts(d.ts)} for d in queries.device_states(session)}
         alarms = [a.to_dict() for a in queries.active_alarms(session)]
+    else:
+        meters = []
+        status = session.get(orm.DeviceState, f"units/{unit}")
+        devices = {} if status is None else {status.device: {"state": status.state, "ts": format_ts(status.ts)}}
+        alarms = [a.to_dict() for a in queries.active_alarms(session)
+                  if isinstance(a.source, AutomateSource) and wanted(a.source.unit, a.source.automate)]
     return {
         "units": [{"unit": u, "automates": autos} for u, autos in sorted(units.items())],
         "meters": meters,
@@ -49,4 +113,3 @@ def load_snapshot(make_session: sessionmaker[Session]) -> dict[str, Any]:
         "alarms": alarms,
         "measures": measure_table(),
     }
-

@@ -1,16 +1,29 @@
-"""The dashboard page and the health check."""
+"""The dashboard's pages and the health check.
+
+Pages are server-rendered shells: the data comes from the JSON API and the Socket.IO feed (see the
+scripts under ``static/``). What a page needs before its first API call (the plant snapshot, the
+open alarms, the list of units and meters for its selectors) is rendered or embedded here.
+"""
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
-from flask import Blueprint, Response, jsonify, render_template
+from flask import Blueprint, Response, current_app, jsonify, render_template
+from jinja2.utils import htmlsafe_json_dumps
+from markupsafe import Markup
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from webui.auth import public
-from webui.snapshot import load_snapshot
+from plantmodel.measures import AUTOMATE_MEASURES, METER_MEASURES
+from plantmodel.thresholds import SEVERITIES
+from store import queries
+from store.users import ROLES
+from webui.auth import current_user, public, require_role
+from webui.snapshot import load_snapshot, measure_table, unit_snapshot
+from webui.sockets import STALE_AFTER
 from webui.state import web_state
 
 log = logging.getLogger(__name__)
@@ -18,10 +31,109 @@ log = logging.getLogger(__name__)
 bp = Blueprint("dashboard", __name__)
 
 
+@bp.app_context_processor
+def _page_context() -> dict[str, Any]:
+    # Callables, so only templates that show the navigation pay for the query.
+    return {"nav_meters": _nav_meters, "page_config": _page_config}
+
+
+@bp.app_template_filter("ordered_json")
+def _ordered_json(value: Any) -> Markup:
+    """JSON for a ``<script type="application/json">``: HTML-safe like ``tojson``, but keeping the key
+    order (``tojson`` sorts keys, and the measures' order is the order the pages show them in)."""
+    return htmlsafe_json_dumps(value, dumps=current_app.json.dumps)
+
+
+def _nav_meters() -> list[str]:
+    if current_user() is None:
+        return []
+    with web_state().make_session() as session:
+        return [m.id for m in queries.meters(session)]
+
+
+def _page_config() -> dict[str, Any]:
+    """What every page's script needs before the Socket.IO ``hello`` arrives."""
+    settings = web_state().settings
+    return {"periods": {"automate": settings.report_period, "meter": settings.meter_period},
+            "stale_after": STALE_AFTER, "measures": measure_table()}
+
+
+def _unit_automates(session: Session) -> dict[int, list[int]]:
+    units: dict[int, list[int]] = {}
+    for a in queries.automates(session):
+        units.setdefault(a.unit_id, []).append(a.automate_no)
+    return units
+
+
+def _not_found(message: str) -> tuple[str, int]:
+    return render_template("error.html", status=404, message=message), 404
+
+
 @bp.get("/")
 def index() -> str:
-    # The page starts from the embedded snapshot, then follows the live events.
-    return render_template("index.html", snapshot=load_snapshot(web_state().make_session))
+    # The page draws this snapshot at once, then follows the live events.
+    return render_template("overview.html", snapshot=load_snapshot(web_state().make_session))
+
+
+@bp.get("/units/<int:unit>")
+def unit_view(unit: int) -> str | tuple[str, int]:
+    # The overview narrowed to one unit: the browser watches only that unit's room.
+    snapshot = unit_snapshot(web_state().make_session, unit)
+    if snapshot is None:
+        return _not_found(f"Unit {unit} is unknown.")
+    return render_template("overview.html", snapshot=snapshot, unit=unit)
+
+
+@bp.get("/units/<int:unit>/automates/<int:automate>")
+def automate_view(unit: int, automate: int) -> str | tuple[str, int]:
+    with web_state().make_session() as session:
+        units = _unit_automates(session)
+    if unit not in units:
+        return _not_found(f"Unit {unit} is unknown.")
+    if automate not in units[unit]:
+        return _not_found(f"Unit {unit} has no automate {automate}.")
+    return render_template("automate.html", unit=unit, automate=automate, units=units,
+                           measures=AUTOMATE_MEASURES)
+
+
+@bp.get("/meters/<meter>")
+def meter_view(meter: str) -> str | tuple[str, int]:
+    with web_state().make_session() as session:
+        known = {m.id for m in queries.meters(session)}
+    if meter not in known:
+        return _not_found(f"Meter {meter} is unknown.")
+    return render_template("meter.html", meter=meter, measures=METER_MEASURES)
+
+
+@bp.get("/alarms")
+def alarms() -> str:
+    with web_state().make_session() as session:
+        units = _unit_automates(session)
+        meters = [m.id for m in queries.meters(session)]
+        open_alarms = [queries.alarm_dict(row) for row in reversed(queries.open_alarms(session))]
+    user = current_user()
+    return render_template("alarms.html", open_alarms=open_alarms, units=units, meters=meters,
+                           measures={**AUTOMATE_MEASURES, **METER_MEASURES},
+                           can_ack=user is not None and user.can("operator"))
+
+
+@bp.get("/admin/thresholds")
+@require_role("admin")
+def thresholds() -> str:
+    with web_state().make_session() as session:
+        units = _unit_automates(session)
+        meters = [m.id for m in queries.meters(session)]
+    scopes = ["*", *(f"units/{u}" for u in units),
+              *(f"units/{u}/automates/{a}" for u, autos in units.items() for a in autos),
+              *(f"meters/{m}" for m in meters)]
+    return render_template("thresholds.html", scopes=scopes, severities=SEVERITIES,
+                           automate_measures=AUTOMATE_MEASURES, meter_measures=METER_MEASURES)
+
+
+@bp.get("/admin/users")
+@require_role("admin")
+def users() -> str:
+    return render_template("users.html", roles=ROLES)
 
 
 @bp.get("/healthz")

@@ -7,10 +7,11 @@ import json
 import subprocess
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import socketio
@@ -25,6 +26,7 @@ from store.db import create_db_engine, make_sessionmaker
 from tests.mqtt import Client
 from tests.processes import Service, wait_for
 from tests.servers import MosquittoServer, find_binary, free_port
+from tests.webapp import add_user, token_for
 
 pytestmark = pytest.mark.integration
 T = Topics()
@@ -92,7 +94,7 @@ def pipeline(request: pytest.FixtureRequest, mosquitto: MosquittoServer,
         bridge = Service("bridge", ["bridge", "run"], env, tmp)
         services.append(bridge)
         wait_for(lambda: "connected to" in bridge.log(), 20, "the bridge", services=services)
-        services.append(Service("webui", ["webui", "--port", str(web_port)], env, tmp))
+        services.append(Service("webui", ["webui", "run", "--port", str(web_port)], env, tmp))
         services.append(Service("devices", ["devices", "run", "--period", str(PERIOD)], env, tmp))
         yield Pipeline(mosquitto, url, web_port, spy, services, env)
     finally:
@@ -234,21 +236,53 @@ def test_threshold_change_applies_without_restart(pipeline: Pipeline) -> None:
 
 
 def test_socketio_client_receives_live_updates(pipeline: Pipeline) -> None:
-    client = socketio.Client()
-    events: dict[str, list[object]] = {"snapshot": [], "reading": [], "power": []}
-    lock = threading.Lock()
-    for name in events:
-        client.on(name, lambda data, name=name: (lock.acquire(), events[name].append(data), lock.release()))
+    """A browser on one unit gets that unit's readings (coalesced ``update`` events) and no other's."""
+    make_session = make_sessionmaker(pipeline.engine)
+    username = f"live-{uuid.uuid4().hex[:8]}"
+    add_user(make_session, username, "viewer", "live-viewer-pass-1")
+    token = token_for(make_session, username)
+    meter = pipeline.mosquitto.layout.meters[0]
+    pipeline.wait(lambda: meter in _meters_with_rows(pipeline), 30, f"power readings of {meter}")
+    url = f"http://127.0.0.1:{pipeline.web_port}"
     wait_for(lambda: _port_open(pipeline.web_port), 20, "the web UI", services=pipeline.services)
-    client.connect(f"http://127.0.0.1:{pipeline.web_port}", wait_timeout=10)
+
+    anonymous = socketio.Client()
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        anonymous.connect(url, wait_timeout=10)
+
+    client = socketio.Client()
+    events: dict[str, list[dict[str, Any]]] = {"hello": [], "update": []}
+    lock = threading.Lock()
+
+    def on(name: str) -> Callable[[dict[str, Any]], None]:
+        def record(data: dict[str, Any]) -> None:
+            with lock:
+                events[name].append(data)
+        return record
+
+    def items(kind: str) -> list[dict[str, Any]]:
+        with lock:
+            return [item for update in events["update"] for item in update.get(kind, [])]
+
+    for name in events:
+        client.on(name, on(name))
+    client.connect(url, auth={"token": token}, wait_timeout=10)
     try:
-        wait_for(lambda: len(events["reading"]) >= 10 and events["power"], 20, "live events")
+        wait_for(lambda: events["hello"], 10, "hello")
+        answer = client.call("watch", {"view": "unit", "unit": 1}, timeout=10)
+        assert answer["room"] == "units/1", answer
+        assert [u["unit"] for u in answer["snapshot"]["units"]] == [1]
+        wait_for(lambda: len({r["automate"] for r in items("readings")}) >= 3, 20, "updates of unit 1")
+        answer = client.call("watch", {"view": "meter", "meter": meter}, timeout=10)
+        assert answer["room"] == f"meters/{meter}", answer
+        wait_for(lambda: items("power"), ENERGY_INTERVAL + 15, f"power updates of {meter}")
     finally:
         client.disconnect()
-    assert events["snapshot"], "no snapshot on connect"
-    reading = events["reading"][-1]
-    assert isinstance(reading, dict) and {"unit", "automate", "seq", "ts", "tank_temp_c"} <= set(reading)
-    Reading.from_dict(reading)  # a complete, valid reading
+    assert events["hello"][0]["user"] == {"username": username, "role": "viewer"}
+    readings = items("readings")
+    assert {r["unit"] for r in readings} == {1}, "a browser on unit 1 got another unit's readings"
+    Reading.from_dict(readings[-1])  # a complete, valid reading
+    assert {p["meter"] for p in items("power")} == {meter}
 
 
 def _port_open(port: int) -> bool:

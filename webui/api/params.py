@@ -1,16 +1,23 @@
-"""Query-string parsing shared by the API routes. Every problem is an :class:`ApiError` naming the
-parameter, and an unknown parameter is refused rather than silently ignored."""
+"""Query-string and JSON-body parsing shared by the API routes. Every problem is an
+:class:`ApiError` naming the parameter, and an unknown parameter is refused rather than silently
+ignored."""
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from flask import request
 
+from plantmodel.jsonutil import number
 from webui.api import ApiError
+
+MIN_YEAR, MAX_YEAR = 1001, 9998
+_INT = re.compile(r"-?[0-9]{1,18}")  # fits a BIGINT: no overflow further down
 
 
 def query(allowed: Iterable[str]) -> Mapping[str, str]:
@@ -32,25 +39,30 @@ def parse_time(name: str, raw: str) -> datetime:
     text = raw.strip()
     try:
         value = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)
-    except ValueError:
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except (ValueError, OverflowError):
         raise ApiError(400, f"{name}={raw!r} is not an ISO 8601 date-time (e.g. 2025-09-01T09:30:00Z)") from None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    # MariaDB's DATETIME range (and room for the API's default windows around it).
+    if not MIN_YEAR <= value.year <= MAX_YEAR:
+        raise ApiError(400, f"{name}={raw!r}: the year must be within {MIN_YEAR}..{MAX_YEAR}")
+    return value
 
 
 def time_range(args: Mapping[str, str]) -> tuple[datetime | None, datetime | None]:
     """``start`` and ``end`` (each optional); start after end is an error."""
-    start = parse_time("start", args["start"]) if args.get("start") else None
-    end = parse_time("end", args["end"]) if args.get("end") else None
+    # ``in``, not truthiness: an empty ``start=`` is an error, not a silently dropped filter.
+    start = parse_time("start", args["start"]) if "start" in args else None
+    end = parse_time("end", args["end"]) if "end" in args else None
     if start and end and start > end:
         raise ApiError(400, f"start ({args['start']}) is after end ({args['end']})")
     return start, end
 
 
 def parse_int(name: str, raw: str, *, minimum: int | None = None, maximum: int | None = None) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ApiError(400, f"{name}={raw!r} is not an integer") from None
+    # Plain ASCII digits only: int() would also take "1_000", " 7 " and non-Latin digits.
+    if not _INT.fullmatch(raw):
+        raise ApiError(400, f"{name}={raw!r} is not an integer")
+    value = int(raw)
     if minimum is not None and value < minimum:
         raise ApiError(400, f"{name}={value} must be >= {minimum}")
     if maximum is not None and value > maximum:
@@ -83,3 +95,62 @@ def page(args: Mapping[str, str], *, default_size: int = 100, max_size: int = 10
     size = parse_int("per_page", args["per_page"], minimum=1, maximum=max_size) if "per_page" in args \
         else default_size
     return Page(number, size)
+
+
+def choice(args: Mapping[str, str], name: str, choices: Iterable[str], default: str) -> str:
+    choices = tuple(choices)
+    value = args.get(name, default)
+    if value not in choices:
+        raise ApiError(400, f"{name}={value!r} must be one of {', '.join(choices)}")
+    return value
+
+
+def text(args: Mapping[str, str], name: str) -> str | None:
+    """An optional string parameter; present but empty is an error (never an ignored filter)."""
+    if name not in args:
+        return None
+    if not args[name].strip():
+        raise ApiError(400, f"parameter {name!r} is empty")
+    return args[name]
+
+
+def required(args: Mapping[str, str], name: str) -> str:
+    value = text(args, name)
+    if value is None:
+        raise ApiError(400, f"parameter {name!r} is required")
+    return value
+
+
+# -- JSON bodies ------------------------------------------------------------------------------------
+
+def json_body(allowed: Iterable[str], required_keys: Iterable[str] = ()) -> dict[str, Any]:
+    """The request's JSON object, refusing unknown and missing keys."""
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise ApiError(400, "the body must be a JSON object (Content-Type: application/json)")
+    allowed = set(allowed)
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise ApiError(400, f"unknown field {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})")
+    for key in required_keys:
+        if key not in data:
+            raise ApiError(400, f"field {key!r} is required")
+    return data
+
+
+def body_str(data: Mapping[str, Any], key: str) -> str:
+    value = data[key]
+    if not isinstance(value, str):
+        raise ApiError(400, f"field {key!r} must be a string")
+    return value
+
+
+def body_number(data: Mapping[str, Any], key: str) -> float | None:
+    """A finite number or null."""
+    value = data[key]
+    if value is None:
+        return None
+    try:
+        return float(number(value, key))
+    except ValueError as exc:  # plantmodel's ValidationError is a ValueError
+        raise ApiError(400, str(exc)) from None

@@ -1,0 +1,54 @@
+"""Who am I, and my API token."""
+
+from __future__ import annotations
+
+from flask import Response, jsonify
+
+from plantmodel.readings import utcnow
+from store import users as user_store
+from webui.api import ApiError, bp
+from webui.api.params import query
+from webui.auth import AuthUser, current_user, new_token
+from webui.state import web_state
+
+
+def _me() -> AuthUser:
+    user = current_user()
+    assert user is not None  # auth's default deny let us in
+    return user
+
+
+@bp.get("/me")
+def me() -> Response:
+    query(())
+    return jsonify(_me().to_dict())
+
+
+@bp.post("/me/token")
+def rotate_token() -> Response:
+    """A new API token for the caller (the previous one stops working). Shown this once: only its
+    hash is stored."""
+    query(())
+    user = _me()
+    token, digest = new_token()
+    with web_state().make_session.begin() as session:
+        row = user_store.get_user_by_id(session, user.id)
+        if row is None:  # deleted between the auth check and now
+            raise ApiError(404, f"user {user.username} no longer exists")
+        row.token_hash = digest
+        row.updated_at = utcnow()
+    return jsonify(token=token)
+
+
+@bp.delete("/me/token")
+def revoke_token() -> Response:
+    """Revoke the caller's API token (if any)."""
+    query(())
+    user = _me()
+    with web_state().make_session.begin() as session:
+        row = user_store.get_user_by_id(session, user.id)
+        revoked = row is not None and row.token_hash is not None
+        if row is not None and revoked:
+            row.token_hash = None
+            row.updated_at = utcnow()
+    return jsonify(revoked=revoked)

@@ -1,0 +1,343 @@
+"""``GET /api/openapi.json``: the OpenAPI 3.1 description of every ``/api`` route.
+
+Written by hand (no generator dependency); ``tests/unit/test_webui_api_openapi.py`` fails when a
+route of the app is missing here or documented with other methods, so it cannot drift silently.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, jsonify, request
+
+from plantmodel.measures import AUTOMATE_MEASURES, MEASURES, METER_MEASURES
+from plantmodel.thresholds import SEVERITIES
+from store.history import ALARM_STATES
+from store.users import ROLES
+from webui.api import bp
+from webui.api.params import query
+
+Schema = dict[str, Any]
+
+
+def _ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _nullable(schema: Schema) -> Schema:
+    return {"oneOf": [schema, {"type": "null"}]}
+
+
+def _obj(props: dict[str, Schema], *, required: list[str] | None = None, extra: bool = False) -> Schema:
+    out: Schema = {"type": "object", "properties": props,
+                   "required": list(props) if required is None else required}
+    if not extra:
+        out["additionalProperties"] = False
+    return out
+
+
+def _page_of(item: Schema) -> Schema:
+    return _obj({"items": {"type": "array", "items": item}, "page": {"type": "integer", "minimum": 1},
+                 "per_page": {"type": "integer"}, "total": {"type": "integer"}, "pages": {"type": "integer"}})
+
+
+def _json(description: str, schema: Schema) -> Schema:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _err(*codes: int) -> dict[str, Schema]:
+    names = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 409: "Conflict"}
+    return {str(c): {"$ref": f"#/components/responses/{names[c]}"} for c in (401, *codes)}
+
+
+def _param(name: str, where: str, schema: Schema, description: str, *, required: bool = False) -> Schema:
+    return {"name": name, "in": where, "required": required or where == "path", "schema": schema,
+            "description": description}
+
+
+def _p(name: str) -> Schema:
+    return {"$ref": f"#/components/parameters/{name}"}
+
+
+def _op(summary: str, responses: dict[str, Schema], *, params: list[Schema] | None = None,
+        body: Schema | None = None, role: str = "viewer", description: str = "") -> Schema:
+    op: Schema = {"summary": summary, "responses": responses}
+    if role != "viewer":
+        description = f"Needs the **{role}** role. " + description
+    if description:
+        op["description"] = description.strip()
+    if params:
+        op["parameters"] = params
+    if body is not None:
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
+    return op
+
+
+def _schemas() -> dict[str, Schema]:
+    ts = {"type": "string", "format": "date-time", "examples": ["2026-11-21T10:15:00.000Z"]}
+    num = {"type": "number"}
+    reading: dict[str, Schema] = {
+        "unit": {"type": "integer"}, "automate": {"type": "integer"},
+        "type": {"type": "string", "pattern": "^0x[0-9A-F]{8}$", "examples": ["0x0000BA27"]},
+        "seq": {"type": "integer"}, "ts": ts,
+        **{m.name: {**num, "description": f"{m.label} ({m.unit})"} for m in AUTOMATE_MEASURES.values()},
+    }
+    power: dict[str, Schema] = {
+        "meter": {"type": "string"}, "ts": ts, "output": _nullable({"type": "boolean"}),
+        **{m.name: _nullable({**num, "description": f"{m.label} ({m.unit})"}) for m in METER_MEASURES.values()},
+    }
+    received = {**ts, "description": "when the server received it"}
+    alarm = _obj({
+        "id": {"type": "integer"}, "source": {"type": "string", "examples": ["units/1/automates/2"]},
+        "label": {"type": "string"}, "unit": {"type": "integer"}, "automate": {"type": "integer"},
+        "meter": {"type": "string"}, "measure": {"type": "string", "enum": list(MEASURES)},
+        "unit_of_measure": {"type": "string"}, "value": num, "limit": num,
+        "bound": {"type": "string", "enum": ["low", "high"]}, "severity": {"type": "string", "enum": list(SEVERITIES)},
+        "state": {"type": "string", "enum": ["active", "cleared"]}, "since": ts, "raised_at": ts,
+        "cleared_at": _nullable(ts), "acknowledged_at": _nullable(ts), "acknowledged_by": _nullable({"type": "string"}),
+    }, required=["id", "source", "label", "measure", "value", "limit", "bound", "severity", "state", "since",
+                 "raised_at", "cleared_at", "acknowledged_at", "acknowledged_by"])
+    limit_values = {"low": _nullable(num), "high": _nullable(num)}
+    threshold_values = _obj({**limit_values, "deadband": num, "severity": {"type": "string"}})
+    series_values = {"type": "array", "items": _nullable(num)}
+    return {
+        "Error": _obj({"error": {"type": "string", "description": "what is wrong, naming the parameter"},
+                       "status": {"type": "integer"}}),
+        "Reading": _obj(reading),
+        "ReadingRow": _obj({**reading, "received_at": received}),
+        "PowerSample": _obj(power),
+        "PowerRow": _obj({**power, "received_at": received}),
+        "Alarm": alarm,
+        "Unit": _obj({"unit": {"type": "integer"},
+                      "state": _nullable({"type": "string", "enum": ["online", "offline"]}),
+                      "automates": {"type": "array", "items": _obj({"automate": {"type": "integer"},
+                                                                    "type": {"type": "string"}})}}),
+        "Automate": _obj({"unit": {"type": "integer"}, "automate": {"type": "integer"}, "type": {"type": "string"},
+                          "latest": _nullable(_ref("Reading"))}),
+        "Meter": _obj({"meter": {"type": "string"}, "first_seen": ts, "last_seen": ts,
+                       "state": _nullable({"type": "string", "enum": ["online", "offline"]}),
+                       "latest": _nullable(_ref("PowerSample"))}),
+        "Series": _obj({
+            "source": {"type": "string"}, "start": ts, "end": ts,
+            "bucket_ms": {"type": "integer", "description": "0 = raw rows; else each point is the bucket "
+                                                            "[t, t + bucket_ms)"},
+            "aggregated": {"type": "boolean"},
+            "limits": {"type": "object", "additionalProperties": _obj(limit_values),
+                       "description": "per measure, the threshold that applies (null: no limit)"},
+            "alarms": {"type": "array", "items": _ref("Alarm"),
+                       "description": "alarms of this source active at some time in the window"},
+            "t": {"type": "array", "items": {"type": "integer"}, "description": "epoch milliseconds"},
+            "measures": {"type": "object", "additionalProperties": _obj(
+                {"v": series_values, "min": series_values, "max": series_values}, required=["v"]),
+                "description": "v = value (average when aggregated); min/max only when aggregated"},
+        }),
+        "Threshold": _obj({"scope": {"type": "string", "examples": ["*", "units/3", "units/3/automates/7",
+                                                                     "meters/shellypro1pm-a8032ab1c2d3"]},
+                           "measure": {"type": "string", "enum": list(MEASURES)}, **limit_values,
+                           "deadband": num, "severity": {"type": "string", "enum": list(SEVERITIES)},
+                           "updated_at": ts, "updated_by": {"type": "string"}}),
+        "ThresholdInput": _obj({
+            "scope": {"type": "string", "description": "*, units/N, units/N/automates/M or meters/<id>"},
+            "measure": {"type": "string", "enum": list(MEASURES)},
+            "low": _nullable(num), "high": _nullable(num),
+            "deadband": {**num, "minimum": 0, "description": "default: the measure's"},
+            "severity": {"type": "string", "enum": list(SEVERITIES), "description": "default: the measure's"},
+        }, required=["scope", "measure", "low", "high"]),
+        "ThresholdChange": _obj({"changed_at": ts, "changed_by": {"type": "string"}, "scope": {"type": "string"},
+                                 "measure": {"type": "string"}, "action": {"type": "string", "enum": ["set", "delete"]},
+                                 "old": _nullable(threshold_values), "new": _nullable(threshold_values)}),
+        "User": _obj({"username": {"type": "string"}, "role": {"type": "string", "enum": list(ROLES)},
+                      "created_at": ts, "last_login_at": _nullable(ts), "has_token": {"type": "boolean"}}),
+        "Measurement": _obj({"meter": {"type": "string"}, "power": _nullable(num), "voltage": _nullable(num),
+                             "current": _nullable(num), "energy": _nullable({**num, "description": "Wh"}),
+                             "timestamp": ts}),
+    }
+
+
+def _parameters() -> dict[str, Schema]:
+    dt = {"type": "string", "format": "date-time"}
+    return {
+        "unit": _param("unit", "path", {"type": "integer", "minimum": 1}, "unit number"),
+        "automate": _param("automate", "path", {"type": "integer", "minimum": 1}, "automate number in the unit"),
+        "meter": _param("meter", "path", {"type": "string"}, "meter id, e.g. shellypro1pm-a8032ab1c2d3"),
+        "start": _param("start", "query", dt, "ISO 8601 (Z or offset; no offset = UTC); inclusive"),
+        "end": _param("end", "query", dt, "ISO 8601; inclusive; must not be before start"),
+        "page": _param("page", "query", {"type": "integer", "minimum": 1, "default": 1},
+                       "page number; past the last page = 404"),
+        "per_page": _param("per_page", "query", {"type": "integer", "minimum": 1, "maximum": 1000,
+                                                 "default": 100}, "items per page"),
+        "order": _param("order", "query", {"type": "string", "enum": ["asc", "desc"], "default": "asc"},
+                        "by device timestamp"),
+        "points": _param("points", "query", {"type": "integer", "minimum": 1, "maximum": 5000, "default": 1500},
+                         "most points per measure; more rows are aggregated in equal time buckets"),
+    }
+
+
+def _history_paths(prefix: str, what: str, ids: list[Schema], row: str, csv_header: str) -> dict[str, Schema]:
+    return {
+        f"{prefix}/readings": {"get": _op(
+            f"Stored readings of {what}, paginated", {"200": _json("a page", _page_of(_ref(row))),
+                                                      **_err(400, 404)},
+            params=[*ids, _p("start"), _p("end"), _p("order"), _p("page"), _p("per_page")])},
+        f"{prefix}/series": {"get": _op(
+            f"Chart data of {what}", {"200": _json("the series", _ref("Series")), **_err(400, 404)},
+            params=[*ids, _p("start"), _p("end"), _p("points")],
+            description="Default window: the 60 minutes ending now (or ending at `end`); `end` defaults "
+                        "to now.")},
+        f"{prefix}/readings.csv": {"get": _op(
+            f"All readings of {what} in a range, as a streamed CSV download",
+            {"200": {"description": f"CSV with header `{csv_header}`",
+                     "content": {"text/csv": {"schema": {"type": "string"}}}}, **_err(400, 404)},
+            params=[*ids, _p("start"), _p("end")])},
+    }
+
+
+def openapi_document() -> dict[str, Any]:
+    automate_ids = [_p("unit"), _p("automate")]
+    automate_csv = "ts,received_at,seq," + ",".join(AUTOMATE_MEASURES)
+    meter_csv = "ts,received_at,output," + ",".join(METER_MEASURES)
+    alarm_params = [
+        _param("state", "query", {"type": "string", "enum": list(ALARM_STATES), "default": "all"},
+               "open = active or not yet acknowledged"),
+        _param("unit", "query", {"type": "integer", "minimum": 1}, "alarms of this unit's automates"),
+        _param("automate", "query", {"type": "integer", "minimum": 1}, "needs unit"),
+        _param("meter", "query", {"type": "string"}, "alarms of this meter (not with unit)"),
+        _param("measure", "query", {"type": "string", "enum": list(MEASURES)}, "one measure"),
+        {**_p("start"), "description": "raised at or after (ISO 8601)"},
+        {**_p("end"), "description": "raised at or before (ISO 8601)"}, _p("page"), _p("per_page"),
+    ]
+    paths: dict[str, Schema] = {
+        "/api/me": {"get": _op("Who is calling", {"200": _json("the user", _obj(
+            {"username": {"type": "string"}, "role": {"type": "string", "enum": list(ROLES)}})), **_err()})},
+        "/api/me/token": {
+            "post": _op("Create or rotate the caller's API token", {"200": _json(
+                "the token, shown once (only its hash is stored)", _obj({"token": {"type": "string"}})),
+                **_err(403)}, description="The previous token stops working."),
+            "delete": _op("Revoke the caller's API token", {"200": _json(
+                "whether a token was revoked", _obj({"revoked": {"type": "boolean"}})), **_err(403)}),
+        },
+        "/api/latest": {"get": _op("The plant snapshot the dashboard starts from", {"200": _json(
+            "units with their automates' latest readings, meters, device states, active alarms, measures",
+            {"type": "object"}), **_err()})},
+        "/api/units": {"get": _op("Units and their automates", {"200": _json(
+            "all units", _obj({"items": {"type": "array", "items": _ref("Unit")}})), **_err(400)})},
+        "/api/units/{unit}": {"get": _op("One unit", {"200": _json("the unit", _ref("Unit")), **_err(400, 404)},
+                                         params=[_p("unit")])},
+        "/api/automates": {"get": _op("Every automate with its latest reading", {"200": _json(
+            "all automates", _obj({"items": {"type": "array", "items": _ref("Automate")}})), **_err(400)})},
+        "/api/units/{unit}/automates": {"get": _op("The automates of one unit", {"200": _json(
+            "its automates", _obj({"items": {"type": "array", "items": _ref("Automate")}})), **_err(400, 404)},
+            params=[_p("unit")])},
+        "/api/units/{unit}/automates/{automate}": {"get": _op(
+            "One automate with its latest reading", {"200": _json("the automate", _ref("Automate")),
+                                                     **_err(400, 404)}, params=automate_ids)},
+        **_history_paths("/api/units/{unit}/automates/{automate}", "one automate", automate_ids, "ReadingRow",
+                         automate_csv),
+        "/api/meters": {"get": _op("Power meters with their state and latest sample", {"200": _json(
+            "all meters", _obj({"items": {"type": "array", "items": _ref("Meter")}})), **_err(400)})},
+        "/api/meters/{meter}": {"get": _op("One meter", {"200": _json("the meter", _ref("Meter")),
+                                                         **_err(400, 404)}, params=[_p("meter")])},
+        **_history_paths("/api/meters/{meter}", "one meter", [_p("meter")], "PowerRow", meter_csv),
+        "/api/alarms": {"get": _op("Alarm history, newest raised first", {"200": _json(
+            "a page of alarms", _page_of(_ref("Alarm"))), **_err(400, 404)}, params=alarm_params)},
+        "/api/alarms/{alarm_id}/ack": {"post": _op(
+            "Acknowledge an alarm", {"200": _json("the acknowledged alarm", _ref("Alarm")), **_err(403, 404, 409)},
+            params=[_param("alarm_id", "path", {"type": "integer"}, "the alarm's id")], role="operator",
+            description="409 when it was already acknowledged (the message says by whom and when). Every "
+                        "browser receives the updated alarm on its Socket.IO `alarm` event.")},
+        "/api/thresholds": {
+            "get": _op("Every threshold (defaults `*` first)", {"200": _json(
+                "all thresholds", _obj({"items": {"type": "array", "items": _ref("Threshold")}})), **_err(400)}),
+            "put": _op("Create or replace the threshold of (scope, measure)", {
+                "200": _json("replaced", _ref("Threshold")), "201": _json("created", _ref("Threshold")),
+                **_err(400, 403)}, body=_ref("ThresholdInput"), role="admin",
+                description="Validated like the bridge's thresholds (low <= high, measure valid for the "
+                            "scope); audited. The bridge applies it within seconds."),
+            "delete": _op("Remove a threshold (the scope inherits the wider one again)", {
+                "200": _json("the removed threshold", _obj({"deleted": _ref("Threshold")})),
+                **_err(400, 403, 404)}, role="admin",
+                params=[_param("scope", "query", {"type": "string"}, "not `*`", required=True),
+                        _param("measure", "query", {"type": "string", "enum": list(MEASURES)}, "",
+                               required=True)]),
+        },
+        "/api/thresholds/changes": {"get": _op("Audit trail of threshold changes, newest first", {
+            "200": _json("a page of changes", _page_of(_ref("ThresholdChange"))), **_err(400, 404)},
+            params=[_p("page"), _p("per_page")])},
+        "/api/users": {
+            "get": _op("Users", {"200": _json("all users", _obj({"items": {"type": "array",
+                                                                          "items": _ref("User")}})),
+                                 **_err(403)}, role="admin"),
+            "post": _op("Create a user", {"201": _json("the new user", _ref("User")), **_err(400, 403, 409)},
+                        role="admin", body=_obj({"username": {"type": "string"},
+                                                 "password": {"type": "string", "minLength": 8},
+                                                 "role": {"type": "string", "enum": list(ROLES)}})),
+        },
+        "/api/users/{username}": {
+            "patch": _op("Change a user's role and/or password", {"200": _json("the user", _ref("User")),
+                                                                  **_err(400, 403, 404, 409)},
+                         role="admin", params=[_param("username", "path", {"type": "string"}, "")],
+                         body=_obj({"role": {"type": "string", "enum": list(ROLES)},
+                                    "password": {"type": "string", "minLength": 8}}, required=[]),
+                         description="409 when it would leave no admin."),
+            "delete": _op("Delete a user", {"200": _json("the deleted user", _obj({"deleted": _ref("User")})),
+                                            **_err(403, 404, 409)},
+                          role="admin", params=[_param("username", "path", {"type": "string"}, "")],
+                          description="409 for your own account or the last admin."),
+        },
+        "/api/measurements/": {"get": _op(
+            "Legacy Shelly collector API: meter measurements, newest first, 100 per page", {"200": _json(
+                "Django REST Framework page", _obj({
+                    "count": {"type": "integer"}, "next": _nullable({"type": "string", "format": "uri"}),
+                    "previous": _nullable({"type": "string", "format": "uri"}),
+                    "results": {"type": "array", "items": _ref("Measurement")}})), **_err(400, 404)},
+            params=[_p("page"), _p("start"), _p("end"),
+                    _param("meter", "query", {"type": "string"}, "one meter (404 if unknown)")])},
+        "/api/measurements/latest/": {"get": _op(
+            "Legacy Shelly collector API: the last 10 measurements, newest first", {"200": _json(
+                "up to 10 measurements", {"type": "array", "items": _ref("Measurement"), "maxItems": 10}),
+                **_err(400, 404)},
+            params=[_param("meter", "query", {"type": "string"}, "one meter (404 if unknown)"),
+                    _p("start"), _p("end")])},
+        "/api/openapi.json": {"get": _op("This document", {"200": _json("OpenAPI 3.1", {"type": "object"}),
+                                                           **_err(400)})},
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Au Bon Beurre plant telemetry API",
+            "version": "1.0",
+            "description": (
+                "Read the plant's units, automates, meters, readings and alarms; acknowledge alarms "
+                "(operator); edit thresholds and users (admin). Authenticate with the web UI's session "
+                "cookie (then state-changing requests need the page's `X-CSRF-Token` header) or with "
+                "`Authorization: Bearer <token>` (create one with `POST /api/me/token`). Times are ISO 8601 "
+                "UTC with milliseconds; chart series use epoch milliseconds. Errors are "
+                "`{\"error\": \"...\", \"status\": N}`: 400 bad or unknown parameter, 401 not logged in, "
+                "403 role too low or CSRF missing, 404 unknown id or page past the end, 409 conflict."),
+        },
+        "servers": [{"url": request.host_url.rstrip("/")}],
+        "security": [{"bearerAuth": []}, {"cookieAuth": []}],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {
+                "bearerAuth": {"type": "http", "scheme": "bearer", "description": "API token (abb_...)"},
+                "cookieAuth": {"type": "apiKey", "in": "cookie", "name": "session",
+                               "description": "log in at /login; writes need the X-CSRF-Token header"},
+            },
+            "schemas": _schemas(),
+            "parameters": _parameters(),
+            "responses": {
+                "BadRequest": _json("a bad, unknown or repeated parameter or body field", _ref("Error")),
+                "Unauthorized": _json("not logged in: no session cookie and no valid token", _ref("Error")),
+                "Forbidden": _json("the role is too low, or the CSRF header is missing", _ref("Error")),
+                "NotFound": _json("unknown id, or a page past the end", _ref("Error")),
+                "Conflict": _json("the change conflicts with the current state", _ref("Error")),
+            },
+        },
+    }
+
+
+@bp.get("/openapi.json")
+def openapi_json() -> Response:
+    query(())
+    return jsonify(openapi_document())

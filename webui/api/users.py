@@ -1,0 +1,108 @@
+"""User administration (admin only). Passwords are hashed by :mod:`webui.auth`; tokens are never
+shown here (each user creates their own with ``POST /api/me/token``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, jsonify
+from sqlalchemy.orm import Session
+
+from plantmodel.errors import ValidationError
+from plantmodel.readings import format_ts, utcnow
+from store import models as orm
+from store import users as user_store
+from webui.api import ApiError, bp
+from webui.api.params import body_str, json_body, query
+from webui.auth import current_user, hash_password, require_role
+from webui.state import web_state
+
+
+def user_item(row: orm.User) -> dict[str, Any]:
+    return {"username": row.username, "role": row.role, "created_at": format_ts(row.created_at),
+            "last_login_at": None if row.last_login_at is None else format_ts(row.last_login_at),
+            "has_token": row.token_hash is not None}
+
+
+def _user_or_404(session: Session, username: str) -> orm.User:
+    row = user_store.get_user(session, username)
+    if row is None:
+        raise ApiError(404, f"user {username!r} is unknown")
+    return row
+
+
+def _checked(check: Any, value: str) -> str:
+    try:
+        return check(value)
+    except ValidationError as exc:
+        raise ApiError(400, exc.reason) from None
+
+
+def _hash(password: str) -> str:
+    try:
+        return hash_password(password)
+    except ValidationError as exc:
+        raise ApiError(400, exc.reason) from None
+
+
+@bp.get("/users")
+@require_role("admin")
+def list_users() -> Response:
+    query(())
+    with web_state().make_session() as session:
+        return jsonify(items=[user_item(r) for r in user_store.list_users(session)])
+
+
+@bp.post("/users")
+@require_role("admin")
+def create_user() -> tuple[Response, int]:
+    query(())
+    body = json_body(("username", "password", "role"), ("username", "password", "role"))
+    username = _checked(user_store.check_username, body_str(body, "username"))
+    role = _checked(user_store.check_role, body_str(body, "role"))
+    password_hash = _hash(body_str(body, "password"))  # validates the length first
+    with web_state().make_session.begin() as session:
+        if user_store.get_user(session, username) is not None:
+            raise ApiError(409, f"user {username!r} already exists")
+        row = user_store.add_user(session, username, password_hash, role, utcnow())
+        item = user_item(row)
+    return jsonify(item), 201
+
+
+@bp.patch("/users/<username>")
+@require_role("admin")
+def update_user(username: str) -> Response:
+    query(())
+    body = json_body(("role", "password"))
+    if not body:
+        raise ApiError(400, "nothing to change: send role and/or password")
+    role = _checked(user_store.check_role, body_str(body, "role")) if "role" in body else None
+    password_hash = _hash(body_str(body, "password")) if "password" in body else None
+    with web_state().make_session.begin() as session:
+        row = _user_or_404(session, username)
+        if role is not None and row.role == "admin" and role != "admin" and user_store.count_admins(session) <= 1:
+            raise ApiError(409, f"{username} is the last admin: make someone else admin first")
+        if role is not None:
+            row.role = role
+        if password_hash is not None:
+            row.password_hash = password_hash
+        row.updated_at = utcnow()
+        item = user_item(row)
+    return jsonify(item)
+
+
+@bp.delete("/users/<username>")
+@require_role("admin")
+def delete_user(username: str) -> Response:
+    query(())
+    me = current_user()
+    assert me is not None
+    with web_state().make_session.begin() as session:
+        row = _user_or_404(session, username)
+        if row.id == me.id:
+            raise ApiError(409, "you cannot delete your own account (ask another admin)")
+        if row.role == "admin" and user_store.count_admins(session) <= 1:
+            raise ApiError(409, f"{username} is the last admin")
+        item = user_item(row)
+        session.delete(row)
+    return jsonify(deleted=item)

@@ -1,0 +1,215 @@
+"""Socket.IO handlers: who may connect, and which view (room) a browser follows.
+
+Protocol (namespace ``/``):
+
+- ``connect``: refused unless :func:`webui.auth.socket_user` finds a user (session cookie or
+  ``auth={"token": ...}``). The client joins room ``alarms`` and gets ``hello`` {"user": {username,
+  role}, "alarms": [open alarms, ``queries.alarm_dict``], "periods": {"automate", "meter"},
+  "stale_after": 3}.
+- ``watch`` {"view": "plant" | "unit" | "automate" | "meter" | "none", "unit"?, "automate"?,
+  "meter"?}: the client leaves its previous view room, joins the new one and the ack is {"room",
+  "snapshot"}; a bad or unknown view gives {"error": "..."} and leaves the current view as it was.
+- Server -> client: ``update`` per view room (see :mod:`webui.push`), ``alarm`` to room ``alarms``.
+
+Updates to the new room can arrive before the ``watch`` ack (the room is joined before the
+snapshot is read, so nothing falls in between): a client applies the snapshot, then keeps the
+newer of the two per source (by ``ts``). A client waits for one ``watch``'s ack before sending the
+next: Socket.IO handles each event in its own thread, so two in flight may be served in any order.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import request
+from flask_socketio import ConnectionRefusedError, SocketIO, emit, join_room, leave_room
+from sqlalchemy.exc import SQLAlchemyError
+
+from plantmodel.errors import ValidationError
+from plantmodel.readings import MAX_UNIT
+from plantmodel.sources import AutomateSource, MeterSource, check_meter_id
+from store import queries
+from webui.auth import socket_user
+from webui.push import ALARMS_ROOM, PLANT_ROOM
+from webui.snapshot import load_snapshot, meter_snapshot, unit_snapshot
+from webui.state import WebState
+
+log = logging.getLogger(__name__)
+
+# A source silent for this many report periods shows as stale.
+STALE_AFTER = 3
+VIEWS = ("plant", "unit", "automate", "meter", "none")
+# The keys each view takes besides "view".
+_VIEW_KEYS: dict[str, tuple[str, ...]] = {
+    "plant": (), "unit": ("unit",), "automate": ("unit", "automate"), "meter": ("meter",), "none": (),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    """A parsed ``watch`` request; ``room`` is None for view "none"."""
+
+    name: str
+    room: str | None
+    unit: int | None = None
+    automate: int | None = None
+    meter: str | None = None
+
+
+def parse_view(data: Any) -> View:
+    """Validate a ``watch`` payload (unknown keys are refused, not ignored)."""
+    if not isinstance(data, dict):
+        raise ValidationError('watch needs an object like {"view": "plant"}')
+    name = data.get("view")
+    if name not in VIEWS:
+        raise ValidationError(f"unknown view {name!r}; known: {', '.join(VIEWS)}")
+    keys = _VIEW_KEYS[name]
+    extra = sorted(set(data) - {"view", *keys})
+    if extra:
+        raise ValidationError(f"view {name!r} takes no {', '.join(map(repr, extra))}")
+    missing = [k for k in keys if k not in data]
+    if missing:
+        raise ValidationError(f"view {name!r} needs {', '.join(map(repr, missing))}")
+    match name:
+        case "plant":
+            return View(name, PLANT_ROOM)
+        case "unit":
+            unit = _number(data, "unit")
+            if not 1 <= unit <= MAX_UNIT:
+                raise ValidationError(f"unit {unit} is out of range 1..{MAX_UNIT}")
+            return View(name, f"units/{unit}", unit=unit)
+        case "automate":
+            source = AutomateSource(_number(data, "unit"), _number(data, "automate"))
+            return View(name, source.key, unit=source.unit, automate=source.automate)
+        case "meter":
+            meter = check_meter_id(data["meter"])
+            return View(name, MeterSource(meter).key, meter=meter)
+    return View(name, None)
+
+
+def _number(data: dict[str, Any], key: str) -> int:
+    value = data[key]
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValidationError(f"{key!r} must be an integer, got {value!r}")
+    return value
+
+
+@dataclass(slots=True)
+class _Client:
+    # Socket.IO runs each event in its own thread: the lock keeps one client's watches (and its
+    # disconnect) from interleaving, so it is never left in two view rooms.
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    closed: bool = False
+
+
+class LiveSockets:
+    """The handlers of one app; the current view per client lives in ``state.feed.views``."""
+
+    def __init__(self, state: WebState) -> None:
+        self.state = state
+        self._clients: dict[str, _Client] = {}  # sid -> client (single dict operations: GIL-atomic)
+
+    def on_connect(self, auth: Any = None) -> None:
+        make_session = self.state.make_session
+        try:
+            user = socket_user(make_session, auth)
+            if user is None:
+                raise ConnectionRefusedError("unauthorized")
+            with make_session() as session:
+                alarms = [queries.alarm_dict(row) for row in queries.open_alarms(session)]
+        except SQLAlchemyError as exc:
+            log.warning("Socket.IO connection refused, database unavailable: %s", exc)
+            raise ConnectionRefusedError("database unavailable") from exc
+        self._clients[_sid()] = _Client()
+        join_room(ALARMS_ROOM)
+        settings = self.state.settings
+        emit("hello", {
+            "user": user.to_dict(),
+            "alarms": alarms,
+            "periods": {"automate": settings.report_period, "meter": settings.meter_period},
+            "stale_after": STALE_AFTER,
+        })
+
+    def on_disconnect(self, _reason: Any = None) -> None:
+        sid = _sid()
+        client = self._clients.pop(sid, None)
+        if client is not None:
+            with client.lock:  # a watch in progress finishes first; none starts after
+                client.closed = True
+        self.state.feed.views.pop(sid)
+
+    def on_watch(self, data: Any = None) -> dict[str, Any]:
+        client = self._clients.get(_sid())
+        if client is None:
+            return {"error": "not connected"}
+        with client.lock:
+            if client.closed:
+                return {"error": "not connected"}
+            try:
+                return self._watch(data)
+            except ValidationError as exc:
+                return {"error": exc.reason}
+            except SQLAlchemyError as exc:
+                log.warning("watch %r: database unavailable: %s", data, exc)
+                return {"error": "database unavailable"}
+            except Exception:  # a bug must cost this answer only, not the connection
+                log.exception("watch %r failed", data)
+                return {"error": "internal error"}
+
+    def _watch(self, data: Any) -> dict[str, Any]:
+        view = parse_view(data)
+        sid = _sid()
+        views = self.state.feed.views
+        old = views.get(sid)
+        if view.room is None:
+            if old is not None:
+                leave_room(old)
+            views.set(sid, None)
+            return {"room": None, "snapshot": None}
+        # Join before reading: an update flushed meanwhile reaches the client instead of falling
+        # between the snapshot and the join.
+        join_room(view.room)
+        snapshot, unknown = None, ""
+        try:
+            snapshot, unknown = self._snapshot(view)
+        finally:
+            if snapshot is None and view.room != old:
+                leave_room(view.room)  # failed: the client stays on its current view
+        if snapshot is None:
+            return {"error": unknown}
+        if old is not None and old != view.room:
+            leave_room(old)
+        views.set(sid, view.room)
+        return {"room": view.room, "snapshot": snapshot}
+
+    def _snapshot(self, view: View) -> tuple[dict[str, Any] | None, str]:
+        """The view's snapshot, or None and why."""
+        make_session = self.state.make_session
+        match view:
+            case View(name="unit", unit=int(unit)):
+                return unit_snapshot(make_session, unit), f"unit {unit} is unknown"
+            case View(name="automate", unit=int(unit), automate=int(automate)):
+                return (unit_snapshot(make_session, unit, automate),
+                        f"unit {unit} has no automate {automate}")
+            case View(name="meter", meter=str(meter)):
+                return meter_snapshot(make_session, meter), f"meter {meter} is unknown"
+        return load_snapshot(make_session), ""
+
+
+def _sid() -> str:
+    return request.sid  # type: ignore[attr-defined,no-any-return]
+
+
+def register(socketio: SocketIO, state: WebState) -> LiveSockets:
+    """Install the handlers on ``socketio`` (one app's server)."""
+    sockets = LiveSockets(state)
+    handlers: dict[str, Callable[..., Any]] = {
+        "connect": sockets.on_connect, "disconnect": sockets.on_disconnect, "watch": sockets.on_watch,
+    }
+    for event, handler in handlers.items():
+        socketio.on_event(event, handler)
+    return sockets

@@ -1,0 +1,161 @@
+"use strict";
+// Alarms: the open alarms (server-rendered, then kept current by the live hello/alarm events) with an
+// Acknowledge button for operators and admins, and the filtered, paginated history (GET /api/alarms).
+(() => {
+  const P = window.Plant;
+  const { $, esc } = P;
+  const cfg = JSON.parse($("#alarms-config").textContent);
+  const canAck = P.can("operator"); // the server checks too
+  const PER_PAGE = 25;
+
+  function label(a) {
+    return a.label || (a.meter ? `meter ${a.meter}` : `unit ${a.unit} automate ${a.automate}`);
+  }
+  const sourceCell = (a) => `<a href="${esc(P.sourceUrl(a))}">${esc(label(a))}</a>`;
+  const measureLabel = (a) => esc(P.measureInfo(a.measure).label);
+  const value = (a) => `${P.fmtMeasure(a.measure, a.value)}${a.unit_of_measure ? ` ${esc(a.unit_of_measure)}` : ""}`;
+  const limit = (a) => `${a.bound === "low" ? "below" : "above"} ${P.fmtMeasure(a.measure, a.limit)}`;
+  const severity = (a) => `<span class="sev sev-${esc(a.severity)}">${esc(a.severity)}</span>`;
+  const stateCell = (a) => `<span class="alarm-state ${esc(a.state)}">${esc(a.state)}</span>` +
+    (a.cleared_at ? ` <small>${P.timeTag(a.cleared_at)}</small>` : "");
+  const acked = (a) => `${esc(a.acknowledged_by || "")} <small>${P.timeTag(a.acknowledged_at)}</small>`;
+
+  // -- open alarms ------------------------------------------------------------------------------------------
+  function ackCell(a) {
+    if (a.acknowledged_at) return acked(a);
+    if (canAck && a.id !== undefined && a.id !== null) {
+      return `<button type="button" class="ack" data-alarm-id="${esc(a.id)}">Acknowledge</button>`;
+    }
+    return '<span class="muted">not yet</span>';
+  }
+  function renderOpen() {
+    const list = [...P.alarms.values()].sort((a, b) => (a.raised_at < b.raised_at ? 1 : -1)); // newest first
+    $("#open-alarms tbody").innerHTML = list.length ? list.map((a) =>
+      `<tr data-alarm-id="${esc(a.id ?? "")}" data-state="${esc(a.state)}" data-acknowledged="${a.acknowledged_at ? "true" : "false"}" ` +
+      `class="sev-${esc(a.severity)} ${esc(a.state)}">` +
+      `<td data-label="Source">${sourceCell(a)}</td><td data-label="Measure">${measureLabel(a)}</td>` +
+      `<td class="num" data-label="Value">${value(a)}</td><td class="num" data-label="Limit">${limit(a)}</td>` +
+      `<td data-label="Severity">${severity(a)}</td><td data-label="Since">${P.timeTag(a.raised_at)}</td>` +
+      `<td data-label="State">${stateCell(a)}</td><td class="ack-cell" data-label="Acknowledged">${ackCell(a)}</td></tr>`,
+    ).join("") : '<tr class="empty"><td colspan="8">No open alarm.</td></tr>';
+    $("#open-alarms").dataset.count = String(list.length);
+  }
+
+  $("#open-alarms").addEventListener("click", async (ev) => {
+    const button = ev.target.closest("button.ack");
+    if (!button) return;
+    button.disabled = true;
+    button.textContent = "Acknowledging…";
+    const msg = $("#ack-message");
+    try {
+      const alarm = await P.api("POST", `/api/alarms/${encodeURIComponent(button.dataset.alarmId)}/ack`);
+      P.applyAlarm(alarm);
+      msg.classList.remove("error");
+      P.showMessage(msg, `Acknowledged: ${label(alarm)} ${P.measureInfo(alarm.measure).label}.`);
+      loadHistory(historyPage);
+    } catch (err) {
+      msg.classList.add("error");
+      P.showMessage(msg, `Could not acknowledge: ${err.message}`);
+      if (err.status === 409 || err.status === 404) refreshOpen();
+      else {
+        button.disabled = false;
+        button.textContent = "Acknowledge";
+      }
+    }
+  });
+
+  // Re-read the open alarms from the API (after a conflict, or when no live connection exists).
+  async function refreshOpen() {
+    try {
+      const items = [];
+      for (let page = 1; ; page++) {
+        const data = await P.api("GET", `/api/alarms${P.query({ state: "open", page, per_page: 1000 })}`);
+        items.push(...data.items);
+        if (page >= (data.pages || 1)) break;
+      }
+      P.setAlarms(items);
+    } catch (err) {
+      console.warn("open alarms:", err.message);
+    }
+  }
+
+  // -- history ------------------------------------------------------------------------------------------------
+  const form = $("#history-filters");
+  const unitSelect = $("#f-unit");
+  const automateSelect = $("#f-automate");
+  let historyPage = 1;
+  let historyFilters = {};
+
+  function fillAutomates() {
+    const autos = cfg.units[unitSelect.value] || [];
+    automateSelect.innerHTML = '<option value="">any</option>' +
+      autos.map((a) => `<option value="${a}">${a}</option>`).join("");
+    automateSelect.disabled = !unitSelect.value; // an automate needs its unit
+  }
+  unitSelect.addEventListener("change", fillAutomates);
+
+  function filtersFromForm() {
+    const f = new FormData(form);
+    return {
+      state: f.get("state"), unit: f.get("unit"), automate: automateSelect.disabled ? "" : f.get("automate"),
+      meter: f.get("meter"), measure: f.get("measure"),
+      start: P.localInputToIso(f.get("start")), end: P.localInputToIso(f.get("end")),
+    };
+  }
+
+  async function loadHistory(page) {
+    const table = $("#history");
+    const err = $("#history-error");
+    table.dataset.state = "loading";
+    let data;
+    try {
+      data = await P.api("GET", `/api/alarms${P.query({ ...historyFilters, page, per_page: PER_PAGE })}`);
+    } catch (e) {
+      table.dataset.state = "error";
+      P.showMessage(err, e.message);
+      return;
+    }
+    P.showMessage(err, "");
+    historyPage = data.page || page;
+    const items = data.items || [];
+    $("#history tbody").innerHTML = items.length ? items.map((a) =>
+      `<tr data-alarm-id="${esc(a.id)}" data-state="${esc(a.state)}" class="sev-${esc(a.severity)}">` +
+      `<td data-label="Raised">${P.timeTag(a.raised_at)}</td><td data-label="Source">${sourceCell(a)}</td>` +
+      `<td data-label="Measure">${measureLabel(a)}</td><td class="num" data-label="Value">${value(a)}</td>` +
+      `<td class="num" data-label="Limit">${limit(a)}</td><td data-label="Severity">${severity(a)}</td>` +
+      `<td data-label="State"><span class="alarm-state ${esc(a.state)}">${esc(a.state)}</span></td>` +
+      `<td data-label="Cleared">${a.cleared_at ? P.timeTag(a.cleared_at) : "—"}</td>` +
+      `<td data-label="Acknowledged">${a.acknowledged_at ? acked(a) : "—"}</td></tr>`,
+    ).join("") : '<tr class="empty"><td colspan="9">No alarm matches.</td></tr>';
+    const pages = data.pages || 1;
+    $("#history-page").textContent = `Page ${historyPage} of ${pages} (${data.total ?? items.length} alarm${data.total === 1 ? "" : "s"})`;
+    $("#history-prev").disabled = historyPage <= 1;
+    $("#history-next").disabled = historyPage >= pages;
+    table.dataset.state = "ready";
+    table.dataset.total = String(data.total ?? items.length);
+  }
+
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    historyFilters = filtersFromForm();
+    loadHistory(1);
+  });
+  form.addEventListener("reset", () => {
+    setTimeout(() => { // after the browser reset the fields
+      fillAutomates();
+      historyFilters = {};
+      loadHistory(1);
+    });
+  });
+  $("#history-prev").addEventListener("click", () => loadHistory(historyPage - 1));
+  $("#history-next").addEventListener("click", () => loadHistory(historyPage + 1));
+
+  // -- start ----------------------------------------------------------------------------------------------------
+  // The server rendered the open alarms; seed the shared store with them until the live hello arrives.
+  if (P.alarms.size === 0) P.setAlarms(cfg.open);
+  P.onAlarms(renderOpen);
+  renderOpen();
+  fillAutomates();
+  historyFilters = filtersFromForm();
+  loadHistory(1);
+})();

@@ -1,0 +1,155 @@
+"use strict";
+// Meter view: watches the meter; the watch snapshot gives the latest sample, state, last 10 samples
+// and limits. The power chart covers the last 60 minutes (/api/meters/<id>/series, then live samples).
+// Power above the meter's apower high limit is highlighted (class "over", plus a text note).
+(() => {
+  const P = window.Plant;
+  const { $, esc } = P;
+  const { TimeChart, HOUR } = window.PlantCharts;
+  const { meter } = JSON.parse($("#meter-config").textContent);
+  const device = `meters/${meter}`;
+  const base = `/api/meters/${encodeURIComponent(meter)}`;
+  const status = $("#series-status");
+
+  let last10 = []; // PowerSample dicts, newest first
+  let limits = {};
+  let loaded = false;
+  let pending = [];
+  const apower = P.measureInfo("apower");
+  const chart = new TimeChart($("#power-chart"), { label: apower.label, decimals: apower.decimals, unit: apower.unit });
+
+  const highLimit = () => {
+    const high = limits.apower ? limits.apower.high : undefined;
+    return high === undefined ? apower.high ?? null : high;
+  };
+  const isOver = (p) => p && p.apower !== null && p.apower !== undefined && highLimit() !== null && p.apower > highLimit();
+
+  // -- rendering ------------------------------------------------------------------------------------------
+  function renderLatest() {
+    const p = last10[0] || null;
+    const power = $("#power");
+    power.textContent = P.fmtMeasure("apower", p && p.apower);
+    power.dataset.value = p && p.apower !== null ? String(p.apower) : "";
+    const over = isOver(p);
+    $("#power-kpi").classList.toggle("over", over);
+    power.classList.toggle("over", over);
+    const high = highLimit();
+    $("#power-limit").textContent = high === null ? "no limit" : over ? `⚠ above the ${P.num(high, 0)} W limit` : `limit ${P.num(high, 0)} W`;
+    const energy = $("#energy");
+    energy.textContent = P.kwh(p && p.energy_wh);
+    energy.dataset.wh = p && p.energy_wh !== null ? String(p.energy_wh) : "";
+    $("#voltage").textContent = P.fmtMeasure("voltage", p && p.voltage);
+    $("#current").textContent = P.fmtMeasure("current", p && p.current);
+    const ts = $("#last-ts");
+    ts.textContent = p ? new Date(p.ts).toLocaleString() : "—";
+    ts.setAttribute("datetime", p ? p.ts : "");
+    $("#output-state").textContent = !p || p.output === null || p.output === undefined ? "" : `relay ${p.output ? "on" : "off"}`;
+  }
+
+  function renderTable() {
+    const body = $("#last10 tbody");
+    body.innerHTML = last10.length ? last10.map((p) => {
+      const over = isOver(p);
+      return `<tr data-ts="${esc(p.ts)}"${over ? ' class="over"' : ""}>` +
+        `<td data-label="Time">${P.timeTag(p.ts)}</td>` +
+        `<td class="num${over ? " over" : ""}" data-measure="apower" data-label="Power (W)">${over ? '<span class="mark" aria-label="over the limit">▲</span>' : ""}${P.fmtMeasure("apower", p.apower)}</td>` +
+        `<td class="num" data-measure="voltage" data-label="Voltage (V)">${P.fmtMeasure("voltage", p.voltage)}</td>` +
+        `<td class="num" data-measure="current" data-label="Current (A)">${P.fmtMeasure("current", p.current)}</td>` +
+        `<td class="num" data-measure="energy_wh" data-label="Energy (kWh)">${P.kwh(p.energy_wh)}</td></tr>`;
+    }).join("") : '<tr class="empty"><td colspan="5">No measurement yet.</td></tr>';
+    $("#last10").dataset.rows = String(last10.length);
+  }
+
+  function showState(state, ts) {
+    const el = $("#meter-state");
+    el.dataset.state = state || "unknown";
+    el.textContent = state || "unknown";
+    el.title = ts ? `${state} since ${new Date(ts).toLocaleString()}` : "";
+  }
+
+  function addSamples(samples) {
+    const byTs = new Map(last10.map((p) => [p.ts, p]));
+    for (const p of samples) byTs.set(p.ts, p);
+    last10 = [...byTs.values()].sort((a, b) => (a.ts < b.ts ? 1 : -1)).slice(0, 10);
+    renderLatest();
+    renderTable();
+  }
+
+  // -- chart ------------------------------------------------------------------------------------------------
+  function slide() {
+    const end = Math.max(Date.now(), chart.lastX() || 0);
+    chart.dropBefore(end - HOUR);
+    chart.setRange(end - HOUR, end);
+    chart.setLimits(limits.apower ? limits.apower.low ?? null : null, highLimit());
+    chart.update();
+  }
+
+  async function loadSeries() {
+    loaded = false;
+    pending = [];
+    const end = Date.now();
+    const q = P.query({ start: new Date(end - HOUR).toISOString(), end: new Date(end).toISOString() });
+    let data;
+    try {
+      data = await P.api("GET", `${base}/series${q}`);
+    } catch (err) {
+      status.classList.add("error");
+      P.showMessage(status, `Could not load the power series: ${err.message}`);
+      return;
+    }
+    const s = (data.measures || {}).apower || { v: [] };
+    chart.setSeries(data.t || [], s.v, data.aggregated ? s.min : null, data.aggregated ? s.max : null);
+    if (data.limits) limits = { ...data.limits, ...limits };
+    chart.setAlarms((data.alarms || []).filter((a) => a.measure === "apower")
+      .map((a) => ({ x: Date.parse(a.raised_at), y: a.value, text: `above ${a.limit}` })));
+    loaded = true;
+    for (const p of pending) chart.append(Date.parse(p.ts), p.apower);
+    pending = [];
+    slide();
+    status.classList.remove("error");
+    P.showMessage(status, "Live.");
+  }
+
+  // -- live -------------------------------------------------------------------------------------------------
+  let connections = 0;
+  P.onConnect(() => {
+    if (connections++ > 0) loadSeries(); // reconnected: fill the gap
+  });
+  P.watch({ view: "meter", meter }, (snap) => {
+    if (!snap) return;
+    limits = snap.limits || {};
+    showState(snap.state && typeof snap.state === "object" ? snap.state.state : snap.state,
+      snap.state && typeof snap.state === "object" ? snap.state.ts : null);
+    addSamples([...(snap.last10 || []), ...(snap.power ? [snap.power] : [])]);
+    if (loaded) slide(); // the limits may have arrived after the series
+  });
+  P.onUpdate((data) => {
+    const mine = (data.power || []).filter((p) => p.meter === meter);
+    for (const s of data.status || []) if (s.device === device) showState(s.state, s.ts);
+    if (!mine.length) return;
+    addSamples(mine);
+    if (!loaded) {
+      pending.push(...mine);
+      return;
+    }
+    mine.sort((a, b) => (a.ts < b.ts ? -1 : 1)).forEach((p) => chart.append(Date.parse(p.ts), p.apower));
+    slide();
+  });
+  P.onAlarms((event) => {
+    if (!event || event.source !== device || event.measure !== "apower") return;
+    chart.addAlarm({ x: Date.parse(event.raised_at), y: event.value, text: `above ${event.limit}` });
+    chart.update();
+  });
+  setInterval(() => {
+    if (loaded) slide();
+  }, 15000);
+
+  // Also from the REST API, so the page fills even before (or without) the live connection.
+  P.api("GET", `${base}/readings${P.query({ order: "desc", per_page: 10 })}`)
+    .then((page) => addSamples(page.items || [])).catch((err) => console.warn("last 10:", err.message));
+  P.api("GET", base).then((m) => {
+    if (m && m.state && $("#meter-state").dataset.state === "unknown") showState(m.state, null);
+  }).catch(() => {});
+  renderLatest();
+  loadSeries();
+})();

@@ -1,0 +1,291 @@
+"use strict";
+// Overview: one card per unit with a cell per automate, and the meters table. Starts from the
+// snapshot embedded in the page, then the "plant" watch's snapshot, then patches cells on `update`.
+// Cell state (data-state and class state-*): offline (unit's last will) > alarm (an active alarm of
+// that automate) > stale (no reading for stale_after report periods) > normal.
+(() => {
+  const P = window.Plant;
+  const { $, esc } = P;
+  // Short labels for the cells; the full label is in each value's title.
+  const SHORT = {
+    tank_temp_c: "Tank", ext_temp_c: "Outside", milk_kg: "Milk", product_kg: "Product", ph: "pH", k_mg_l: "K+",
+    nacl_g_l: "NaCl", salmonella_ppm: "Salm.", ecoli_ppm: "E. coli", listeria_ppm: "Listeria",
+  };
+  // What a phone shows of each cell (plus any measure in alarm).
+  const KEY = new Set(["tank_temp_c", "ph", "nacl_g_l"]);
+  const STATE_TEXT = { normal: "normal", alarm: "alarm", stale: "stale", offline: "offline" };
+
+  const units = new Map(); // unit -> Map(automate -> {unit, automate, type, reading})
+  const meters = new Map(); // meter id -> PowerSample dict | null
+  const devices = {}; // "units/3" | "meters/<id>" -> {state, ts}
+  const active = new Map(); // "source|measure" -> active alarm
+
+  const newer = (old, ts) => !old || !old.ts || old.ts <= ts; // ISO UTC strings of one format sort as text
+
+  // -- model ---------------------------------------------------------------------------------------
+  function automatesOf(unit) {
+    if (!units.has(unit)) units.set(unit, new Map());
+    return units.get(unit);
+  }
+  function applyReading(r) {
+    const autos = automatesOf(r.unit);
+    const cur = autos.get(r.automate);
+    if (cur && !newer(cur.reading, r.ts)) return false;
+    autos.set(r.automate, { unit: r.unit, automate: r.automate, type: r.type, reading: r });
+    return true;
+  }
+  function applyPower(p) {
+    if (!newer(meters.get(p.meter), p.ts)) return false;
+    meters.set(p.meter, p);
+    return true;
+  }
+  function applyStatus(s) {
+    if (!newer(devices[s.device], s.ts)) return false;
+    devices[s.device] = { state: s.state, ts: s.ts };
+    return true;
+  }
+  function applyActiveAlarm(a) {
+    const key = `${a.source}|${a.measure}`;
+    const cur = active.get(key);
+    if (a.state === "active") {
+      if (!cur || cur.raised_at <= a.raised_at) active.set(key, a);
+    } else if (cur && cur.raised_at <= a.raised_at) {
+      active.delete(key);
+    }
+  }
+  function applySnapshot(s) {
+    if (!s) return;
+    if (s.measures) P.config.measures = s.measures;
+    if (s.periods) P.config.periods = s.periods;
+    for (const u of s.units || []) {
+      for (const a of u.automates) {
+        if (a.reading) applyReading({ ...a.reading, type: a.reading.type || a.type });
+        else if (!automatesOf(a.unit).has(a.automate)) automatesOf(a.unit).set(a.automate, { ...a, reading: null });
+      }
+    }
+    for (const m of s.meters || []) {
+      if (m.power) applyPower(m.power);
+      else if (!meters.has(m.meter)) meters.set(m.meter, null);
+    }
+    for (const [device, st] of Object.entries(s.devices || {})) applyStatus({ device, ...st });
+    if (s.alarms) {
+      active.clear();
+      for (const a of s.alarms) applyActiveAlarm(a);
+    }
+  }
+
+  // -- state ----------------------------------------------------------------------------------------
+  function alarmsOf(source) {
+    return [...active.values()].filter((a) => a.source === source);
+  }
+  function stateOf(source, device, ts, kind) {
+    if (devices[device] && devices[device].state === "offline") return "offline";
+    if (alarmsOf(source).length) return "alarm";
+    if (!ts || Date.now() - Date.parse(ts) > P.staleAfterMs(kind)) return "stale";
+    return "normal";
+  }
+  function setState(el, state, title) {
+    if (el.dataset.state !== state) {
+      el.classList.remove(...Object.keys(STATE_TEXT).map((s) => `state-${s}`));
+      el.classList.add(`state-${state}`);
+      el.dataset.state = state;
+      const label = el.querySelector(".state-label");
+      if (label) label.textContent = STATE_TEXT[state];
+    }
+    el.title = title;
+  }
+
+  // -- rendering --------------------------------------------------------------------------------------
+  const cells = new Map(); // source key -> element
+  let layout = ""; // the set of units/automates/meters the DOM was built for
+
+  function layoutKey() {
+    const u = [...units.entries()].map(([n, autos]) => `${n}:${[...autos.keys()].sort((a, b) => a - b)}`).sort();
+    return `${u.join(";")}|${[...meters.keys()].sort().join(",")}`;
+  }
+  function build() {
+    cells.clear();
+    const unitIds = [...units.keys()].sort((a, b) => a - b);
+    $("#units").innerHTML = unitIds.length ? unitIds.map((u) => {
+      const autos = [...units.get(u).keys()].sort((a, b) => a - b);
+      return `<section class="unit card" id="unit-${u}" data-unit="${u}" aria-labelledby="unit-${u}-title">` +
+        `<h2 id="unit-${u}-title"><a href="/units/${u}">Unit ${u}</a> <span class="badge" data-device="units/${u}"></span></h2>` +
+        `<div class="cells">${autos.map((a) => {
+          const source = `units/${u}/automates/${a}`;
+          return `<a class="cell" href="/${source}" data-source="${source}" data-unit="${u}" data-automate="${a}"></a>`;
+        }).join("")}</div></section>`;
+    }).join("") : '<p class="muted">No automate has reported yet.</p>';
+    $("#units").dataset.state = "ready";
+
+    const ids = [...meters.keys()].sort();
+    $("#meters").innerHTML = ids.length
+      ? `<div class="scroll"><table id="meter-table" class="data cards-on-phone"><thead><tr><th scope="col">Meter</th>` +
+        `<th scope="col">State</th><th scope="col">Power <small>W</small></th><th scope="col">Voltage <small>V</small></th>` +
+        `<th scope="col">Energy <small>kWh</small></th><th scope="col">Updated</th></tr></thead><tbody>` +
+        ids.map((id) => `<tr data-source="meters/${esc(id)}" data-meter="${esc(id)}"></tr>`).join("") +
+        "</tbody></table></div>"
+      : '<p class="muted">No meter has reported yet.</p>';
+    for (const el of document.querySelectorAll("[data-source]")) cells.set(el.dataset.source, el);
+    layout = layoutKey();
+  }
+
+  function deviceBadge(device) {
+    const d = devices[device];
+    const state = d ? d.state : "unknown";
+    return { state, title: d ? `${state} since ${new Date(d.ts).toLocaleString()}` : "no status received yet" };
+  }
+
+  function renderCell(a) {
+    const source = `units/${a.unit}/automates/${a.automate}`;
+    const el = cells.get(source);
+    if (!el) return;
+    const r = a.reading;
+    const alarmed = new Map(alarmsOf(source).map((al) => [al.measure, al]));
+    const measures = P.config.measures.automate;
+    const values = Object.entries(measures).map(([name, m]) => {
+      const al = alarmed.get(name);
+      const v = r ? r[name] : null;
+      const cls = ["value", KEY.has(name) ? "key" : "", al ? "alarm" : ""].join(" ").trim();
+      const mark = al ? `<span class="mark" aria-hidden="true">${al.bound === "low" ? "▼" : "▲"}</span>` : "";
+      const title = `${m.label}${m.unit ? ` (${m.unit})` : ""}${al ? ` — alarm: ${al.bound === "low" ? "below" : "above"} ${P.num(al.limit, m.decimals)}` : ""}`;
+      return `<div class="${cls}" data-measure="${esc(name)}" data-value="${v ?? ""}" title="${esc(title)}">` +
+        `<dt>${esc(SHORT[name] || m.label)}</dt><dd>${mark}${P.num(v, m.decimals)}</dd></div>`;
+    }).join("");
+    el.innerHTML = `<span class="cell-head"><span class="cell-name"><span class="visually-hidden">Automate </span>A${a.automate}</span>` +
+      `<span class="state-label"></span></span>` +
+      `<dl class="values">${values}</dl>` +
+      `<span class="cell-foot"><span class="type">${esc(a.type || "")}</span>` +
+      `<span class="ts">${r ? P.timeTag(r.ts) : "no reading"}</span></span>`;
+    el.dataset.state = ""; // force setState to write the label into the fresh markup
+    refreshCell(el, a);
+  }
+
+  function refreshCell(el, a) {
+    const source = `units/${a.unit}/automates/${a.automate}`;
+    const state = stateOf(source, `units/${a.unit}`, a.reading && a.reading.ts, "automate");
+    const why = {
+      offline: "the unit is offline",
+      alarm: alarmsOf(source).map((al) => P.measureInfo(al.measure).label).join(", ") + " in alarm",
+      stale: a.reading ? `no reading since ${new Date(a.reading.ts).toLocaleString()}` : "no reading yet",
+      normal: "all values received",
+    }[state];
+    setState(el, state, `Unit ${a.unit} automate ${a.automate}: ${state} — ${why}`);
+  }
+
+  function renderMeter(id) {
+    const el = cells.get(`meters/${id}`);
+    if (!el) return;
+    const p = meters.get(id);
+    const badge = deviceBadge(`meters/${id}`);
+    // The default limit (an override is shown on the meter's page); the alarm state is the cell's.
+    const high = P.config.measures.meter.apower ? P.config.measures.meter.apower.high : null;
+    const apowerOver = p && p.apower !== null && high !== null && p.apower > high;
+    el.innerHTML = `<th scope="row" data-label="Meter"><a href="/meters/${encodeURIComponent(id)}">${esc(id)}</a></th>` +
+      `<td data-label="State"><span class="badge" data-state="${esc(badge.state)}" title="${esc(badge.title)}">${esc(badge.state)}</span> ` +
+      `<span class="state-label"></span></td>` +
+      `<td data-label="Power (W)" data-measure="apower" class="num${apowerOver ? " over" : ""}">${P.fmtMeasure("apower", p && p.apower)}</td>` +
+      `<td data-label="Voltage (V)" data-measure="voltage" class="num">${P.fmtMeasure("voltage", p && p.voltage)}</td>` +
+      `<td data-label="Energy (kWh)" data-measure="energy_wh" class="num">${P.kwh(p && p.energy_wh)}</td>` +
+      `<td data-label="Updated">${p ? P.timeTag(p.ts) : "—"}</td>`;
+    el.dataset.state = "";
+    refreshMeter(el, id);
+  }
+
+  function refreshMeter(el, id) {
+    const p = meters.get(id);
+    const state = stateOf(`meters/${id}`, `meters/${id}`, p && p.ts, "meter");
+    setState(el, state, `Meter ${id}: ${state}`);
+  }
+
+  function renderUnitBadges() {
+    for (const el of document.querySelectorAll(".unit [data-device]")) {
+      const b = deviceBadge(el.dataset.device);
+      el.dataset.state = b.state;
+      el.textContent = b.state;
+      el.title = b.title;
+    }
+  }
+
+  function renderAll() {
+    if (layoutKey() !== layout) build();
+    for (const autos of units.values()) for (const a of autos.values()) renderCell(a);
+    for (const id of meters.keys()) renderMeter(id);
+    renderUnitBadges();
+  }
+
+  // Staleness depends on the clock: re-evaluate the states every few seconds.
+  function refreshStates() {
+    for (const autos of units.values()) {
+      for (const a of autos.values()) {
+        const el = cells.get(`units/${a.unit}/automates/${a.automate}`);
+        if (el) refreshCell(el, a);
+      }
+    }
+    for (const id of meters.keys()) {
+      const el = cells.get(`meters/${id}`);
+      if (el) refreshMeter(el, id);
+    }
+  }
+
+  // -- live --------------------------------------------------------------------------------------------
+  function onUpdate(data) {
+    const dirty = new Set(); // sources to re-render
+    let structure = false;
+    for (const r of data.readings || []) {
+      const known = units.has(r.unit) && units.get(r.unit).has(r.automate);
+      if (applyReading(r)) {
+        dirty.add(`units/${r.unit}/automates/${r.automate}`);
+        structure ||= !known;
+      }
+    }
+    for (const p of data.power || []) {
+      const known = meters.has(p.meter);
+      if (applyPower(p)) {
+        dirty.add(`meters/${p.meter}`);
+        structure ||= !known;
+      }
+    }
+    let badges = false;
+    for (const s of data.status || []) {
+      if (!applyStatus(s)) continue;
+      badges = true;
+      if (s.device.startsWith("meters/")) dirty.add(s.device);
+      else for (const a of (units.get(Number(s.device.split("/")[1])) || new Map()).values()) dirty.add(`units/${a.unit}/automates/${a.automate}`);
+    }
+    if (structure) return renderAll();
+    for (const source of dirty) renderSource(source);
+    if (badges) renderUnitBadges();
+  }
+
+  function renderSource(source) {
+    const parts = source.split("/");
+    if (parts[0] === "meters") return renderMeter(parts.slice(1).join("/"));
+    const a = units.get(Number(parts[1]))?.get(Number(parts[3]));
+    if (a) renderCell(a);
+  }
+
+  function onAlarms(event, all) {
+    if (event === null) {
+      // hello: the server's open alarms; the active ones define the alarm state
+      active.clear();
+      for (const a of all.values()) if (a.state === "active") applyActiveAlarm(a);
+      for (const autos of units.values()) for (const a of autos.values()) renderCell(a);
+      for (const id of meters.keys()) renderMeter(id);
+      return;
+    }
+    applyActiveAlarm(event);
+    renderSource(event.source);
+  }
+
+  applySnapshot(JSON.parse($("#snapshot").textContent));
+  renderAll();
+  P.onUpdate(onUpdate);
+  P.onAlarms(onAlarms);
+  // /units/<u> shows one unit and watches only its room; / watches the whole plant.
+  const unit = $("#units").dataset.unit;
+  P.watch(unit ? { view: "unit", unit: Number(unit) } : { view: "plant" }, (snapshot) => {
+    applySnapshot(snapshot);
+    renderAll();
+  });
+  setInterval(refreshStates, 5000);
+})();
