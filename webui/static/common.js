@@ -91,6 +91,13 @@ window.Plant = (() => {
     el.textContent = text || "";
     el.hidden = !text;
   }
+  // A form's feedback pair: say() shows a confirmation, fail() an error; each hides the other.
+  function feedback(messageEl, errorEl) {
+    return {
+      say(text) { showMessage(errorEl, ""); showMessage(messageEl, text); },
+      fail(text) { showMessage(messageEl, ""); showMessage(errorEl, text); },
+    };
+  }
 
   // -- alarms: the open ones (active, or cleared but not acknowledged) ---------------------------------
   const alarms = new Map(); // "source|measure|raised_at" -> alarm_dict
@@ -199,7 +206,7 @@ window.Plant = (() => {
   const api_ = {
     $, $$, esc, can, role, config, csrfToken,
     measureInfo, num, fmtMeasure, kwh, when, timeTag, localInputToIso, isoToLocalInput, sourceUrl,
-    ApiError, api, query, showMessage,
+    ApiError, api, query, showMessage, feedback,
     alarms, alarmKey, applyAlarm, setAlarms, unacknowledged,
     onAlarms: (fn) => alarmListeners.push(fn),
     onUpdate: (fn) => updateListeners.push(fn),

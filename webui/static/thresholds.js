@@ -10,14 +10,7 @@
   const PER_PAGE = 25;
   let changesPage = 1;
 
-  function say(text) {
-    P.showMessage(error, "");
-    P.showMessage(message, text);
-  }
-  function fail(text) {
-    P.showMessage(message, "");
-    P.showMessage(error, text);
-  }
+  const { say, fail } = P.feedback(message, error);
   const limitText = (measure, v) => (v === null || v === undefined ? "—" : P.fmtMeasure(measure, v));
 
   // -- thresholds --------------------------------------------------------------------------------------------

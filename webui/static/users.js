@@ -10,14 +10,7 @@
   const error = $("#users-error");
   let users = [];
 
-  function say(text) {
-    P.showMessage(error, "");
-    P.showMessage(message, text);
-  }
-  function fail(text) {
-    P.showMessage(message, "");
-    P.showMessage(error, text);
-  }
+  const { say, fail } = P.feedback(message, error);
   const userUrl = (name) => `/api/users/${encodeURIComponent(name)}`;
 
   async function load() {
