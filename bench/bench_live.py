@@ -9,7 +9,8 @@ Starts our Mosquitto (our mosquitto.conf, users, ACL), the web UI on SQLite and 
    ``--samples`` readings of automate 1/1, one at a time, each with a distinct milk weight; a
    MutationObserver in the page records when the automate's cell shows that value. Measured with
    WEBUI_PUSH_INTERVAL=0 (baseline: every message pushed at once) and with the default 0.5 s
-   coalescing; prints median and worst of each, and the ratio.
+   coalescing; prints median and worst of each, and the ratio. Then ``--alarms`` out-of-range
+   readings, each timed until the cell shows the alarm (bridge included), each cleared after.
 2. Bytes. The simulators run at the real rate (a report per automate every 60 s, meters every
    second). One browser watches one unit (/units/1), another the whole plant (baseline). The
    WebSocket frames each receives are summed for ``--minutes``; prints bytes per minute and the ratio.
@@ -109,6 +110,37 @@ def latency(browser: Browser, broker: MosquittoServer, tmp: Path, push_interval:
         web.stop()
 
 
+def alarm_latency(browser: Browser, broker: MosquittoServer, tmp: Path, samples: int) -> list[float]:
+    """Out-of-range reading published -> the automate's cell shows the alarm (through the bridge:
+    threshold check, commit, alarm published, web UI, browser). Each sample raises and clears."""
+    web, url, env = start_webui(broker, tmp, 0.5, "alarms")
+    bridge = Service("bridge-alarms", ["bridge", "run"], {**env, "BRIDGE_CLIENT_ID": "bench-alarms"}, tmp)
+    unit = Client(broker, "unit-1")
+    cell = f"document.querySelector('{CELL}')"
+    try:
+        wait_for(lambda: "connected to" in bridge.log(), 30, "the bridge", services=[bridge])
+        page = login(browser, url, "/")
+        out = []
+        for i in range(2 * samples):
+            raise_it = i % 2 == 0  # 4.6 °C is above the tank's 4.0 limit; 3.0 clears it (deadband 0.2)
+            reading = Reading(1, 1, PlantLayout.automate_type(1, 1), 20_000 + i, utcnow(), 4.6 if raise_it else 3.0,
+                              11.2, 4000, 35, 7.0, 41, 1.3, 22, 40, 31)
+            sent = time.time() * 1000
+            unit.client.publish(Topics().reading(1, 1), reading.to_json(), qos=1)
+            want = "alarm" if raise_it else "normal"
+            page.wait_for_function(f"() => {cell} && {cell}.dataset.state === '{want}'", timeout=10_000,
+                                   polling="raf")
+            if raise_it:
+                out.append(time.time() * 1000 - sent)
+            time.sleep(0.3)
+        page.context.close()
+        return out
+    finally:
+        unit.close()
+        bridge.stop()
+        web.stop()
+
+
 def bytes_per_minute(browser: Browser, broker: MosquittoServer, tmp: Path, minutes: float) -> dict[str, float]:
     web, url, env = start_webui(broker, tmp, 0.5, "bytes")
     # The bridge stores what the unit page starts from (a unit that never reported is a 404 page).
@@ -151,6 +183,7 @@ def bytes_per_minute(browser: Browser, broker: MosquittoServer, tmp: Path, minut
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--samples", type=int, default=100, help="readings timed per configuration")
+    parser.add_argument("--alarms", type=int, default=20, help="alarms raised (and cleared) for their latency")
     parser.add_argument("--minutes", type=float, default=1.0, help="how long the bytes are counted")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp_name, sync_playwright() as pw:
@@ -169,6 +202,9 @@ def main() -> int:
             print(f"  -> coalescing (0.5 s) multiplies the median latency by "
                   f"{statistics.median(results[0.5]) / statistics.median(results[0.0]):.0f}x against pushing every "
                   "message at once; it bounds what a busy plant sends a browser", flush=True)
+            alarms = alarm_latency(browser, broker, tmp, args.alarms)
+            print(f"Out-of-range reading published -> alarm shown (via the bridge), {args.alarms} alarms: "
+                  f"median {statistics.median(alarms):.0f} ms, worst {max(alarms):.0f} ms", flush=True)
             print(f"Bytes pushed per minute (simulators at the real rate, {args.minutes:g} min):", flush=True)
             rates = bytes_per_minute(browser, broker, tmp, args.minutes)
             for name, rate in rates.items():
