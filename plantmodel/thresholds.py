@@ -127,6 +127,15 @@ class ThresholdSet:
                 return t
         return None
 
+    def limits(self, scope: str, measures: Iterable[str]) -> dict[str, dict[str, float | None]]:
+        """``{measure: {"low", "high"}}`` that apply to ``scope`` (both None where no threshold applies):
+        what the pages draw as the normal band."""
+        out: dict[str, dict[str, float | None]] = {}
+        for m in measures:
+            t = self.resolve_scope(scope, m)
+            out[m] = {"low": None if t is None else t.low, "high": None if t is None else t.high}
+        return out
+
 
 # -- alarms --------------------------------------------------------------------------------------
 

@@ -273,12 +273,3 @@ def threshold_changes_page(session: Session, *, offset: int, limit: int) -> tupl
     total = int(session.scalar(select(func.count()).select_from(c)) or 0)
     stmt = select(c).order_by(c.changed_at.desc(), c.id.desc()).offset(offset).limit(limit)
     return total, list(session.scalars(stmt))
-
-
-def get_threshold(session: Session, scope: str, measure: str) -> orm.Threshold | None:
-    t = orm.Threshold
-    return session.scalar(select(t).where(t.scope == scope, t.measure == measure))
-
-
-def all_thresholds(session: Session) -> list[orm.Threshold]:
-    return list(session.scalars(select(orm.Threshold)))

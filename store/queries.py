@@ -121,11 +121,17 @@ def seed_default_thresholds(session: Session, now: datetime) -> int:
     return after - before
 
 
+def threshold_rows(session: Session) -> list[orm.Threshold]:
+    return list(session.scalars(select(orm.Threshold).order_by(orm.Threshold.id)))
+
+
+def get_threshold(session: Session, scope: str, measure: str) -> orm.Threshold | None:
+    return session.scalar(select(orm.Threshold).where(orm.Threshold.scope == scope,
+                                                      orm.Threshold.measure == measure))
+
+
 def load_thresholds(session: Session) -> list[Threshold]:
-    return [
-        Threshold(r.measure, r.scope, r.low, r.high, r.deadband, r.severity)
-        for r in session.scalars(select(orm.Threshold).order_by(orm.Threshold.id))
-    ]
+    return [Threshold(r.measure, r.scope, r.low, r.high, r.deadband, r.severity) for r in threshold_rows(session)]
 
 
 def thresholds_version(session: Session) -> tuple[int, datetime | None]:
@@ -138,8 +144,7 @@ def thresholds_version(session: Session) -> tuple[int, datetime | None]:
 
 def upsert_threshold(session: Session, threshold: Threshold, now: datetime, by: str) -> None:
     """Create or replace one threshold and write the audit row (who, when, old, new)."""
-    row = session.scalar(select(orm.Threshold).where(
-        orm.Threshold.scope == threshold.scope, orm.Threshold.measure == threshold.measure))
+    row = get_threshold(session, threshold.scope, threshold.measure)
     values = _threshold_row(threshold, now, by)
     old = None if row is None else _threshold_json(row)
     if row is None:
@@ -154,8 +159,7 @@ def upsert_threshold(session: Session, threshold: Threshold, now: datetime, by: 
 
 
 def delete_threshold(session: Session, scope: str, measure: str, now: datetime, by: str) -> bool:
-    row = session.scalar(select(orm.Threshold).where(
-        orm.Threshold.scope == scope, orm.Threshold.measure == measure))
+    row = get_threshold(session, scope, measure)
     if row is None:
         return False
     session.add(orm.ThresholdChange(changed_at=now, changed_by=by, scope=scope, measure=measure,

@@ -6,15 +6,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from plantmodel.measures import AUTOMATE_MEASURES, METER_MEASURES, Measure
 from plantmodel.readings import format_ts
 from plantmodel.sources import AutomateSource, MeterSource
 from plantmodel.thresholds import ThresholdSet
+from store import history, queries
 from store import models as orm
-from store import queries
 
 METER_LAST = 10  # power readings in a meter's snapshot
 
@@ -53,8 +52,8 @@ def meter_snapshot(make_session: sessionmaker[Session], meter: str) -> dict[str,
     with make_session() as session:
         if session.get(orm.Meter, meter) is None:
             return None
-        rows = session.scalars(select(orm.PowerReading).where(orm.PowerReading.meter_id == meter)
-                               .order_by(orm.PowerReading.ts.desc()).limit(METER_LAST))
+        rows = history.rows_page(session, history.meter_source(meter), None, None, offset=0, limit=METER_LAST,
+                                 descending=True)
         last = [queries.sample_from_row(row).to_dict() for row in rows]
         status = session.get(orm.DeviceState, MeterSource(meter).key)
         thresholds = ThresholdSet(queries.load_thresholds(session))
@@ -63,19 +62,10 @@ def meter_snapshot(make_session: sessionmaker[Session], meter: str) -> dict[str,
         "power": last[0] if last else None,
         "state": None if status is None else status.state,
         "last10": last,
-        "limits": resolved_limits(thresholds, MeterSource(meter), METER_MEASURES),
+        # Only the measures that have a limit: the page highlights those.
+        "limits": {m: lim for m, lim in thresholds.limits(MeterSource(meter).key, METER_MEASURES).items()
+                   if lim["low"] is not None or lim["high"] is not None},
     }
-
-
-def resolved_limits(thresholds: ThresholdSet, source: AutomateSource | MeterSource,
-                    measures: dict[str, Measure]) -> dict[str, dict[str, float | None]]:
-    """{measure: {low, high}} of the thresholds that apply to ``source`` (measures without any are left out)."""
-    limits: dict[str, dict[str, float | None]] = {}
-    for name in measures:
-        t = thresholds.resolve(source, name)
-        if t is not None and (t.low is not None or t.high is not None):
-            limits[name] = {"low": t.low, "high": t.high}
-    return limits
 
 
 def _plant(session: Session, unit: int | None, automate: int | None) -> dict[str, Any]:

@@ -37,7 +37,7 @@ def threshold_item(row: orm.Threshold) -> dict[str, Any]:
 def list_thresholds() -> Response:
     query(())
     with web_state().make_session() as session:
-        rows = history.all_thresholds(session)
+        rows = queries.threshold_rows(session)
         # Defaults first, then each scope; measures in the model's order (as the pages show them).
         rows.sort(key=lambda r: (r.scope != DEFAULT_SCOPE, r.scope, _MEASURE_ORDER.get(r.measure, 99)))
         return jsonify(items=[threshold_item(r) for r in rows])
@@ -68,10 +68,10 @@ def put_threshold() -> Response | tuple[Response, int]:
     assert user is not None
     with web_state().make_session.begin() as session:
         _check_scope_exists(session, scope)
-        existed = history.get_threshold(session, scope, measure) is not None
+        existed = queries.get_threshold(session, scope, measure) is not None
         queries.upsert_threshold(session, threshold, utcnow(), user.username)
         session.flush()
-        row = history.get_threshold(session, scope, measure)
+        row = queries.get_threshold(session, scope, measure)
         assert row is not None
         item = threshold_item(row)
     return jsonify(item), 200 if existed else 201
@@ -92,7 +92,7 @@ def delete_threshold() -> Response:
     user = current_user()
     assert user is not None
     with web_state().make_session.begin() as session:
-        row = history.get_threshold(session, scope, measure)
+        row = queries.get_threshold(session, scope, measure)
         if row is None:
             raise ApiError(404, f"no threshold for {measure} at scope {scope}")
         item = threshold_item(row)

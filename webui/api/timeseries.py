@@ -116,11 +116,7 @@ def _series(session: Session, args: Mapping[str, str], src: history.SeriesSource
         else DEFAULT_POINTS
     data = history.series(session, src, start, end, points)
     # After the rows: MariaDB's streaming cursor must be done before the next query.
-    thresholds = ThresholdSet(queries.load_thresholds(session))
-    limits: dict[str, dict[str, float | None]] = {}
-    for m in src.measures:
-        t = thresholds.resolve_scope(src.key, m)
-        limits[m] = {"low": None if t is None else t.low, "high": None if t is None else t.high}
+    limits = ThresholdSet(queries.load_thresholds(session)).limits(src.key, src.measures)
     alarms = [queries.alarm_dict(r) for r in history.alarms_overlapping(session, src.key, start, end)]
     return jsonify({
         "source": src.key, "start": format_ts(start), "end": format_ts(end),
