@@ -31,13 +31,24 @@ SEVERITIES = ("info", "warning", "critical")
 
 
 def check_scope(scope: str) -> str:
+    """A threshold scope (``*``, ``units/3``, ``units/3/automates/7``, ``meters/<id>``), refused
+    unless written the one way lookups use it: ``units/03`` would silently never match."""
     if scope == DEFAULT_SCOPE:
         return scope
     parts = scope.split("/")
-    if len(parts) == 2 and parts[0] == "units" and parts[1].isdigit():
-        AutomateSource(int(parts[1]), 1)  # range check
-        return scope
-    parse_source(scope)
+    try:
+        if len(parts) == 2 and parts[0] == "units":
+            number = parts[1]
+            if not (number.isascii() and number.isdigit()):
+                raise ValidationError(f"{number!r} is not a unit number")
+            if number != str(int(number)):
+                raise ValidationError(f"must be written 'units/{int(number)}'")
+            AutomateSource(int(number), 1)  # range check
+        else:
+            parse_source(scope)
+    except ValidationError as exc:
+        raise ValidationError(f"scope {scope!r}: {exc.reason} (use *, units/N, units/N/automates/M or "
+                              "meters/<id>)") from None
     return scope
 
 

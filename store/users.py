@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from plantmodel.errors import ValidationError
@@ -69,4 +69,11 @@ def add_user(session: Session, username: str, password_hash: str, role: str, now
 
 
 def count_admins(session: Session) -> int:
-    return len(list(session.scalars(select(orm.User.id).where(orm.User.role == "admin"))))
+    return session.scalar(select(func.count()).select_from(orm.User).where(orm.User.role == "admin")) or 0
+
+
+def check_admin_remains(session: Session, user: orm.User, new_role: str | None) -> None:
+    """Refuse to demote (``new_role``) or delete (``None``) the last admin: nobody could manage
+    users any more."""
+    if user.role == "admin" and new_role != "admin" and count_admins(session) <= 1:
+        raise ValidationError(f"{user.username} is the last admin: make someone else admin first")

@@ -170,8 +170,7 @@ def _users(args: argparse.Namespace) -> int:
         if user is None:
             raise PlantModelError(f"no user {args.username!r}")
         if args.action == "delete":
-            if user.role == "admin" and user_store.count_admins(session) == 1:
-                raise PlantModelError(f"{user.username} is the last admin")
+            user_store.check_admin_remains(session, user, None)
             session.delete(user)
             print(f"deleted {args.username}")
             return 0
@@ -181,8 +180,7 @@ def _users(args: argparse.Namespace) -> int:
             user.password_hash = hash_password(password)
             print(f"password of {user.username} changed" + (f": {password}" if generated else ""))
         elif args.action == "set-role":
-            if user.role == "admin" and args.role != "admin" and user_store.count_admins(session) == 1:
-                raise PlantModelError(f"{user.username} is the last admin")
+            user_store.check_admin_remains(session, user, args.role)
             user.role = args.role
             print(f"{user.username} is now {args.role}")
         elif args.action == "token":

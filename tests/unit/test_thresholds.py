@@ -1,11 +1,12 @@
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from plantmodel import AutomateSource, MeterSource, ValidationError
-from plantmodel.thresholds import AlarmEngine, Threshold, ThresholdSet, default_thresholds
+from plantmodel.thresholds import AlarmEngine, Threshold, ThresholdSet, check_scope, default_thresholds
 
 T0 = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
 SRC = AutomateSource(3, 7)
@@ -102,3 +103,17 @@ def test_snapshot_restore_undoes_a_batch() -> None:
 def test_invalid_thresholds(kwargs: dict) -> None:
     with pytest.raises(ValidationError):
         Threshold(**kwargs)
+
+
+@pytest.mark.parametrize(("scope", "reason"), [
+    ("units/03", "must be written 'units/3'"),
+    ("units/²", "'²' is not a unit number"),
+    ("units/x", "'x' is not a unit number"),
+    ("units/03/automates/7", "'03' is not a number"),
+    ("plant", "invalid source 'plant'"),
+])
+def test_a_scope_is_refused_unless_written_as_lookups_use_it(scope: str, reason: str) -> None:
+    with pytest.raises(ValidationError, match=re.escape(reason)):
+        check_scope(scope)
+    for good in ("*", "units/3", "units/3/automates/7", "meters/shellypro1pm-a8032ab1c2d3"):
+        assert check_scope(good) == good

@@ -8,10 +8,13 @@ route; bad parameters are 400, unknown ids and pages past the end 404, and nothi
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from flask import Blueprint, Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
+from plantmodel.errors import ValidationError
 from webui.auth import is_api_request
 
 log = logging.getLogger(__name__)
@@ -25,6 +28,16 @@ class ApiError(HTTPException):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(description=message)
         self.code = status
+
+
+@contextmanager
+def invalid_input(status: int = 400) -> Iterator[None]:
+    """What the model refuses (a :class:`ValidationError` raised by the checks called inside) is
+    the client's error: answered with ``status`` and the model's reason."""
+    try:
+        yield
+    except ValidationError as exc:
+        raise ApiError(status, exc.reason) from None
 
 
 def error_response(status: int, message: str) -> Response:

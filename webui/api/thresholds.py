@@ -11,14 +11,12 @@ from typing import Any
 from flask import Response, jsonify
 from sqlalchemy.orm import Session
 
-from plantmodel.errors import ValidationError
 from plantmodel.measures import MEASURES
 from plantmodel.readings import format_ts, utcnow
-from plantmodel.sources import parse_source
 from plantmodel.thresholds import DEFAULT_SCOPE, Threshold, check_scope
 from store import history, queries
 from store import models as orm
-from webui.api import ApiError, bp
+from webui.api import ApiError, bp, invalid_input
 from webui.api.params import PAGE_PARAMS, body_number, body_str, json_body, page, query, required
 from webui.auth import current_user, require_role
 from webui.state import web_state
@@ -58,12 +56,9 @@ def put_threshold() -> Response | tuple[Response, int]:
     if deadband is None:
         raise ApiError(400, "field 'deadband' must be a number (0 for none)")
     severity = body_str(body, "severity") if "severity" in body else default.severity
-    scope = _canonical_scope(scope)
-    try:
+    with invalid_input():  # the scope, its measures, the limits' order and the severity
         threshold = Threshold(measure, scope, body_number(body, "low"), body_number(body, "high"), deadband,
                               severity)
-    except ValidationError as exc:
-        raise ApiError(400, exc.reason) from None
     user = current_user()
     assert user is not None
     with web_state().make_session.begin() as session:
@@ -88,7 +83,8 @@ def delete_threshold() -> Response:
         raise ApiError(400, "scope '*' holds the defaults: change them with PUT, they cannot be deleted")
     if measure not in MEASURES:
         raise ApiError(400, f"measure={measure!r} is unknown (known: {', '.join(MEASURES)})")
-    scope = _canonical_scope(scope)
+    with invalid_input():
+        check_scope(scope)
     user = current_user()
     assert user is not None
     with web_state().make_session.begin() as session:
@@ -115,25 +111,6 @@ def threshold_changes() -> Response:
 
 def _json(text: str | None) -> Any:
     return None if text is None else json.loads(text)
-
-
-def _canonical_scope(scope: str) -> str:
-    """The scope, refused unless it is written the one way the bridge looks it up (``units/3``,
-    not ``units/03``)."""
-    try:
-        check_scope(scope)
-        if scope == DEFAULT_SCOPE:
-            return scope
-        if scope.startswith("units/") and scope.count("/") == 1:
-            canonical = f"units/{int(scope.split('/')[1])}"
-        else:
-            canonical = parse_source(scope).key
-    except ValueError as exc:  # ValidationError, or int() of a non-ASCII digit such as "²"
-        raise ApiError(400, f"scope {scope!r}: {exc} (use *, units/N, units/N/automates/M or "
-                            "meters/<id>)") from None
-    if canonical != scope:
-        raise ApiError(400, f"scope {scope!r} must be written {canonical!r}")
-    return scope
 
 
 def _check_scope_exists(session: Session, scope: str) -> None:

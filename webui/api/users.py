@@ -8,11 +8,10 @@ from typing import Any
 from flask import Response, jsonify
 from sqlalchemy.orm import Session
 
-from plantmodel.errors import ValidationError
 from plantmodel.readings import format_ts, utcnow
 from store import models as orm
 from store import users as user_store
-from webui.api import ApiError, bp
+from webui.api import ApiError, bp, invalid_input
 from webui.api.params import body_str, json_body, query
 from webui.auth import current_user, hash_password, require_role
 from webui.state import web_state
@@ -31,20 +30,6 @@ def _user_or_404(session: Session, username: str) -> orm.User:
     return row
 
 
-def _checked(check: Any, value: str) -> str:
-    try:
-        return check(value)
-    except ValidationError as exc:
-        raise ApiError(400, exc.reason) from None
-
-
-def _hash(password: str) -> str:
-    try:
-        return hash_password(password)
-    except ValidationError as exc:
-        raise ApiError(400, exc.reason) from None
-
-
 @bp.get("/users")
 @require_role("admin")
 def list_users() -> Response:
@@ -58,9 +43,10 @@ def list_users() -> Response:
 def create_user() -> tuple[Response, int]:
     query(())
     body = json_body(("username", "password", "role"), ("username", "password", "role"))
-    username = _checked(user_store.check_username, body_str(body, "username"))
-    role = _checked(user_store.check_role, body_str(body, "role"))
-    password_hash = _hash(body_str(body, "password"))  # validates the length first
+    with invalid_input():
+        username = user_store.check_username(body_str(body, "username"))
+        role = user_store.check_role(body_str(body, "role"))
+        password_hash = hash_password(body_str(body, "password"))  # checks the length first
     with web_state().make_session.begin() as session:
         if user_store.get_user(session, username) is not None:
             raise ApiError(409, f"user {username!r} already exists")
@@ -76,13 +62,14 @@ def update_user(username: str) -> Response:
     body = json_body(("role", "password"))
     if not body:
         raise ApiError(400, "nothing to change: send role and/or password")
-    role = _checked(user_store.check_role, body_str(body, "role")) if "role" in body else None
-    password_hash = _hash(body_str(body, "password")) if "password" in body else None
+    with invalid_input():
+        role = user_store.check_role(body_str(body, "role")) if "role" in body else None
+        password_hash = hash_password(body_str(body, "password")) if "password" in body else None
     with web_state().make_session.begin() as session:
         row = _user_or_404(session, username)
-        if role is not None and row.role == "admin" and role != "admin" and user_store.count_admins(session) <= 1:
-            raise ApiError(409, f"{username} is the last admin: make someone else admin first")
         if role is not None:
+            with invalid_input(409):
+                user_store.check_admin_remains(session, row, role)
             row.role = role
         if password_hash is not None:
             row.password_hash = password_hash
@@ -101,8 +88,8 @@ def delete_user(username: str) -> Response:
         row = _user_or_404(session, username)
         if row.id == me.id:
             raise ApiError(409, "you cannot delete your own account (ask another admin)")
-        if row.role == "admin" and user_store.count_admins(session) <= 1:
-            raise ApiError(409, f"{username} is the last admin")
+        with invalid_input(409):
+            user_store.check_admin_remains(session, row, None)
         item = user_item(row)
         session.delete(row)
     return jsonify(deleted=item)
