@@ -3,7 +3,6 @@ working: ``/api/measurements/`` (paginated, newest first) and ``/api/measurement
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -13,9 +12,9 @@ from sqlalchemy.orm import Session
 
 from plantmodel.readings import format_ts
 from store import models as orm
-from webui.api import ApiError, bp
+from webui.api import bp
 from webui.api.devices import meter_or_404
-from webui.api.params import parse_int, query, text, time_range
+from webui.api.params import page, query, text, time_range
 from webui.state import web_state
 
 PAGE_SIZE = 100  # DRF's PageNumberPagination as the original collector configured it
@@ -50,19 +49,17 @@ def _newest_first(clauses: list[ColumnElement[bool]]) -> Any:
 @bp.get("/measurements/")
 def measurements() -> Response:
     args = query(("page", "start", "end", "meter"))
-    number = parse_int("page", args["page"], minimum=1) if "page" in args else 1
+    pg = page(args, default_size=PAGE_SIZE)  # DRF's page size is fixed: query() refused per_page
     with web_state().make_session() as session:
         clauses = _filters(session, args)
         count = int(session.scalar(select(func.count()).select_from(orm.PowerReading).where(*clauses)) or 0)
-        pages = max(1, math.ceil(count / PAGE_SIZE))
-        if number > pages:
-            raise ApiError(404, f"page {number} is out of range (there are {pages} page(s))")
-        rows = session.scalars(_newest_first(clauses).offset((number - 1) * PAGE_SIZE).limit(PAGE_SIZE))
+        pages = pg.check(count)
+        rows = session.scalars(_newest_first(clauses).offset(pg.offset).limit(pg.size))
         results = [measurement(r) for r in rows]
     return jsonify({
         "count": count,
-        "next": _page_url(args, number + 1) if number < pages else None,
-        "previous": _page_url(args, number - 1) if number > 1 else None,
+        "next": _page_url(args, pg.number + 1) if pg.number < pages else None,
+        "previous": _page_url(args, pg.number - 1) if pg.number > 1 else None,
         "results": results,
     })
 
