@@ -18,6 +18,7 @@ from bridge.settings import BridgeSettings
 from plantmodel.errors import PlantModelError
 from plantmodel.measures import MEASURES
 from plantmodel.readings import format_ts, utcnow
+from plantmodel.sources import AutomateSource, MeterSource, unit_key
 from plantmodel.thresholds import DEFAULT_SCOPE, Threshold, ThresholdSet
 from store import models as orm
 from store import queries
@@ -28,13 +29,13 @@ def _scope(args: argparse.Namespace) -> str:
     if args.meter:
         if args.unit or args.automate:
             raise PlantModelError("give either --meter or --unit/--automate, not both")
-        return f"meters/{args.meter}"
+        return MeterSource(args.meter).key
     if args.automate and not args.unit:
         raise PlantModelError("--automate needs --unit")
     if args.unit and args.automate:
-        return f"units/{args.unit}/automates/{args.automate}"
+        return AutomateSource(args.unit, args.automate).key
     if args.unit:
-        return f"units/{args.unit}"
+        return unit_key(args.unit)
     return DEFAULT_SCOPE
 
 

@@ -16,7 +16,7 @@ from plantmodel import shelly
 from plantmodel.errors import ValidationError
 from plantmodel.readings import Reading
 from plantmodel.shelly import PowerSample, RpcNotification, RpcResponse, SwitchState
-from plantmodel.sources import AutomateSource, MeterSource
+from plantmodel.sources import AutomateSource, MeterSource, unit_key
 from plantmodel.status import DeviceStatus
 from plantmodel.thresholds import Alarm, AlarmEngine, ThresholdSet
 from plantmodel.topics import ReadingTopic, ShellyTopic, Topics, UnitStatusTopic
@@ -99,7 +99,7 @@ class Processor:
             self._reading(parsed, msg, plan)
         elif isinstance(parsed, UnitStatusTopic):
             status = DeviceStatus.from_json(msg.payload)
-            plan.states.append((f"units/{parsed.unit}", status.state, status.ts, msg.received_at))
+            plan.states.append((unit_key(parsed.unit), status.state, status.ts, msg.received_at))
         elif isinstance(parsed, ShellyTopic):
             self._shelly(parsed, msg, plan)
         else:

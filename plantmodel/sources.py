@@ -13,6 +13,11 @@ from plantmodel.readings import MAX_AUTOMATE, MAX_UNIT
 METER_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
+def unit_key(unit: int) -> str:
+    """A unit as a whole (``units/3``): its online status, a threshold scope, a live room."""
+    return f"units/{unit}"
+
+
 @dataclass(frozen=True, slots=True)
 class AutomateSource:
     unit: int
@@ -24,7 +29,7 @@ class AutomateSource:
 
     @property
     def key(self) -> str:
-        return f"units/{self.unit}/automates/{self.automate}"
+        return f"{unit_key(self.unit)}/automates/{self.automate}"
 
     @property
     def label(self) -> str:

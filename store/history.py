@@ -18,6 +18,7 @@ from sqlalchemy import ColumnElement, Row, Select, func, select, update
 from sqlalchemy.orm import Session
 
 from plantmodel.measures import AUTOMATE_MEASURES, MEASURES, METER_MEASURES
+from plantmodel.sources import AutomateSource, MeterSource
 from store import models as orm
 
 STREAM_BATCH = 1000  # rows fetched per round trip while streaming
@@ -49,13 +50,13 @@ class SeriesSource:
 
 
 def automate_source(unit: int, automate: int) -> SeriesSource:
-    return SeriesSource(f"units/{unit}/automates/{automate}", orm.Reading,
+    return SeriesSource(AutomateSource(unit, automate).key, orm.Reading,
                         (orm.Reading.unit_id == unit, orm.Reading.automate_no == automate),
                         tuple(AUTOMATE_MEASURES))
 
 
 def meter_source(meter: str) -> SeriesSource:
-    return SeriesSource(f"meters/{meter}", orm.PowerReading, (orm.PowerReading.meter_id == meter,),
+    return SeriesSource(MeterSource(meter).key, orm.PowerReading, (orm.PowerReading.meter_id == meter,),
                         tuple(METER_MEASURES))
 
 

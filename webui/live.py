@@ -39,7 +39,7 @@ from plantmodel.shelly import (
     sample_from_switch,
     switch_from_sample,
 )
-from plantmodel.sources import MeterSource
+from plantmodel.sources import MeterSource, unit_key
 from plantmodel.status import DeviceStatus
 from plantmodel.thresholds import Alarm
 from plantmodel.topics import AlarmTopic, ParsedTopic, ReadingTopic, ShellyTopic, Topics, UnitStatusTopic
@@ -100,7 +100,7 @@ class LiveTranslator:
                 return [LiveUpdate("readings", src.key, reading.to_dict())]
             case UnitStatusTopic(unit=unit):
                 status = DeviceStatus.from_json(payload)
-                return [_status(f"units/{unit}", status.state, status.ts)]
+                return [_status(unit_key(unit), status.state, status.ts)]
             case AlarmTopic(source=source, measure=measure):
                 alarm = Alarm.from_json(payload)
                 if alarm.key != (source.key, measure):

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from plantmodel.measures import AUTOMATE_MEASURES, METER_MEASURES, Measure
 from plantmodel.readings import format_ts
-from plantmodel.sources import AutomateSource, MeterSource
+from plantmodel.sources import AutomateSource, MeterSource, unit_key
 from plantmodel.thresholds import ThresholdSet
 from store import history, queries
 from store import models as orm
@@ -92,7 +92,7 @@ def _plant(session: Session, unit: int | None, automate: int | None) -> dict[str
         alarms = [a.to_dict() for a in queries.active_alarms(session)]
     else:
         meters = []
-        status = session.get(orm.DeviceState, f"units/{unit}")
+        status = session.get(orm.DeviceState, unit_key(unit))
         devices = {} if status is None else {status.device: {"state": status.state, "ts": format_ts(status.ts)}}
         alarms = [a.to_dict() for a in queries.active_alarms(session)
                   if isinstance(a.source, AutomateSource) and wanted(a.source.unit, a.source.automate)]

@@ -31,7 +31,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from plantmodel.errors import ValidationError
 from plantmodel.readings import MAX_UNIT
-from plantmodel.sources import AutomateSource, MeterSource, check_meter_id
+from plantmodel.sources import AutomateSource, MeterSource, check_meter_id, unit_key
 from store import queries
 from webui.auth import socket_user
 from webui.push import ALARMS_ROOM, PLANT_ROOM
@@ -81,7 +81,7 @@ def parse_view(data: Any) -> View:
             unit = _number(data, "unit")
             if not 1 <= unit <= MAX_UNIT:
                 raise ValidationError(f"unit {unit} is out of range 1..{MAX_UNIT}")
-            return View(name, f"units/{unit}", unit=unit)
+            return View(name, unit_key(unit), unit=unit)
         case "automate":
             source = AutomateSource(_number(data, "unit"), _number(data, "automate"))
             return View(name, source.key, unit=source.unit, automate=source.automate)

@@ -18,7 +18,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from plantmodel.measures import AUTOMATE_MEASURES, METER_MEASURES
-from plantmodel.thresholds import SEVERITIES
+from plantmodel.sources import AutomateSource, MeterSource, unit_key
+from plantmodel.thresholds import DEFAULT_SCOPE, SEVERITIES
 from store import queries
 from store.users import ROLES
 from webui.auth import current_user, public, require_role
@@ -123,9 +124,9 @@ def thresholds() -> str:
     with web_state().make_session() as session:
         units = _unit_automates(session)
         meters = [m.id for m in queries.meters(session)]
-    scopes = ["*", *(f"units/{u}" for u in units),
-              *(f"units/{u}/automates/{a}" for u, autos in units.items() for a in autos),
-              *(f"meters/{m}" for m in meters)]
+    scopes = [DEFAULT_SCOPE, *(unit_key(u) for u in units),
+              *(AutomateSource(u, a).key for u, autos in units.items() for a in autos),
+              *(MeterSource(m).key for m in meters)]
     return render_template("thresholds.html", scopes=scopes, severities=SEVERITIES,
                            automate_measures=AUTOMATE_MEASURES, meter_measures=METER_MEASURES)
 

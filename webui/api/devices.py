@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from plantmodel.readings import MAX_AUTOMATE, MAX_UNIT, format_ts
-from plantmodel.sources import METER_ID_RE
+from plantmodel.sources import METER_ID_RE, MeterSource, unit_key
 from store import history, queries
 from store import models as orm
 from webui.api import ApiError, bp
@@ -64,7 +64,7 @@ def _automate_item(a: orm.Automate, latest: orm.Reading | None) -> dict[str, Any
 def _units(session: Session, only: int | None = None) -> list[dict[str, Any]]:
     states = {d.device: d.state for d in queries.device_states(session)}
     units: dict[int, dict[str, Any]] = {
-        u.id: {"unit": u.id, "state": states.get(f"units/{u.id}"), "automates": []}
+        u.id: {"unit": u.id, "state": states.get(unit_key(u.id)), "automates": []}
         for u in session.scalars(select(orm.Unit).order_by(orm.Unit.id))
         if only is None or u.id == only
     }
@@ -132,7 +132,7 @@ def meters() -> Response:
     with web_state().make_session() as session:
         latest = {p.meter_id: p for p in queries.latest_power_readings(session)}
         states = {d.device: d.state for d in queries.device_states(session)}
-        return jsonify(items=[_meter_item(m, states.get(f"meters/{m.id}"), latest.get(m.id))
+        return jsonify(items=[_meter_item(m, states.get(MeterSource(m.id).key), latest.get(m.id))
                               for m in queries.meters(session)])
 
 
@@ -141,5 +141,5 @@ def meter_detail(meter: str) -> Response:
     query(())
     with web_state().make_session() as session:
         m = meter_or_404(session, meter)
-        return jsonify(_meter_item(m, device_state(session, f"meters/{meter}"),
+        return jsonify(_meter_item(m, device_state(session, MeterSource(meter).key),
                                    history.latest_row(session, history.meter_source(meter))))
