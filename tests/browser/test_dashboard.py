@@ -174,6 +174,8 @@ def test_admin_edits_a_threshold_and_the_audit_shows_it(page_as: Callable[..., P
     expect(row).to_contain_text("7.5")
     expect(page.locator("#threshold-changes")).to_contain_text("admin")
     expect(page.locator("#threshold-changes")).to_contain_text("units/4")
+    expect(page.locator("#changes-page")).to_have_text("Page 1 of 1")  # the shared pager, driven
+    expect(page.locator("#changes-next")).to_be_disabled()
     screenshot(page, "thresholds")
     row.locator("button.delete").click()
     expect(row).to_have_count(0)

@@ -52,7 +52,7 @@
       P.applyAlarm(alarm);
       msg.classList.remove("error");
       P.showMessage(msg, `Acknowledged: ${label(alarm)} ${P.measureInfo(alarm.measure).label}.`);
-      loadHistory(historyPage);
+      loadHistory(historyPager.page);
     } catch (err) {
       msg.classList.add("error");
       P.showMessage(msg, `Could not acknowledge: ${err.message}`);
@@ -83,7 +83,7 @@
   const form = $("#history-filters");
   const unitSelect = $("#f-unit");
   const automateSelect = $("#f-automate");
-  let historyPage = 1;
+  const historyPager = P.pager("history", loadHistory);
   let historyFilters = {};
 
   function fillAutomates() {
@@ -116,7 +116,6 @@
       return;
     }
     P.showMessage(err, "");
-    historyPage = data.page || page;
     const items = data.items || [];
     $("#history tbody").innerHTML = items.length ? items.map((a) =>
       `<tr data-alarm-id="${esc(a.id)}" data-state="${esc(a.state)}" class="sev-${esc(a.severity)}">` +
@@ -128,9 +127,9 @@
       `<td data-label="Acknowledged">${a.acknowledged_at ? acked(a) : "—"}</td></tr>`,
     ).join("") : '<tr class="empty"><td colspan="9">No alarm matches.</td></tr>';
     const pages = data.pages || 1;
-    $("#history-page").textContent = `Page ${historyPage} of ${pages} (${data.total ?? items.length} alarm${data.total === 1 ? "" : "s"})`;
-    $("#history-prev").disabled = historyPage <= 1;
-    $("#history-next").disabled = historyPage >= pages;
+    const shown = data.page || page;
+    historyPager.show(shown, pages,
+      `Page ${shown} of ${pages} (${data.total ?? items.length} alarm${data.total === 1 ? "" : "s"})`);
     table.dataset.state = "ready";
     table.dataset.total = String(data.total ?? items.length);
   }
@@ -147,8 +146,6 @@
       loadHistory(1);
     });
   });
-  $("#history-prev").addEventListener("click", () => loadHistory(historyPage - 1));
-  $("#history-next").addEventListener("click", () => loadHistory(historyPage + 1));
 
   // -- start ----------------------------------------------------------------------------------------------------
   // The server rendered the open alarms; seed the shared store with them until the live hello arrives.

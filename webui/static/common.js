@@ -91,6 +91,22 @@ window.Plant = (() => {
     el.textContent = text || "";
     el.hidden = !text;
   }
+  // The Previous/Next pager under a paginated table (ids <prefix>-prev, -next, -page; the
+  // templates' pager macro): the buttons call load(page); show() sets the page reached.
+  function pager(prefix, load) {
+    const state = {
+      page: 1,
+      show(page, pages, text) {
+        state.page = page;
+        $(`#${prefix}-page`).textContent = text || `Page ${page} of ${pages}`;
+        $(`#${prefix}-prev`).disabled = page <= 1;
+        $(`#${prefix}-next`).disabled = page >= pages;
+      },
+    };
+    $(`#${prefix}-prev`).addEventListener("click", () => load(state.page - 1));
+    $(`#${prefix}-next`).addEventListener("click", () => load(state.page + 1));
+    return state;
+  }
   // A form's feedback pair: say() shows a confirmation, fail() an error; each hides the other.
   function feedback(messageEl, errorEl) {
     return {
@@ -206,7 +222,7 @@ window.Plant = (() => {
   const api_ = {
     $, $$, esc, can, role, config, csrfToken,
     measureInfo, num, fmtMeasure, kwh, when, timeTag, localInputToIso, isoToLocalInput, sourceUrl,
-    ApiError, api, query, showMessage, feedback,
+    ApiError, api, query, showMessage, feedback, pager,
     alarms, alarmKey, applyAlarm, setAlarms, unacknowledged,
     onAlarms: (fn) => alarmListeners.push(fn),
     onUpdate: (fn) => updateListeners.push(fn),

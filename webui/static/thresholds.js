@@ -8,7 +8,7 @@
   const message = $("#threshold-message");
   const error = $("#threshold-error");
   const PER_PAGE = 25;
-  let changesPage = 1;
+  const changesPager = P.pager("changes", loadChanges);
 
   const { say, fail } = P.feedback(message, error);
   const limitText = (measure, v) => (v === null || v === undefined ? "—" : P.fmtMeasure(measure, v));
@@ -120,7 +120,6 @@
       fail(`Could not load the change log: ${err.message}`);
       return;
     }
-    changesPage = data.page || page;
     const items = data.items || [];
     $("#threshold-changes tbody").innerHTML = items.length ? items.map((c) =>
       `<tr><td data-label="When">${P.timeTag(c.changed_at)}</td><td data-label="By">${esc(c.changed_by)}</td>` +
@@ -129,13 +128,9 @@
       `<td data-label="Before">${describe(c.measure, c.old)}</td><td data-label="After">${describe(c.measure, c.new)}</td></tr>`,
     ).join("") : '<tr class="empty"><td colspan="7">No change yet.</td></tr>';
     const pages = data.pages || 1;
-    $("#changes-page").textContent = `Page ${changesPage} of ${pages}`;
-    $("#changes-prev").disabled = changesPage <= 1;
-    $("#changes-next").disabled = changesPage >= pages;
+    changesPager.show(data.page || page, pages);
     table.dataset.state = "ready";
   }
-  $("#changes-prev").addEventListener("click", () => loadChanges(changesPage - 1));
-  $("#changes-next").addEventListener("click", () => loadChanges(changesPage + 1));
 
   loadThresholds();
   loadChanges(1);
