@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from plantmodel.measures import AUTOMATE_MEASURES, METER_MEASURES
 from plantmodel.sources import AutomateSource, MeterSource, unit_key
 from plantmodel.thresholds import DEFAULT_SCOPE, SEVERITIES
+from store import models as orm
 from store import queries
 from store.users import ROLES
 from webui.auth import current_user, public, require_role
@@ -100,8 +101,8 @@ def automate_view(unit: int, automate: int) -> str | tuple[str, int]:
 @bp.get("/meters/<meter>")
 def meter_view(meter: str) -> str | tuple[str, int]:
     with web_state().make_session() as session:
-        known = {m.id for m in queries.meters(session)}
-    if meter not in known:
+        known = session.get(orm.Meter, meter) is not None
+    if not known:
         return _not_found(f"Meter {meter} is unknown.")
     return render_template("meter.html", meter=meter, measures=METER_MEASURES)
 
