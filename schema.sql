@@ -17,6 +17,21 @@ CREATE TABLE IF NOT EXISTS automates (
     CONSTRAINT fk_automates_unit FOREIGN KEY (unit_id) REFERENCES units (id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
+-- Which readings of each automate the bridge has settled (plantmodel/sequence.py), written in the
+-- same transaction as the readings: what it confirms to the units, and what it resumes from.
+CREATE TABLE IF NOT EXISTS automate_sequences (
+    unit_id      INT          NOT NULL,
+    automate_no  INT          NOT NULL,
+    confirmed    BIGINT       NOT NULL,   -- every seq up to it is stored, rejected or declared lost
+    newest       BIGINT       NOT NULL,   -- highest seq settled
+    newest_ts    DATETIME(3)  NULL,       -- unit time of the newest stored reading (the dashboard's latest)
+    max_ts       DATETIME(3)  NULL,       -- newest unit time stored since the unit's last restart
+    ahead        TEXT         NOT NULL,   -- JSON [[lo, hi], ...]: seqs settled above a gap
+    gap_since    DATETIME(3)  NULL,       -- when the current gap last made progress
+    updated_at   DATETIME(3)  NOT NULL,
+    PRIMARY KEY (unit_id, automate_no)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
 CREATE TABLE IF NOT EXISTS readings (
     id              BIGINT       NOT NULL AUTO_INCREMENT,
     unit_id         INT          NOT NULL,

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -28,8 +27,10 @@ from tests.servers import MariaDBServer, MosquittoServer
 
 
 def drain(broker: MosquittoServer, db: MariaDBServer, n: int, batch: int, tmp: Path) -> float:
-    url, client_id = db.create_database(), f"bench-{uuid.uuid4().hex[:6]}"
-    env = {**broker.env(), "DATABASE_URL": url, "BRIDGE_CLIENT_ID": client_id, "BRIDGE_BATCH_SIZE": str(batch)}
+    # A bridge user of its own per run: its own persistent session (the broker takes the user name
+    # as the client id), so each run drains only its backlog.
+    url = db.create_database()
+    env = {**broker.env(), "DATABASE_URL": url, "MQTT_USERNAME": broker.bridge_user(), "BRIDGE_BATCH_SIZE": str(batch)}
     bridge = Service(f"bridge-{batch}", ["bridge", "run"], env, tmp)
     wait_for(lambda: "connected to" in bridge.log(), 20, "bridge", services=[bridge])
     bridge.stop()  # the broker now queues for this persistent session

@@ -114,7 +114,7 @@ def alarm_latency(browser: Browser, broker: MosquittoServer, tmp: Path, samples:
     """Out-of-range reading published -> the automate's cell shows the alarm (through the bridge:
     threshold check, commit, alarm published, web UI, browser). Each sample raises and clears."""
     web, url, env = start_webui(broker, tmp, 0.5, "alarms")
-    bridge = Service("bridge-alarms", ["bridge", "run"], {**env, "BRIDGE_CLIENT_ID": "bench-alarms"}, tmp)
+    bridge = Service("bridge-alarms", ["bridge", "run"], {**env, "MQTT_USERNAME": broker.bridge_user()}, tmp)
     unit = Client(broker, "unit-1")
     cell = f"document.querySelector('{CELL}')"
     try:
@@ -144,7 +144,8 @@ def alarm_latency(browser: Browser, broker: MosquittoServer, tmp: Path, samples:
 def bytes_per_minute(browser: Browser, broker: MosquittoServer, tmp: Path, minutes: float) -> dict[str, float]:
     web, url, env = start_webui(broker, tmp, 0.5, "bytes")
     # The bridge stores what the unit page starts from (a unit that never reported is a 404 page).
-    bridge = Service("bridge", ["bridge", "run"], {**env, "BRIDGE_CLIENT_ID": "bench-bridge"}, tmp)
+    # Its own bridge user, so its own persistent session (not the alarm run's).
+    bridge = Service("bridge", ["bridge", "run"], {**env, "MQTT_USERNAME": broker.bridge_user()}, tmp)
     devices = Service("devices", ["devices", "run"], broker.env(), tmp)  # real rate: 60 s, meters 1 s
     try:
         probe = login(browser, url, "/")

@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from dataclasses import replace
 
 from sqlalchemy import select
@@ -19,10 +20,18 @@ from plantmodel.errors import PlantModelError
 from plantmodel.measures import MEASURES
 from plantmodel.readings import format_ts, utcnow
 from plantmodel.sources import AutomateSource, MeterSource, unit_key
+from plantmodel.text import printable
 from plantmodel.thresholds import DEFAULT_SCOPE, Threshold, ThresholdSet
 from store import models as orm
 from store import queries
-from store.db import create_db_engine, describe, init_schema, make_sessionmaker
+from store.db import (
+    DatabaseUnavailable,
+    connect_database,
+    create_db_engine,
+    describe,
+    make_sessionmaker,
+    wait_for_database,
+)
 
 
 def _scope(args: argparse.Namespace) -> str:
@@ -40,26 +49,35 @@ def _scope(args: argparse.Namespace) -> str:
 
 
 def cmd_run(settings: BridgeSettings) -> int:
-    logging.getLogger(__name__).info("database %s", describe(settings.database_url))
-    engine = create_db_engine(settings.database_url)
-    init_schema(engine)
-    bridge = Bridge(settings, make_sessionmaker(engine))
+    log = logging.getLogger(__name__)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    bridge.start()
-    if not bridge.wait_connected(10):
-        logging.getLogger(__name__).warning(
-            "not connected to %s:%d yet; still trying", settings.mqtt.host, settings.mqtt.port)
-    stop.wait()
+    engine = create_db_engine(settings.database_url)
+    log.info("database %s", describe(engine.url))
+    # The database may start after us (no start order on a plant server): wait, do not exit.
+    if not wait_for_database(engine, stop=stop, log=log):
+        log.info("stopped before the database was reachable")
+        return 0
+    bridge = Bridge(settings, make_sessionmaker(engine))
+    bridge.start()  # reads thresholds and alarms: only once the database answers
+    # Polling ``stop`` rather than ``stop.wait()``: the signal handler sets it from this very thread,
+    # which must not hold the event's lock then (and a signal must not wait for the broker).
+    deadline = time.monotonic() + 10
+    while not bridge.wait_connected(0.2) and not stop.is_set():
+        if time.monotonic() > deadline:
+            log.warning("not connected to %s:%d yet; still trying", settings.mqtt.host, settings.mqtt.port)
+            break
+    while not stop.is_set():
+        time.sleep(0.2)
     bridge.stop()
-    logging.getLogger(__name__).info("stopped: %s", bridge.stats.line())
+    log.info("stopped: %s", bridge.stats.line())
     return 0
 
 
 def cmd_thresholds(settings: BridgeSettings, args: argparse.Namespace) -> int:
     engine = create_db_engine(settings.database_url)
-    init_schema(engine)
+    connect_database(engine)  # one try: a command in a shell says what is wrong, it does not wait
     sessions = make_sessionmaker(engine)
     with sessions.begin() as session:
         queries.seed_default_thresholds(session, utcnow())
@@ -105,12 +123,13 @@ def _resolve(ts: ThresholdSet, scope: str, measure: str) -> Threshold:
 
 def cmd_rejected(settings: BridgeSettings, limit: int) -> int:
     engine = create_db_engine(settings.database_url)
-    init_schema(engine)
+    connect_database(engine)
     with make_sessionmaker(engine)() as session:
         rows = session.scalars(select(orm.RejectedMessage).order_by(orm.RejectedMessage.id.desc()).limit(limit))
         for r in rows:
-            print(f"{format_ts(r.received_at)}  {r.topic}\n    reason: {r.reason}\n    payload ({r.payload_bytes} B): "
-                  f"{r.payload[:200]}")
+            # Device-controlled text: escaped, so a payload cannot drive the operator's terminal.
+            print(f"{format_ts(r.received_at)}  {printable(r.topic)}\n    reason: {printable(r.reason)}\n"
+                  f"    payload ({r.payload_bytes} B): {printable(r.payload[:200])}")
     return 0
 
 
@@ -168,9 +187,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "thresholds":
             return cmd_thresholds(settings, args)
         return cmd_rejected(settings, args.limit)
-    except PlantModelError as exc:
+    except PlantModelError as exc:  # configuration or usage
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except DatabaseUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except SQLAlchemyError as exc:
         print(f"database error: {exc.__class__.__name__}: {exc.args[0] if exc.args else exc}", file=sys.stderr)
         return 1

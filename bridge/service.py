@@ -4,6 +4,16 @@
 builds a batch, commits it in one transaction, and only then acknowledges each MQTT message
 (paho manual ack), so a crash at any point leaves unacknowledged messages with the broker, which
 redelivers them to our persistent session; idempotent writes store a redelivered one once.
+
+When the database refuses a batch, *why* decides what happens (:func:`classify`):
+
+- transient (connection lost, server gone, lock wait, deadlock): the whole batch is retried with
+  back-off, nothing acknowledged;
+- the data (out of range, constraint): the batch is split in halves until the message the
+  database refuses is alone; it is recorded in ``rejected_messages`` with the database's reason and
+  acknowledged, and everything else is committed: one bad message never stops ingestion;
+- anything else is our bug: the batch is split the same way, and the message that triggers it is
+  *held*: counted, logged with its traceback, never acknowledged (the broker keeps it).
 """
 
 from __future__ import annotations
@@ -12,19 +22,33 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bridge.processor import BatchPlan, Outgoing, Processor, RawMessage
+from bridge.processor import (
+    BatchPlan,
+    Outgoing,
+    Processor,
+    RawMessage,
+    ReadingKey,
+    SampleKey,
+    Stored,
+    StoredReading,
+    StoredSample,
+)
 from bridge.settings import BridgeSettings
 from plantmodel.mqtt import connect_async, new_client
 from plantmodel.readings import utcnow
 from plantmodel.status import DeviceStatus
+from plantmodel.text import printable
 from plantmodel.thresholds import ThresholdSet
 from plantmodel.topics import Topics
 from store import queries
@@ -34,6 +58,7 @@ log = logging.getLogger(__name__)
 # Messages the broker may hand us before we ack (mosquitto.conf: max_inflight_messages 1000);
 # the queue holds that many and more, so put() never blocks the network thread in practice.
 QUEUE_LIMIT = 5000
+STATUS_CHECK_S = 1.0  # how often the worker looks for meters due a full-status refresh
 
 
 @dataclass(slots=True)
@@ -45,10 +70,60 @@ class Stats:
     alarms: int = 0
     batches: int = 0
     gaps: int = 0
+    lost: int = 0
+    duplicates: int = 0
+    ignored: int = 0
     db_errors: int = 0
+    internal_errors: int = 0  # messages held (not acked) because our code failed on them
 
     def line(self) -> str:
         return " ".join(f"{k}={getattr(self, k)}" for k in self.__slots__)  # type: ignore[attr-defined]
+
+
+class Failure(Enum):
+    TRANSIENT = "transient"
+    DATA = "data"
+    BUG = "bug"
+
+
+# MariaDB error codes: what a retry can fix, and what the data itself causes (PyMySQL raises some of
+# the latter, e.g. a failed CHECK constraint, as OperationalError).
+MYSQL_TRANSIENT = {1040, 1047, 1053, 1205, 1213, 1290, 1927, 2002, 2003, 2006, 2013, 2055}
+MYSQL_DATA = {1048, 1264, 1265, 1292, 1366, 1406, 1452, 3819, 4025}
+
+
+def classify(exc: BaseException) -> Failure:
+    """Why a batch's transaction failed: transient, the data, or (anything else) our bug."""
+    if not isinstance(exc, SQLAlchemyError):
+        return Failure.BUG
+    if isinstance(exc, sa_exc.DisconnectionError | sa_exc.TimeoutError):
+        return Failure.TRANSIENT
+    if isinstance(exc, sa_exc.DBAPIError):
+        code = exc.orig.args[0] if exc.orig is not None and exc.orig.args else None
+        if exc.connection_invalidated or code in MYSQL_TRANSIENT:
+            return Failure.TRANSIENT
+        if isinstance(exc, sa_exc.DataError | sa_exc.IntegrityError) or code in MYSQL_DATA:
+            return Failure.DATA
+        if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError):
+            return Failure.TRANSIENT
+    return Failure.BUG
+
+
+def database_reason(exc: SQLAlchemyError) -> str:
+    orig = getattr(exc, "orig", None)
+    return f"the database refused it: {orig if orig is not None else exc}"[:400]
+
+
+def lookup_in(session: Session):  # type: ignore[no-untyped-def]
+    """The processor's seam onto what the database already holds, inside the batch's transaction."""
+
+    def lookup(readings: set[ReadingKey], samples: set[SampleKey]) -> Stored:
+        return Stored(
+            {k: StoredReading(i, seq, m) for k, (i, seq, m) in queries.stored_readings(session, readings).items()},
+            {k: StoredSample(i, smp) for k, (i, smp) in queries.stored_samples(session, samples).items()},
+        )
+
+    return lookup
 
 
 def write_plan(session: Session, plan: BatchPlan) -> None:
@@ -62,6 +137,7 @@ def write_plan(session: Session, plan: BatchPlan) -> None:
     queries.save_alarm_events(session, plan.alarms)
     for msg, reason in plan.rejected:
         queries.record_rejected(session, msg.topic, msg.payload, reason, msg.received_at)
+    queries.save_sequences(session, plan.sequences, utcnow())
 
 
 class Bridge:
@@ -75,9 +151,12 @@ class Bridge:
         self._stop = threading.Event()
         self._connected = threading.Event()
         self._thresholds_version: object = None
+        self._link = 0  # counts disconnects: which connection a message came on
         self.processor = Processor(self.topics, ThresholdSet([]), max_future_skew=settings.max_future_skew,
-                                   rpc_retry=settings.rpc_retry)
-        self.client = client_factory(settings.mqtt, settings.client_id, clean_session=False,
+                                   rpc_retry=settings.rpc_retry, gap_timeout=settings.gap_timeout,
+                                   status_refresh=settings.status_refresh)
+        # The broker ties the client id to the user (use_username_as_clientid): say it ourselves too.
+        self.client = client_factory(settings.mqtt, settings.mqtt.username, clean_session=False,
                                      manual_ack=True, max_inflight=1000, max_queued=10_000)
         self.client.will_set(self.topics.bridge_status(), DeviceStatus.offline().to_json(), qos=1, retain=True)
         self.client.on_connect = self._on_connect
@@ -93,8 +172,10 @@ class Bridge:
                 log.info("seeded %d default thresholds", added)
         self._reload_thresholds(force=True)
         with self.sessions() as session:
-            self.processor.alarms.load(queries.active_alarms(session), queries.last_alarm_times(session))
-        log.info("%d active alarm(s) loaded", len(self.processor.alarms.active()))
+            self.processor.alarms.load(queries.active_alarms(session))
+            self.processor.load_sequences(queries.load_sequences(session))
+        log.info("%d active alarm(s) and %d automates' sequences loaded", len(self.processor.alarms.active()),
+                 len(self.processor.sequences.states))
         self._worker.start()
         connect_async(self.client, self.settings.mqtt)
 
@@ -124,31 +205,46 @@ class Bridge:
                  self.settings.mqtt.username)
 
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        # Message ids belong to a connection: one received before this disconnect must never be
+        # acknowledged on the next connection, where the broker (restarted from an older save,
+        # say) may have given that id to a message we have not stored. Those are stored, not
+        # acknowledged; the broker redelivers them and the idempotent writes absorb the copy.
+        self._link += 1
         self._connected.clear()
         if not self._stop.is_set():
             log.warning("disconnected from broker (%s); reconnecting", reason)
 
     def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
-        self._queue.put(RawMessage(msg.topic, bytes(msg.payload), utcnow(), msg.mid, msg.qos))
+        self._queue.put(RawMessage(msg.topic, bytes(msg.payload), utcnow(), msg.mid, msg.qos, self._link))
 
     # -- worker ----------------------------------------------------------------------------------------
     def _run_worker(self) -> None:
         next_poll = time.monotonic()
         next_stats = time.monotonic() + 60
+        next_status = time.monotonic() + STATUS_CHECK_S
         while not self._stop.is_set():
-            batch = self._collect()
-            now = time.monotonic()
-            if now >= next_poll:
-                next_poll = now + self.settings.thresholds_poll
-                try:
-                    self._reload_thresholds()
-                except SQLAlchemyError as exc:
-                    log.warning("cannot check thresholds: %s", exc)
-            if batch:
-                self._handle(batch)
-            if now >= next_stats:
-                next_stats = now + 60
-                log.info("stats %s", self.stats.line())
+            try:
+                batch = self._collect()
+                now = time.monotonic()
+                if now >= next_poll:
+                    next_poll = now + self.settings.thresholds_poll
+                    try:
+                        self._reload_thresholds()
+                    except SQLAlchemyError as exc:
+                        log.warning("cannot check thresholds: %s", exc)
+                if batch:
+                    self._handle(batch)
+                if now >= next_status and self._connected.is_set():
+                    next_status = now + STATUS_CHECK_S
+                    for out in self.processor.status_requests(utcnow()):
+                        self._publish(out)
+                if now >= next_stats:
+                    next_stats = now + 60
+                    log.info("stats %s", self.stats.line())
+            except Exception:  # the worker must outlive our bugs: what it did not commit it did not ack
+                self.stats.internal_errors += 1
+                log.exception("internal error in the bridge worker; continuing")
+                self._stop.wait(1.0)
 
     def _collect(self) -> list[RawMessage]:
         try:
@@ -167,29 +263,64 @@ class Bridge:
         return batch
 
     def _handle(self, batch: list[RawMessage]) -> None:
+        # (part, reason): reason set = record the part as rejected with the database's reason.
+        work: deque[tuple[list[RawMessage], str | None]] = deque([(batch, None)])
         delay = 0.5
-        while True:
-            snap = self.processor.snapshot()
-            plan = self.processor.process(batch)
+        while work:
+            part, reason = work[0]
             try:
-                with self.sessions.begin() as session:
-                    write_plan(session, plan)
-                break
-            except SQLAlchemyError as exc:
-                # Nothing acked, nothing published: undo the batch's effect on our state and retry.
-                self.processor.restore(snap)
-                self.stats.db_errors += 1
-                log.error("database write failed (%s); retrying in %.1f s", exc.__class__.__name__, delay)
-                log.debug("database error", exc_info=True)
-                if self._stop.wait(delay):
-                    return  # shutting down: the broker keeps the unacked messages for us
-                delay = min(delay * 2, 30)
-        for msg in batch:
-            if msg.qos > 0:
+                plan = self._commit(part, reason)
+            except Exception as exc:
+                failure = classify(exc)
+                if failure is Failure.TRANSIENT:
+                    # Nothing acked, nothing published: retry the same part.
+                    self.stats.db_errors += 1
+                    log.error("database write failed (%s); retrying in %.1f s", exc.__class__.__name__, delay)
+                    log.debug("database error", exc_info=True)
+                    if self._stop.wait(delay):
+                        return  # shutting down: the broker keeps the unacked messages for us
+                    delay = min(delay * 2, 30)
+                    continue
+                work.popleft()
+                if len(part) > 1:
+                    mid = len(part) // 2
+                    work.extendleft([(part[mid:], reason), (part[:mid], reason)])
+                    log.warning("the database refused a batch of %d (%s); splitting it to isolate the cause",
+                                len(part), failure.value)
+                elif failure is Failure.DATA and reason is None:
+                    work.appendleft((part, database_reason(exc)))  # type: ignore[arg-type]
+                else:
+                    self._hold(part[0], exc)
+                continue
+            work.popleft()
+            delay = 0.5
+            self._done(part, plan)
+
+    def _commit(self, part: list[RawMessage], reason: str | None) -> BatchPlan:
+        snap = self.processor.snapshot()
+        try:
+            with self.sessions.begin() as session:
+                plan = self.processor.process(part, lookup_in(session), reject_reason=reason)
+                write_plan(session, plan)
+        except BaseException:
+            self.processor.restore(snap)  # the batch's effect on our state is undone with it
+            raise
+        return plan
+
+    def _hold(self, msg: RawMessage, exc: BaseException) -> None:
+        self.stats.internal_errors += 1
+        log.error("message on %s held, not acknowledged: the bridge fails on it (%s: %s); it stays with the "
+                  "broker until the bridge reconnects", printable(msg.topic), type(exc).__name__, exc, exc_info=exc)
+
+    def _done(self, part: list[RawMessage], plan: BatchPlan) -> None:
+        held = {id(m) for m, _ in plan.held}
+        link = self._link
+        for msg in part:
+            if msg.qos > 0 and id(msg) not in held and msg.link == link:
                 self.client.ack(msg.mid, msg.qos)
         for out in plan.publish:
             self._publish(out)
-        self._count(batch, plan)
+        self._count(part, plan)
 
     def _publish(self, out: Outgoing) -> None:
         info = self.client.publish(out.topic, out.payload, qos=1, retain=out.retain)
@@ -204,9 +335,13 @@ class Bridge:
         s.rejected += len(plan.rejected)
         s.alarms += len(plan.alarms)
         s.gaps += plan.gaps
+        s.lost += sum(lost.last - lost.first + 1 for lost in plan.lost)
+        s.duplicates += plan.duplicates
+        s.ignored += plan.ignored
+        s.internal_errors += len(plan.held)
         s.batches += 1
         for msg, reason in plan.rejected:
-            log.warning("rejected message on %s: %s", msg.topic, reason)
+            log.warning("rejected message on %s: %s", printable(msg.topic), printable(reason))
 
     def _reload_thresholds(self, force: bool = False) -> None:
         with self.sessions() as session:

@@ -18,9 +18,11 @@ from plantmodel.topics import Topics
 
 def _credentials(settings: BrokerSettings) -> CredentialFiles:
     files = CredentialFiles(settings.secrets_dir)
-    users, added = generate(settings.layout, Topics(settings.topic_root), files)
+    users, added = generate(settings.layout, Topics(settings.topic_root), files, settings.services)
     print(f"{len(users)} MQTT users in {files.credentials} ({len(added)} new); "
           f"password file {files.passwd}, ACL {files.acl}")
+    print(f"bridge users: {', '.join(settings.services.bridge_users())}; "
+          f"debug users: {', '.join(settings.services.debug_users())}")
     return files
 
 
@@ -39,12 +41,16 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m broker",
         description="Mosquitto for the plant: credentials, password file, ACL and a local broker. "
         "Layout and paths come from PLANT_UNITS, PLANT_AUTOMATES, PLANT_METERS / PLANT_METER_COUNT, "
-        "PLANT_TOPIC_ROOT, SECRETS_DIR (var/secrets), BROKER_DIR (var/broker), MQTT_PORT (1883).",
+        "PLANT_TOPIC_ROOT, SECRETS_DIR (var/secrets), BROKER_DIR (var/broker), MQTT_PORT (1883). "
+        "The broker uses each user name as the client id, so a user has one connection at a time: "
+        "BROKER_BRIDGES (1) bridge users (bridge, bridge-2, ...; run each bridge with its own "
+        "MQTT_USERNAME) and BROKER_DEBUG_USERS (1) read-everything users (debug, debug-2, ...) for "
+        "engineers' mosquitto_sub.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("credentials", help="generate (or extend) credentials, password file and ACL",
                    description="Write credentials.json, passwd and acl into SECRETS_DIR. Existing "
-                   "passwords are kept; users for new units/meters are added.")
+                   "passwords are kept; users for new units/meters/bridges/debug users are added.")
     p_render = sub.add_parser("render", help="write the local broker config rendered from mosquitto.conf")
     p_run = sub.add_parser("run", help="generate credentials if needed, render the config, exec mosquitto")
     for p in (p_render, p_run):
@@ -59,9 +65,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     try:
-        settings = BrokerSettings.from_env(os.environ)
+        return _main(args)
     except PlantModelError as exc:
-        parser.error(str(exc))
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _main(args: argparse.Namespace) -> int:
+    settings = BrokerSettings.from_env(os.environ)
     if args.command == "credentials":
         _credentials(settings)
         return 0
@@ -78,7 +92,6 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(f"starting {binary} -c {conf} (listening on {settings.bind}:{settings.port})", flush=True)
     os.execv(binary, [binary, "-c", str(conf)])  # replace this process: signals reach mosquitto
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -4,6 +4,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from broker.credentials import ServiceUsers
 from plantmodel.envconf import DEFAULT_VAR_DIR, env_int, env_path, env_str, layout_from_env
 from plantmodel.layout import PlantLayout
 
@@ -12,6 +13,7 @@ from plantmodel.layout import PlantLayout
 class BrokerSettings:
     topic_root: str = "plant"
     layout: PlantLayout = field(default_factory=PlantLayout)
+    services: ServiceUsers = field(default_factory=ServiceUsers)  # how many bridge and debug users
     port: int = 1883
     bind: str = "127.0.0.1"
     secrets_dir: Path = DEFAULT_VAR_DIR / "secrets"
@@ -23,6 +25,8 @@ class BrokerSettings:
         return cls(
             topic_root=env_str(env, "PLANT_TOPIC_ROOT", "plant"),
             layout=layout_from_env(env),
+            services=ServiceUsers(bridges=env_int(env, "BROKER_BRIDGES", 1, minimum=1),
+                                  debug=env_int(env, "BROKER_DEBUG_USERS", 1, minimum=1)),
             port=env_int(env, "MQTT_PORT", 1883, minimum=1),
             bind=env_str(env, "BROKER_BIND", "127.0.0.1"),
             secrets_dir=env_path(env, "SECRETS_DIR", DEFAULT_VAR_DIR / "secrets"),

@@ -29,11 +29,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m devices",
         description="Simulated production units and Shelly Pro 1PM meters publishing over MQTT. "
-                    "Settings come from the environment (MQTT_HOST, PLANT_UNITS, DEVICES_PERIOD, ...).")
+                    "Settings come from the environment (MQTT_HOST, PLANT_UNITS, DEVICES_PERIOD, "
+                    "DEVICES_BUFFER, DEVICES_RESEND_AFTER, ...).")
     sub = parser.add_subparsers(dest="command", metavar="{run,fault}")
+    defaults = DevicesSettings()
 
-    run = sub.add_parser("run", help="run the simulators (the default)",
-                         description="Run every unit and meter of the layout until SIGINT/SIGTERM.")
+    run = sub.add_parser(
+        "run", help="run the simulators (the default)",
+        description="Run every unit and meter of the layout until SIGINT/SIGTERM.",
+        epilog="Each unit keeps every reading until the bridge confirms it is committed (on "
+               "<root>/confirm/units/<u>), not just until the broker acknowledges it, so even a "
+               "broker crash loses nothing. It resends its unconfirmed readings on every reconnect "
+               "and, when the bridge reports a gap for DEVICES_RESEND_AFTER seconds "
+               f"({defaults.resend_after:g}), the missing range. At most DEVICES_BUFFER "
+               f"({defaults.buffer_size}) unconfirmed readings per unit: when full the oldest is "
+               "dropped and counted in the log. A stop waits a few seconds for the last confirmations.")
     run.add_argument("--demo", action="store_true",
                      help=f"fast demo: a report every {DEMO_PERIOD_S:g} s, meter energy "
                           f"minute of {DEMO_ENERGY_INTERVAL_S:g} s")

@@ -2,7 +2,12 @@
 credentials, last will and birth message, as real devices would be.
 
 One thread (the caller of :meth:`DeviceRunner.run`) ticks the simulators and hands readings to
-paho; paho's network threads only run the callbacks (connection state, acks, RPC requests).
+paho; paho's network threads only run the callbacks (connection state, acks, RPC requests, the
+bridge's confirmations).
+
+A unit keeps each reading until the bridge confirms it is committed (:mod:`plantmodel.confirm`),
+not merely until the broker acknowledges it: the broker writes its queues to disk only every
+``autosave_interval``, so a broker crash loses what it acknowledged since.
 """
 
 from __future__ import annotations
@@ -18,11 +23,13 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from devices.buffer import OutboundBuffer, SendWindow
+from devices.buffer import SendWindow, UnconfirmedReadings
 from devices.faults import FaultFile, FaultInjector
 from devices.settings import DevicesSettings
 from devices.shelly import ShellyPro1PM
 from devices.units import UnitSimulator
+from plantmodel.confirm import Confirmation
+from plantmodel.errors import ValidationError
 from plantmodel.layout import PlantLayout
 from plantmodel.mqtt import MqttSettings, connect_async, load_credentials, new_client
 from plantmodel.readings import Reading, utcnow
@@ -32,8 +39,8 @@ from plantmodel.topics import Topics
 log = logging.getLogger(__name__)
 
 WINDOW = 100  # un-acknowledged messages handed to paho per client
-SHUTDOWN_FLUSH_S = 5.0  # how long a stop may spend sending what the units still hold
-DROP_LOG_INTERVAL_S = 60.0
+SHUTDOWN_FLUSH_S = 5.0  # how long a stop may wait for the units' readings to be confirmed
+DROP_LOG_INTERVAL_S = 60.0  # also for bad confirmations: a broken bridge would send one per commit
 # CONNACK codes meaning "wrong user or password" (MQTT 3.1.1 and their MQTT 5 equivalents).
 _AUTH_REFUSED = {4, 5, 134, 135}
 METER_ONLINE = "true"
@@ -131,22 +138,39 @@ class _Link:
 
 
 class UnitLink(_Link):
-    """A production unit: buffered readings, retained birth / last will on its status topic."""
+    """A production unit: readings kept until the bridge confirms them, retained birth / last will
+    on its status topic."""
 
     def __init__(self, sim: UnitSimulator, topics: Topics, buffer_size: int, mqtt_settings: MqttSettings,
-                 credentials: dict[str, str], credentials_file: str, wake: threading.Event) -> None:
+                 credentials: dict[str, str], credentials_file: str, wake: threading.Event, *,
+                 resend_after: float) -> None:
         super().__init__(PlantLayout.unit_user(sim.unit), mqtt_settings, credentials,
                          credentials_file, wake)
         self.sim = sim
         self.topics = topics
-        self.buffer: OutboundBuffer[tuple[str, str]] = OutboundBuffer(buffer_size)
+        self.confirm_topic = topics.confirmation(sim.unit)
+        self.readings = UnconfirmedReadings(sim.unit, buffer_size, resend_after)
         self._drops_logged = 0
         self._drops_logged_at = float("-inf")
+        self._bad_confirmation_logged_at = float("-inf")
+        self._confirmations_logged = False
+        self._subscribe_mid: int | None = None
         self.client.will_set(topics.unit_status(sim.unit), DeviceStatus.offline().to_json(),
                              qos=1, retain=True)
+        self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
 
     def on_online(self) -> None:
         self.publish(self.topics.unit_status(self.sim.unit), DeviceStatus.online().to_json(), retain=True)
+        # A clean session forgets subscriptions, so subscribe on every connect; the retained
+        # confirmation then tells what the bridge committed while we were away.
+        _, self._subscribe_mid = self.client.subscribe(self.confirm_topic, qos=1)
+        # Nothing says which sent readings reached the bridge before the connection broke (nor
+        # whether the broker survived): send every unconfirmed one again, the bridge's idempotent
+        # writes absorb the duplicates.
+        resent = self.readings.requeue_all()
+        if resent:
+            log.info("%s: resending %d sent but unconfirmed readings", self.name, resent)
 
     def goodbye(self) -> mqtt.MQTTMessageInfo | None:
         return self.publish(self.topics.unit_status(self.sim.unit), DeviceStatus.offline().to_json(),
@@ -154,34 +178,93 @@ class UnitLink(_Link):
 
     def enqueue(self, readings: list[Reading]) -> None:
         for r in readings:
-            self.buffer.append((self.topics.reading(r.unit, r.automate), r.to_json()))
+            self.readings.add(r, self.topics.reading(r.unit, r.automate))
         self._log_drops()
 
     def _log_drops(self) -> None:
-        dropped = self.buffer.dropped
+        dropped = self.readings.dropped
         now = time.monotonic()
         if dropped > self._drops_logged and (self._drops_logged == 0
                                              or now - self._drops_logged_at >= DROP_LOG_INTERVAL_S):
-            log.warning("%s: buffer full (%d readings), dropped the %d oldest so far", self.name,
-                        self.buffer.maxlen, dropped)
+            hint = "" if self.readings.confirmed_any else " (no confirmation from the bridge yet: is it running?)"
+            log.warning("%s: buffer full (%d unconfirmed readings), dropped the %d oldest so far%s",
+                        self.name, self.readings.maxlen, dropped, hint)
             self._drops_logged, self._drops_logged_at = dropped, now
 
     def pump(self) -> int:
-        """Hand buffered readings to paho, in order, while connected and the window has room."""
+        """Queue again what the bridge reports missing, then hand queued readings to paho, in
+        order, while connected and the window has room."""
+        for gap in self.readings.resend_gaps(time.monotonic()):
+            if gap.requeued:
+                log.info("%s: the bridge misses readings of automate %d between seq %d and %d; resending "
+                         "the %d still held", self.name, gap.automate, gap.confirmed + 1, gap.newest, gap.requeued)
+            else:  # dropped when the buffer was full: the bridge declares them lost after its timeout
+                log.warning("%s: the bridge misses readings of automate %d between seq %d and %d, and "
+                            "none of them is held any more", self.name, gap.automate, gap.confirmed + 1,
+                            gap.newest)
         sent = 0
         while self.connected and self.window.free > 0:
-            item = self.buffer.pop()
+            item = self.readings.next()
             if item is None:
                 break
-            if self.publish(*item) is None:
-                self.buffer.push_back(item)
+            if self.publish(item.topic, item.payload) is None:
+                self.readings.unsent(item)
                 break
             sent += 1
         return sent
 
     @property
-    def pending(self) -> int:
-        return len(self.buffer) + len(self.window)
+    def unconfirmed(self) -> int:
+        """Readings the bridge has not confirmed yet (sent or not)."""
+        return len(self.readings)
+
+    def settled(self) -> bool:
+        """Nothing left worth waiting for at a stop: every reading confirmed or, while no
+        confirmation has come in this run (no bridge running), every reading handed to paho and
+        acknowledged by the broker, which is all a stop could achieve before confirmations."""
+        if not self.readings:
+            return True
+        return not self.readings.confirmed_any and not self.readings.queued and not len(self.window)
+
+    # -- paho callbacks (network thread) ------------------------------------------------------
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        try:
+            if message.topic == self.confirm_topic:
+                self._on_confirmation(bytes(message.payload))
+            else:
+                log.debug("%s: unexpected message on %s", self.name, message.topic)
+        except Exception:  # an exception here would kill paho's network thread
+            log.exception("%s: error handling a message on %s", self.name, message.topic)
+
+    def _on_confirmation(self, payload: bytes) -> None:
+        if not payload:
+            return  # the retained confirmation was cleared: nothing to learn
+        try:
+            outcome = self.readings.confirm(Confirmation.from_json(payload), time.monotonic())
+        except ValidationError as exc:
+            now = time.monotonic()
+            level = logging.WARNING if now - self._bad_confirmation_logged_at >= DROP_LOG_INTERVAL_S else logging.DEBUG
+            if level == logging.WARNING:
+                self._bad_confirmation_logged_at = now
+            log.log(level, "%s: ignoring a bad confirmation on %s: %s (%r)", self.name, self.confirm_topic,
+                    exc.reason, payload[:200])
+            return
+        if outcome.stale:
+            log.debug("%s: confirmation of automates %s predates this start; ignored", self.name,
+                      ", ".join(map(str, outcome.stale)))
+        if outcome.applied and not self._confirmations_logged:
+            self._confirmations_logged = True
+            log.info("%s: the bridge confirms committed readings; each is kept until confirmed", self.name)
+        log.debug("%s: confirmation forgot %d readings, %d unconfirmed", self.name, outcome.forgotten,
+                  len(self.readings))
+        self._wake.set()  # a stop may be waiting for this
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reason_codes: list[ReasonCode],
+                      properties: Properties | None) -> None:
+        if mid == self._subscribe_mid and any(rc.is_failure for rc in reason_codes):
+            log.error("%s: the broker refused the subscription to %s (%s): without confirmations every "
+                      "reading is kept up to the buffer bound and resent on each reconnect - check the ACL",
+                      self.name, self.confirm_topic, ", ".join(str(rc) for rc in reason_codes))
 
 
 class MeterLink(_Link):
@@ -214,7 +297,7 @@ class MeterLink(_Link):
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         try:
             with self._lock:
-                answer = self.sim.handle_rpc(message.payload)
+                answer = self.sim.handle_rpc(bytes(message.payload))
             if answer is not None:
                 self.publish(*answer)
         except Exception:  # an exception here would kill paho's network thread
@@ -239,7 +322,8 @@ class DeviceRunner:
         topics = Topics(settings.topic_root)
         self.units = [
             UnitLink(UnitSimulator(u, layout.automates, random.Random(seeds.getrandbits(64)), self.faults),
-                     topics, settings.buffer_size, settings.mqtt, credentials, cred_file, self._wake)
+                     topics, settings.buffer_size, settings.mqtt, credentials, cred_file, self._wake,
+                     resend_after=settings.resend_after)
             for u in range(1, layout.units + 1)
         ] if settings.run_units else []
         self.meters = [
@@ -293,18 +377,21 @@ class DeviceRunner:
 
     def _shutdown(self, links: list[_Link]) -> None:
         deadline = time.monotonic() + SHUTDOWN_FLUSH_S
-        # Send what the units still hold while there is a connection and time.
-        while time.monotonic() < deadline and any(u.connected and u.pending for u in self.units):
+        # A reading is safe only once the bridge confirms it: keep sending (gaps included) and
+        # wait for confirmations while there is a connection and time.
+        while time.monotonic() < deadline and any(u.connected and not u.settled() for u in self.units):
             self._wake.clear()
             for unit in self.units:
                 unit.pump()
             self._wake.wait(0.05)
         for unit in self.units:
-            if unit.pending:
-                log.warning("%s: stopping with %d readings not delivered", unit.name, unit.pending)
-            if unit.buffer.dropped:
+            if unit.unconfirmed:
+                why = "" if unit.readings.confirmed_any else "; no confirmation came from the bridge in this run"
+                log.warning("%s: stopping with %d readings unconfirmed (%d of them never handed to the "
+                            "broker)%s", unit.name, unit.unconfirmed, unit.readings.queued, why)
+            if unit.readings.dropped:
                 log.warning("%s: %d readings were dropped in all (buffer full)", unit.name,
-                            unit.buffer.dropped)
+                            unit.readings.dropped)
         for link in links:
             link.stop(deadline)
         log.info("devices stopped")

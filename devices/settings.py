@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +26,8 @@ class DevicesSettings:
     period: float = 60.0  # seconds between two reports of a unit
     meter_period: float = 1.0  # seconds between two meter measurements
     energy_interval: float = 60.0  # the meters' "minute" for aenergy.by_minute
-    buffer_size: int = 10_000  # readings kept per unit while the broker is unreachable
+    buffer_size: int = 10_000  # unconfirmed readings kept per unit (the oldest go when full)
+    resend_after: float = 5.0  # seconds a gap the bridge reports may last before the unit resends
     fault_file: Path = DEFAULT_FAULT_FILE
     seed: int | None = None  # fixed seed: reproducible values
     status_ntf: bool = False  # meters also publish <id>/status/switch:0 (off, like the device)
@@ -37,6 +39,8 @@ class DevicesSettings:
             raise ValidationError("periods and the energy interval must be > 0")
         if self.buffer_size < 1:
             raise ValidationError("DEVICES_BUFFER must be >= 1")
+        if not (self.resend_after > 0 and math.isfinite(self.resend_after)):  # inf would never resend
+            raise ValidationError(f"DEVICES_RESEND_AFTER={self.resend_after} must be a number > 0")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> DevicesSettings:
@@ -54,6 +58,7 @@ class DevicesSettings:
             meter_period=env_float(env, "DEVICES_METER_PERIOD", 1.0, minimum=0.01),
             energy_interval=env_float(env, "DEVICES_ENERGY_INTERVAL", 60.0, minimum=0.01),
             buffer_size=env_int(env, "DEVICES_BUFFER", 10_000, minimum=1),
+            resend_after=env_float(env, "DEVICES_RESEND_AFTER", 5.0, minimum=0.01),
             fault_file=env_path(env, "DEVICES_FAULT_FILE", DEFAULT_FAULT_FILE),
             seed=env_int(env, "DEVICES_SEED", 0) if seed_raw else None,
             status_ntf=bool(status_ntf),

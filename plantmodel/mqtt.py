@@ -55,9 +55,12 @@ def load_credentials(path: Path) -> dict[str, str]:
         data = json.loads(path.read_text())
     except FileNotFoundError:
         return {}
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValidationError(f"cannot read credentials file {path}: {exc}") from None
-    users = data.get("users", {})
+    users = data.get("users", {}) if isinstance(data, dict) else None
+    if not isinstance(users, dict):
+        raise ValidationError(f"credentials file {path} has no \"users\" object (regenerate it with "
+                              "`python -m broker credentials`)")
     return {u: p for u, p in users.items() if isinstance(u, str) and isinstance(p, str)}
 
 

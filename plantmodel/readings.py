@@ -10,6 +10,7 @@ from typing import Any
 from plantmodel.errors import ValidationError
 from plantmodel.jsonutil import dumps, loads_object, require_int, require_number, require_str
 from plantmodel.measures import AUTOMATE_MEASURES
+from plantmodel.storage import SEQ_MAX, check_column_int
 
 MAX_UNIT = 9999
 MAX_AUTOMATE = 999
@@ -65,8 +66,7 @@ class Reading:
         _check_ids(self.unit, self.automate)
         if not _TYPE_RE.fullmatch(self.type):
             raise ValidationError(f"field 'type' = {self.type!r} must look like 0x0000BA27")
-        if self.seq < 0:
-            raise ValidationError("field 'seq' must be >= 0")
+        check_column_int(self.seq, "field 'seq'", 0, SEQ_MAX)
         if self.ts.tzinfo is None:
             raise ValidationError("field 'ts' must be timezone-aware")
         for name, measure in AUTOMATE_MEASURES.items():

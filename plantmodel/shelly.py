@@ -207,25 +207,31 @@ def switch_from_sample(sample: PowerSample) -> dict[str, Any]:
 
 
 class SwitchState:
-    """The merged switch status of one meter, as a consumer reconstructs it."""
+    """The merged switch status of one meter, as a consumer reconstructs it.
+
+    A frame is validated *before* it is merged: a rejected frame leaves the state as it was, so
+    one absurd value (``voltage: 5000``) cannot poison every later partial.
+    """
 
     def __init__(self, meter: str) -> None:
         self.meter = check_meter_id(meter)
         self.status: dict[str, Any] = {}
         self.complete = False  # seen a full status since start (else: ask the device)
 
-    def apply_full(self, sw: dict[str, Any]) -> None:
+    def apply_full(self, sw: dict[str, Any], ts: datetime) -> PowerSample:
+        """Replace the state with a full status; returns its sample at ``ts``."""
+        sample = sample_from_switch(self.meter, ts, sw)
         self.status = copy.deepcopy(sw)
         self.complete = True
+        return sample
 
-    def apply_partial(self, sw: dict[str, Any]) -> None:
-        self.status = merge(self.status, sw)
-
-    def sample(self, ts: datetime) -> PowerSample | None:
-        """A sample of the merged state, or None while no full status was seen."""
-        if not self.complete:
-            return None
-        return sample_from_switch(self.meter, ts, self.status)
+    def apply_partial(self, sw: dict[str, Any], ts: datetime) -> PowerSample:
+        """Merge the changed fields of a NotifyStatus; returns the merged sample at ``ts`` (fields
+        never seen yet are None until a full status arrives)."""
+        merged = merge(self.status, sw)
+        sample = sample_from_switch(self.meter, ts, merged)
+        self.status = merged
+        return sample
 
 
 # -- building frames (the simulator and the bridge's requests) -------------------------------------

@@ -14,7 +14,6 @@ raises one alarm, not one per reading.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -202,60 +201,48 @@ class Alarm:
 
 
 @dataclass(slots=True)
-class _KeyState:
-    active: Alarm | None = None
-    last_ts: datetime | None = None  # newest value evaluated; older ones are replays
-
-
-@dataclass(slots=True)
 class AlarmEngine:
     """Tracks the active alarm per (source, measure) and turns values into alarm transitions.
 
-    Values whose timestamp is not newer than the last one evaluated for that key are ignored, so a
-    redelivered (replayed) message can never raise an alarm twice.
+    The caller decides which values are new (the bridge: a unit's ``seq`` order, a meter's stored
+    row), so a replayed message is never evaluated twice and a timestamp, however far in the
+    future, never stops the next values from being evaluated.
     """
 
     thresholds: ThresholdSet
-    _state: dict[tuple[str, str], _KeyState] = field(default_factory=dict)
+    _active: dict[tuple[str, str], Alarm] = field(default_factory=dict)
 
-    def load(self, active: Iterable[Alarm], last_ts: Mapping[tuple[str, str], datetime]) -> None:
-        for key, ts in last_ts.items():
-            self._state.setdefault(key, _KeyState()).last_ts = ts
+    def load(self, active: Iterable[Alarm]) -> None:
         for alarm in active:
-            self._state.setdefault(alarm.key, _KeyState()).active = alarm
+            self._active[alarm.key] = alarm
 
     def active(self) -> list[Alarm]:
-        return [s.active for s in self._state.values() if s.active is not None]
+        return list(self._active.values())
 
-    def snapshot(self) -> dict[tuple[str, str], _KeyState]:
-        return copy.deepcopy(self._state)
+    def snapshot(self) -> dict[tuple[str, str], Alarm]:
+        return dict(self._active)  # alarms are frozen: a shallow copy is a snapshot
 
-    def restore(self, snapshot: dict[tuple[str, str], _KeyState]) -> None:
-        self._state = snapshot
+    def restore(self, snapshot: dict[tuple[str, str], Alarm]) -> None:
+        self._active = snapshot
 
     def evaluate(self, source: Source, measures: Mapping[str, float], ts: datetime) -> list[Alarm]:
         events: list[Alarm] = []
         for measure, value in measures.items():
             key = (source.key, measure)
-            st = self._state.get(key)
-            if st is not None and st.last_ts is not None and ts <= st.last_ts:
-                continue
+            current = self._active.get(key)
             threshold = self.thresholds.resolve(source, measure)
-            if st is None:
-                if threshold is None:
-                    continue  # nothing to watch, nothing to remember
-                st = self._state[key] = _KeyState()
-            st.last_ts = ts
-            current = st.active
+            if threshold is None and current is None:
+                continue  # nothing to watch
             bound = threshold.breach(value, current.bound if current else None) if threshold else None
             if current is not None and bound != current.bound:
                 events.append(replace(current, value=value, state="cleared", since=ts))
-                st.active = current = None
+                del self._active[key]
+                current = None
             if bound is not None and current is None:
                 assert threshold is not None
                 alarm = Alarm(source, measure, value, threshold.limit(bound), bound,
                               threshold.severity, "active", ts, ts)
-                st.active = alarm
+                self._active[key] = alarm
                 events.append(alarm)
         return events
 

@@ -7,6 +7,7 @@
     <root>/alarms/units/<u>/automates/<a>/<measure>   Alarm, retained current state
     <root>/alarms/meters/<meter>/<measure>     Alarm, retained current state
     <root>/bridge/status                       DeviceStatus of the bridge, retained
+    <root>/confirm/units/<u>                   Confirmation of committed readings, retained (bridge -> unit)
     <shelly-prefix>/online                     true / false (Shelly Gen2, last will)
     <shelly-prefix>/events/rpc                 NotifyStatus / NotifyFullStatus / NotifyEvent
     <shelly-prefix>/status/switch:0            full switch status (when status_ntf is on)
@@ -43,6 +44,11 @@ class UnitStatusTopic:
 
 
 @dataclass(frozen=True, slots=True)
+class ConfirmTopic:
+    unit: int
+
+
+@dataclass(frozen=True, slots=True)
 class AlarmTopic:
     source: Source
     measure: str
@@ -54,7 +60,7 @@ class ShellyTopic:
     kind: str  # one of SHELLY_SUFFIXES
 
 
-ParsedTopic = ReadingTopic | UnitStatusTopic | AlarmTopic | ShellyTopic
+ParsedTopic = ReadingTopic | UnitStatusTopic | AlarmTopic | ShellyTopic | ConfirmTopic
 
 
 class Topics:
@@ -83,6 +89,10 @@ class Topics:
     def bridge_status(self) -> str:
         return f"{self.root}/bridge/status"
 
+    def confirmation(self, unit: int) -> str:
+        """Where the bridge confirms a unit's committed readings (see :mod:`plantmodel.confirm`)."""
+        return f"{self.root}/confirm/units/{AutomateSource(unit, 1).unit}"
+
     @staticmethod
     def shelly(meter: str, suffix: str) -> str:
         if suffix not in SHELLY_SUFFIXES and suffix != "rpc":
@@ -101,7 +111,10 @@ class Topics:
 
     # -- subscriptions ----------------------------------------------------------------------
     def bridge_subscriptions(self) -> list[str]:
-        return [f"{self.root}/units/#", *(f"+/{s}" for s in SHELLY_SUFFIXES)]
+        """Everything: every topic a device may publish on (a unit its whole subtree, a meter its
+        whole prefix) must reach the bridge, to be stored or recorded as rejected, never ignored.
+        Our own publications come back too; the bridge recognises and skips them."""
+        return ["#"]
 
     def live_subscriptions(self) -> list[str]:
         """What the web UI listens to: readings, unit status, alarms and meters' events."""
@@ -126,6 +139,8 @@ class Topics:
                 return ReadingTopic(AutomateSource(self._num(rest[1], topic), self._num(rest[3], topic)))
             if len(rest) == 3 and rest[0] == "units" and rest[2] == "status":
                 return UnitStatusTopic(self._num(rest[1], topic))
+            if len(rest) == 3 and rest[0] == "confirm" and rest[1] == "units":
+                return ConfirmTopic(self._num(rest[2], topic))
             if len(rest) >= 3 and rest[0] == "alarms" and rest[-1] in MEASURES:
                 try:
                     return AlarmTopic(parse_source("/".join(rest[1:-1])), rest[-1])
@@ -150,6 +165,7 @@ class Topics:
 
 __all__ = [
     "AlarmTopic",
+    "ConfirmTopic",
     "MeterSource",
     "ParsedTopic",
     "ReadingTopic",

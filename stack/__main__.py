@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -27,10 +28,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from devices.settings import DEMO_ENERGY_INTERVAL_S, DEMO_PERIOD_S
 from plantmodel.envconf import DEFAULT_VAR_DIR, env_int, env_path, layout_from_env
+from plantmodel.errors import PlantModelError
 from plantmodel.readings import utcnow
 from store import models as orm
 from store import users as user_store
-from store.db import create_db_engine, database_url_from_env, describe, init_schema, make_sessionmaker
+from store.db import create_db_engine, describe, make_sessionmaker, wait_for_database
 
 log = logging.getLogger("stack")
 
@@ -47,12 +49,14 @@ class StackSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> StackSettings:
+        var_dir = env_path(env, "PLANT_VAR_DIR", DEFAULT_VAR_DIR)
         return cls(
-            var_dir=env_path(env, "PLANT_VAR_DIR", DEFAULT_VAR_DIR),
+            var_dir=var_dir,
             # Not 1883: Debian's own mosquitto service usually holds it after apt-get install.
             mqtt_port=env_int(env, "MQTT_PORT", 18830, minimum=1),
             web_port=env_int(env, "WEBUI_PORT", 8080, minimum=1),
-            database_url=database_url_from_env(env),
+            # The default SQLite file lives in the var dir, which main() creates.
+            database_url=env.get("DATABASE_URL", "").strip() or f"sqlite:///{var_dir / 'plant.db'}",
         )
 
 
@@ -220,7 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m stack",
         description="Run broker, bridge, web UI and simulators locally until Ctrl-C. Environment: "
-        "MQTT_PORT (18830), WEBUI_PORT (8080), DATABASE_URL (sqlite:///var/plant.db), PLANT_VAR_DIR (var), "
+        "MQTT_PORT (18830), WEBUI_PORT (8080), DATABASE_URL (sqlite:///<PLANT_VAR_DIR>/plant.db), PLANT_VAR_DIR (var), "
         "PLANT_UNITS, PLANT_AUTOMATES, PLANT_METER_COUNT / PLANT_METERS, SECRET_KEY (default: a key kept in "
         "var/secrets).",
     )
@@ -234,29 +238,36 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s stack: %(message)s", datefmt="%H:%M:%S")
 
-    settings = StackSettings.from_env(os.environ)
+    try:
+        settings = StackSettings.from_env(os.environ)
+        layout = layout_from_env(os.environ)
+        # Only the var dir is created, for the default SQLite file; a DATABASE_URL naming a missing
+        # folder is refused by create_db_engine.
+        try:
+            settings.var_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise PlantModelError(f"cannot create PLANT_VAR_DIR {settings.var_dir}: {exc.strerror}") from None
+        engine = create_db_engine(settings.database_url)
+    except PlantModelError as exc:
+        log.error("error: %s", exc)
+        return 2
     settings = StackSettings(settings.var_dir, pick_port(settings.mqtt_port, "MQTT"),
                              pick_port(settings.web_port, "web UI"), settings.database_url)
-    layout = layout_from_env(os.environ)
-    stop_requested = False
-
-    def request_stop(*_: object) -> None:
-        nonlocal stop_requested
-        stop_requested = True
-
-    signal.signal(signal.SIGINT, request_stop)
-    signal.signal(signal.SIGTERM, request_stop)
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     sup = Supervisor(settings, demo=not args.no_demo)
     code = 0
     try:
-        engine = create_db_engine(settings.database_url)
-        init_schema(engine)  # before the services, so they do not race to create tables
+        # Before the services, so they do not race to create tables; a MariaDB may still be starting.
+        if not wait_for_database(engine, stop=stop, log=log):
+            return 0
         sessions = make_sessionmaker(engine)
         sup.admin_password = reset_demo_admin(sessions)
         sup.start()
         print(sup.banner(), flush=True)
         next_progress = time.monotonic() + args.progress
-        while not stop_requested:
+        while not stop.is_set():
             problem = sup.crashed()
             if problem:
                 log.error(problem)

@@ -1,17 +1,22 @@
 """Engine and session creation. ``DATABASE_URL`` picks the database; the default is a SQLite file
-in the git-ignored ``var/`` folder."""
+in the git-ignored ``var/`` folder (which must exist: nothing here creates folders)."""
 
 from __future__ import annotations
 
 import logging
+import os
+import threading
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from plantmodel.errors import ValidationError
 from store.models import Base
 
 log = logging.getLogger(__name__)
@@ -25,17 +30,38 @@ def database_url_from_env(env: Mapping[str, str]) -> str:
 
 
 def create_db_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine for MariaDB (``mariadb+pymysql://…``) or SQLite (``sqlite:///path``)."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
-        event.listen(engine, "connect", _sqlite_pragmas)
-        return engine
-    kwargs.setdefault("pool_pre_ping", True)  # survive a MariaDB restart / idle timeout
-    kwargs.setdefault("pool_recycle", 3600)
-    return create_engine(url, **kwargs)
+    """An engine for MariaDB (``mariadb+pymysql://…``) or SQLite (``sqlite:///path``). Connects
+    lazily; a URL that cannot work (unparsable, unknown driver, SQLite folder missing) raises
+    :class:`ValidationError` at once."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        # Not echoed: an unparsable URL may still hold a password.
+        raise ValidationError("DATABASE_URL is not a database URL (e.g. sqlite:///var/plant.db or "
+                              "mariadb+pymysql://user:pw@host:3306/plant?charset=utf8mb4)") from None
+    try:
+        if parsed.get_backend_name() == "sqlite":
+            check_sqlite_folder(parsed)
+            engine = create_engine(parsed, connect_args={"timeout": 30}, **kwargs)
+            event.listen(engine, "connect", _sqlite_pragmas)
+            return engine
+        kwargs.setdefault("pool_pre_ping", True)  # survive a MariaDB restart / idle timeout
+        kwargs.setdefault("pool_recycle", 3600)
+        return create_engine(parsed, **kwargs)
+    except (ArgumentError, ImportError) as exc:  # unknown dialect, driver not installed
+        raise ValidationError(f"DATABASE_URL {describe(parsed)}: {exc}") from None
+
+
+def check_sqlite_folder(url: URL) -> None:
+    """Refuse a SQLite file whose folder does not exist: SQLite would create a new, empty database
+    anywhere a typo points, and the services would run on it without a word."""
+    database = url.database
+    if not database or database == ":memory:" or url.query.get("uri") == "true":
+        return
+    folder = Path(os.path.abspath(database)).parent
+    if not folder.is_dir():
+        raise ValidationError(f"DATABASE_URL {describe(url)}: folder {folder} does not exist "
+                              "(create it first; the database file itself is created on first use)")
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -56,6 +82,89 @@ def init_schema(engine: Engine) -> None:
     Base.metadata.create_all(engine)
 
 
-def describe(url: str) -> str:
+def describe(url: str | URL) -> str:
     """The URL without its password, for logs."""
     return make_url(url).render_as_string(hide_password=True)
+
+
+# What a database that is down, starting, restarting or unreachable raises; retried by
+# wait_for_database. Anything else (a bug, a broken schema) propagates.
+RETRYABLE = (OperationalError, InterfaceError, DisconnectionError)
+
+# MariaDB/MySQL error codes that are not "down" but still worth retrying: the user or the database
+# may be created right after the server starts (docker's MariaDB image does exactly that).
+_ACCESS_DENIED = frozenset({1044, 1045, 1698})
+_UNKNOWN_DATABASE = 1049
+
+
+class DatabaseUnavailable(Exception):
+    """The database could not be reached (or refused us); ``str()`` is one line for the user."""
+
+
+def connect_database(engine: Engine) -> None:
+    """Connect once and create the missing tables; raise :class:`DatabaseUnavailable` (one line)
+    when the database is not reachable."""
+    try:
+        init_schema(engine)
+    except RETRYABLE as exc:
+        problem, hint = _problem(exc)
+        raise DatabaseUnavailable(f"database {describe(engine.url)} {problem}: {_cause(exc)}{hint}") from exc
+
+
+def wait_for_database(engine: Engine, *, stop: threading.Event | None = None,
+                      log: logging.Logger = log, first_delay: float = 1.0, max_delay: float = 30.0) -> bool:
+    """Connect and create the missing tables, retrying with back-off (1, 2, 4 … ``max_delay`` s)
+    while the database is unreachable, one log line per attempt: services may start before their
+    database. Returns False if ``stop`` is set meanwhile; other errors propagate."""
+    if stop is None:
+        stop = threading.Event()
+    delay = first_delay
+    while not stop.is_set():
+        try:
+            init_schema(engine)
+        except RETRYABLE as exc:
+            problem, hint = _problem(exc)
+            log.warning("database %s %s (%s)%s; retrying in %g s", describe(engine.url), problem, _cause(exc), hint,
+                        delay)
+            if _sleep_unless(stop, delay):
+                break
+            delay = min(delay * 2, max_delay)
+            continue
+        log.info("database %s reachable", describe(engine.url))
+        return True
+    return False
+
+
+def _sleep_unless(stop: threading.Event, seconds: float) -> bool:
+    """Sleep, polling ``stop``; True if it was set. Polling, not ``stop.wait()``: a signal handler
+    calling ``stop.set()`` could interrupt the main thread inside ``wait()`` while it holds the
+    event's lock, and deadlock."""
+    deadline = time.monotonic() + seconds
+    while not stop.is_set():
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        time.sleep(min(left, 0.1))
+    return True
+
+
+def _problem(exc: Exception) -> tuple[str, str]:
+    """(what went wrong, a hint to append) for a log line or an error message."""
+    code = _error_code(exc)
+    if code in _ACCESS_DENIED:
+        return "refused the log-in", "; check the user and password in DATABASE_URL"
+    if code == _UNKNOWN_DATABASE:
+        return "has no such database", "; create it, or check DATABASE_URL"
+    return "not reachable", ""
+
+
+def _error_code(exc: Exception) -> int | None:
+    args = exc.orig.args if isinstance(exc, DBAPIError) and exc.orig is not None else ()
+    return args[0] if args and isinstance(args[0], int) else None
+
+
+def _cause(exc: Exception) -> str:
+    """``OperationalError: (2003, "Can't connect …")``: the driver's error on one line, without
+    SQLAlchemy's wrapping (statement, background link)."""
+    orig = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    return " ".join(f"{type(orig).__name__}: {orig}".split())

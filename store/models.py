@@ -81,6 +81,24 @@ class Automate(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class AutomateSequence(Base):
+    """The bridge's settled ``seq`` per automate (:class:`plantmodel.sequence.SeqState`), committed with
+    the readings: what it confirms to the units, and what it resumes from after a restart."""
+
+    __tablename__ = "automate_sequences"
+    __table_args__ = TABLE_ARGS
+
+    unit_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    automate_no: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    confirmed: Mapped[int] = mapped_column(BigInteger)
+    newest: Mapped[int] = mapped_column(BigInteger)
+    newest_ts: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    max_ts: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ahead: Mapped[str] = mapped_column(Text)
+    gap_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class Reading(Base):
     __tablename__ = "readings"
     __table_args__ = (

@@ -5,15 +5,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Table, func, select, update
+from sqlalchemy import FromClause, Table, and_, func, or_, select, update
 from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.orm import Session
 
 from plantmodel.jsonutil import dumps
 from plantmodel.measures import AUTOMATE_MEASURES
 from plantmodel.readings import Reading, format_ts
+from plantmodel.sequence import Key, SeqState
 from plantmodel.shelly import PowerSample
 from plantmodel.sources import AutomateSource, MeterSource, Source, parse_source
 from plantmodel.thresholds import Alarm, Threshold, default_thresholds
@@ -24,21 +25,36 @@ REJECTED_TOPIC_MAX = 512
 REJECTED_REASON_MAX = 512
 
 
-def insert_ignoring_duplicates(session: Session, table: Table, rows: Sequence[dict[str, Any]],
+def insert_ignoring_duplicates(session: Session, table: FromClause, rows: Sequence[dict[str, Any]],
                                key: Sequence[str]) -> None:
     """Batched INSERT that skips rows whose unique ``key`` already exists (idempotent writes).
 
     Not ``INSERT IGNORE``: that would also turn foreign-key and data errors into warnings.
     """
+    _insert(session, table, rows, key, ())
+
+
+def upsert(session: Session, table: FromClause, rows: Sequence[dict[str, Any]], key: Sequence[str],
+           columns: Sequence[str]) -> None:
+    """Batched INSERT that overwrites ``columns`` of a row whose unique ``key`` exists."""
+    _insert(session, table, rows, key, columns)
+
+
+def _insert(session: Session, table: FromClause, rows: Sequence[dict[str, Any]], key: Sequence[str],
+            columns: Sequence[str]) -> None:
     if not rows:
         return
+    table = cast(Table, table)  # a mapped class's __table__ is typed as its FromClause
     dialect = session.get_bind().dialect.name
     if dialect in ("mysql", "mariadb"):
         stmt: Any = mysql.insert(table)
         first_key = table.c[key[0]]
-        stmt = stmt.on_duplicate_key_update({first_key.name: first_key})  # no-op update
+        stmt = stmt.on_duplicate_key_update(
+            {c: stmt.inserted[c] for c in columns} if columns else {first_key.name: first_key})  # no-op
     elif dialect == "sqlite":
-        stmt = sqlite.insert(table).on_conflict_do_nothing(index_elements=list(key))
+        stmt = sqlite.insert(table)
+        stmt = (stmt.on_conflict_do_update(index_elements=list(key), set_={c: stmt.excluded[c] for c in columns})
+                if columns else stmt.on_conflict_do_nothing(index_elements=list(key)))
     else:  # pragma: no cover - only MariaDB and SQLite are supported
         raise NotImplementedError(dialect)
     session.execute(stmt, list(rows))
@@ -92,6 +108,62 @@ def insert_power_samples(session: Session, samples: Sequence[tuple[PowerSample, 
         row["ts"], row["received_at"] = s.ts, t
         rows.append(row)
     insert_ignoring_duplicates(session, orm.PowerReading.__table__, rows, ["meter_id", "ts"])
+
+
+def stored_readings(session: Session, keys: Iterable[tuple[int, int, datetime]]
+                    ) -> dict[tuple[int, int, datetime], tuple[int, int, dict[str, float]]]:
+    """(unit, automate, ts) -> (id, seq, measures) of the keys already stored: one indexed range
+    read per automate of the batch (its time span), in one statement."""
+    wanted = set(keys)
+    spans: dict[tuple[int, int], list[datetime]] = {}
+    for u, a, ts in wanted:
+        spans.setdefault((u, a), []).append(ts)
+    if not spans:
+        return {}
+    r = orm.Reading
+    cond = or_(*(and_(r.unit_id == u, r.automate_no == a, r.ts.between(min(t), max(t)))
+                 for (u, a), t in spans.items()))
+    return {(row.unit_id, row.automate_no, row.ts): (row.id, row.seq, reading_measures(row))
+            for row in session.scalars(select(r).where(cond))
+            if (row.unit_id, row.automate_no, row.ts) in wanted}
+
+
+def stored_samples(session: Session, keys: Iterable[tuple[str, datetime]]
+                   ) -> dict[tuple[str, datetime], tuple[int, PowerSample]]:
+    """(meter, ts) -> (id, sample) of the keys already stored."""
+    wanted = set(keys)
+    spans: dict[str, list[datetime]] = {}
+    for m, ts in wanted:
+        spans.setdefault(m, []).append(ts)
+    if not spans:
+        return {}
+    p = orm.PowerReading
+    cond = or_(*(and_(p.meter_id == m, p.ts.between(min(t), max(t))) for m, t in spans.items()))
+    return {(row.meter_id, row.ts): (row.id, sample_from_row(row))
+            for row in session.scalars(select(p).where(cond)) if (row.meter_id, row.ts) in wanted}
+
+
+def load_sequences(session: Session) -> dict[Key, SeqState]:
+    """Every automate's settled seqs; an automate with readings but no row yet (a database from
+    before the table existed) resumes from its newest reading."""
+    out: dict[Key, SeqState] = {}
+    for row in session.scalars(select(orm.AutomateSequence)):
+        out[(row.unit_id, row.automate_no)] = SeqState(
+            confirmed=row.confirmed, newest=row.newest, newest_ts=row.newest_ts, max_ts=row.max_ts,
+            ahead=SeqState.parse_ahead(row.ahead), gap_since=row.gap_since)
+    for reading in _newest_by_ts(session):
+        out.setdefault((reading.unit_id, reading.automate_no),
+                       SeqState(confirmed=reading.seq, newest=reading.seq, newest_ts=reading.ts, max_ts=reading.ts))
+    return out
+
+
+def save_sequences(session: Session, states: dict[Key, SeqState], now: datetime) -> None:
+    rows = [{"unit_id": u, "automate_no": a, "confirmed": st.confirmed, "newest": st.newest,
+             "newest_ts": st.newest_ts, "max_ts": st.max_ts, "ahead": st.ahead_json(),
+             "gap_since": st.gap_since, "updated_at": now}
+            for (u, a), st in sorted(states.items())]
+    upsert(session, orm.AutomateSequence.__table__, rows, ["unit_id", "automate_no"],
+           ["confirmed", "newest", "newest_ts", "max_ts", "ahead", "gap_since", "updated_at"])
 
 
 def set_device_state(session: Session, device: str, state: str, ts: datetime, received_at: datetime) -> None:
@@ -243,34 +315,31 @@ def active_alarms(session: Session) -> list[Alarm]:
     return [alarm_from_row(r) for r in rows]
 
 
-def last_alarm_times(session: Session) -> dict[tuple[str, str], datetime]:
-    """Per (source, measure): the newest transition time stored, so replays are recognised."""
-    out: dict[tuple[str, str], datetime] = {}
-    rows = session.execute(
-        select(orm.Alarm.source, orm.Alarm.measure,
-               func.max(orm.Alarm.raised_at), func.max(orm.Alarm.cleared_at))
-        .group_by(orm.Alarm.source, orm.Alarm.measure)
-    )
-    for source, measure, raised, cleared in rows:
-        out[(source, measure)] = max(t for t in (raised, cleared) if t is not None)
-    return out
-
-
 # -- latest values (web UI) ------------------------------------------------------------------------------
 
 def latest_readings(session: Session) -> list[orm.Reading]:
-    """The newest reading of every automate (one indexed lookup per automate)."""
+    """The newest reading of every automate, by the unit's own order (``seq``), as the bridge
+    settled it: a reading stamped in the future does not hide the ones that follow it. Automates
+    the bridge has no sequence for yet fall back to the newest timestamp."""
+    seqs = orm.AutomateSequence
+    by_seq = list(session.scalars(
+        select(orm.Reading).join(seqs, (orm.Reading.unit_id == seqs.unit_id)
+                                 & (orm.Reading.automate_no == seqs.automate_no)
+                                 & (orm.Reading.ts == seqs.newest_ts))))
+    have = {(r.unit_id, r.automate_no) for r in by_seq}
+    rows = by_seq + [r for r in _newest_by_ts(session) if (r.unit_id, r.automate_no) not in have]
+    return sorted(rows, key=lambda r: (r.unit_id, r.automate_no))
+
+
+def _newest_by_ts(session: Session) -> list[orm.Reading]:
     newest = (
         select(orm.Reading.unit_id, orm.Reading.automate_no, func.max(orm.Reading.ts).label("ts"))
         .group_by(orm.Reading.unit_id, orm.Reading.automate_no)
         .subquery()
     )
-    stmt = (
-        select(orm.Reading)
-        .join(newest, (orm.Reading.unit_id == newest.c.unit_id)
-              & (orm.Reading.automate_no == newest.c.automate_no) & (orm.Reading.ts == newest.c.ts))
-        .order_by(orm.Reading.unit_id, orm.Reading.automate_no)
-    )
+    stmt = select(orm.Reading).join(
+        newest, (orm.Reading.unit_id == newest.c.unit_id)
+        & (orm.Reading.automate_no == newest.c.automate_no) & (orm.Reading.ts == newest.c.ts))
     return list(session.scalars(stmt))
 
 

@@ -39,17 +39,28 @@ def try_connect(server: MosquittoServer, user: str | None, password: str | None 
 
 
 class Client:
-    """A connected client that records what it receives on its subscriptions."""
+    """A connected client that records what it receives on its subscriptions.
+
+    The broker takes the user name as the client id (``client_id`` is sent but replaced), so two
+    clients of one user kick each other off: give each concurrent client its own user
+    (``server.debug_user()``, ``server.bridge_user()``). ``will`` is (topic, payload), retained."""
 
     def __init__(self, server: MosquittoServer, user: str, subscribe: list[str] | None = None,
-                 client_id: str | None = None, clean_session: bool = True) -> None:
+                 client_id: str | None = None, clean_session: bool = True,
+                 will: tuple[str, str] | None = None) -> None:
         self.messages: list[tuple[str, bytes, bool]] = []
+        self.connects = 0
+        self.disconnects = 0  # unexpected ones too: paho reconnects by itself, so count them
         self._lock = threading.Lock()
+        self._connected = threading.Event()
         self._subscribed = threading.Event()
         self._subs = subscribe or []
         self.client = new_client(settings_for(server, user), client_id or f"test-{user}-{uuid.uuid4().hex[:6]}",
                                  clean_session=clean_session)
+        if will is not None:
+            self.client.will_set(will[0], will[1], qos=1, retain=True)
         self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
         self.client.on_subscribe = lambda *a: self._subscribed.set()
         self.client.connect("127.0.0.1", server.port)
@@ -58,8 +69,21 @@ class Client:
             raise TimeoutError(f"{user} could not subscribe")
 
     def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
-        if self._subs and not reason.is_failure:
+        if reason.is_failure:
+            return
+        with self._lock:
+            self.connects += 1
+        self._connected.set()
+        if self._subs:
             client.subscribe([(t, 1) for t in self._subs])
+
+    def _on_disconnect(self, _c: Any, _u: Any, _f: Any, _reason: Any, _p: Any) -> None:
+        with self._lock:
+            self.disconnects += 1
+
+    def wait_connected(self, timeout: float = 5) -> None:
+        if not self._connected.wait(timeout):
+            raise TimeoutError("no successful CONNACK")
 
     def _on_message(self, _c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
         with self._lock:

@@ -7,6 +7,7 @@ import os
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +15,7 @@ from pathlib import Path
 import pymysql
 
 from broker.config import DEFAULT_CONF, LocalBroker, render
-from broker.credentials import CredentialFiles, generate
+from broker.credentials import CredentialFiles, ServiceUsers, generate
 from plantmodel.layout import PlantLayout
 from plantmodel.topics import Topics
 
@@ -59,6 +60,11 @@ def find_binary(name: str) -> str:
     return path
 
 
+# The broker ties client ids to users (use_username_as_clientid), so every concurrent client and
+# every separate persistent session needs its own user: plenty of spare bridges and debug users.
+TEST_SERVICE_USERS = ServiceUsers(bridges=20, debug=20)
+
+
 @dataclass
 class MosquittoServer:
     directory: Path
@@ -66,10 +72,15 @@ class MosquittoServer:
     topics: Topics = field(default_factory=Topics)
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
+    services: ServiceUsers = TEST_SERVICE_USERS
 
     def __post_init__(self) -> None:
         self.files = CredentialFiles(self.directory / "secrets")
-        self.users, _ = generate(self.layout, self.topics, self.files)
+        self.users, _ = generate(self.layout, self.topics, self.files, self.services)
+        # Numbered users only: the plain `bridge` and `debug` stay free for tests naming them.
+        self._spare = {"bridge": iter(self.services.bridge_users()[1:]),
+                       "debug": iter(self.services.debug_users()[1:])}
+        self._spare_lock = threading.Lock()
         data = self.directory / "data"
         data.mkdir(parents=True, exist_ok=True)
         local = LocalBroker(self.port, "127.0.0.1", self.files.passwd, self.files.acl, data)
@@ -86,6 +97,22 @@ class MosquittoServer:
     def stop(self) -> None:
         terminate(self.proc, 10)
         self.proc = None
+
+    def bridge_user(self) -> str:
+        """A bridge user no one has used yet on this broker: its own client id, so its own
+        persistent session (run the bridge with ``MQTT_USERNAME=<it>``)."""
+        return self._next_spare("bridge")
+
+    def debug_user(self) -> str:
+        """A read-everything user no one has used yet: a connection no other client kicks off."""
+        return self._next_spare("debug")
+
+    def _next_spare(self, role: str) -> str:
+        with self._spare_lock:
+            user = next(self._spare[role], None)
+        if user is None:
+            raise RuntimeError(f"all spare {role} users of this broker are taken; raise TEST_SERVICE_USERS")
+        return user
 
     def env(self) -> dict[str, str]:
         """Environment for a service process talking to this broker."""

@@ -12,12 +12,21 @@ import signal
 import sys
 from types import FrameType
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from plantmodel.errors import PlantModelError
 from plantmodel.readings import format_ts, utcnow
 from store import users as user_store
-from store.db import create_db_engine, database_url_from_env, describe, init_schema, make_sessionmaker
+from store.db import (
+    DatabaseUnavailable,
+    connect_database,
+    create_db_engine,
+    database_url_from_env,
+    describe,
+    make_sessionmaker,
+    wait_for_database,
+)
 from webui import assets, create_app, web_state
 from webui.auth import hash_password, new_token
 from webui.settings import WebSettings
@@ -76,9 +85,16 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "assets":
             return _assets(args)
         return _run(getattr(args, "host", None), getattr(args, "port", None))
-    except PlantModelError as exc:
+    except PlantModelError as exc:  # configuration or usage
         print(f"webui: {exc}", file=sys.stderr)
         return 2
+    except DatabaseUnavailable as exc:
+        print(f"webui: {exc}", file=sys.stderr)
+        return 1
+    except SQLAlchemyError as exc:
+        print(f"webui: database error: {exc.__class__.__name__}: {exc.args[0] if exc.args else exc}",
+              file=sys.stderr)
+        return 1
 
 
 # -- run ------------------------------------------------------------------------------------------------
@@ -97,15 +113,17 @@ def _run(host: str | None, port: int | None) -> int:
         print(f"webui: front-end assets missing ({', '.join(missing)}): run `python -m webui assets` first",
               file=sys.stderr)
         return 2
+    engine = create_db_engine(settings.database_url)
     if not os.environ.get("SECRET_KEY"):
         log.warning("SECRET_KEY is not set: a random key is used, so everyone logs in again after a restart")
 
     for sig in (signal.SIGTERM, signal.SIGINT):  # SIGINT too: a background start may inherit it ignored
         signal.signal(sig, _interrupt)
-    engine = create_db_engine(settings.database_url)
     try:
-        log.info("database: %s", describe(settings.database_url))
-        init_schema(engine)  # the bridge does it too; harmless, and lets the UI start first
+        log.info("database: %s", describe(engine.url))
+        # The database may start after us (no start order on a plant server): wait, do not crash.
+        # It also creates missing tables; the bridge does it too: harmless, lets the UI start first.
+        wait_for_database(engine, log=log)  # a signal ends the wait with KeyboardInterrupt
         sessions = make_sessionmaker(engine)
         with sessions() as session:
             if not user_store.list_users(session):
@@ -128,7 +146,7 @@ def _run(host: str | None, port: int | None) -> int:
 
 def _sessions() -> sessionmaker[Session]:
     engine = create_db_engine(database_url_from_env(os.environ))
-    init_schema(engine)
+    connect_database(engine)  # one try: a command in a shell says what is wrong, it does not wait
     return make_sessionmaker(engine)
 
 

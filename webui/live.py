@@ -15,7 +15,6 @@ Alarms go at once to room ``alarms`` as event ``alarm`` with the database row's
 from __future__ import annotations
 
 import logging
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -161,8 +160,9 @@ class LiveFeed:
     def start(self) -> None:
         """Connect to MQTT (paho's thread then feeds the pushes) and start the push thread."""
         self.push.start()
-        # A unique id: two web UIs with the same id would keep disconnecting each other.
-        client = new_client(self._mqtt_settings, f"webui-{secrets.token_hex(4)}")
+        # The broker takes the user name as the client id (use_username_as_clientid): two web UIs
+        # logged in as one MQTT user would keep disconnecting each other, so each needs its own user.
+        client = new_client(self._mqtt_settings, self._mqtt_settings.username)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,9 +30,12 @@ def reading_payload(unit: int, automate: int, seq: int, **values: object) -> str
     return Reading.from_dict(body).to_json()
 
 
-def start_bridge(spawn: Spawn, mosquitto: MosquittoServer, url: str, client_id: str, **env: str) -> Service:
+def start_bridge(spawn: Spawn, mosquitto: MosquittoServer, url: str, user: str, **env: str) -> Service:
+    """``user``: from ``mosquitto.bridge_user()``. The broker takes the user name as the client id,
+    so a bridge user of its own is a persistent session of its own on the shared broker; its
+    password comes from MQTT_CREDENTIALS_FILE."""
     bridge = spawn("bridge", ["bridge", "run"], {**mosquitto.env(), "DATABASE_URL": url,
-                                                  "BRIDGE_CLIENT_ID": client_id,
+                                                  "MQTT_USERNAME": user,
                                                   "BRIDGE_THRESHOLDS_POLL": "0.5", **env})
     wait_for(lambda: "connected to" in bridge.log(), 20, "the bridge to connect", services=[bridge])
     return bridge
@@ -49,7 +51,7 @@ def count(url: str, model: type, *where: object) -> int:
 
 
 def test_readings_rejects_and_redelivery(mosquitto: MosquittoServer, database_url: str, spawn: Spawn) -> None:
-    bridge = start_bridge(spawn, mosquitto, database_url, f"bridge-{uuid.uuid4().hex[:8]}")
+    bridge = start_bridge(spawn, mosquitto, database_url, mosquitto.bridge_user())
     unit = Client(mosquitto, "unit-4")
     try:
         for seq in range(1, 101):
@@ -99,8 +101,8 @@ def test_queued_while_down_and_killed_mid_stream(mosquitto: MosquittoServer, mar
     """Persistent session: the broker queues for a stopped bridge; a bridge killed -9 mid-stream
     loses nothing, because what it did not commit it did not acknowledge."""
     url = mariadb.create_database()
-    client_id = f"bridge-{uuid.uuid4().hex[:8]}"
-    start_bridge(spawn, mosquitto, url, client_id).stop()  # registers the persistent session
+    user = mosquitto.bridge_user()
+    start_bridge(spawn, mosquitto, url, user).stop()  # registers the persistent session
     unit = Client(mosquitto, "unit-5")
     n = 3000
     try:
@@ -108,11 +110,11 @@ def test_queued_while_down_and_killed_mid_stream(mosquitto: MosquittoServer, mar
             unit.publish(T.reading(5, seq % 10 + 1), reading_payload(5, seq % 10 + 1, seq))
     finally:
         unit.close()
-    bridge = start_bridge(spawn, mosquitto, url, client_id, BRIDGE_BATCH_SIZE="20")
+    bridge = start_bridge(spawn, mosquitto, url, user, BRIDGE_BATCH_SIZE="20")
     wait_for(lambda: count(url, orm.Reading) > 0, 30, "the first rows", interval=0.02, services=[bridge])
     bridge.kill()
     stored_at_kill = count(url, orm.Reading)
-    bridge = start_bridge(spawn, mosquitto, url, client_id)
+    bridge = start_bridge(spawn, mosquitto, url, user)
     wait_for(lambda: count(url, orm.Reading) >= n, 60, f"{n} readings", services=[bridge])
     assert bridge.stop() == 0
     engine = create_db_engine(url)
@@ -131,8 +133,8 @@ def test_nothing_lost_when_killed_while_the_database_is_down(mosquitto: Mosquitt
     db.start()
     try:
         url = db.create_database()
-        client_id = f"bridge-{uuid.uuid4().hex[:8]}"
-        bridge = start_bridge(spawn, mosquitto, url, client_id)
+        user = mosquitto.bridge_user()
+        bridge = start_bridge(spawn, mosquitto, url, user)
         unit = Client(mosquitto, "unit-3")
         try:
             unit.publish(T.reading(3, 1), reading_payload(3, 1, 1))
@@ -145,7 +147,7 @@ def test_nothing_lost_when_killed_while_the_database_is_down(mosquitto: Mosquitt
         finally:
             unit.close()
         db.start()
-        bridge = start_bridge(spawn, mosquitto, url, client_id)
+        bridge = start_bridge(spawn, mosquitto, url, user)
         wait_for(lambda: count(url, orm.Reading) >= 201, 30, "all 201 readings", services=[bridge])
         assert bridge.stop() == 0
         assert count(url, orm.Reading) == 201

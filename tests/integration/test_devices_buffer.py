@@ -21,9 +21,9 @@ def test_readings_buffered_during_a_broker_outage_all_arrive(tmp_path: Path) -> 
     broker = MosquittoServer(tmp_path / "broker", PlantLayout(units=1, automates=2, meters=()))
     broker.start()
     # A persistent-session subscriber: the broker (persistence on) keeps its subscription and
-    # queue across its own restart, so it sees what the unit sends right after reconnecting.
-    spy = Client(broker, "debug", ["plant/units/+/automates/+/readings"], client_id="buffer-spy",
-                 clean_session=False)
+    # queue across its own restart, so it sees what the unit sends right after reconnecting. The
+    # session is its user's (the broker takes the user name as the client id).
+    spy = Client(broker, broker.debug_user(), ["plant/units/+/automates/+/readings"], clean_session=False)
     devices = Service("devices", ["devices", "run", "--units-only", "--period", "0.2"], broker.env(), tmp_path)
     try:
         def seqs() -> dict[int, set[int]]:

@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from plantmodel import AutomateSource, Reading, Topics
 from plantmodel.shelly import RpcNotification, parse_rpc_frame
 from plantmodel.thresholds import Alarm
-from plantmodel.topics import AlarmTopic, ReadingTopic, ShellyTopic, UnitStatusTopic
+from plantmodel.topics import AlarmTopic, ConfirmTopic, ReadingTopic, ShellyTopic, UnitStatusTopic
 from store import models as orm
 from store.db import create_db_engine, make_sessionmaker
 from tests.mqtt import Client
@@ -35,6 +35,9 @@ PERIOD = 0.5  # simulator period (s): fast, so the test is short
 # this long is what guarantees seeing its events.
 ENERGY_INTERVAL = 5
 FAULTY = ("units/2/automates/3", 2, 3)
+# A user has one connection at a time (the broker takes the user name as the client id), so the
+# simulators run every unit but the last: the tests publish as that one themselves.
+SPARE_UNIT = 5
 
 
 @dataclass
@@ -81,21 +84,25 @@ class Pipeline:
 @pytest.fixture(scope="module", params=["mariadb", "sqlite"])
 def pipeline(request: pytest.FixtureRequest, mosquitto: MosquittoServer,
              tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
+    assert mosquitto.layout.units == SPARE_UNIT
     tmp = tmp_path_factory.mktemp(f"pipeline-{request.param}")
     url = (request.getfixturevalue("mariadb").create_database() if request.param == "mariadb"
            else f"sqlite:///{tmp / 'plant.db'}")
     web_port = free_port()
-    env = {**mosquitto.env(), "DATABASE_URL": url, "BRIDGE_CLIENT_ID": f"bridge-{uuid.uuid4().hex[:6]}",
+    env = {**mosquitto.env(), "DATABASE_URL": url,
            "BRIDGE_THRESHOLDS_POLL": "0.5", "DEVICES_FAULT_FILE": str(tmp / "faults.json"),
            "DEVICES_METER_PERIOD": str(PERIOD), "DEVICES_ENERGY_INTERVAL": str(ENERGY_INTERVAL), "DEVICES_SEED": "7"}
-    spy = Client(mosquitto, "debug", ["#"])
+    spy = Client(mosquitto, mosquitto.debug_user(), ["#"])
     services: list[Service] = []
     try:
-        bridge = Service("bridge", ["bridge", "run"], env, tmp)
+        # A bridge user of its own: its own (persistent) session, none left over from the other run.
+        # Only the bridge's environment: the web UI reads MQTT_USERNAME too.
+        bridge = Service("bridge", ["bridge", "run"], {**env, "MQTT_USERNAME": mosquitto.bridge_user()}, tmp)
         services.append(bridge)
         wait_for(lambda: "connected to" in bridge.log(), 20, "the bridge", services=services)
         services.append(Service("webui", ["webui", "run", "--port", str(web_port)], env, tmp))
-        services.append(Service("devices", ["devices", "run", "--period", str(PERIOD)], env, tmp))
+        services.append(Service("devices", ["devices", "run", "--period", str(PERIOD),
+                                            "--units", str(SPARE_UNIT - 1)], env, tmp))
         yield Pipeline(mosquitto, url, web_port, spy, services, env)
     finally:
         spy.close()
@@ -105,8 +112,9 @@ def pipeline(request: pytest.FixtureRequest, mosquitto: MosquittoServer,
 
 def test_every_automate_and_meter_lands_with_the_published_values(pipeline: Pipeline) -> None:
     layout = pipeline.mosquitto.layout
-    pipeline.wait(lambda: len(_automates_with_rows(pipeline)) == layout.units * layout.automates, 60,
-                  "readings from all 50 automates")
+    automates = (SPARE_UNIT - 1) * layout.automates
+    pipeline.wait(lambda: len(_automates_with_rows(pipeline)) == automates, 60,
+                  f"readings from all {automates} simulated automates")
     pipeline.wait(lambda: _meters_with_rows(pipeline) == set(layout.meters), 30, "power readings of every meter")
 
     # Every automate: the last reading seen on MQTT is stored with exactly its values.
@@ -115,7 +123,7 @@ def test_every_automate_and_meter_lands_with_the_published_values(pipeline: Pipe
         if b'"seq"' in payload:
             r = Reading.from_json(payload)
             published[(r.unit, r.automate)] = r
-    assert len(published) == 50
+    assert len(published) == automates
 
     def all_stored() -> bool:
         with pipeline.session() as s:
@@ -128,7 +136,7 @@ def test_every_automate_and_meter_lands_with_the_published_values(pipeline: Pipe
                 assert row.seq == r.seq
                 assert {k: getattr(row, k) for k in r.measures()} == r.measures()
                 n += 1
-            return n == 50
+            return n == automates
 
     pipeline.wait(all_stored, 10, "the published readings in the database")
 
@@ -189,7 +197,7 @@ def test_alarm_raises_once_while_jittering_and_clears_after_recovery(pipeline: P
     pipeline.wait(lambda: len(pipeline.live(alarm_topic)) >= 2, 10, "the alarm messages")
     states = [Alarm.from_json(p).state for _, p in pipeline.live(alarm_topic)]
     assert states == ["active", "cleared"]
-    retained = Client(pipeline.mosquitto, "debug", [alarm_topic])
+    retained = Client(pipeline.mosquitto, pipeline.mosquitto.debug_user(), [alarm_topic])
     try:
         wait_for(lambda: retained.received(), 5, "the retained alarm state")
         (_, payload, was_retained), = retained.received()
@@ -199,13 +207,15 @@ def test_alarm_raises_once_while_jittering_and_clears_after_recovery(pipeline: P
 
 
 def test_malformed_messages_are_rejected_while_readings_keep_flowing(pipeline: Pipeline) -> None:
-    intruder = Client(pipeline.mosquitto, "unit-1")
-    bad = {b"{not json": "not valid JSON", b'{"unit": 1}': "missing field", b'{"unit": 1, "ph": NaN}': "NaN"}
+    u = SPARE_UNIT
+    intruder = Client(pipeline.mosquitto, f"unit-{u}")
+    bad = {b"{not json": "not valid JSON", b'{"unit": %d}' % u: "missing field",
+           b'{"unit": %d, "ph": NaN}' % u: "NaN"}
     try:
         before = pipeline.count(orm.RejectedMessage)
         for payload in bad:
-            intruder.publish(T.reading(1, 1), payload)
-        intruder.publish("plant/units/1/automates/1/nonsense", b"{}")
+            intruder.publish(T.reading(u, 1), payload)
+        intruder.publish(f"plant/units/{u}/automates/1/nonsense", b"{}")
         sent_at = datetime.now(UTC)
     finally:
         intruder.close()
@@ -215,7 +225,7 @@ def test_malformed_messages_are_rejected_while_readings_keep_flowing(pipeline: P
     for (_, expected), reason in zip(bad.items(), reasons[:3], strict=True):
         assert expected in reason
     assert "unknown topic" in reasons[3]
-    # The flow went on: unit 1's automates keep storing readings received after the rejects.
+    # The flow went on: the simulated units keep storing readings received after the rejects.
     pipeline.wait(lambda: pipeline.count(orm.Reading, orm.Reading.unit_id == 1, orm.Reading.received_at > sent_at)
                   >= 20, 15, "readings after the rejects")
     assert all(s.alive() for s in pipeline.services)
@@ -293,11 +303,13 @@ def _port_open(port: int) -> bool:
 
 
 def test_mosquitto_sub_shows_readable_json_on_every_topic(pipeline: Pipeline) -> None:
-    """What an engineer sees with `mosquitto_sub -v -t '#'` and the debug credentials."""
+    """What an engineer sees with `mosquitto_sub -v -t '#'` and debug credentials (a debug user of its
+    own: the spy is connected as another one)."""
     meter = pipeline.mosquitto.layout.meters[0]
+    debug = pipeline.mosquitto.debug_user()
     proc = subprocess.run(
-        [find_binary("mosquitto_sub"), "-h", "127.0.0.1", "-p", str(pipeline.mosquitto.port), "-u", "debug",
-         "-P", pipeline.mosquitto.users["debug"], "-v", "-t", "#", "-W", str(ENERGY_INTERVAL + 3)],
+        [find_binary("mosquitto_sub"), "-h", "127.0.0.1", "-p", str(pipeline.mosquitto.port), "-u", debug,
+         "-P", pipeline.mosquitto.users[debug], "-v", "-t", "#", "-W", str(ENERGY_INTERVAL + 3)],
         capture_output=True, text=True)
     lines = [line.split(" ", 1) for line in proc.stdout.splitlines() if line]
     assert lines, proc.stderr
@@ -318,4 +330,5 @@ def _kind(topic: str) -> str:
     parsed = T.parse(topic)
     if isinstance(parsed, ShellyTopic):
         return "meter online" if parsed.kind == "online" else "meter events"
-    return {ReadingTopic: "reading", UnitStatusTopic: "unit status", AlarmTopic: "alarm"}[type(parsed)]
+    return {ReadingTopic: "reading", UnitStatusTopic: "unit status", AlarmTopic: "alarm",
+            ConfirmTopic: "confirmation"}[type(parsed)]

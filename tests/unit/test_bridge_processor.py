@@ -5,10 +5,14 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-from bridge.processor import Processor, RawMessage
+import pytest
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError, ProgrammingError
+
+from bridge.processor import Processor, RawMessage, Stored, StoredReading
+from bridge.service import Failure, classify
 from plantmodel import Topics, format_ts
 from plantmodel.shelly import notification, response
-from plantmodel.thresholds import ThresholdSet, default_thresholds
+from plantmodel.thresholds import AlarmEngine, ThresholdSet, default_thresholds
 from tests.unit.test_model import EXAMPLE
 
 NOW = datetime(2026, 11, 21, 10, 15, 1, tzinfo=UTC)
@@ -65,7 +69,7 @@ def test_alarm_published_retained_and_not_twice_on_redelivery() -> None:
     p = proc()
     plan = p.process([reading(seq=1, tank_temp_c=4.6)])
     (alarm,) = plan.alarms
-    (out,) = plan.publish
+    (out,) = [o for o in plan.publish if "/alarms/" in o.topic]
     assert out.topic == "plant/alarms/units/3/automates/7/tank_temp_c" and out.retain
     assert json.loads(out.payload)["state"] == "active"
     assert alarm.value == 4.6
@@ -106,7 +110,9 @@ def test_shelly_first_seen_asks_for_status_then_merges_partials() -> None:
     partial = json.loads(notification(METER, "NotifyStatus",
                                       {"ts": 1795000000.5, "switch:0": {"id": 0, "apower": 1500.0}}))
     plan = p.process([msg(events, partial)])
-    assert plan.samples == []  # nothing stored before a full status
+    # Stored with what it says; the fields it does not carry are unknown until a full status.
+    (sample, _), = plan.samples
+    assert (sample.apower, sample.voltage) == (1500.0, None)
     (ask,) = plan.publish
     req = json.loads(ask.payload)
     assert ask.topic == f"{METER}/rpc" and req["method"] == "Shelly.GetStatus" and req["src"] == f"{METER}/bridge"
@@ -133,3 +139,151 @@ def test_shelly_online_asks_again_and_bad_frames_are_rejected() -> None:
     assert plan.states[0][:2] == (f"meters/{METER}", "online")
     assert [o.topic for o in plan.publish] == [f"{METER}/rpc"]
     assert len(plan.rejected) == 2
+
+
+# -- ingest you can trust ---------------------------------------------------------------------------
+
+def partial_frame(ts: float, **fields: object) -> dict:
+    return json.loads(notification(METER, "NotifyStatus", {"ts": ts, "switch:0": {"id": 0, **fields}}))
+
+
+def full_frame(ts: float, **fields: object) -> dict:
+    return json.loads(notification(METER, "NotifyFullStatus", {"ts": ts, "switch:0": switch(**fields)}))
+
+
+def test_a_bad_meter_frame_leaves_the_state_as_it_was_and_asks_for_a_full_status() -> None:
+    p = proc()
+    events = f"{METER}/events/rpc"
+    p.process([msg(events, full_frame(1795000000.0))])
+    plan = p.process([msg(events, partial_frame(1795000001.0, voltage=5000))])
+    assert plan.samples == [] and "voltage = 5000" in plan.rejected[0][1]
+    assert [json.loads(o.payload)["method"] for o in plan.publish] == ["Shelly.GetStatus"]
+    plan = p.process([msg(events, partial_frame(1795000002.0, apower=900.0))])
+    (sample, _), = plan.samples
+    assert (sample.apower, sample.voltage) == (900.0, 230.1) and plan.rejected == []
+
+
+def test_a_reading_stamped_ahead_does_not_mask_the_next_alarm() -> None:
+    p = proc()
+    plan = p.process([reading(seq=1, secs=240), reading(seq=2, secs=1, salmonella_ppm=80)])
+    assert [(a.measure, a.state) for a in plan.alarms] == [("salmonella_ppm", "active")]
+
+
+def test_a_reading_far_in_the_future_is_rejected_and_its_seq_settled() -> None:
+    p = Processor(T, ThresholdSet(default_thresholds()), max_future_skew=300)
+    plan = p.process([reading(seq=0), reading(seq=1, secs=23 * 3600), reading(seq=2, secs=2, ph=7.5)])
+    assert [r.seq for r, _ in plan.readings] == [0, 2] and "in the future" in plan.rejected[0][1]
+    assert [a.measure for a in plan.alarms] == ["ph"]
+    assert p.sequences.states[(3, 7)].confirmed == 2
+
+
+def stored_as(rows: dict) -> object:
+    def lookup(readings: set, samples: set) -> Stored:
+        return Stored({k: v for k, v in rows.items() if k in readings}, {})
+    return lookup
+
+
+def test_a_reading_that_conflicts_with_the_stored_one_is_rejected_naming_it() -> None:
+    r = reading(seq=1, ph=7.0)
+    body = json.loads(r.payload)
+    ts = datetime.fromisoformat(body["ts"].replace("Z", "+00:00"))
+    measures = {k: body[k] for k in ("tank_temp_c", "ext_temp_c", "milk_kg", "product_kg", "ph", "k_mg_l",
+                                     "nacl_g_l", "salmonella_ppm", "ecoli_ppm", "listeria_ppm")}
+    same = {(3, 7, ts): StoredReading(42, 1, measures)}
+    plan = proc().process([r], stored_as(same))
+    assert plan.readings == [] and plan.rejected == [] and plan.duplicates == 1
+    other = {(3, 7, ts): StoredReading(42, 1, {**measures, "ph": 6.9})}
+    plan = proc().process([r], stored_as(other))
+    assert plan.readings == [] and "conflicts with the stored reading" in plan.rejected[0][1]
+    assert "id 42" in plan.rejected[0][1]
+    # The same inside one batch: the second, different one is refused too.
+    plan = proc().process([r, reading(seq=2, ph=7.1)])
+    assert len(plan.readings) == 1 and "earlier in this batch" in plan.rejected[0][1]
+
+
+def test_every_topic_is_stored_rejected_or_known_as_ours() -> None:
+    own_request = shelly_request = json.dumps({"id": 1, "src": f"{METER}/bridge", "method": "Shelly.GetStatus"})
+    batch = [
+        msg(f"{METER}/events/rpc/x", {"a": 1}),
+        msg(f"{METER}/rpc", own_request.encode()),
+        msg(f"{METER}/rpc", json.dumps({"id": 1, "src": "me", "method": "Switch.Set"}).encode()),
+        msg("plant/alarms/units/3/automates/7/ph", b"{}"),
+        msg(T.confirmation(3), b"{}"),
+        msg(T.bridge_status(), b"{}"),
+        msg(f"{METER}/events/rpc", json.loads(notification(METER, "NotifyEvent", {"ts": 1795000000.0}))),
+        msg(f"{METER}/events/rpc", json.loads(notification(METER, "NotifyStatus", {"ts": 1795000000.0,
+                                                                                   "wifi": {"rssi": -60}}))),
+    ]
+    del shelly_request
+    plan = proc().process(batch)
+    reasons = [r for _, r in plan.rejected]
+    assert len(reasons) == 2, reasons
+    assert "unknown topic" in reasons[0] and "not sent by the bridge" in reasons[1]
+    assert plan.ignored == 2  # device chatter without a measurement: counted, not stored
+
+
+def test_our_bug_holds_the_message_instead_of_rejecting_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    p = proc()
+
+    def boom(*_a: object) -> list:
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(AlarmEngine, "evaluate", boom)
+    plan = p.process([reading(seq=1), msg(T.reading(3, 7), b"junk")])
+    assert [m.topic for m, _ in plan.held] == [T.reading(3, 7)] and "RuntimeError" in plan.held[0][1]
+    assert len(plan.rejected) == 1  # the junk one, a real bad message
+
+
+def test_confirmation_is_published_retained_after_each_batch() -> None:
+    plan = proc().process([reading(seq=0), reading(seq=1, secs=1)])
+    (conf,) = [o for o in plan.publish if o.topic == T.confirmation(3)]
+    assert conf.retain and json.loads(conf.payload)["automates"]["7"]["confirmed"] == 1
+
+
+def test_messages_the_database_refused_are_recorded_with_its_reason() -> None:
+    p = proc()
+    plan = p.process([reading(seq=5)], reject_reason="the database refused it: (1264, 'Out of range')")
+    assert plan.readings == [] and plan.rejected[0][1].startswith("the database refused it")
+    assert p.sequences.states[(3, 7)].settled(5)
+
+
+def test_meters_are_asked_for_a_full_status_periodically() -> None:
+    p = Processor(T, ThresholdSet([]), status_refresh=60, rpc_retry=5)
+    p.process([msg(f"{METER}/events/rpc", full_frame(1795000000.0))])
+    assert p.status_requests(NOW + timedelta(seconds=30)) == []
+    (ask,) = p.status_requests(NOW + timedelta(seconds=61))
+    assert ask.topic == f"{METER}/rpc"
+    p.process([msg(f"{METER}/online", b"false")])
+    assert p.status_requests(NOW + timedelta(seconds=200)) == []  # offline: nobody to ask
+
+
+@pytest.mark.parametrize(("exc", "failure"), [
+    (OperationalError("INSERT", {}, Exception(2013, "Lost connection")), Failure.TRANSIENT),
+    (OperationalError("INSERT", {}, Exception(1213, "Deadlock found")), Failure.TRANSIENT),
+    (OperationalError("INSERT", {}, Exception("database is locked")), Failure.TRANSIENT),
+    (DataError("INSERT", {}, Exception(1264, "Out of range value for column 'seq'")), Failure.DATA),
+    (IntegrityError("INSERT", {}, Exception(1452, "foreign key")), Failure.DATA),
+    (OperationalError("INSERT", {}, Exception(4025, "CONSTRAINT failed")), Failure.DATA),
+    (ProgrammingError("INSERT", {}, Exception(1064, "syntax")), Failure.BUG),
+    (OverflowError("Python int too large to convert to SQLite INTEGER"), Failure.BUG),
+])
+def test_database_failures_are_classified(exc: BaseException, failure: Failure) -> None:
+    assert classify(exc) is failure
+
+
+def test_a_frame_with_an_implausible_device_time_is_rejected_not_held() -> None:
+    plan = proc().process([msg(f"{METER}/events/rpc", partial_frame(12.0, apower=5.0)),
+                           msg(f"{METER}/bridge/rpc", json.loads(response(1, METER, f"{METER}/bridge", {
+                               "switch:0": switch(), "sys": {"unixtime": "soon"}})))])
+    assert plan.held == [] and len(plan.rejected) == 2
+
+
+def test_two_status_answers_in_one_second_are_not_a_conflict() -> None:
+    p = proc()
+    first = json.loads(response(1, METER, f"{METER}/bridge", {"switch:0": switch(), "sys": {"unixtime": 1795000001}}))
+    second = json.loads(response(2, METER, f"{METER}/bridge", {"switch:0": switch(apower=1300.0),
+                                                               "sys": {"unixtime": 1795000001}}))
+    plan = p.process([msg(f"{METER}/bridge/rpc", first), msg(f"{METER}/bridge/rpc", second)])
+    assert len(plan.samples) == 1 and plan.rejected == [] and plan.duplicates == 1
+    plan = p.process([msg(f"{METER}/events/rpc", partial_frame(1795000002.0, voltage=231.0))])
+    assert plan.samples[0][0].apower == 1300.0  # the state took the second answer

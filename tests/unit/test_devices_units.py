@@ -12,7 +12,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 
-from devices.buffer import OutboundBuffer, SendWindow
+from devices.buffer import SendWindow
 from devices.faults import Fault, FaultInjector
 from devices.runner import UnitLink
 from devices.settings import DevicesSettings
@@ -156,27 +156,7 @@ def test_meter_faults_do_not_touch_units() -> None:
     assert run(1, 2, 5, seed=3, faults=injector) == run(1, 2, 5, seed=3)
 
 
-# -- the buffer of a unit's link ---------------------------------------------------------------
-
-def test_buffer_drops_oldest_and_keeps_order() -> None:
-    buf: OutboundBuffer[int] = OutboundBuffer(3)
-    assert [buf.append(i) for i in range(1, 6)] == [None, None, None, 1, 2]
-    assert buf.dropped == 2 and len(buf) == 3
-    assert [buf.pop() for _ in range(4)] == [3, 4, 5, None]
-
-
-def test_buffer_push_back_keeps_order_and_bound() -> None:
-    buf: OutboundBuffer[int] = OutboundBuffer(3)
-    for i in (1, 2, 3):
-        buf.append(i)
-    item = buf.pop()
-    buf.push_back(item)  # could not be sent: it is still the next one
-    assert [buf.pop() for _ in range(3)] == [1, 2, 3]
-    for i in (1, 2, 3):
-        buf.append(i)
-    buf.push_back(0)  # full meanwhile: the returned (oldest) item is the one dropped
-    assert buf.dropped == 1 and [buf.pop() for _ in range(3)] == [1, 2, 3]
-
+# -- the send path of a unit's link (the unconfirmed store: test_devices_unconfirmed.py) ---------
 
 def test_send_window() -> None:
     w = SendWindow(2)
@@ -198,7 +178,12 @@ class FakeClient:
 
     def __init__(self) -> None:
         self.published: list[tuple[str, str, int, bool]] = []
+        self.subscribed: list[tuple[str, int]] = []
         self.full = False
+
+    def subscribe(self, topic: str, qos: int = 0) -> tuple[int, int]:
+        self.subscribed.append((topic, qos))
+        return mqtt.MQTT_ERR_SUCCESS, 1000 + len(self.subscribed)
 
     def publish(self, topic: str, payload: str, qos: int = 0, retain: bool = False) -> Any:
         if self.full:
@@ -212,7 +197,7 @@ def make_link(buffer_size: int = 1000) -> tuple[UnitLink, FakeClient]:
 
     sim = UnitSimulator(4, 10, random.Random(1))
     link = UnitLink(sim, Topics("plant"), buffer_size, MqttSettings(), {"unit-4": "pw"}, "creds",
-                    threading.Event())
+                    threading.Event(), resend_after=5.0)
     fake = FakeClient()
     link.client = fake  # type: ignore[assignment]
     return link, fake
@@ -248,7 +233,7 @@ def test_unit_link_buffer_is_bounded_while_offline() -> None:
     link, fake = make_link(buffer_size=25)
     for i in range(5):
         link.enqueue(link.sim.tick(T0 + timedelta(minutes=i)))
-    assert len(link.buffer) == 25 and link.buffer.dropped == 25
+    assert link.unconfirmed == 25 and link.readings.dropped == 25
     link.connected = True
     link.pump()
     first = Reading.from_json(fake.published[0][1])
@@ -260,6 +245,7 @@ def test_unit_link_birth_message_is_retained() -> None:
     link.on_online()
     (topic, payload, qos, retain), = fake.published
     assert topic == "plant/units/4/status" and '"online"' in payload and qos == 1 and retain
+    assert fake.subscribed == [("plant/confirm/units/4", 1)]  # its confirmations, on every connect
 
 
 # -- settings -----------------------------------------------------------------------------------
@@ -267,6 +253,7 @@ def test_unit_link_birth_message_is_retained() -> None:
 def test_settings_from_env_defaults() -> None:
     s = DevicesSettings.from_env({})
     assert (s.period, s.meter_period, s.energy_interval, s.buffer_size) == (60.0, 1.0, 60.0, 10_000)
+    assert s.resend_after == 5.0
     assert s.seed is None and s.status_ntf is False and s.topic_root == "plant"
     assert s.fault_file == Path("var/faults.json")
     assert s.credentials_file == Path("var/secrets/credentials.json")
@@ -277,14 +264,17 @@ def test_settings_from_env_values() -> None:
     s = DevicesSettings.from_env({
         "MQTT_HOST": "broker", "MQTT_PORT": "1884", "PLANT_UNITS": "6", "DEVICES_PERIOD": "2",
         "DEVICES_BUFFER": "50", "DEVICES_SEED": "42", "DEVICES_STATUS_NTF": "1",
-        "DEVICES_FAULT_FILE": "/tmp/f.json", "PLANT_TOPIC_ROOT": "site/a"})
+        "DEVICES_FAULT_FILE": "/tmp/f.json", "PLANT_TOPIC_ROOT": "site/a", "DEVICES_RESEND_AFTER": "0.5"})
     assert (s.mqtt.host, s.mqtt.port, s.layout.units, s.period, s.buffer_size, s.seed) == \
         ("broker", 1884, 6, 2.0, 50, 42)
     assert s.status_ntf and s.fault_file == Path("/tmp/f.json") and s.topic_root == "site/a"
+    assert s.resend_after == 0.5
 
 
 @pytest.mark.parametrize("env", [{"DEVICES_STATUS_NTF": "2"}, {"DEVICES_PERIOD": "x"},
-                                 {"DEVICES_BUFFER": "0"}, {"PLANT_UNITS": "0"}])
+                                 {"DEVICES_BUFFER": "0"}, {"PLANT_UNITS": "0"},
+                                 {"DEVICES_RESEND_AFTER": "0"}, {"DEVICES_RESEND_AFTER": "inf"},
+                                 {"DEVICES_RESEND_AFTER": "nan"}, {"DEVICES_RESEND_AFTER": "soon"}])
 def test_settings_from_env_errors(env: dict[str, str]) -> None:
     with pytest.raises(ValidationError):
         DevicesSettings.from_env(env)

@@ -51,12 +51,14 @@ def test_zero_deadband_flaps_by_definition() -> None:
     assert run(engine, [7.3, 7.2, 7.3], "ph") == ["active@7.3", "cleared@7.2", "active@7.3"]
 
 
-def test_replayed_or_older_values_are_ignored() -> None:
+def test_every_value_is_evaluated_whatever_its_timestamp() -> None:
+    # Which values are new is the caller's decision (a unit's seq order): a value stamped a day
+    # ahead must not stop the next ones from raising or clearing.
     engine = defaults()
+    assert engine.evaluate(SRC, {"ph": 7.0}, T0 + timedelta(days=1)) == []
     assert [e.state for e in engine.evaluate(SRC, {"ph": 7.5}, T0)] == ["active"]
-    assert engine.evaluate(SRC, {"ph": 7.5}, T0) == []  # the same reading redelivered
-    assert engine.evaluate(SRC, {"ph": 7.0}, T0 - timedelta(seconds=5)) == []  # older: no clear
-    assert [e.state for e in engine.evaluate(SRC, {"ph": 7.0}, T0 + timedelta(seconds=1))] == ["cleared"]
+    assert engine.evaluate(SRC, {"ph": 7.5}, T0) == []  # still active: no second alarm
+    assert [e.state for e in engine.evaluate(SRC, {"ph": 7.0}, T0 - timedelta(seconds=5))] == ["cleared"]
 
 
 def test_most_specific_scope_wins() -> None:

@@ -21,6 +21,9 @@
   const active = new Map(); // "source|measure" -> active alarm
 
   const newer = (old, ts) => !old || !old.ts || old.ts <= ts; // ISO UTC strings of one format sort as text
+  // A reading is newer by the unit's own count (seq), as the bridge decides: one stamped in the
+  // future must not hide the next ones. A later time with a lower seq is a unit that restarted.
+  const newerReading = (old, r) => !old || r.seq > old.seq || r.ts > old.ts;
 
   // -- model ---------------------------------------------------------------------------------------
   function automatesOf(unit) {
@@ -30,7 +33,7 @@
   function applyReading(r) {
     const autos = automatesOf(r.unit);
     const cur = autos.get(r.automate);
-    if (cur && !newer(cur.reading, r.ts)) return false;
+    if (cur && !newerReading(cur.reading, r)) return false;
     autos.set(r.automate, { unit: r.unit, automate: r.automate, type: r.type, reading: r });
     return true;
   }

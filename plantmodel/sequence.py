@@ -1,0 +1,151 @@
+"""Which readings of each automate are settled, which are new, and what to confirm to the units.
+
+Pure logic, no I/O. A unit numbers each automate's readings with ``seq`` (0, 1, 2 … from the unit's
+start). For each automate the tracker keeps:
+
+- ``confirmed``: every seq up to it is *settled* (stored, recorded as rejected, or declared lost
+  after ``gap_timeout``); the bridge confirms it to the unit, which may then forget those readings;
+- ``ahead``: settled seqs above ``confirmed + 1`` (a gap is open below them), as inclusive ranges;
+- ``newest`` / ``newest_ts``: the highest seq settled and the unit time of the newest stored one (the
+  dashboard's "latest", and what tells a unit's previous life from its current one);
+- ``max_ts``: the newest unit time stored in this life of the unit.
+
+A reading is classified by :meth:`SequenceTracker.settle`:
+
+- ``NEW``: above everything seen: the unit's own order says it is the latest, so alarms are
+  evaluated on it, whatever its timestamp (a reading stamped in the future cannot hide the next ones);
+- ``LATE``: fills a gap (e.g. resent after a broker crash): stored, but older than the current state;
+- ``REPLAY``: already settled (a redelivery): nothing to do;
+- ``RESTART``: the counter went back while the unit's clock went forward: the unit restarted; the
+  history of its previous life is dropped and the reading is ``NEW`` in the new one.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import Enum
+
+from plantmodel.confirm import AutomateConfirmation, Confirmation
+
+Key = tuple[int, int]  # (unit, automate)
+
+
+class Verdict(Enum):
+    NEW = "new"
+    LATE = "late"
+    REPLAY = "replay"
+    RESTART = "restart"
+
+    @property
+    def evaluate(self) -> bool:
+        """Whether the reading is the automate's newest and so drives its alarm state."""
+        return self in (Verdict.NEW, Verdict.RESTART)
+
+
+@dataclass(slots=True)
+class SeqState:
+    confirmed: int = -1
+    newest: int = -1
+    newest_ts: datetime | None = None
+    max_ts: datetime | None = None
+    ahead: list[list[int]] = field(default_factory=list)  # sorted, disjoint [lo, hi] above confirmed + 1
+    gap_since: datetime | None = None
+
+    def settled(self, seq: int) -> bool:
+        return seq <= self.confirmed or any(lo <= seq <= hi for lo, hi in self.ahead)
+
+    def _mark(self, seq: int) -> None:
+        if seq == self.confirmed + 1:
+            self.confirmed = seq
+            while self.ahead and self.ahead[0][0] == self.confirmed + 1:
+                self.confirmed = self.ahead.pop(0)[1]
+            return
+        # Insert into the ranges, merging neighbours (gaps are few: a short list suffices).
+        ranges = self.ahead
+        i = 0
+        while i < len(ranges) and ranges[i][1] < seq - 1:
+            i += 1
+        if i < len(ranges) and ranges[i][0] <= seq + 1:
+            ranges[i][0], ranges[i][1] = min(ranges[i][0], seq), max(ranges[i][1], seq)
+            if i + 1 < len(ranges) and ranges[i + 1][0] <= ranges[i][1] + 1:
+                ranges[i][1] = max(ranges[i][1], ranges.pop(i + 1)[1])
+        else:
+            ranges.insert(i, [seq, seq])
+
+    @property
+    def missing(self) -> tuple[int, int] | None:
+        """The first open gap (inclusive), if any."""
+        return (self.confirmed + 1, self.ahead[0][0] - 1) if self.ahead else None
+
+    def ahead_json(self) -> str:
+        return json.dumps(self.ahead, separators=(",", ":"))
+
+    @staticmethod
+    def parse_ahead(text: str | None) -> list[list[int]]:
+        data = json.loads(text) if text else []
+        return [[int(lo), int(hi)] for lo, hi in data]
+
+
+@dataclass(frozen=True, slots=True)
+class Lost:
+    key: Key
+    first: int
+    last: int
+
+
+class SequenceTracker:
+    def __init__(self, gap_timeout: timedelta) -> None:
+        self.gap_timeout = gap_timeout
+        self.states: dict[Key, SeqState] = {}
+
+    def settle(self, key: Key, seq: int, ts: datetime | None, now: datetime) -> Verdict:
+        """Record that reading ``seq`` of automate ``key`` is settled. ``ts`` is the unit time of a
+        reading being stored, None for one recorded as rejected (its clock is not trusted)."""
+        st = self.states.get(key)
+        verdict = Verdict.NEW
+        if st is None:
+            # Never seen: start from -1, so that readings before this one (if the unit still
+            # holds them) show as a gap and are asked for again.
+            st = self.states[key] = SeqState()
+        elif (ts is not None and st.max_ts is not None and seq <= st.newest and ts > st.max_ts):
+            st = self.states[key] = SeqState()
+            verdict = Verdict.RESTART
+        if st.settled(seq):
+            return Verdict.REPLAY
+        st._mark(seq)
+        if seq > st.newest:
+            st.newest = seq
+            if ts is not None:
+                st.newest_ts = ts
+        elif verdict is Verdict.NEW:
+            verdict = Verdict.LATE
+        if ts is not None and (st.max_ts is None or ts > st.max_ts):
+            st.max_ts = ts
+        # The gap clock restarts whenever the gap moves (something arrived), so only a gap that
+        # makes no progress for gap_timeout is declared lost.
+        st.gap_since = now if st.ahead else None
+        return verdict
+
+    def expire(self, now: datetime) -> list[Lost]:
+        """Declare lost the first gap of every automate that made no progress for ``gap_timeout``
+        (the unit no longer holds those readings: it dropped them, or restarted)."""
+        lost: list[Lost] = []
+        for key, st in self.states.items():
+            gap = st.missing
+            if gap is None or st.gap_since is None or now - st.gap_since < self.gap_timeout:
+                continue
+            lost.append(Lost(key, *gap))
+            st.confirmed = st.ahead.pop(0)[1]
+            st.gap_since = now if st.ahead else None
+        return lost
+
+    def confirmation(self, unit: int, now: datetime) -> Confirmation | None:
+        """The retained confirmation of every automate of ``unit`` that has a stored reading."""
+        automates = {
+            a: AutomateConfirmation(st.confirmed, st.newest, st.newest_ts)
+            for (u, a), st in self.states.items()
+            if u == unit and st.newest_ts is not None
+        }
+        return Confirmation(unit, now, automates) if automates else None

@@ -1,0 +1,25 @@
+"""Text that is safe to write to a terminal or a log line.
+
+Topics, payloads and reasons come from devices: an ESC (``\\x1b``) or a C1 CSI (``\\x9b``) in them
+would drive the operator's terminal (colours, cursor moves, a rewritten line, a fake log entry).
+"""
+
+from __future__ import annotations
+
+import re
+
+# C0 controls, DEL and C1 controls; line/paragraph separators and bidirectional overrides, which
+# reorder or split what is shown; lone surrogates, which cannot even be encoded to a terminal.
+# Tab and newline are escaped too: one message stays one line.
+_UNSAFE = "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ud800-\udfff]"
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters replaced by ``\\xNN`` (``\\uNNNN`` above U+00FF) escapes;
+    everything else, backslashes included, is kept as is."""
+    return re.sub(_UNSAFE, _escape, text)
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"

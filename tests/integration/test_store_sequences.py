@@ -1,0 +1,48 @@
+"""The bridge's settled sequences, stored-row lookups and the dashboard's latest reading, on
+MariaDB and SQLite."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from plantmodel import Reading
+from plantmodel.sequence import SeqState
+from store import queries
+from store.db import create_db_engine, init_schema, make_sessionmaker
+from tests.unit.test_model import EXAMPLE
+
+pytestmark = pytest.mark.integration
+T0 = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
+
+
+def reading(unit: int, automate: int, seq: int, ts: datetime, **values: object) -> Reading:
+    return Reading.from_dict({**EXAMPLE, "unit": unit, "automate": automate, "seq": seq,
+                              "ts": ts.strftime("%Y-%m-%dT%H:%M:%S.000Z"), **values})
+
+
+def test_sequences_lookups_and_latest(database_url: str) -> None:
+    engine = create_db_engine(database_url)
+    init_schema(engine)
+    sessions = make_sessionmaker(engine)
+    future = T0 + timedelta(minutes=4)
+    with sessions.begin() as s:
+        queries.insert_readings(s, [(reading(3, 7, 0, future), T0), (reading(3, 7, 1, T0 + timedelta(seconds=1)), T0),
+                                    (reading(3, 8, 0, T0), T0), (reading(3, 8, 1, T0 + timedelta(seconds=2)), T0)])
+        # Unit 3 automate 7: the bridge settled seq 1 as the newest (seq 0 was stamped 4 min ahead).
+        queries.save_sequences(s, {(3, 7): SeqState(1, 1, T0 + timedelta(seconds=1), future, [], None)}, T0)
+    with sessions() as s:
+        latest = {(r.unit_id, r.automate_no): r.seq for r in queries.latest_readings(s)}
+        assert latest == {(3, 7): 1, (3, 8): 1}  # 3/8 has no sequence row: newest timestamp
+        states = queries.load_sequences(s)
+        assert states[(3, 7)] == SeqState(1, 1, T0 + timedelta(seconds=1), future, [], None)
+        assert (states[(3, 8)].confirmed, states[(3, 8)].newest) == (1, 1)  # resumed from the newest row
+        found = queries.stored_readings(s, {(3, 7, future), (3, 7, T0), (3, 8, T0)})
+        assert set(found) == {(3, 7, future), (3, 8, T0)}
+        assert found[(3, 7, future)][1] == 0 and found[(3, 7, future)][2]["ph"] == EXAMPLE["ph"]
+    with sessions.begin() as s:  # upsert: the row is replaced, not duplicated
+        queries.save_sequences(s, {(3, 7): SeqState(1, 4, T0, future, [[3, 4]], T0)}, T0)
+    with sessions() as s:
+        assert queries.load_sequences(s)[(3, 7)].ahead == [[3, 4]]
+    engine.dispose()
