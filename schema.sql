@@ -27,7 +27,8 @@ CREATE TABLE IF NOT EXISTS automate_sequences (
     newest_ts    DATETIME(3)  NULL,       -- unit time of the newest stored reading (the dashboard's latest)
     max_ts       DATETIME(3)  NULL,       -- newest unit time stored since the unit's last restart
     ahead        TEXT         NOT NULL,   -- JSON [[lo, hi], ...]: seqs settled above a gap
-    gap_since    DATETIME(3)  NULL,       -- when the current gap last made progress
+    gap_since    DATETIME(3)  NULL,       -- when the oldest open gap opened or last moved up
+    boot         VARCHAR(32)  NULL,       -- the unit's boot id in its readings (a new one: it restarted)
     updated_at   DATETIME(3)  NOT NULL,
     PRIMARY KEY (unit_id, automate_no)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;

@@ -203,11 +203,7 @@ class Processor:
         if not messages:
             return plan
         now = max(m.received_at for m in messages)
-        for lost in self.sequences.expire(now):
-            plan.lost.append(lost)
-            plan.sequences[lost.key] = self.sequences.states[lost.key]
-            log.warning("%s: seq %d..%d never arrived within %s; counted as lost",
-                        AutomateSource(*lost.key).label, lost.first, lost.last, self.sequences.gap_timeout)
+        self._lost(plan, self.sequences.expire(now), f"never arrived within {self.sequences.gap_timeout}")
         decoded = [self._decode(m, reject_reason) for m in messages]
         stored = lookup({(d.reading.unit, d.reading.automate, d.reading.ts) for d in decoded
                          if isinstance(d, _Reading)},
@@ -222,11 +218,19 @@ class Processor:
                 log.exception("internal error on %s; the message is held (not acknowledged)",
                               printable(d.msg.topic))
                 plan.held.append((d.msg, f"{type(exc).__name__}: {exc}"))
+        self._lost(plan, self.sequences.take_lost(), "given up: too many gaps open")
         for unit in sorted({u for u, _ in plan.sequences}):
             conf = self.sequences.confirmation(unit, now)
             if conf is not None:
                 plan.publish.append(Outgoing(self.topics.confirmation(unit), conf.to_json(), retain=True))
         return plan
+
+    def _lost(self, plan: BatchPlan, lost: list[Lost], why: str) -> None:
+        for gap in lost:
+            plan.lost.append(gap)
+            plan.sequences[gap.key] = self.sequences.states[gap.key]
+            log.warning("%s: seq %d..%d %s; counted as lost", AutomateSource(*gap.key).label,
+                        gap.first, gap.last, why)
 
     def status_requests(self, now: datetime) -> list[Outgoing]:
         """``Shelly.GetStatus`` for every online meter whose last full status is older than the
@@ -354,12 +358,12 @@ class Processor:
                     f"conflicts with the stored reading of {src.key} at {format_ts(reading.ts)} "
                     f"({where}, seq {have.seq}): same automate and time, other values")
             plan.duplicates += 1  # a redelivery of what is stored: nothing new
-            self.sequences.settle(key, reading.seq, reading.ts, msg.received_at)
+            self.sequences.settle(key, reading.seq, reading.ts, msg.received_at, reading.boot)
             plan.sequences[key] = self.sequences.states[key]
             return
         before = self.sequences.states.get(key)
         newest_before = before.newest if before is not None else None
-        verdict = self.sequences.settle(key, reading.seq, reading.ts, msg.received_at)
+        verdict = self.sequences.settle(key, reading.seq, reading.ts, msg.received_at, reading.boot)
         plan.sequences[key] = self.sequences.states[key]
         if verdict is Verdict.RESTART:
             log.info("%s restarted: seq went back from %s to %d", src.label, newest_before, reading.seq)
@@ -396,6 +400,7 @@ class Processor:
             else:
                 self._st.offline.add(meter)
             return
+        before = (state.status, state.complete)  # merges build new dicts: references suffice
         try:
             sample = self._merge(d, state, plan)
         except ValidationError:
@@ -417,6 +422,7 @@ class Processor:
                 plan.duplicates += 1
                 return
             if _differs(have.sample, sample, d):
+                state.status, state.complete = before  # a refused frame leaves the state as it was
                 where = f"id {have.id}" if have.id is not None else "received earlier in this batch"
                 raise ValidationError(f"conflicts with the stored power reading of meter {meter} at "
                                       f"{format_ts(sample.ts)} ({where}): same meter and time, other values")

@@ -314,9 +314,9 @@ class Bridge:
 
     def _done(self, part: list[RawMessage], plan: BatchPlan) -> None:
         held = {id(m) for m, _ in plan.held}
-        link = self._link
         for msg in part:
-            if msg.qos > 0 and id(msg) not in held and msg.link == link:
+            # (checked per message: a reconnect may happen while this loop runs)
+            if msg.qos > 0 and id(msg) not in held and msg.link == self._link:
                 self.client.ack(msg.mid, msg.qos)
         for out in plan.publish:
             self._publish(out)

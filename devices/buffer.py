@@ -86,6 +86,7 @@ class UnconfirmedReadings:
         self._lock = threading.Lock()
         self._next_order = 0
         self._start: datetime | None = None
+        self._boot: str | None = None  # this run's boot id, from its first reading
         self._confirmed_any = False
         # order -> reading; insertion order is the original order (OrderedDict: popping the
         # oldest is O(1), a plain dict degrades when emptied from the front).
@@ -132,7 +133,7 @@ class UnconfirmedReadings:
                 raise ValueError(f"automate {reading.automate}: seq {reading.seq} is not after "
                                  f"{next(reversed(seqs))}")
             if self._start is None:
-                self._start = reading.ts
+                self._start, self._boot = reading.ts, reading.boot
             dropped = None
             if len(self._held) >= self.maxlen:
                 order, dropped = self._held.popitem(last=False)
@@ -182,9 +183,11 @@ class UnconfirmedReadings:
         stale: list[int] = []
         with self._lock:
             for automate, entry in sorted(confirmation.automates.items()):
-                # seq restarts at 0 on every start: an entry about readings older than this run's
-                # first one (a retained confirmation from a previous life) says nothing about ours.
-                if self._start is None or entry.newest_ts < self._start:
+                # seq restarts at 0 on every start: an entry of a previous life (retained) says
+                # nothing about ours. The boot id tells; without one, the entry's newest reading
+                # being older than this run's first one does (not if the clock went back at boot).
+                if self._start is None or (entry.boot != self._boot if entry.boot and self._boot
+                                           else entry.newest_ts < self._start):
                     stale.append(automate)
                     continue
                 applied.append(automate)

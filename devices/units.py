@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+import secrets
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from devices.faults import FaultInjector
@@ -96,6 +98,9 @@ class UnitSimulator:
     def __init__(self, unit: int, automates: int, rng: random.Random | None = None,
                  faults: FaultInjector | None = None) -> None:
         self.unit = unit
+        # New at every start, like a PLC's boot counter, and independent of the values' seed: the
+        # bridge and the unit's confirmations tell this run from the previous one by it.
+        self.boot = secrets.token_hex(4)
         rng = rng if rng is not None else random.Random()
         self.automates = [AutomateSimulator(unit, a, rng, faults) for a in range(1, automates + 1)]
 
@@ -105,4 +110,4 @@ class UnitSimulator:
         # The unit's clock is UTC with millisecond resolution (what the reading carries).
         now = now.astimezone(UTC)
         now = now.replace(microsecond=now.microsecond // 1000 * 1000)
-        return [a.tick(now) for a in self.automates]
+        return [replace(a.tick(now), boot=self.boot) for a in self.automates]

@@ -6,15 +6,19 @@ therefore keeps every reading until the *bridge* confirms it is committed. After
 bridge publishes, per unit, for each automate it touched::
 
     {"unit": 3, "ts": "2026-11-21T10:15:01.250Z",
-     "automates": {"7": {"confirmed": 1234, "newest": 1240, "newest_ts": "2026-11-21T10:15:00.000Z"}}}
+     "automates": {"7": {"confirmed": 1234, "newest": 1240, "newest_ts": "2026-11-21T10:15:00.000Z",
+                         "boot": "9f2c61d0"}}}
 
 - ``confirmed``: every ``seq`` up to this one is settled: stored, or recorded as rejected, or (after
   ``BRIDGE_GAP_TIMEOUT``) declared lost. The unit may forget those readings.
 - ``newest``: the highest ``seq`` settled. ``newest > confirmed`` means a gap: the bridge is
   missing ``confirmed + 1``; the unit resends what it still holds between the two.
-- ``newest_ts``: the unit timestamp of the newest stored reading. A unit counts ``seq`` from 0 at
-  each start, so a retained confirmation from its previous life must not clear its new readings: a
-  unit ignores an entry whose ``newest_ts`` is older than its own start.
+- ``boot``: the boot id the unit's readings carry (absent for units that send none). A unit counts
+  ``seq`` from 0 at each start, so a retained confirmation from its previous life must not clear
+  its new readings: a unit ignores an entry for another boot id.
+- ``newest_ts``: the unit timestamp of the newest stored reading; for a unit without a boot id, an
+  entry older than its own start is from its previous life (a clock stepped back at boot defeats
+  this: units should send a boot id).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from typing import Any
 
 from plantmodel.errors import ValidationError
 from plantmodel.jsonutil import dumps, loads_object, require_int, require_str
-from plantmodel.readings import format_ts, parse_ts
+from plantmodel.readings import check_boot, format_ts, parse_ts
 from plantmodel.sources import AutomateSource
 from plantmodel.storage import SEQ_MAX
 
@@ -35,6 +39,7 @@ class AutomateConfirmation:
     confirmed: int
     newest: int
     newest_ts: datetime
+    boot: str | None = None
 
     def __post_init__(self) -> None:
         if not -1 <= self.confirmed <= self.newest <= SEQ_MAX:
@@ -61,7 +66,8 @@ class Confirmation:
             "unit": self.unit,
             "ts": format_ts(self.ts),
             "automates": {
-                str(a): {"confirmed": c.confirmed, "newest": c.newest, "newest_ts": format_ts(c.newest_ts)}
+                str(a): {"confirmed": c.confirmed, "newest": c.newest, "newest_ts": format_ts(c.newest_ts),
+                         **({"boot": c.boot} if c.boot is not None else {})}
                 for a, c in sorted(self.automates.items())
             },
         }
@@ -83,5 +89,6 @@ class Confirmation:
                 confirmed=require_int(entry, "confirmed"),
                 newest=require_int(entry, "newest"),
                 newest_ts=parse_ts(require_str(entry, "newest_ts"), "newest_ts"),
+                boot=check_boot(entry.get("boot")),
             )
         return cls(require_int(data, "unit"), parse_ts(require_str(data, "ts")), automates)

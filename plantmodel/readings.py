@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,6 +16,7 @@ MAX_UNIT = 9999
 MAX_AUTOMATE = 999
 _TYPE_RE = re.compile(r"0x[0-9A-F]{8}")
 # ISO 8601 in UTC; the unit's clock sends milliseconds but we accept 0-6 fraction digits.
+_BOOT_RE = re.compile(r"[A-Za-z0-9_-]{1,32}")
 _TS_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]00:?00)")
 
 
@@ -61,9 +62,13 @@ class Reading:
     salmonella_ppm: float
     ecoli_ppm: float
     listeria_ppm: float
+    # Optional id of the unit's current run (new at each start): tells a restart, whose seq begins
+    # at 0 again, from a replay, whatever the unit's clock did.
+    boot: str | None = field(default=None, compare=False)  # metadata, not part of the measurement
 
     def __post_init__(self) -> None:
         _check_ids(self.unit, self.automate)
+        check_boot(self.boot)
         if not _TYPE_RE.fullmatch(self.type):
             raise ValidationError(f"field 'type' = {self.type!r} must look like 0x0000BA27")
         check_column_int(self.seq, "field 'seq'", 0, SEQ_MAX)
@@ -83,6 +88,8 @@ class Reading:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["ts"] = format_ts(self.ts)
+        if self.boot is None:
+            del data["boot"]
         return data
 
     def to_json(self) -> str:
@@ -97,11 +104,21 @@ class Reading:
             seq=require_int(data, "seq"),
             ts=parse_ts(require_str(data, "ts")),
             **{name: require_number(data, name) for name in AUTOMATE_MEASURES},
+            boot=check_boot(data.get("boot")),
         )
 
     @classmethod
     def from_json(cls, payload: bytes | str) -> Reading:
         return cls.from_dict(loads_object(payload, "reading"))
+
+
+def check_boot(boot: object) -> str | None:
+    """A unit's boot id: absent, or 1 to 32 letters, digits, ``-`` and ``_``."""
+    if boot is None:
+        return None
+    if not isinstance(boot, str) or not _BOOT_RE.fullmatch(boot):
+        raise ValidationError("field 'boot' must be 1 to 32 letters, digits, '-' or '_'")
+    return boot
 
 
 def _check_ids(unit: int, automate: int) -> None:

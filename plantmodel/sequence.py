@@ -8,7 +8,8 @@ start). For each automate the tracker keeps:
 - ``ahead``: settled seqs above ``confirmed + 1`` (a gap is open below them), as inclusive ranges;
 - ``newest`` / ``newest_ts``: the highest seq settled and the unit time of the newest stored one (the
   dashboard's "latest", and what tells a unit's previous life from its current one);
-- ``max_ts``: the newest unit time stored in this life of the unit.
+- ``max_ts``: the newest unit time stored in this life of the unit;
+- ``boot``: the unit's boot id (readings carry it): a new one means the unit restarted.
 
 A reading is classified by :meth:`SequenceTracker.settle`:
 
@@ -16,8 +17,12 @@ A reading is classified by :meth:`SequenceTracker.settle`:
   evaluated on it, whatever its timestamp (a reading stamped in the future cannot hide the next ones);
 - ``LATE``: fills a gap (e.g. resent after a broker crash): stored, but older than the current state;
 - ``REPLAY``: already settled (a redelivery): nothing to do;
-- ``RESTART``: the counter went back while the unit's clock went forward: the unit restarted; the
-  history of its previous life is dropped and the reading is ``NEW`` in the new one.
+- ``RESTART``: the unit restarted (its boot id changed; for a unit that sends none, its counter
+  went back while its clock went forward): the history of its previous life is dropped and the
+  reading is ``NEW`` in the new one.
+
+Bounded: at most :data:`MAX_RANGES` ranges above a gap (a unit skipping every other ``seq`` would
+otherwise grow them without end); past that the oldest gap is declared lost at once.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from enum import Enum
 from plantmodel.confirm import AutomateConfirmation, Confirmation
 
 Key = tuple[int, int]  # (unit, automate)
+MAX_RANGES = 100
 
 
 class Verdict(Enum):
@@ -51,7 +57,8 @@ class SeqState:
     newest_ts: datetime | None = None
     max_ts: datetime | None = None
     ahead: list[list[int]] = field(default_factory=list)  # sorted, disjoint [lo, hi] above confirmed + 1
-    gap_since: datetime | None = None
+    gap_since: datetime | None = None  # when the oldest open gap opened or last moved up
+    boot: str | None = None
 
     def settled(self, seq: int) -> bool:
         return seq <= self.confirmed or any(lo <= seq <= hi for lo, hi in self.ahead)
@@ -99,8 +106,9 @@ class SequenceTracker:
     def __init__(self, gap_timeout: timedelta) -> None:
         self.gap_timeout = gap_timeout
         self.states: dict[Key, SeqState] = {}
+        self._lost: list[Lost] = []  # gaps given up on since the last take_lost()
 
-    def settle(self, key: Key, seq: int, ts: datetime | None, now: datetime) -> Verdict:
+    def settle(self, key: Key, seq: int, ts: datetime | None, now: datetime, boot: str | None = None) -> Verdict:
         """Record that reading ``seq`` of automate ``key`` is settled. ``ts`` is the unit time of a
         reading being stored, None for one recorded as rejected (its clock is not trusted)."""
         st = self.states.get(key)
@@ -108,13 +116,16 @@ class SequenceTracker:
         if st is None:
             # Never seen: start from -1, so that readings before this one (if the unit still
             # holds them) show as a gap and are asked for again.
-            st = self.states[key] = SeqState()
-        elif (ts is not None and st.max_ts is not None and seq <= st.newest and ts > st.max_ts):
-            st = self.states[key] = SeqState()
+            st = self.states[key] = SeqState(boot=boot)
+        elif self._restarted(st, seq, ts, boot):
+            st = self.states[key] = SeqState(boot=boot)
             verdict = Verdict.RESTART
         if st.settled(seq):
             return Verdict.REPLAY
+        confirmed_before = st.confirmed
         st._mark(seq)
+        if st.boot is None and boot is not None:
+            st.boot = boot
         if seq > st.newest:
             st.newest = seq
             if ts is not None:
@@ -123,10 +134,36 @@ class SequenceTracker:
             verdict = Verdict.LATE
         if ts is not None and (st.max_ts is None or ts > st.max_ts):
             st.max_ts = ts
-        # The gap clock restarts whenever the gap moves (something arrived), so only a gap that
-        # makes no progress for gap_timeout is declared lost.
-        st.gap_since = now if st.ahead else None
+        # The gap clock runs from when the oldest gap opened and restarts only when it moves up
+        # (its lower end was filled): readings arriving above it are no progress.
+        if not st.ahead:
+            st.gap_since = None
+        elif st.gap_since is None or st.confirmed != confirmed_before:
+            st.gap_since = now
+        while len(st.ahead) > MAX_RANGES:
+            self._lost.append(self._give_up(key, st, now))
         return verdict
+
+    @staticmethod
+    def _restarted(st: SeqState, seq: int, ts: datetime | None, boot: str | None) -> bool:
+        if ts is None:
+            return False  # a rejected reading: nothing it says is trusted
+        if boot is not None and st.boot is not None:
+            return boot != st.boot
+        # A unit that sends no boot id: its count went back while its clock went on.
+        return st.max_ts is not None and seq <= st.newest and ts > st.max_ts
+
+    @staticmethod
+    def _give_up(key: Key, st: SeqState, now: datetime) -> Lost:
+        first, last = st.confirmed + 1, st.ahead[0][0] - 1
+        st.confirmed = st.ahead.pop(0)[1]
+        st.gap_since = now if st.ahead else None
+        return Lost(key, first, last)
+
+    def take_lost(self) -> list[Lost]:
+        """Gaps given up on because there were too many (see :data:`MAX_RANGES`)."""
+        lost, self._lost = self._lost, []
+        return lost
 
     def expire(self, now: datetime) -> list[Lost]:
         """Declare lost the first gap of every automate that made no progress for ``gap_timeout``
@@ -136,15 +173,13 @@ class SequenceTracker:
             gap = st.missing
             if gap is None or st.gap_since is None or now - st.gap_since < self.gap_timeout:
                 continue
-            lost.append(Lost(key, *gap))
-            st.confirmed = st.ahead.pop(0)[1]
-            st.gap_since = now if st.ahead else None
+            lost.append(self._give_up(key, st, now))
         return lost
 
     def confirmation(self, unit: int, now: datetime) -> Confirmation | None:
         """The retained confirmation of every automate of ``unit`` that has a stored reading."""
         automates = {
-            a: AutomateConfirmation(st.confirmed, st.newest, st.newest_ts)
+            a: AutomateConfirmation(st.confirmed, st.newest, st.newest_ts, st.boot)
             for (u, a), st in self.states.items()
             if u == unit and st.newest_ts is not None
         }

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError, ProgrammingError
 
-from bridge.processor import Processor, RawMessage, Stored, StoredReading
+from bridge.processor import Processor, RawMessage, Stored, StoredReading, StoredSample
 from bridge.service import Failure, classify
 from plantmodel import Topics, format_ts
 from plantmodel.shelly import notification, response
@@ -287,3 +287,19 @@ def test_two_status_answers_in_one_second_are_not_a_conflict() -> None:
     assert len(plan.samples) == 1 and plan.rejected == [] and plan.duplicates == 1
     plan = p.process([msg(f"{METER}/events/rpc", partial_frame(1795000002.0, voltage=231.0))])
     assert plan.samples[0][0].apower == 1300.0  # the state took the second answer
+
+
+def test_a_frame_refused_as_conflicting_leaves_the_meter_state_as_it_was() -> None:
+    p = proc()
+    events = f"{METER}/events/rpc"
+    p.process([msg(events, full_frame(1795000000.0, apower=100.0))])
+    stored = {(METER, datetime.fromtimestamp(1795000001.0, UTC)): StoredSample(7, p.process(
+        [msg(events, partial_frame(1795000001.0, apower=100.0))]).samples[0][0])}
+
+    def lookup(readings: set, samples: set) -> Stored:
+        return Stored({}, {k: v for k, v in stored.items() if k in samples})
+
+    plan = p.process([msg(events, partial_frame(1795000001.0, apower=3900.0))], lookup)
+    assert "conflicts with the stored power reading" in plan.rejected[0][1] and "id 7" in plan.rejected[0][1]
+    plan = p.process([msg(events, partial_frame(1795000002.0, voltage=231.0))])
+    assert plan.samples[0][0].apower == 100.0 and plan.alarms == []

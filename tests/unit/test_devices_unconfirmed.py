@@ -332,3 +332,17 @@ def test_link_without_a_bridge_stops_as_before_once_the_broker_has_everything() 
     for mid in list(link.window._inflight):
         link.window.acked(mid)
     assert link.settled() and link.unconfirmed == 10  # kept, but nothing a stop could wait for
+
+
+def test_boot_id_guard_ignores_a_previous_life_whatever_its_clock_did() -> None:
+    s = store()
+    add(s, *interleaved(1, range(20)))  # never sent: the broker was unreachable at boot
+    boot = _template().boot
+    assert boot is not None
+    # The previous life's clock ran 60 s ahead: its newest reading looks newer than our start.
+    ahead = T0 + timedelta(seconds=60)
+    old = Confirmation(UNIT, ahead, {1: AutomateConfirmation(999, 999, ahead, "0ldb00t")})
+    assert s.confirm(old, now=0.0).stale == (1,)
+    assert len(s) == 20  # nothing forgotten that the bridge never had
+    ours = Confirmation(UNIT, ahead, {1: AutomateConfirmation(4, 4, T0, boot)})
+    assert s.confirm(ours, now=0.0).forgotten == 5

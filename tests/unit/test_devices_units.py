@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -278,3 +279,10 @@ def test_settings_from_env_values() -> None:
 def test_settings_from_env_errors(env: dict[str, str]) -> None:
     with pytest.raises(ValidationError):
         DevicesSettings.from_env(env)
+
+
+def test_each_start_has_its_own_boot_id_on_every_reading() -> None:
+    first, second = UnitSimulator(2, 3, random.Random(9)), UnitSimulator(2, 3, random.Random(9))
+    readings = first.tick(T0) + first.tick(T0)
+    assert {r.boot for r in readings} == {first.boot} and first.boot != second.boot
+    assert json.loads(readings[0].to_json())["boot"] == first.boot

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from plantmodel.confirm import Confirmation
-from plantmodel.sequence import SeqState, SequenceTracker, Verdict
+from plantmodel.sequence import MAX_RANGES, SeqState, SequenceTracker, Verdict
 
 T0 = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
 K = (3, 7)
@@ -103,3 +103,34 @@ def test_confirmation_payload_round_trips() -> None:
     again = Confirmation.from_json(conf.to_json())
     assert again == conf
     assert (again.automates[2].confirmed, again.automates[2].newest) == (-1, 4)
+
+
+def test_readings_above_a_gap_do_not_keep_it_open_for_ever() -> None:
+    t = tracker(timeout=60)
+    t.settle(K, 0, at(0), at(0))
+    for n in range(2, 200):  # seq 1 never comes; the unit goes on sending every second
+        t.settle(K, n, at(n), at(n))
+        t.expire(at(n))
+    assert t.states[K].confirmed == 199  # declared lost 60 s after it opened, not never
+
+
+def test_a_unit_skipping_every_other_seq_cannot_grow_the_state_without_bound() -> None:
+    t = tracker(timeout=10_000)
+    for n in range(0, 5000, 2):
+        t.settle(K, n, at(n), at(n))
+    st = t.states[K]
+    assert len(st.ahead) <= MAX_RANGES and len(st.ahead_json()) < 5000
+    lost = t.take_lost()
+    assert len(lost) > 2000 and (lost[0].first, lost[0].last) == (1, 1)
+
+
+def test_the_boot_id_tells_a_restart_from_a_replay() -> None:
+    t = tracker()
+    for n in range(5):
+        t.settle(K, n, at(n), at(n), boot="a1")
+    # Same boot, same seq, a later time (a glitch or a crafted copy): not a restart.
+    assert t.settle(K, 3, at(500), at(6), boot="a1") is Verdict.REPLAY
+    assert t.states[K].confirmed == 4
+    # A new boot whose clock went back: a restart all the same.
+    assert t.settle(K, 0, at(-100), at(7), boot="b2") is Verdict.RESTART
+    assert (t.states[K].boot, t.states[K].confirmed) == ("b2", 0)
