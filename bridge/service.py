@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bridge.processor import (
     BatchPlan,
+    Lookup,
     Outgoing,
     Processor,
     RawMessage,
@@ -114,7 +115,7 @@ def database_reason(exc: SQLAlchemyError) -> str:
     return f"the database refused it: {orig if orig is not None else exc}"[:400]
 
 
-def lookup_in(session: Session):  # type: ignore[no-untyped-def]
+def lookup_in(session: Session) -> Lookup:
     """The processor's seam onto what the database already holds, inside the batch's transaction."""
 
     def lookup(readings: set[ReadingKey], samples: set[SampleKey]) -> Stored:

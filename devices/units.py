@@ -6,6 +6,7 @@ import random
 import secrets
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
 
 from devices.faults import FaultInjector
 from plantmodel.layout import PlantLayout
@@ -86,8 +87,9 @@ class AutomateSimulator:
         values = self._advance()
         if self._faults is not None:
             values.update(self._faults.forced(self.source.key))
+        measures: dict[str, Any] = values
         reading = Reading(unit=self.source.unit, automate=self.source.automate, type=self.type,
-                          seq=self.seq, ts=now, **values)
+                          seq=self.seq, ts=now, **measures)
         self.seq += 1
         return reading
 

@@ -375,8 +375,9 @@ def reading_measures(row: orm.Reading) -> dict[str, float]:
 
 
 def reading_from_row(row: orm.Reading, automate_type: str) -> Reading:
+    measures: dict[str, Any] = reading_measures(row)
     return Reading(unit=row.unit_id, automate=row.automate_no, type=automate_type, seq=row.seq,
-                   ts=row.ts, **reading_measures(row))
+                   ts=row.ts, **measures)
 
 
 def sample_from_row(row: orm.PowerReading) -> PowerSample:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import subprocess
 import threading
 import time
 import uuid
@@ -38,9 +39,11 @@ def say(message: str) -> None:
 
 # -- servers that can crash ----------------------------------------------------------------------
 
-class KillableMosquitto(MosquittoServer):
-    """Our Mosquitto; ``kill()`` is the crash (no autosave at exit), ``start()`` again restarts it on
-    the same data directory and port."""
+class _Crashable:
+    """``kill()`` is the crash (SIGKILL: no clean shutdown, no last save); ``start()`` again
+    restarts the server on the same data directory and port."""
+
+    proc: subprocess.Popen[bytes] | None
 
     @property
     def running(self) -> bool:
@@ -53,19 +56,12 @@ class KillableMosquitto(MosquittoServer):
         self.proc = None
 
 
-class KillableMariaDB(MariaDBServer):
-    """A throwaway MariaDB; ``kill()`` is the crash, ``start()`` again runs crash recovery on the
-    same data directory and port."""
+class KillableMosquitto(_Crashable, MosquittoServer):
+    """Our Mosquitto, crashable (no autosave at exit)."""
 
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
 
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        self.proc = None
+class KillableMariaDB(_Crashable, MariaDBServer):
+    """A throwaway MariaDB, crashable (crash recovery at the next start)."""
 
 
 # -- TCP proxy -------------------------------------------------------------------------------------
@@ -433,7 +429,7 @@ class MeterClient:
 
     def _on_message(self, client: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
         self.requests.append(bytes(msg.payload))
-        answer = self.sim.handle_rpc(msg.payload)
+        answer = self.sim.handle_rpc(bytes(msg.payload))
         if answer is not None:
             client.publish(*answer, qos=1)  # no waiting on paho's own thread
             self.answers += 1

@@ -236,6 +236,6 @@ class LiveFeed:
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
         try:
-            self.handle(msg.topic, msg.payload)
+            self.handle(msg.topic, bytes(msg.payload))
         except Exception:  # a bug here must not kill paho's network thread
             log.exception("error forwarding the message on %r", msg.topic)
