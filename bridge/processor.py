@@ -182,7 +182,12 @@ class Processor:
     def set_thresholds(self, thresholds: ThresholdSet) -> None:
         self.alarms.thresholds = thresholds
 
-    def load_sequences(self, states: dict[Key, SeqState]) -> None:
+    def load_sequences(self, states: dict[Key, SeqState], now: datetime) -> None:
+        """Resume from the stored states. The time the bridge was down does not count against an
+        open gap: the unit's resends may be queued at the broker behind the backlog."""
+        for st in states.values():
+            if st.ahead:
+                st.gap_since = now
         self.sequences.states.update(states)
 
     def snapshot(self) -> Snapshot:

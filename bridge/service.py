@@ -174,7 +174,7 @@ class Bridge:
         self._reload_thresholds(force=True)
         with self.sessions() as session:
             self.processor.alarms.load(queries.active_alarms(session))
-            self.processor.load_sequences(queries.load_sequences(session))
+            self.processor.load_sequences(queries.load_sequences(session), utcnow())
         log.info("%d active alarm(s) and %d automates' sequences loaded", len(self.processor.alarms.active()),
                  len(self.processor.sequences.states))
         self._worker.start()

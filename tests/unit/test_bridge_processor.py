@@ -11,6 +11,7 @@ from sqlalchemy.exc import DataError, IntegrityError, OperationalError, Programm
 from bridge.processor import Processor, RawMessage, Stored, StoredReading, StoredSample
 from bridge.service import Failure, classify
 from plantmodel import Topics, format_ts
+from plantmodel.sequence import SeqState
 from plantmodel.shelly import notification, response
 from plantmodel.thresholds import AlarmEngine, ThresholdSet, default_thresholds
 from tests.unit.test_model import EXAMPLE
@@ -303,3 +304,12 @@ def test_a_frame_refused_as_conflicting_leaves_the_meter_state_as_it_was() -> No
     assert "conflicts with the stored power reading" in plan.rejected[0][1] and "id 7" in plan.rejected[0][1]
     plan = p.process([msg(events, partial_frame(1795000002.0, voltage=231.0))])
     assert plan.samples[0][0].apower == 100.0 and plan.alarms == []
+
+
+def test_time_the_bridge_was_down_does_not_expire_an_open_gap() -> None:
+    p = Processor(T, ThresholdSet([]), gap_timeout=60)
+    down_since = NOW - timedelta(hours=1)
+    p.load_sequences({(3, 7): SeqState(confirmed=0, newest=5, newest_ts=NOW, max_ts=NOW, ahead=[[4, 5]],
+                                       gap_since=down_since)}, NOW)
+    plan = p.process([reading(seq=6, secs=6)])
+    assert plan.lost == [] and p.sequences.states[(3, 7)].missing == (1, 3)
