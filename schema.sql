@@ -29,6 +29,7 @@ CREATE TABLE IF NOT EXISTS automate_sequences (
     ahead        TEXT         NOT NULL,   -- JSON [[lo, hi], ...]: seqs settled above a gap
     gap_since    DATETIME(3)  NULL,       -- when the oldest open gap opened or last moved up
     boot         VARCHAR(32)  NULL,       -- the unit's boot id in its readings (a new one: it restarted)
+    prev_boot    VARCHAR(32)  NULL,       -- the one before (its late messages are not a restart)
     updated_at   DATETIME(3)  NOT NULL,
     PRIMARY KEY (unit_id, automate_no)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;

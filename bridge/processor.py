@@ -27,7 +27,7 @@ from typing import Any
 from plantmodel import shelly
 from plantmodel.errors import ValidationError
 from plantmodel.jsonutil import loads_object
-from plantmodel.readings import Reading, format_ts
+from plantmodel.readings import Reading, check_boot, format_ts
 from plantmodel.sequence import Key, Lost, SeqState, SequenceTracker, Verdict
 from plantmodel.shelly import PowerSample, RpcNotification, RpcResponse, SwitchState
 from plantmodel.sources import AutomateSource, MeterSource, unit_key
@@ -47,6 +47,7 @@ from plantmodel.topics import (
 log = logging.getLogger(__name__)
 
 ReadingKey = tuple[int, int, datetime]  # (unit, automate, ts): readings' unique key
+SeqHint = tuple[Key, int, str | None]  # a rejected reading's (automate, seq, boot)
 SampleKey = tuple[str, datetime]  # (meter, device ts): power readings' unique key
 
 
@@ -133,7 +134,7 @@ class _Reading:
 class _Rejected:
     msg: RawMessage
     reason: str
-    seq: tuple[Key, int] | None = None  # the reading's seq, when it can be told: settled anyway
+    seq: SeqHint | None = None  # the reading's seq, when it can be told: settled anyway
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,7 +302,7 @@ class Processor:
             pass
         return _Rejected(msg, "not stored: an RPC request on the meter's request topic not sent by the bridge")
 
-    def _seq_of(self, msg: RawMessage) -> tuple[Key, int] | None:
+    def _seq_of(self, msg: RawMessage) -> SeqHint | None:
         """Best effort: the (automate, seq) a rejected reading claims, so that its seq counts as
         settled (it is recorded) and the unit is not asked for it again."""
         try:
@@ -316,11 +317,15 @@ class Processor:
             return None
         if isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq <= SEQ_MAX:
             return None
-        return (src.unit, src.automate), seq
+        try:
+            boot = check_boot(data.get("boot"))
+        except ValidationError:
+            return None  # which life it belongs to cannot be told
+        return (src.unit, src.automate), seq, boot
 
-    def _seq_hint(self, d: _Decoded) -> tuple[Key, int] | None:
+    def _seq_hint(self, d: _Decoded) -> SeqHint | None:
         if isinstance(d, _Reading):
-            return (d.reading.unit, d.reading.automate), d.reading.seq
+            return (d.reading.unit, d.reading.automate), d.reading.seq, d.reading.boot
         return None
 
     # -- second pass -------------------------------------------------------------------------------
@@ -336,12 +341,13 @@ class Processor:
         elif isinstance(d, _Shelly):
             self._shelly(d, stored, batch, plan)
 
-    def _reject(self, plan: BatchPlan, msg: RawMessage, reason: str, seq: tuple[Key, int] | None) -> None:
+    def _reject(self, plan: BatchPlan, msg: RawMessage, reason: str, seq: SeqHint | None) -> None:
         plan.rejected.append((msg, reason))
         if seq is not None:
-            key, n = seq
-            self.sequences.settle(key, n, None, msg.received_at)
-            plan.sequences[key] = self.sequences.states[key]
+            key, n, boot = seq
+            self.sequences.settle(key, n, None, msg.received_at, boot)
+            if key in self.sequences.states:
+                plan.sequences[key] = self.sequences.states[key]
 
     def _check_clock(self, ts: datetime, received_at: datetime) -> None:
         if ts - received_at > self.max_future_skew:
@@ -354,6 +360,9 @@ class Processor:
         self._check_clock(reading.ts, msg.received_at)
         src = AutomateSource(reading.unit, reading.automate)
         key: Key = (reading.unit, reading.automate)
+        implausible = self.sequences.implausible(key, reading.seq, reading.boot)
+        if implausible is not None:
+            raise ValidationError(implausible)
         row_key = (reading.unit, reading.automate, reading.ts)
         have = stored.readings.get(row_key) or batch.readings.get(row_key)
         if have is not None:
@@ -363,8 +372,9 @@ class Processor:
                     f"conflicts with the stored reading of {src.key} at {format_ts(reading.ts)} "
                     f"({where}, seq {have.seq}): same automate and time, other values")
             plan.duplicates += 1  # a redelivery of what is stored: nothing new
-            self.sequences.settle(key, reading.seq, reading.ts, msg.received_at, reading.boot)
-            plan.sequences[key] = self.sequences.states[key]
+            if self.sequences.same_life(key, reading.boot):
+                self.sequences.settle(key, reading.seq, reading.ts, msg.received_at, reading.boot)
+                plan.sequences[key] = self.sequences.states[key]
             return
         before = self.sequences.states.get(key)
         newest_before = before.newest if before is not None else None
@@ -405,7 +415,8 @@ class Processor:
             else:
                 self._st.offline.add(meter)
             return
-        before = (state.status, state.complete)  # merges build new dicts: references suffice
+        # Merges build new dicts: references suffice to put a refused frame's effect back.
+        before = (state.status, state.complete, self._st.last_full.get(meter))
         try:
             sample = self._merge(d, state, plan)
         except ValidationError:
@@ -427,7 +438,11 @@ class Processor:
                 plan.duplicates += 1
                 return
             if _differs(have.sample, sample, d):
-                state.status, state.complete = before  # a refused frame leaves the state as it was
+                state.status, state.complete, last_full = before  # as if it never came
+                if last_full is None:
+                    self._st.last_full.pop(meter, None)
+                else:
+                    self._st.last_full[meter] = last_full
                 where = f"id {have.id}" if have.id is not None else "received earlier in this batch"
                 raise ValidationError(f"conflicts with the stored power reading of meter {meter} at "
                                       f"{format_ts(sample.ts)} ({where}): same meter and time, other values")

@@ -186,7 +186,7 @@ class UnconfirmedReadings:
                 # seq restarts at 0 on every start: an entry of a previous life (retained) says
                 # nothing about ours. The boot id tells; without one, the entry's newest reading
                 # being older than this run's first one does (not if the clock went back at boot).
-                if self._start is None or (entry.boot != self._boot if entry.boot and self._boot
+                if self._start is None or (entry.boot != self._boot if self._boot
                                            else entry.newest_ts < self._start):
                     stale.append(automate)
                     continue

@@ -113,11 +113,14 @@ class Reading:
 
 
 def check_boot(boot: object) -> str | None:
-    """A unit's boot id: absent, or 1 to 32 letters, digits, ``-`` and ``_``."""
+    """A unit's boot id: absent, 1 to 32 letters, digits, ``-`` and ``_``, or a boot counter (a
+    whole number, kept as its decimal text)."""
     if boot is None:
         return None
+    if isinstance(boot, int) and not isinstance(boot, bool) and 0 <= boot < 10**32:
+        return str(boot)
     if not isinstance(boot, str) or not _BOOT_RE.fullmatch(boot):
-        raise ValidationError("field 'boot' must be 1 to 32 letters, digits, '-' or '_'")
+        raise ValidationError("field 'boot' must be 1 to 32 letters, digits, '-' or '_', or a whole number")
     return boot
 
 

@@ -36,6 +36,9 @@ from plantmodel.confirm import AutomateConfirmation, Confirmation
 
 Key = tuple[int, int]  # (unit, automate)
 MAX_RANGES = 100
+# A seq more than this above the newest of the same life is not believed (a corrupt or crafted
+# counter would otherwise pose as the newest reading for the rest of that life).
+MAX_SEQ_JUMP = 1_000_000
 
 
 class Verdict(Enum):
@@ -59,6 +62,7 @@ class SeqState:
     ahead: list[list[int]] = field(default_factory=list)  # sorted, disjoint [lo, hi] above confirmed + 1
     gap_since: datetime | None = None  # when the oldest open gap opened or last moved up
     boot: str | None = None
+    prev_boot: str | None = None  # the life before: its late messages must not reset this one
 
     def settled(self, seq: int) -> bool:
         return seq <= self.confirmed or any(lo <= seq <= hi for lo, hi in self.ahead)
@@ -108,17 +112,38 @@ class SequenceTracker:
         self.states: dict[Key, SeqState] = {}
         self._lost: list[Lost] = []  # gaps given up on since the last take_lost()
 
+    def same_life(self, key: Key, boot: str | None) -> bool:
+        """Whether a reading with ``boot`` belongs to the automate's current life (as far as known)."""
+        st = self.states.get(key)
+        return st is None or self._same_life(st, boot)
+
+    def implausible(self, key: Key, seq: int, boot: str | None) -> str | None:
+        """Why ``seq`` cannot be believed as the next reading of the current life, if it cannot."""
+        st = self.states.get(key)
+        if st is None or st.newest < 0 or not self._same_life(st, boot) or seq <= st.newest + MAX_SEQ_JUMP:
+            return None
+        return (f"seq {seq} jumps more than {MAX_SEQ_JUMP} above the newest reading ({st.newest}) of the "
+                "same run of the unit (a restart sends a new boot id)")
+
     def settle(self, key: Key, seq: int, ts: datetime | None, now: datetime, boot: str | None = None) -> Verdict:
         """Record that reading ``seq`` of automate ``key`` is settled. ``ts`` is the unit time of a
-        reading being stored, None for one recorded as rejected (its clock is not trusted)."""
+        reading being stored, None for one recorded as rejected (its clock is not trusted, and
+        it can neither start a new life nor move the newest reading far)."""
         st = self.states.get(key)
         verdict = Verdict.NEW
         if st is None:
+            if ts is None:
+                return Verdict.REPLAY  # a rejected first reading anchors nothing
             # Never seen: start from -1, so that readings before this one (if the unit still
             # holds them) show as a gap and are asked for again.
             st = self.states[key] = SeqState(boot=boot)
+        elif boot is not None and boot == st.prev_boot:
+            return Verdict.REPLAY  # a late message of the unit's previous life: nothing to settle now
+        elif ts is None:
+            if not self._same_life(st, boot) or (st.newest >= 0 and seq > st.newest + MAX_SEQ_JUMP):
+                return Verdict.REPLAY
         elif self._restarted(st, seq, ts, boot):
-            st = self.states[key] = SeqState(boot=boot)
+            st = self.states[key] = SeqState(boot=boot, prev_boot=st.boot)
             verdict = Verdict.RESTART
         if st.settled(seq):
             return Verdict.REPLAY
@@ -145,11 +170,15 @@ class SequenceTracker:
         return verdict
 
     @staticmethod
-    def _restarted(st: SeqState, seq: int, ts: datetime | None, boot: str | None) -> bool:
-        if ts is None:
-            return False  # a rejected reading: nothing it says is trusted
-        if boot is not None and st.boot is not None:
-            return boot != st.boot
+    def _same_life(st: SeqState, boot: str | None) -> bool:
+        return boot is None or st.boot is None or boot == st.boot
+
+    @staticmethod
+    def _restarted(st: SeqState, seq: int, ts: datetime, boot: str | None) -> bool:
+        if boot is not None:
+            # Another boot id; or the first one from a unit whose earlier readings had none, whose
+            # count went back.
+            return boot != st.boot if st.boot is not None else seq <= st.newest
         # A unit that sends no boot id: its count went back while its clock went on.
         return st.max_ts is not None and seq <= st.newest and ts > st.max_ts
 

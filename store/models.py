@@ -97,6 +97,7 @@ class AutomateSequence(Base):
     ahead: Mapped[str] = mapped_column(Text)
     gap_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
     boot: Mapped[str | None] = mapped_column(String(32))
+    prev_boot: Mapped[str | None] = mapped_column(String(32))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 

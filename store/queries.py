@@ -150,7 +150,8 @@ def load_sequences(session: Session) -> dict[Key, SeqState]:
     for row in session.scalars(select(orm.AutomateSequence)):
         out[(row.unit_id, row.automate_no)] = SeqState(
             confirmed=row.confirmed, newest=row.newest, newest_ts=row.newest_ts, max_ts=row.max_ts,
-            ahead=SeqState.parse_ahead(row.ahead), gap_since=row.gap_since, boot=row.boot)
+            ahead=SeqState.parse_ahead(row.ahead), gap_since=row.gap_since, boot=row.boot,
+            prev_boot=row.prev_boot)
     for reading in _newest_by_ts(session):
         out.setdefault((reading.unit_id, reading.automate_no),
                        SeqState(confirmed=reading.seq, newest=reading.seq, newest_ts=reading.ts, max_ts=reading.ts))
@@ -160,10 +161,11 @@ def load_sequences(session: Session) -> dict[Key, SeqState]:
 def save_sequences(session: Session, states: dict[Key, SeqState], now: datetime) -> None:
     rows = [{"unit_id": u, "automate_no": a, "confirmed": st.confirmed, "newest": st.newest,
              "newest_ts": st.newest_ts, "max_ts": st.max_ts, "ahead": st.ahead_json(),
-             "gap_since": st.gap_since, "boot": st.boot, "updated_at": now}
+             "gap_since": st.gap_since, "boot": st.boot, "prev_boot": st.prev_boot, "updated_at": now}
             for (u, a), st in sorted(states.items())]
     upsert(session, orm.AutomateSequence.__table__, rows, ["unit_id", "automate_no"],
-           ["confirmed", "newest", "newest_ts", "max_ts", "ahead", "gap_since", "boot", "updated_at"])
+           ["confirmed", "newest", "newest_ts", "max_ts", "ahead", "gap_since", "boot", "prev_boot",
+            "updated_at"])
 
 
 def set_device_state(session: Session, device: str, state: str, ts: datetime, received_at: datetime) -> None:

@@ -100,14 +100,17 @@ class FakeBridge:
 
     # -- confirmations ----------------------------------------------------------------------
     def confirm(self, entries: dict[int, tuple[int, int]], newest_ts: datetime | None = None) -> None:
-        """Publish (retained) automate -> (confirmed, newest); ``newest_ts`` defaults to the ts of
-        the received reading ``newest``, as the bridge does."""
+        """Publish (retained) automate -> (confirmed, newest); ``newest_ts`` and the boot id default
+        to those of the received reading ``newest``, as the bridge does (a given ``newest_ts``
+        stands for a previous life: no boot id then)."""
         automates = {}
         with self._lock:
-            ts = {(r.automate, r.seq): r.ts for _, r in self._received}
+            seen = {(r.automate, r.seq): r for _, r in self._received}
         for automate, (confirmed, newest) in entries.items():
+            r = seen.get((automate, newest))
             automates[automate] = AutomateConfirmation(
-                confirmed, newest, newest_ts if newest_ts is not None else ts[(automate, newest)])
+                confirmed, newest, newest_ts if newest_ts is not None else seen[(automate, newest)].ts,
+                None if newest_ts is not None or r is None else r.boot)
         assert self._client is not None
         info = self._client.publish(self.topic, Confirmation(UNIT, utcnow(), automates).to_json(),
                                     qos=1, retain=True)
@@ -123,12 +126,12 @@ class FakeBridge:
                 entries[a] = (self.contiguous(a), max(seqs))
         if entries and self._client is not None:
             self._client.publish(self.topic, Confirmation(UNIT, utcnow(), {
-                a: AutomateConfirmation(c, n, self._ts(a, n)) for a, (c, n) in entries.items()}).to_json(),
+                a: AutomateConfirmation(c, n, *self._ts_boot(a, n)) for a, (c, n) in entries.items()}).to_json(),
                 qos=1, retain=True)
 
-    def _ts(self, automate: int, seq: int) -> datetime:
+    def _ts_boot(self, automate: int, seq: int) -> tuple[datetime, str | None]:
         with self._lock:
-            return next(r.ts for _, r in self._received if r.automate == automate and r.seq == seq)
+            return next((r.ts, r.boot) for _, r in self._received if r.automate == automate and r.seq == seq)
 
 
 @pytest.fixture

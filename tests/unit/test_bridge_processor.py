@@ -243,7 +243,8 @@ def test_confirmation_is_published_retained_after_each_batch() -> None:
 
 def test_messages_the_database_refused_are_recorded_with_its_reason() -> None:
     p = proc()
-    plan = p.process([reading(seq=5)], reject_reason="the database refused it: (1264, 'Out of range')")
+    p.process([reading(seq=4)])
+    plan = p.process([reading(seq=5, secs=1)], reject_reason="the database refused it: (1264, 'Out of range')")
     assert plan.readings == [] and plan.rejected[0][1].startswith("the database refused it")
     assert p.sequences.states[(3, 7)].settled(5)
 
@@ -313,3 +314,12 @@ def test_time_the_bridge_was_down_does_not_expire_an_open_gap() -> None:
                                        gap_since=down_since)}, NOW)
     plan = p.process([reading(seq=6, secs=6)])
     assert plan.lost == [] and p.sequences.states[(3, 7)].missing == (1, 3)
+
+
+def test_a_seq_jumping_far_ahead_is_rejected_and_does_not_silence_the_next_readings() -> None:
+    p = proc()
+    p.process([reading(seq=n, secs=n, boot="A") for n in range(4)])
+    plan = p.process([reading(seq=10**9, secs=4, boot="A"), reading(seq=4, secs=5, boot="A", tank_temp_c=4.6)])
+    assert "jumps more than" in plan.rejected[0][1]
+    assert [a.measure for a in plan.alarms] == ["tank_temp_c"]
+    assert p.sequences.states[(3, 7)].newest == 4

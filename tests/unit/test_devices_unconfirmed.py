@@ -55,10 +55,12 @@ def drain(s: UnconfirmedReadings) -> list[tuple[int, int]]:
 
 
 def confirmation(entries: dict[int, tuple[int, int]], *, newest_ts: datetime | None = None,
-                 unit: int = UNIT) -> Confirmation:
-    """automate -> (confirmed, newest); newest_ts defaults to the newest reading's own ts."""
+                 unit: int = UNIT, boot: str | None = "ours") -> Confirmation:
+    """automate -> (confirmed, newest); newest_ts defaults to the newest reading's own ts; boot to
+    this run's (the readings' boot id), None for a bridge that knows none."""
     return Confirmation(unit, T0 + timedelta(hours=1), {
-        a: AutomateConfirmation(c, n, newest_ts if newest_ts is not None else T0 + timedelta(seconds=n))
+        a: AutomateConfirmation(c, n, newest_ts if newest_ts is not None else T0 + timedelta(seconds=n),
+                                _template().boot if boot == "ours" else boot)
         for a, (c, n) in entries.items()})
 
 
@@ -93,18 +95,19 @@ def test_confirmed_readings_still_queued_are_not_sent() -> None:
 
 
 def test_start_time_guard_ignores_a_retained_confirmation_from_a_previous_life() -> None:
-    s = store()
+    s = store()  # a unit that sends no boot id: its start time tells its lives apart
     # Before this run's first reading nothing can be about it.
-    assert s.confirm(confirmation({1: (500, 500)}), now=0.0).stale == (1,)
-    add(s, *interleaved(2, range(4)))  # start = T0, the ts of seq 0
+    assert s.confirm(confirmation({1: (500, 500)}, boot=None), now=0.0).stale == (1,)
+    for a, seq in interleaved(2, range(4)):  # start = T0, the ts of seq 0
+        s.add(dataclasses.replace(reading(a, seq), boot=None), f"plant/units/{UNIT}/automates/{a}/readings")
     assert s.start == T0
     # The previous life got up to seq 500, stamped before this start: not about our seq 0..3.
-    old = confirmation({1: (500, 500), 2: (2, 2)}, newest_ts=T0 - timedelta(milliseconds=1))
+    old = confirmation({1: (500, 500), 2: (2, 2)}, newest_ts=T0 - timedelta(milliseconds=1), boot=None)
     outcome = s.confirm(old, now=0.0)
     assert outcome == type(outcome)(forgotten=0, applied=(), stale=(1, 2))
     assert len(s) == 8 and not s.confirmed_any
     # One about this run (even its very first reading) counts.
-    outcome = s.confirm(confirmation({1: (0, 0)}, newest_ts=T0), now=0.0)
+    outcome = s.confirm(confirmation({1: (0, 0)}, newest_ts=T0, boot=None), now=0.0)
     assert outcome.forgotten == 1 and outcome.applied == (1,) and s.confirmed_any
 
 
@@ -269,8 +272,8 @@ def confirm_message(payload: bytes | str, topic: str = "plant/confirm/units/4") 
     return message
 
 
-def link_confirmation(entries: dict[int, tuple[int, int]], unit: int = 4) -> str:
-    c = Confirmation(unit, T0, {a: AutomateConfirmation(cf, nw, T0 + timedelta(minutes=nw))
+def link_confirmation(entries: dict[int, tuple[int, int]], unit: int = 4, boot: str | None = None) -> str:
+    c = Confirmation(unit, T0, {a: AutomateConfirmation(cf, nw, T0 + timedelta(minutes=nw), boot)
                                 for a, (cf, nw) in entries.items()})
     return c.to_json()
 
@@ -284,9 +287,10 @@ def test_link_forgets_only_what_the_bridge_confirms() -> None:
     for mid in range(1, 31):
         link.window.acked(mid)  # the broker has them: that no longer makes them safe
     assert link.unconfirmed == 30 and link.settled()  # no bridge heard of yet: as before
-    link._on_message(link.client, None, confirm_message(link_confirmation({1: (1, 1), 2: (2, 2)})))
+    link._on_message(link.client, None, confirm_message(link_confirmation({1: (1, 1), 2: (2, 2)}, boot=link.sim.boot)))
     assert link.unconfirmed == 25 and not link.settled()  # now a stop waits for the bridge
-    link._on_message(link.client, None, confirm_message(link_confirmation({a: (2, 2) for a in range(1, 11)})))
+    link._on_message(link.client, None, confirm_message(
+        link_confirmation({a: (2, 2) for a in range(1, 11)}, boot=link.sim.boot)))
     assert link.unconfirmed == 0 and link.settled()
 
 
@@ -296,7 +300,8 @@ def test_link_requeues_every_unconfirmed_reading_on_reconnect() -> None:
         link.enqueue(link.sim.tick(T0 + timedelta(minutes=i)))
     link.connected = True
     link.pump()
-    link._on_message(link.client, None, confirm_message(link_confirmation({a: (0, 0) for a in range(1, 6)})))
+    link._on_message(link.client, None, confirm_message(
+        link_confirmation({a: (0, 0) for a in range(1, 6)}, boot=link.sim.boot)))
     fake.published.clear()
     link.on_online()  # reconnected
     for mid in list(link.window._inflight):
@@ -346,3 +351,11 @@ def test_boot_id_guard_ignores_a_previous_life_whatever_its_clock_did() -> None:
     assert len(s) == 20  # nothing forgotten that the bridge never had
     ours = Confirmation(UNIT, ahead, {1: AutomateConfirmation(4, 4, T0, boot)})
     assert s.confirm(ours, now=0.0).forgotten == 5
+
+
+def test_a_unit_with_a_boot_id_ignores_entries_without_one() -> None:
+    s = store()
+    add(s, *interleaved(1, range(5)))
+    # A bridge state from before boot ids (or a previous life) cannot say which run it is about.
+    assert s.confirm(confirmation({1: (3, 3)}, boot=None), now=0.0).stale == (1,)
+    assert len(s) == 5

@@ -86,3 +86,13 @@ def test_every_measure_has_a_sane_definition() -> None:
     for m in AUTOMATE_MEASURES.values():
         if m.low is not None and m.high is not None:
             assert m.plausible_min <= m.low < m.high <= m.plausible_max
+
+
+def test_boot_id_is_optional_text_or_a_counter() -> None:
+    assert Reading.from_dict({**EXAMPLE}).boot is None
+    assert Reading.from_dict({**EXAMPLE, "boot": "9f2c61d0"}).boot == "9f2c61d0"
+    assert Reading.from_dict({**EXAMPLE, "boot": 42}).boot == "42"
+    for bad in ("", "x" * 33, "a b", True, -1, 1.5):
+        with pytest.raises(ValidationError):
+            Reading.from_dict({**EXAMPLE, "boot": bad})
+    assert "boot" not in Reading.from_dict({**EXAMPLE}).to_dict()  # unchanged for units without one

@@ -134,3 +134,34 @@ def test_the_boot_id_tells_a_restart_from_a_replay() -> None:
     # A new boot whose clock went back: a restart all the same.
     assert t.settle(K, 0, at(-100), at(7), boot="b2") is Verdict.RESTART
     assert (t.states[K].boot, t.states[K].confirmed) == ("b2", 0)
+
+
+def test_a_late_message_of_the_previous_life_does_not_reset_the_current_one() -> None:
+    t = tracker()
+    for n in range(51):
+        t.settle(K, n, at(n), at(n), boot="A")
+    for n in range(10):
+        t.settle(K, n, at(100 + n), at(100 + n), boot="B")
+    assert t.settle(K, 50, at(50), at(120), boot="A") is Verdict.REPLAY  # redelivered from life A
+    assert t.settle(K, 900, None, at(121), boot="A") is Verdict.REPLAY  # a rejected one of life A
+    st = t.states[K]
+    assert (st.boot, st.prev_boot, st.confirmed, st.newest, st.ahead) == ("B", "A", 9, 9, [])
+    assert t.settle(K, 10, at(110), at(122), boot="B") is Verdict.NEW
+
+
+def test_a_seq_far_ahead_is_not_believed() -> None:
+    t = tracker()
+    for n in range(4):
+        t.settle(K, n, at(n), at(n), boot="A")
+    assert t.implausible(K, 10**9, "A") is not None and t.implausible(K, 10**9, "B") is None
+    assert t.settle(K, 10**9, None, at(5), boot="A") is Verdict.REPLAY  # rejected: settles nothing
+    assert (t.states[K].newest, t.states[K].ahead) == (3, [])
+
+
+def test_the_first_boot_id_after_readings_without_one_is_a_restart_if_the_count_went_back() -> None:
+    t = tracker()
+    for n in range(500):
+        t.settle(K, n, at(n), at(n))  # no boot id (a state from before boot ids)
+    # The unit restarts with a boot id and a clock an hour behind: a new life all the same.
+    assert t.settle(K, 0, at(-3600), at(600), boot="B") is Verdict.RESTART
+    assert t.settle(K, 1, at(-3599), at(601), boot="B") is Verdict.NEW
