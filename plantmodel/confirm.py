@@ -15,7 +15,7 @@ bridge publishes, per unit, for each automate it touched::
   missing ``confirmed + 1``; the unit resends what it still holds between the two.
 - ``boot``: the boot id the unit's readings carry (absent for units that send none). A unit counts
   ``seq`` from 0 at each start, so a retained confirmation from its previous life must not clear
-  its new readings: a unit ignores an entry for another boot id.
+  its new readings: a unit that sends a boot id ignores an entry for another one, or without one.
 - ``newest_ts``: the unit timestamp of the newest stored reading; for a unit without a boot id, an
   entry older than its own start is from its previous life (a clock stepped back at boot defeats
   this: units should send a boot id).
