@@ -110,7 +110,7 @@ def classify(exc: BaseException) -> Failure:
     return Failure.BUG
 
 
-def database_reason(exc: SQLAlchemyError) -> str:
+def database_reason(exc: BaseException) -> str:
     orig = getattr(exc, "orig", None)
     return f"the database refused it: {orig if orig is not None else exc}"[:400]
 
@@ -289,7 +289,7 @@ class Bridge:
                     log.warning("the database refused a batch of %d (%s); splitting it to isolate the cause",
                                 len(part), failure.value)
                 elif failure is Failure.DATA and reason is None:
-                    work.appendleft((part, database_reason(exc)))  # type: ignore[arg-type]
+                    work.appendleft((part, database_reason(exc)))
                 else:
                     self._hold(part[0], exc)
                 continue
