@@ -142,8 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m bridge",
         description="MQTT -> MariaDB/SQLite bridge. Configuration from the environment: DATABASE_URL, "
         "MQTT_HOST, MQTT_PORT, MQTT_USERNAME (bridge), MQTT_PASSWORD or MQTT_CREDENTIALS_FILE, "
-        "PLANT_TOPIC_ROOT, BRIDGE_CLIENT_ID, BRIDGE_BATCH_SIZE, BRIDGE_BATCH_WAIT, BRIDGE_THRESHOLDS_POLL, "
-        "BRIDGE_MAX_FUTURE_SKEW, BRIDGE_RPC_RETRY (see README).",
+        "PLANT_TOPIC_ROOT, BRIDGE_BATCH_SIZE, BRIDGE_BATCH_WAIT, BRIDGE_THRESHOLDS_POLL, "
+        "BRIDGE_MAX_FUTURE_SKEW, BRIDGE_RPC_RETRY, BRIDGE_GAP_TIMEOUT, BRIDGE_STATUS_REFRESH (see README). "
+        "The MQTT client id is the user name (the broker ties them).",
     )
     sub = parser.add_subparsers(dest="command", required=True)
     p_run = sub.add_parser("run", help="run the bridge until Ctrl-C / SIGTERM")
