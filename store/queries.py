@@ -112,35 +112,34 @@ def insert_power_samples(session: Session, samples: Sequence[tuple[PowerSample, 
 
 def stored_readings(session: Session, keys: Iterable[tuple[int, int, datetime]]
                     ) -> dict[tuple[int, int, datetime], tuple[int, int, dict[str, float]]]:
-    """(unit, automate, ts) -> (id, seq, measures) of the keys already stored: one indexed range
-    read per automate of the batch (its time span), in one statement."""
-    wanted = set(keys)
-    spans: dict[tuple[int, int], list[datetime]] = {}
-    for u, a, ts in wanted:
-        spans.setdefault((u, a), []).append(ts)
-    if not spans:
-        return {}
+    """(unit, automate, ts) -> (id, seq, measures) of the keys already stored."""
     r = orm.Reading
-    cond = or_(*(and_(r.unit_id == u, r.automate_no == a, r.ts.between(min(t), max(t)))
-                 for (u, a), t in spans.items()))
     return {(row.unit_id, row.automate_no, row.ts): (row.id, row.seq, reading_measures(row))
-            for row in session.scalars(select(r).where(cond))
-            if (row.unit_id, row.automate_no, row.ts) in wanted}
+            for row in _stored(session, r, (r.unit_id, r.automate_no), r.ts, keys)}
 
 
 def stored_samples(session: Session, keys: Iterable[tuple[str, datetime]]
                    ) -> dict[tuple[str, datetime], tuple[int, PowerSample]]:
     """(meter, ts) -> (id, sample) of the keys already stored."""
-    wanted = set(keys)
-    spans: dict[str, list[datetime]] = {}
-    for m, ts in wanted:
-        spans.setdefault(m, []).append(ts)
-    if not spans:
-        return {}
     p = orm.PowerReading
-    cond = or_(*(and_(p.meter_id == m, p.ts.between(min(t), max(t))) for m, t in spans.items()))
     return {(row.meter_id, row.ts): (row.id, sample_from_row(row))
-            for row in session.scalars(select(p).where(cond)) if (row.meter_id, row.ts) in wanted}
+            for row in _stored(session, p, (p.meter_id,), p.ts, keys)}
+
+
+def _stored(session: Session, model: Any, source: tuple[Any, ...], ts: Any,
+            keys: Iterable[tuple[Any, ...]]) -> list[Any]:
+    """The rows of ``model`` whose (``*source``, ``ts``) is one of ``keys``: one indexed range read
+    per source of the batch (its time span), in one statement."""
+    wanted = set(keys)
+    spans: dict[tuple[Any, ...], list[datetime]] = {}
+    for *src, when in wanted:
+        spans.setdefault(tuple(src), []).append(when)
+    if not spans:
+        return []
+    cond = or_(*(and_(*(c == v for c, v in zip(source, src, strict=True)), ts.between(min(t), max(t)))
+                 for src, t in spans.items()))
+    return [row for row in session.scalars(select(model).where(cond))
+            if (*(getattr(row, c.key) for c in source), getattr(row, ts.key)) in wanted]
 
 
 def load_sequences(session: Session) -> dict[Key, SeqState]:
@@ -152,9 +151,9 @@ def load_sequences(session: Session) -> dict[Key, SeqState]:
             confirmed=row.confirmed, newest=row.newest, newest_ts=row.newest_ts, max_ts=row.max_ts,
             ahead=SeqState.parse_ahead(row.ahead), gap_since=row.gap_since, boot=row.boot,
             prev_boot=row.prev_boot)
-    for reading in _newest_by_ts(session):
-        out.setdefault((reading.unit_id, reading.automate_no),
-                       SeqState(confirmed=reading.seq, newest=reading.seq, newest_ts=reading.ts, max_ts=reading.ts))
+    for reading in _newest_by_ts(session, exclude=set(out)):
+        out[(reading.unit_id, reading.automate_no)] = SeqState(
+            confirmed=reading.seq, newest=reading.seq, newest_ts=reading.ts, max_ts=reading.ts)
     return out
 
 
@@ -328,21 +327,22 @@ def latest_readings(session: Session) -> list[orm.Reading]:
         select(orm.Reading).join(seqs, (orm.Reading.unit_id == seqs.unit_id)
                                  & (orm.Reading.automate_no == seqs.automate_no)
                                  & (orm.Reading.ts == seqs.newest_ts))))
-    have = {(r.unit_id, r.automate_no) for r in by_seq}
-    rows = by_seq + [r for r in _newest_by_ts(session) if (r.unit_id, r.automate_no) not in have]
+    rows = by_seq + _newest_by_ts(session, exclude={(r.unit_id, r.automate_no) for r in by_seq})
     return sorted(rows, key=lambda r: (r.unit_id, r.automate_no))
 
 
-def _newest_by_ts(session: Session) -> list[orm.Reading]:
-    newest = (
-        select(orm.Reading.unit_id, orm.Reading.automate_no, func.max(orm.Reading.ts).label("ts"))
-        .group_by(orm.Reading.unit_id, orm.Reading.automate_no)
-        .subquery()
-    )
-    stmt = select(orm.Reading).join(
-        newest, (orm.Reading.unit_id == newest.c.unit_id)
-        & (orm.Reading.automate_no == newest.c.automate_no) & (orm.Reading.ts == newest.c.ts))
-    return list(session.scalars(stmt))
+def _newest_by_ts(session: Session, exclude: set[Key]) -> list[orm.Reading]:
+    """The reading with the newest timestamp of each automate not in ``exclude``: one indexed
+    lookup per such automate (normally none: the bridge keeps a sequence for each)."""
+    rows = []
+    for a in automates(session):
+        if (a.unit_id, a.automate_no) not in exclude:
+            row = session.scalar(select(orm.Reading)
+                                 .where(orm.Reading.unit_id == a.unit_id, orm.Reading.automate_no == a.automate_no)
+                                 .order_by(orm.Reading.ts.desc()).limit(1))
+            if row is not None:
+                rows.append(row)
+    return rows
 
 
 def latest_power_readings(session: Session) -> list[orm.PowerReading]:
