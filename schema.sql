@@ -34,6 +34,23 @@ CREATE TABLE IF NOT EXISTS automate_sequences (
     PRIMARY KEY (unit_id, automate_no)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
+-- One row per source (units/3/automates/7, meters/<id>): several bridges lock the rows of the
+-- sources in their batch and bump the version of those they change; a bridge holding an older
+-- version reloads that source's state (automate_sequences, meter_states, active alarms) first.
+CREATE TABLE IF NOT EXISTS source_versions (
+    source   VARCHAR(96)  NOT NULL,
+    version  BIGINT       NOT NULL,
+    PRIMARY KEY (source)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+CREATE TABLE IF NOT EXISTS meter_states (
+    meter_id    VARCHAR(64)  NOT NULL,
+    status      TEXT         NOT NULL,   -- JSON: the switch:0 status merged so far
+    complete    BOOLEAN      NOT NULL,   -- a full status was part of it
+    updated_at  DATETIME(3)  NOT NULL,
+    PRIMARY KEY (meter_id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
 CREATE TABLE IF NOT EXISTS readings (
     id              BIGINT       NOT NULL AUTO_INCREMENT,
     unit_id         INT          NOT NULL,
@@ -41,6 +58,7 @@ CREATE TABLE IF NOT EXISTS readings (
     seq             BIGINT       NOT NULL,
     ts              DATETIME(3)  NOT NULL,   -- the unit's own clock
     received_at     DATETIME(3)  NOT NULL,   -- the bridge's clock
+    stored_at       DATETIME(3)  NULL,       -- when the bridge wrote it (publish -> commit = stored_at - ts)
     tank_temp_c     DOUBLE       NOT NULL,
     ext_temp_c      DOUBLE       NOT NULL,
     milk_kg         DOUBLE       NOT NULL,
@@ -71,6 +89,7 @@ CREATE TABLE IF NOT EXISTS power_readings (
     meter_id       VARCHAR(64)  NOT NULL,
     ts             DATETIME(3)  NOT NULL,   -- the device's own timestamp
     received_at    DATETIME(3)  NOT NULL,
+    stored_at      DATETIME(3)  NULL,       -- when the bridge wrote it
     output         BOOLEAN      NULL,
     apower         DOUBLE       NULL,       -- W
     voltage        DOUBLE       NULL,       -- V

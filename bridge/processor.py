@@ -1,13 +1,22 @@
 """Turns a batch of raw MQTT messages into what must be written and published (no I/O).
 
-The one input from the database is a *lookup* seam: which of the batch's keys are already stored
-(``store.queries.stored_rows`` inside the batch's transaction; a dict in unit tests). With it a
-redelivered message is recognised as a replay, and a reading that differs from the stored one
-under the same key is rejected instead of silently dropped.
+The one input from the database is a *lookup* seam (``bridge.service.lookup_in``, inside the
+batch's transaction; a function over dicts in unit tests). Given what the batch needs
+(:class:`Wanted`) it answers:
+
+- which of the batch's keys are already stored: a redelivered message is recognised as a replay,
+  and one that differs from the stored row under the same key is rejected, not silently dropped;
+- the *version* of each source (automate or meter) the batch touches, after locking it: several
+  bridges share the stream (MQTT shared subscriptions deal messages round-robin), so readings of
+  one automate reach different bridges. Whoever holds a source's lock evaluates it; a bridge whose
+  version of a source is not the stored one takes the stored state (settled seqs, merged meter
+  status, active alarms) before going on. One bridge alone always holds the current version and
+  reads nothing more.
 
 State that spans messages (merged meter status, alarm state, each automate's settled ``seq``) lives
-here; ``snapshot``/``restore`` let the service undo a batch whose transaction failed, so that
-retrying it gives exactly the same result.
+here. Every change is recorded first in an undo log (:class:`plantmodel.undo.UndoLog`): ``undo``
+puts back what the last ``process`` changed when its transaction failed, so that retrying it gives
+exactly the same result, at a cost in proportion to the batch (not to the plant).
 
 Every message ends in exactly one of: a row to store (or a known duplicate of one), a rejection
 with its reason (``rejected_messages``), one of our own publications seen again (skipped), or —
@@ -17,7 +26,6 @@ acknowledged, so the broker keeps it.
 
 from __future__ import annotations
 
-import copy
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,6 +51,7 @@ from plantmodel.topics import (
     Topics,
     UnitStatusTopic,
 )
+from plantmodel.undo import UndoLog
 
 log = logging.getLogger(__name__)
 
@@ -83,16 +92,39 @@ class StoredSample:
     sample: PowerSample
 
 
+@dataclass(frozen=True, slots=True)
+class Wanted:
+    """What a batch asks of the database."""
+
+    readings: set[ReadingKey]
+    samples: set[SampleKey]
+    sources: dict[str, int | None]  # source key -> the version this bridge holds (None: none yet)
+
+
 @dataclass(slots=True)
 class Stored:
     readings: dict[ReadingKey, StoredReading] = field(default_factory=dict)
     samples: dict[SampleKey, StoredSample] = field(default_factory=dict)
+    # Each wanted source's stored version, once locked (empty: nothing is shared, e.g. unit tests).
+    versions: dict[str, int] = field(default_factory=dict)
+    # The stored state of the sources whose version differs from this bridge's (None: none stored).
+    sequences: dict[Key, SeqState | None] = field(default_factory=dict)
+    meters: dict[str, MeterStatus | None] = field(default_factory=dict)
+    alarms: dict[str, list[Alarm]] = field(default_factory=dict)  # active alarms of those sources
 
 
-Lookup = Callable[[set[ReadingKey], set[SampleKey]], Stored]
+@dataclass(frozen=True, slots=True)
+class MeterStatus:
+    """A meter's merged switch status, as stored for the other bridges."""
+
+    status: dict[str, Any]
+    complete: bool
 
 
-def nothing_stored(_readings: set[ReadingKey], _samples: set[SampleKey]) -> Stored:
+Lookup = Callable[[Wanted], Stored]
+
+
+def nothing_stored(_wanted: Wanted) -> Stored:
     return Stored()
 
 
@@ -107,6 +139,8 @@ class BatchPlan:
     alarms: list[Alarm] = field(default_factory=list)
     publish: list[Outgoing] = field(default_factory=list)  # after commit
     sequences: dict[Key, SeqState] = field(default_factory=dict)  # settled seqs to persist
+    meter_states: dict[str, MeterStatus] = field(default_factory=dict)  # merged statuses to persist
+    versions: dict[str, int] = field(default_factory=dict)  # sources changed: their new version
     lost: list[Lost] = field(default_factory=list)
     gaps: int = 0
     duplicates: int = 0
@@ -166,54 +200,79 @@ class _Shelly:
 
 
 _Decoded = _Reading | _Rejected | _Held | _Own | _Status | _Shelly
-Snapshot = tuple[_ProcState, dict[Key, SeqState], dict[tuple[str, str], Alarm]]
 
 
 class Processor:
     def __init__(self, topics: Topics, thresholds: ThresholdSet, *, max_future_skew: float = 300.0,
                  rpc_retry: float = 30.0, gap_timeout: float = 300.0, status_refresh: float = 300.0) -> None:
         self.topics = topics
-        self.alarms = AlarmEngine(thresholds)
-        self.sequences = SequenceTracker(timedelta(seconds=gap_timeout))
+        self._undo = UndoLog()
+        self.alarms = AlarmEngine(thresholds, self._undo)
+        self.sequences = SequenceTracker(timedelta(seconds=gap_timeout), self._undo)
         self.max_future_skew = timedelta(seconds=max_future_skew)
         self.rpc_retry = timedelta(seconds=rpc_retry)
         self.status_refresh = timedelta(seconds=status_refresh)
         self._st = _ProcState()
+        self.versions: dict[str, int] = {}  # source key -> the stored version our state reflects
 
     def set_thresholds(self, thresholds: ThresholdSet) -> None:
         self.alarms.thresholds = thresholds
 
-    def load_sequences(self, states: dict[Key, SeqState], now: datetime) -> None:
-        """Resume from the stored states. The time the bridge was down does not count against an
-        open gap: the unit's resends may be queued at the broker behind the backlog."""
-        for st in states.values():
-            if st.ahead:
-                st.gap_since = now
+    def load_sequences(self, states: dict[Key, SeqState], now: datetime,
+                       versions: dict[str, int] | None = None) -> None:
+        """Resume from the stored states (and their versions: a state without one is taken as
+        version 0, what its source's first lock creates)."""
+        for key, st in states.items():
+            self._resume(st, now)
+            self.versions[AutomateSource(*key).key] = (versions or {}).get(AutomateSource(*key).key, 0)
         self.sequences.states.update(states)
 
-    def snapshot(self) -> Snapshot:
-        return (copy.deepcopy(self._st), copy.deepcopy(self.sequences.states), self.alarms.snapshot())
+    @staticmethod
+    def _resume(st: SeqState, now: datetime) -> None:
+        # The time this bridge did not hold the state does not count against an open gap: the
+        # unit's resends may be queued at the broker behind the backlog.
+        if st.ahead:
+            st.gap_since = now
 
-    def restore(self, snap: Snapshot) -> None:
-        st, sequences, alarms = snap
-        self._st = st
-        self.sequences.states = sequences
-        self.alarms.restore(alarms)
+    def undo(self) -> None:
+        """Put back everything the last :meth:`process` changed (its transaction failed)."""
+        self._undo.undo()
 
     # -------------------------------------------------------------------------------------------
     def process(self, messages: list[RawMessage], lookup: Lookup = nothing_stored, *,
                 reject_reason: str | None = None) -> BatchPlan:
         """Plan a batch. ``reject_reason``: record every message as rejected with it (the database
         refused these messages for a reason the model did not catch)."""
+        self._undo.clear()
         plan = BatchPlan()
         if not messages:
             return plan
+        st = self._st
+        rpc_id = st.rpc_id
+        self._undo.on_undo(lambda: setattr(st, "rpc_id", rpc_id))
         now = max(m.received_at for m in messages)
-        self._lost(plan, self.sequences.expire(now), f"never arrived within {self.sequences.gap_timeout}")
         decoded = [self._decode(m, reject_reason) for m in messages]
-        stored = lookup({(d.reading.unit, d.reading.automate, d.reading.ts) for d in decoded
-                         if isinstance(d, _Reading)},
-                        {(d.topic.meter, ts) for d in decoded if isinstance(d, _Shelly) and (ts := d.ts)})
+        due = self.sequences.due(now)
+        automates = set(due)
+        reading_keys: set[ReadingKey] = set()
+        sample_keys: set[SampleKey] = set()
+        meters: set[str] = set()
+        for d in decoded:
+            if isinstance(d, _Reading):
+                r = d.reading
+                automates.add((r.unit, r.automate))
+                reading_keys.add((r.unit, r.automate, r.ts))
+            elif isinstance(d, _Rejected) and d.seq is not None:
+                automates.add(d.seq[0])
+            elif isinstance(d, _Shelly):
+                meters.add(d.topic.meter)
+                if d.ts is not None:
+                    sample_keys.add((d.topic.meter, d.ts))
+        sources: dict[str, Key | str] = {AutomateSource(*k).key: k for k in automates}
+        sources.update((MeterSource(m).key, m) for m in meters)
+        stored = lookup(Wanted(reading_keys, sample_keys, {src: self.versions.get(src) for src in sources}))
+        self._refresh(stored, sources, now)
+        self._lost(plan, self.sequences.expire(now, due), f"never arrived within {self.sequences.gap_timeout}")
         batch = Stored()  # what this batch stores, for duplicates inside the batch
         for d in decoded:
             try:
@@ -225,11 +284,51 @@ class Processor:
                               printable(d.msg.topic))
                 plan.held.append((d.msg, f"{type(exc).__name__}: {exc}"))
         self._lost(plan, self.sequences.take_lost(), "given up: too many gaps open")
+        for meter in plan.meters_seen:
+            sw = st.meters[meter]
+            plan.meter_states[meter] = MeterStatus(sw.status, sw.complete)
+        changed = [AutomateSource(*k).key for k in plan.sequences] + [MeterSource(m).key for m in plan.meters_seen]
+        for src in changed:
+            self._undo.save(self.versions, src)
+            plan.versions[src] = self.versions[src] = self.versions.get(src, 0) + 1
         for unit in sorted({u for u, _ in plan.sequences}):
             conf = self.sequences.confirmation(unit, now)
             if conf is not None:
                 plan.publish.append(Outgoing(self.topics.confirmation(unit), conf.to_json(), retain=True))
         return plan
+
+    def _refresh(self, stored: Stored, sources: dict[str, Key | str], now: datetime) -> None:
+        """Take the stored state of every source another bridge changed since we last held it."""
+        for src, version in stored.versions.items():
+            if self.versions.get(src) == version or src not in sources:
+                continue
+            first = src not in self.versions
+            self._undo.save(self.versions, src)
+            self.versions[src] = version
+            which = sources[src]
+            if isinstance(which, str):
+                self._touch_meter(which)
+                ms = stored.meters.get(which)
+                if ms is None:
+                    self._st.meters.pop(which, None)
+                else:
+                    sw = self._st.meters[which] = SwitchState(which)
+                    sw.status, sw.complete = ms.status, ms.complete
+            else:
+                seq = stored.sequences.get(which)
+                if seq is not None:
+                    seq = seq.copy()
+                    if first:
+                        self._resume(seq, now)
+                self.sequences.replace(which, seq)
+            self.alarms.replace_source(src, stored.alarms.get(src, []))
+
+    def _touch_meter(self, meter: str) -> None:
+        st, undo = self._st, self._undo
+        undo.save(st.meters, meter, SwitchState.copy)
+        undo.save(st.last_full, meter)
+        undo.save(st.rpc_asked, meter)
+        undo.save_member(st.offline, meter)
 
     def _lost(self, plan: BatchPlan, lost: list[Lost], why: str) -> None:
         for gap in lost:
@@ -401,6 +500,7 @@ class Processor:
     # -- Shelly ----------------------------------------------------------------------------------
     def _shelly(self, d: _Shelly, stored: Stored, batch: Stored, plan: BatchPlan) -> None:
         meter, msg = d.topic.meter, d.msg
+        self._touch_meter(meter)
         state = self._st.meters.get(meter)
         first_seen = state is None
         if state is None:
@@ -493,6 +593,7 @@ class Processor:
         asked = self._st.rpc_asked.get(meter)
         if not force and asked is not None and now - asked < self.rpc_retry:
             return
+        self._undo.save(self._st.rpc_asked, meter)
         self._st.rpc_asked[meter] = now
         self._st.rpc_id += 1
         body = shelly.request(self._st.rpc_id, Topics.shelly_reply_src(meter), "Shelly.GetStatus")

@@ -36,18 +36,20 @@ from sqlalchemy.orm import Session, sessionmaker
 from bridge.processor import (
     BatchPlan,
     Lookup,
+    MeterStatus,
     Outgoing,
     Processor,
     RawMessage,
-    ReadingKey,
-    SampleKey,
     Stored,
     StoredReading,
     StoredSample,
+    Wanted,
 )
 from bridge.settings import BridgeSettings
 from plantmodel.mqtt import connect_async, new_client
 from plantmodel.readings import utcnow
+from plantmodel.sequence import Key
+from plantmodel.sources import AutomateSource, parse_source
 from plantmodel.status import DeviceStatus
 from plantmodel.text import printable
 from plantmodel.thresholds import ThresholdSet
@@ -116,29 +118,52 @@ def database_reason(exc: BaseException) -> str:
 
 
 def lookup_in(session: Session) -> Lookup:
-    """The processor's seam onto what the database already holds, inside the batch's transaction."""
+    """The processor's seam onto what the database already holds, inside the batch's transaction.
 
-    def lookup(readings: set[ReadingKey], samples: set[SampleKey]) -> Stored:
+    The batch's sources are locked first, so what is read next (stored rows, other bridges' state)
+    is what the bridge that last held them committed."""
+
+    def lookup(wanted: Wanted) -> Stored:
+        versions = queries.lock_sources(session, wanted.sources)
+        stale = [src for src, v in versions.items() if wanted.sources.get(src) != v]
+        automates: list[Key] = []
+        meters: list[str] = []
+        for src in stale:
+            source = parse_source(src)
+            if isinstance(source, AutomateSource):
+                automates.append((source.unit, source.automate))
+            else:
+                meters.append(source.meter)
+        sequences = queries.sequences_of(session, automates)
+        switches = queries.meter_states(session, meters)
         return Stored(
-            {k: StoredReading(i, seq, m) for k, (i, seq, m) in queries.stored_readings(session, readings).items()},
-            {k: StoredSample(i, smp) for k, (i, smp) in queries.stored_samples(session, samples).items()},
+            {k: StoredReading(i, seq, m)
+             for k, (i, seq, m) in queries.stored_readings(session, wanted.readings).items()},
+            {k: StoredSample(i, smp) for k, (i, smp) in queries.stored_samples(session, wanted.samples).items()},
+            versions,
+            {k: sequences.get(k) for k in automates},
+            {m: MeterStatus(*switches[m]) if m in switches else None for m in meters},
+            queries.active_alarms_of(session, stale) if stale else {},
         )
 
     return lookup
 
 
-def write_plan(session: Session, plan: BatchPlan) -> None:
-    """Everything of one batch, in the caller's transaction."""
+def write_plan(session: Session, plan: BatchPlan, known: set[Key] | None = None) -> None:
+    """Everything of one batch, in the caller's transaction. ``known``: automates that exist."""
+    now = utcnow()  # stored_at: the write, just before the commit
     # Meters seen without a sample yet (e.g. just came online); insert_power_samples ensures the rest.
-    queries.ensure_meters(session, plan.meters_seen - {s.meter for s, _ in plan.samples}, utcnow())
-    queries.insert_readings(session, plan.readings)
-    queries.insert_power_samples(session, plan.samples)
+    queries.ensure_meters(session, plan.meters_seen - {s.meter for s, _ in plan.samples}, now)
+    queries.insert_readings(session, plan.readings, now, known=known)
+    queries.insert_power_samples(session, plan.samples, now)
     for device, state, ts, rx in plan.states:
         queries.set_device_state(session, device, state, ts, rx)
     queries.save_alarm_events(session, plan.alarms)
     for msg, reason in plan.rejected:
         queries.record_rejected(session, msg.topic, msg.payload, reason, msg.received_at)
-    queries.save_sequences(session, plan.sequences, utcnow())
+    queries.save_sequences(session, plan.sequences, now)
+    queries.save_meter_states(session, {m: (st.status, st.complete) for m, st in plan.meter_states.items()}, now)
+    queries.save_versions(session, plan.versions)
 
 
 class Bridge:
@@ -153,6 +178,7 @@ class Bridge:
         self._connected = threading.Event()
         self._thresholds_version: object = None
         self._link = 0  # counts disconnects: which connection a message came on
+        self._known_automates: set[Key] = set()  # committed: no upsert of their rows per batch
         self.processor = Processor(self.topics, ThresholdSet([]), max_future_skew=settings.max_future_skew,
                                    rpc_retry=settings.rpc_retry, gap_timeout=settings.gap_timeout,
                                    status_refresh=settings.status_refresh)
@@ -174,7 +200,8 @@ class Bridge:
         self._reload_thresholds(force=True)
         with self.sessions() as session:
             self.processor.alarms.load(queries.active_alarms(session))
-            self.processor.load_sequences(queries.load_sequences(session), utcnow())
+            self.processor.load_sequences(queries.load_sequences(session), utcnow(),
+                                          queries.source_version_map(session))
         log.info("%d active alarm(s) and %d automates' sequences loaded", len(self.processor.alarms.active()),
                  len(self.processor.sequences.states))
         self._worker.start()
@@ -190,6 +217,14 @@ class Bridge:
         self.client.disconnect()
         self.client.loop_stop()
 
+    def subscriptions(self, shared: bool | None = None) -> list[str]:
+        """Shared (``$share/<group>/…``: the bridges of the group split the stream) or plain."""
+        group = self.settings.share_group or "bridges"
+        if shared is None:
+            shared = bool(self.settings.share_group)
+        topics = self.topics.bridge_subscriptions()
+        return [f"$share/{group}/{t}" for t in topics] if shared else topics
+
     def wait_connected(self, timeout: float) -> bool:
         return self._connected.wait(timeout)
 
@@ -199,7 +234,10 @@ class Bridge:
             log.error("broker refused the connection as %r: %s", self.settings.mqtt.username, reason)
             return
         # Subscribing here means a reconnect resubscribes too.
-        client.subscribe([(t, 1) for t in self.topics.bridge_subscriptions()])
+        client.subscribe([(t, 1) for t in self.subscriptions()])
+        other = self.subscriptions(not self.settings.share_group)
+        if other:  # a persistent session keeps the form a previous configuration used: drop it
+            client.unsubscribe(other)
         client.publish(self.topics.bridge_status(), DeviceStatus.online().to_json(), qos=1, retain=True)
         self._connected.set()
         log.info("connected to %s:%d as %s", self.settings.mqtt.host, self.settings.mqtt.port,
@@ -298,14 +336,14 @@ class Bridge:
             self._done(part, plan)
 
     def _commit(self, part: list[RawMessage], reason: str | None) -> BatchPlan:
-        snap = self.processor.snapshot()
         try:
             with self.sessions.begin() as session:
                 plan = self.processor.process(part, lookup_in(session), reject_reason=reason)
-                write_plan(session, plan)
+                write_plan(session, plan, self._known_automates)
         except BaseException:
-            self.processor.restore(snap)  # the batch's effect on our state is undone with it
+            self.processor.undo()  # the batch's effect on our state is undone with it
             raise
+        self._known_automates.update((r.unit, r.automate) for r, _ in plan.readings)
         return plan
 
     def _hold(self, msg: RawMessage, exc: BaseException) -> None:

@@ -4,6 +4,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from plantmodel.envconf import env_float, env_int, env_str
+from plantmodel.errors import ValidationError
 from plantmodel.mqtt import MqttSettings
 from store.db import database_url_from_env
 
@@ -22,6 +23,11 @@ class BridgeSettings:
     rpc_retry: float = 30.0  # s before asking a silent meter for its status again
     gap_timeout: float = 300.0  # s a gap in a unit's seq may stay open before it is declared lost
     status_refresh: float = 300.0  # s between full-status requests to each online meter
+    # MQTT shared subscription group: bridges in one group share the stream (each message goes to
+    # one of them). Empty: a plain subscription (every bridge gets everything).
+    share_group: str = "bridges"
+    metrics_host: str = "127.0.0.1"  # Prometheus endpoint; no authentication, so loopback by default
+    metrics_port: int = 9108  # 0: no endpoint
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> BridgeSettings:
@@ -36,4 +42,14 @@ class BridgeSettings:
             rpc_retry=env_float(env, "BRIDGE_RPC_RETRY", 30.0, minimum=1.0),
             gap_timeout=env_float(env, "BRIDGE_GAP_TIMEOUT", 300.0, minimum=1.0),
             status_refresh=env_float(env, "BRIDGE_STATUS_REFRESH", 300.0, minimum=1.0),
+            share_group=check_share_group(env.get("BRIDGE_SHARE_GROUP", "bridges").strip()),
+            metrics_host=env_str(env, "BRIDGE_METRICS_HOST", "127.0.0.1"),
+            metrics_port=env_int(env, "BRIDGE_METRICS_PORT", 9108, minimum=0),
         )
+
+
+def check_share_group(group: str) -> str:
+    """A shared subscription's group is one topic level: no '/', '+', '#'."""
+    if any(c in group for c in "/+#") or not group.isprintable():
+        raise ValidationError(f"BRIDGE_SHARE_GROUP {group!r}: one topic level, without '/', '+' or '#'")
+    return group

@@ -33,6 +33,7 @@ from datetime import datetime, timedelta
 from enum import Enum
 
 from plantmodel.confirm import AutomateConfirmation, Confirmation
+from plantmodel.undo import UndoLog
 
 Key = tuple[int, int]  # (unit, automate)
 MAX_RANGES = 100
@@ -63,6 +64,10 @@ class SeqState:
     gap_since: datetime | None = None  # when the oldest open gap opened or last moved up
     boot: str | None = None
     prev_boot: str | None = None  # the life before: its late messages must not reset this one
+
+    def copy(self) -> SeqState:
+        return SeqState(self.confirmed, self.newest, self.newest_ts, self.max_ts, [r[:] for r in self.ahead],
+                        self.gap_since, self.boot, self.prev_boot)
 
     def settled(self, seq: int) -> bool:
         return seq <= self.confirmed or any(lo <= seq <= hi for lo, hi in self.ahead)
@@ -107,10 +112,25 @@ class Lost:
 
 
 class SequenceTracker:
-    def __init__(self, gap_timeout: timedelta) -> None:
+    """``journal``: where every change is recorded before it is made, so that a batch whose
+    transaction fails can be undone (see :class:`plantmodel.undo.UndoLog`)."""
+
+    def __init__(self, gap_timeout: timedelta, journal: UndoLog | None = None) -> None:
         self.gap_timeout = gap_timeout
         self.states: dict[Key, SeqState] = {}
         self._lost: list[Lost] = []  # gaps given up on since the last take_lost()
+        self.journal = journal if journal is not None else UndoLog()
+
+    def _touch(self, key: Key) -> None:
+        self.journal.save(self.states, key, SeqState.copy)
+
+    def replace(self, key: Key, state: SeqState | None) -> None:
+        """Take ``state`` as the automate's (another bridge settled readings of it since)."""
+        self._touch(key)
+        if state is None:
+            self.states.pop(key, None)
+        else:
+            self.states[key] = state
 
     def same_life(self, key: Key, boot: str | None) -> bool:
         """Whether a reading with ``boot`` belongs to the automate's current life (as far as known)."""
@@ -129,6 +149,7 @@ class SequenceTracker:
         """Record that reading ``seq`` of automate ``key`` is settled. ``ts`` is the unit time of a
         reading being stored, None for one recorded as rejected (its clock is not trusted, and
         it can neither start a new life nor move the newest reading far)."""
+        self._touch(key)
         st = self.states.get(key)
         verdict = Verdict.NEW
         if st is None:
@@ -166,7 +187,10 @@ class SequenceTracker:
         elif st.gap_since is None or st.confirmed != confirmed_before:
             st.gap_since = now
         while len(st.ahead) > MAX_RANGES:
-            self._lost.append(self._give_up(key, st, now))
+            lost = self._lost
+            if not lost:
+                self.journal.on_undo(lost.clear)
+            lost.append(self._give_up(key, st, now))
         return verdict
 
     @staticmethod
@@ -194,15 +218,19 @@ class SequenceTracker:
         lost, self._lost = self._lost, []
         return lost
 
-    def expire(self, now: datetime) -> list[Lost]:
-        """Declare lost the first gap of every automate that made no progress for ``gap_timeout``
-        (the unit no longer holds those readings: it dropped them, or restarted)."""
+    def due(self, now: datetime) -> set[Key]:
+        """The automates whose first gap made no progress for ``gap_timeout`` (changes nothing)."""
+        return {key for key, st in self.states.items()
+                if st.ahead and st.gap_since is not None and now - st.gap_since >= self.gap_timeout}
+
+    def expire(self, now: datetime, keys: set[Key] | None = None) -> list[Lost]:
+        """Declare lost the first gap of every automate (of ``keys``, if given) that made no
+        progress for ``gap_timeout`` (the unit no longer holds those readings: it dropped them, or
+        restarted)."""
         lost: list[Lost] = []
-        for key, st in self.states.items():
-            gap = st.missing
-            if gap is None or st.gap_since is None or now - st.gap_since < self.gap_timeout:
-                continue
-            lost.append(self._give_up(key, st, now))
+        for key in sorted(self.due(now) if keys is None else keys & self.due(now)):
+            self._touch(key)
+            lost.append(self._give_up(key, self.states[key], now))
         return lost
 
     def confirmation(self, unit: int, now: datetime) -> Confirmation | None:

@@ -218,6 +218,12 @@ class SwitchState:
         self.status: dict[str, Any] = {}
         self.complete = False  # seen a full status since start (else: ask the device)
 
+    def copy(self) -> SwitchState:
+        """A copy that a later merge cannot change (merges build new dicts, never edit ``status``)."""
+        other = SwitchState(self.meter)
+        other.status, other.complete = self.status, self.complete
+        return other
+
     def apply_full(self, sw: dict[str, Any], ts: datetime) -> PowerSample:
         """Replace the state with a full status; returns its sample at ``ts``."""
         sample = sample_from_switch(self.meter, ts, sw)

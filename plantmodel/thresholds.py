@@ -24,6 +24,7 @@ from plantmodel.jsonutil import dumps, loads_object, require_number, require_str
 from plantmodel.measures import AUTOMATE_MEASURES, MEASURES, METER_MEASURES
 from plantmodel.readings import format_ts, parse_ts
 from plantmodel.sources import AutomateSource, MeterSource, Source, parse_source
+from plantmodel.undo import UndoLog
 
 DEFAULT_SCOPE = "*"
 SEVERITIES = ("info", "warning", "critical")
@@ -117,8 +118,13 @@ def default_thresholds() -> list[Threshold]:
 
 
 class ThresholdSet:
+    """Immutable: an edit builds a new set. Resolution is cached per (scope, measure), since the
+    bridge resolves every measure of every reading (re-checking the scope each time was 11 % of
+    its CPU)."""
+
     def __init__(self, thresholds: Iterable[Threshold]) -> None:
         self._by_key = {(t.scope, t.measure): t for t in thresholds}
+        self._resolved: dict[tuple[str, str], Threshold | None] = {}
 
     def __len__(self) -> int:
         return len(self._by_key)
@@ -131,11 +137,18 @@ class ThresholdSet:
 
     def resolve_scope(self, scope: str, measure: str) -> Threshold | None:
         """The threshold that applies to ``scope`` (itself, or inherited from a wider scope)."""
+        try:
+            return self._resolved[(scope, measure)]
+        except KeyError:
+            pass
+        found = None
         for wider in scope_chain(scope):
-            t = self._by_key.get((wider, measure))
-            if t is not None:
-                return t
-        return None
+            found = self._by_key.get((wider, measure))
+            if found is not None:
+                break
+        if len(self._resolved) < 100_000:  # scopes come from validated sources; bound it all the same
+            self._resolved[(scope, measure)] = found
+        return found
 
     def limits(self, scope: str, measures: Iterable[str]) -> dict[str, dict[str, float | None]]:
         """``{measure: {"low", "high"}}`` that apply to ``scope`` (both None where no threshold applies):
@@ -210,6 +223,7 @@ class AlarmEngine:
     """
 
     thresholds: ThresholdSet
+    journal: UndoLog = field(default_factory=UndoLog)  # every change is recorded before it is made
     _active: dict[tuple[str, str], Alarm] = field(default_factory=dict)
 
     def load(self, active: Iterable[Alarm]) -> None:
@@ -219,11 +233,17 @@ class AlarmEngine:
     def active(self) -> list[Alarm]:
         return list(self._active.values())
 
-    def snapshot(self) -> dict[tuple[str, str], Alarm]:
-        return dict(self._active)  # alarms are frozen: a shallow copy is a snapshot
+    def count(self) -> int:
+        return len(self._active)
 
-    def restore(self, snapshot: dict[tuple[str, str], Alarm]) -> None:
-        self._active = snapshot
+    def replace_source(self, source: str, active: Iterable[Alarm]) -> None:
+        """Take ``active`` as the alarms of ``source`` (another bridge evaluated it since)."""
+        for key in [k for k in self._active if k[0] == source]:
+            self.journal.save(self._active, key)
+            del self._active[key]
+        for alarm in active:
+            self.journal.save(self._active, alarm.key)
+            self._active[alarm.key] = alarm
 
     def evaluate(self, source: Source, measures: Mapping[str, float], ts: datetime) -> list[Alarm]:
         events: list[Alarm] = []
@@ -236,12 +256,14 @@ class AlarmEngine:
             bound = threshold.breach(value, current.bound if current else None) if threshold else None
             if current is not None and bound != current.bound:
                 events.append(replace(current, value=value, state="cleared", since=ts))
+                self.journal.save(self._active, key)
                 del self._active[key]
                 current = None
             if bound is not None and current is None:
                 assert threshold is not None
                 alarm = Alarm(source, measure, value, threshold.limit(bound), bound,
                               threshold.severity, "active", ts, ts)
+                self.journal.save(self._active, key)
                 self._active[key] = alarm
                 events.append(alarm)
         return events

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -77,9 +77,22 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
+# Nullable columns added after a release, created on a database that predates them. (Alembic takes
+# this over with the schema-evolution work; until then this list is the whole history.)
+ADDED_COLUMNS = (("readings", "stored_at"), ("power_readings", "stored_at"))
+
+
 def init_schema(engine: Engine) -> None:
-    """Create missing tables (a no-op on a database built from ``schema.sql``)."""
+    """Create missing tables and added columns (a no-op on a database built from ``schema.sql``)."""
     Base.metadata.create_all(engine)
+    inspector = inspect(engine)
+    for table, column in ADDED_COLUMNS:
+        if column not in {c["name"] for c in inspector.get_columns(table)}:
+            col = Base.metadata.tables[table].c[column]
+            ddl = f"ALTER TABLE {table} ADD COLUMN {column} {col.type.compile(engine.dialect)} NULL"
+            with engine.begin() as conn:
+                conn.execute(text(ddl))
+            log.warning("added column %s.%s to a database from an older release", table, column)
 
 
 def describe(url: str | URL) -> str:

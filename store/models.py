@@ -101,6 +101,35 @@ class AutomateSequence(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class SourceVersion(Base):
+    """One row per source (``units/3/automates/7``, ``meters/<id>``): its lock and version.
+
+    Several bridges share the stream, so readings of one source reach different bridges. A bridge
+    locks the rows of the sources in its batch (``SELECT … FOR UPDATE``, in key order) for the
+    length of its transaction, and bumps the version of each source it changed: a bridge holding
+    an older version reloads that source's state (``automate_sequences``, ``meter_states``, active
+    ``alarms``) first. Alarm evaluation is thus serialized per source.
+    """
+
+    __tablename__ = "source_versions"
+    __table_args__ = TABLE_ARGS
+
+    source: Mapped[str] = mapped_column(String(96), primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger)
+
+
+class MeterState(Base):
+    """A meter's merged switch status (a Gen2 meter sends only what changed), shared by bridges."""
+
+    __tablename__ = "meter_states"
+    __table_args__ = TABLE_ARGS
+
+    meter_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    status: Mapped[str] = mapped_column(Text)  # JSON: the switch:0 status as merged so far
+    complete: Mapped[bool] = mapped_column(Boolean)  # a full status was part of it
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class Reading(Base):
     __tablename__ = "readings"
     __table_args__ = (
@@ -119,6 +148,7 @@ class Reading(Base):
     seq: Mapped[int] = mapped_column(BigInteger)
     ts: Mapped[datetime] = mapped_column(UTCDateTime)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    stored_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # when the bridge wrote it
     tank_temp_c: Mapped[float] = mapped_column(Double)
     ext_temp_c: Mapped[float] = mapped_column(Double)
     milk_kg: Mapped[float] = mapped_column(Double)
@@ -153,6 +183,7 @@ class PowerReading(Base):
     meter_id: Mapped[str] = mapped_column(String(64), ForeignKey("meters.id", name="fk_power_readings_meter"))
     ts: Mapped[datetime] = mapped_column(UTCDateTime)  # the device's own timestamp
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    stored_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # when the bridge wrote it
     output: Mapped[bool | None] = mapped_column(Boolean)
     apower: Mapped[float | None] = mapped_column(Double)
     voltage: Mapped[float | None] = mapped_column(Double)

@@ -3,6 +3,7 @@ transaction to its caller (``with sessionmaker.begin() as session: ...``)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, cast
@@ -83,21 +84,27 @@ def ensure_meters(session: Session, meters: Iterable[str], now: datetime) -> Non
     session.execute(update(orm.Meter).where(orm.Meter.id.in_(ids)).values(last_seen=now))
 
 
-def insert_readings(session: Session, readings: Sequence[tuple[Reading, datetime]]) -> None:
-    """Store readings (with their receive time); a reading already stored is skipped."""
+def insert_readings(session: Session, readings: Sequence[tuple[Reading, datetime]],
+                    stored_at: datetime | None = None, *, known: set[tuple[int, int]] | None = None) -> None:
+    """Store readings (with their receive time, and ``stored_at``: the time of this write); a
+    reading already stored is skipped. ``known``: automates known to exist (no upsert for them)."""
     if not readings:
         return
-    ensure_automates(session, {(r.unit, r.automate): r.type for r, _ in readings},
-                     min(t for _, t in readings))
+    types = {(r.unit, r.automate): r.type for r, _ in readings}
+    if known is not None:
+        types = {k: t for k, t in types.items() if k not in known}
+    if types:
+        ensure_automates(session, types, min(t for _, t in readings))
     rows = [
         {"unit_id": r.unit, "automate_no": r.automate, "seq": r.seq, "ts": r.ts, "received_at": t,
-         **r.measures()}
+         "stored_at": stored_at, **r.measures()}
         for r, t in readings
     ]
     insert_ignoring_duplicates(session, orm.Reading.__table__, rows, ["unit_id", "automate_no", "ts"])
 
 
-def insert_power_samples(session: Session, samples: Sequence[tuple[PowerSample, datetime]]) -> None:
+def insert_power_samples(session: Session, samples: Sequence[tuple[PowerSample, datetime]],
+                         stored_at: datetime | None = None) -> None:
     if not samples:
         return
     ensure_meters(session, [s.meter for s, _ in samples], max(t for _, t in samples))
@@ -105,7 +112,7 @@ def insert_power_samples(session: Session, samples: Sequence[tuple[PowerSample, 
     for s, t in samples:
         row = s.to_dict()
         row["meter_id"] = row.pop("meter")
-        row["ts"], row["received_at"] = s.ts, t
+        row["ts"], row["received_at"], row["stored_at"] = s.ts, t, stored_at
         rows.append(row)
     insert_ignoring_duplicates(session, orm.PowerReading.__table__, rows, ["meter_id", "ts"])
 
@@ -147,13 +154,81 @@ def load_sequences(session: Session) -> dict[Key, SeqState]:
     before the table existed) resumes from its newest reading."""
     out: dict[Key, SeqState] = {}
     for row in session.scalars(select(orm.AutomateSequence)):
-        out[(row.unit_id, row.automate_no)] = SeqState(
-            confirmed=row.confirmed, newest=row.newest, newest_ts=row.newest_ts, max_ts=row.max_ts,
-            ahead=SeqState.parse_ahead(row.ahead), gap_since=row.gap_since, boot=row.boot,
-            prev_boot=row.prev_boot)
+        out[(row.unit_id, row.automate_no)] = _seq_state(row)
     for reading in _newest_by_ts(session, exclude=set(out)):
         out[(reading.unit_id, reading.automate_no)] = SeqState(
             confirmed=reading.seq, newest=reading.seq, newest_ts=reading.ts, max_ts=reading.ts)
+    return out
+
+
+def lock_sources(session: Session, sources: Iterable[str]) -> dict[str, int]:
+    """Lock the version rows of ``sources`` until the end of the caller's transaction (creating
+    missing ones at version 0) and return their versions. Rows are taken in key order, so two
+    bridges locking overlapping sets wait for each other instead of deadlocking."""
+    keys = sorted(set(sources))
+    if not keys:
+        return {}
+    insert_ignoring_duplicates(session, orm.SourceVersion.__table__,
+                               [{"source": k, "version": 0} for k in keys], ["source"])
+    v = orm.SourceVersion
+    rows = session.execute(select(v.source, v.version).where(v.source.in_(keys)).order_by(v.source)
+                           .with_for_update())
+    return {source: version for source, version in rows}
+
+
+def save_versions(session: Session, versions: dict[str, int]) -> None:
+    """The new version of each source this transaction changed (its rows are locked)."""
+    if versions:
+        upsert(session, orm.SourceVersion.__table__,
+               [{"source": k, "version": n} for k, n in sorted(versions.items())], ["source"], ["version"])
+
+
+def source_version_map(session: Session) -> dict[str, int]:
+    return {source: version for source, version in
+            session.execute(select(orm.SourceVersion.source, orm.SourceVersion.version))}
+
+
+def sequences_of(session: Session, keys: Iterable[Key]) -> dict[Key, SeqState]:
+    """The stored states of these automates (none stored: absent)."""
+    wanted = set(keys)
+    if not wanted:
+        return {}
+    s = orm.AutomateSequence
+    units = {u for u, _ in wanted}
+    return {(row.unit_id, row.automate_no): _seq_state(row)
+            for row in session.scalars(select(s).where(s.unit_id.in_(units)))
+            if (row.unit_id, row.automate_no) in wanted}
+
+
+def _seq_state(row: orm.AutomateSequence) -> SeqState:
+    return SeqState(confirmed=row.confirmed, newest=row.newest, newest_ts=row.newest_ts, max_ts=row.max_ts,
+                    ahead=SeqState.parse_ahead(row.ahead), gap_since=row.gap_since, boot=row.boot,
+                    prev_boot=row.prev_boot)
+
+
+def meter_states(session: Session, meters: Iterable[str]) -> dict[str, tuple[dict[str, Any], bool]]:
+    """meter -> (merged switch status, complete) of those stored."""
+    ids = sorted(set(meters))
+    if not ids:
+        return {}
+    m = orm.MeterState
+    return {row.meter_id: (json.loads(row.status), row.complete)
+            for row in session.scalars(select(m).where(m.meter_id.in_(ids)))}
+
+
+def save_meter_states(session: Session, states: dict[str, tuple[dict[str, Any], bool]], now: datetime) -> None:
+    rows = [{"meter_id": k, "status": dumps(status), "complete": complete, "updated_at": now}
+            for k, (status, complete) in sorted(states.items())]
+    upsert(session, orm.MeterState.__table__, rows, ["meter_id"], ["status", "complete", "updated_at"])
+
+
+def active_alarms_of(session: Session, sources: Iterable[str]) -> dict[str, list[Alarm]]:
+    keys = sorted(set(sources))
+    out: dict[str, list[Alarm]] = {}
+    if keys:
+        stmt = select(orm.Alarm).where(orm.Alarm.state == "active", orm.Alarm.source.in_(keys))
+        for row in session.scalars(stmt):
+            out.setdefault(row.source, []).append(alarm_from_row(row))
     return out
 
 

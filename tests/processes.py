@@ -22,6 +22,12 @@ class Service:
         STARTED.append(self)
         self.name = name
         self.log_path = log_dir / f"{name}.log"
+        if args[:2] == ["bridge", "run"]:
+            # Test brokers outlive tests, and so do the persistent sessions of their bridges: in one
+            # shared group, a finished test's session would keep taking its turn of the stream. Each
+            # bridge user is its own group unless a test shares one on purpose. No metrics port
+            # unless asked (several bridges run at once).
+            env = {"BRIDGE_SHARE_GROUP": env.get("MQTT_USERNAME", "bridge"), "BRIDGE_METRICS_PORT": "0", **env}
         full_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen([sys.executable, "-m", *args], cwd=REPO, env=full_env,

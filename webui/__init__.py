@@ -1,7 +1,7 @@
 """The plant's web dashboard: Flask + Flask-SocketIO, fed by the database and live MQTT.
 
-``create_app(settings)`` builds an app; its Socket.IO server is ``app.extensions["socketio"]``
-and its live feed ``web_state(app).feed``.
+``create_app(settings)`` builds an app; its Socket.IO server is ``app.extensions["socketio"]``,
+its live feed ``web_state(app).feed`` and its metrics (``GET /metrics``) ``web_state(app).metrics``.
 """
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from plantmodel.topics import Topics
 from store.db import create_db_engine, make_sessionmaker
-from webui import api, auth, login, sockets, views
+from webui import api, auth, login, metrics, sockets, views
 from webui.live import LiveFeed
+from webui.metrics import WebMetrics
 from webui.settings import WebSettings
 from webui.state import EXTENSION, WebState, web_state
 
@@ -36,13 +37,15 @@ def create_app(settings: WebSettings, *, sessionmaker: orm.sessionmaker[orm.Sess
         sessionmaker = make_sessionmaker(create_db_engine(settings.database_url))
     # threading mode: eventlet is unmaintained; simple-websocket gives Werkzeug WebSockets.
     socketio = SocketIO(app, async_mode="threading")
+    web_metrics = WebMetrics()  # per app, never prometheus_client's global registry
     feed = LiveFeed(settings.mqtt, Topics(settings.topic_root), socketio, sessionmaker,
-                    push_interval=settings.push_interval)
-    app.extensions[EXTENSION] = WebState(settings, sessionmaker, socketio, feed)
+                    push_interval=settings.push_interval, metrics=web_metrics)
+    app.extensions[EXTENSION] = WebState(settings, sessionmaker, socketio, feed, web_metrics)
 
     app.register_blueprint(login.bp)
     app.register_blueprint(views.bp)
     api.install(app)
+    metrics.install(app, web_metrics)
     auth.install(app)  # after every blueprint: it marks the static route public
     app.register_error_handler(SQLAlchemyError, _database_unavailable)
     sockets.register(socketio, web_state(app))

@@ -3,8 +3,8 @@
 Default deny: ``install(app)`` adds a ``before_request`` hook that refuses every endpoint not
 marked :func:`public` unless a user is logged in (session cookie) or presents an API token
 (``Authorization: Bearer <token>``). Routes that need more than ``viewer`` add
-``@require_role("operator")`` or ``@require_role("admin")``. API requests get JSON 401/403; pages
-redirect to the log-in form.
+``@require_role("operator")`` or ``@require_role("admin")``. API requests (and views marked
+:func:`api_style`, e.g. ``/metrics``) get JSON 401/403; pages redirect to the log-in form.
 
 Passwords are hashed with argon2id (salted, deliberately slow). Tokens are random and stored as
 SHA-256 only. State-changing requests authenticated by the session cookie must carry the session's
@@ -189,8 +189,18 @@ def require_role(role: str) -> Callable[[F], F]:
     return decorate
 
 
+def api_style(view: F) -> F:
+    """Mark a view outside ``/api`` that machines call (the metrics endpoint) to be answered like the
+    API: a refusal is a 401/403 status, never a redirect to the log-in form a scraper cannot fill."""
+    view.api_style = True  # type: ignore[attr-defined]
+    return view
+
+
 def is_api_request() -> bool:
-    return request.path.startswith("/api/") or request.path == "/api"
+    if request.path.startswith("/api/") or request.path == "/api":
+        return True
+    view = current_app_view()
+    return view is not None and getattr(view, "api_style", False)
 
 
 def _unauthenticated() -> Response:

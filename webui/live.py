@@ -43,6 +43,7 @@ from plantmodel.status import DeviceStatus
 from plantmodel.thresholds import Alarm
 from plantmodel.topics import AlarmTopic, ParsedTopic, ReadingTopic, ShellyTopic, Topics, UnitStatusTopic
 from store import queries
+from webui.metrics import WebMetrics
 from webui.push import ALARMS_ROOM, Coalescer, Views, rooms_for
 
 log = logging.getLogger(__name__)
@@ -143,8 +144,10 @@ class LiveFeed:
     """
 
     def __init__(self, mqtt_settings: MqttSettings, topics: Topics, socketio: SocketIO,
-                 make_session: sessionmaker[Session], *, push_interval: float = DEFAULT_PUSH_INTERVAL) -> None:
+                 make_session: sessionmaker[Session], *, push_interval: float = DEFAULT_PUSH_INTERVAL,
+                 metrics: WebMetrics | None = None) -> None:
         self._mqtt_settings = mqtt_settings
+        self.metrics = metrics if metrics is not None else WebMetrics()
         self.topics = topics
         self._socketio = socketio
         self._make_session = make_session
@@ -176,10 +179,12 @@ class LiveFeed:
             self._client.disconnect()
             self._client.loop_stop()
             self._client = None
+            self.metrics.mqtt_disconnected()
         self.push.stop()
 
     def handle(self, topic: str, payload: bytes) -> None:
         """Translate one message: updates wait in ``push`` for their rooms, alarms go out at once."""
+        self.metrics.mqtt_message()
         for event in self.translator.translate(topic, payload):
             if isinstance(event, Alarm):
                 self.alarm_changed(self._alarm_dict(event))
@@ -189,6 +194,7 @@ class LiveFeed:
     def alarm_changed(self, alarm: dict[str, Any]) -> None:
         """Send one alarm (``queries.alarm_dict``) to every browser, e.g. after an acknowledgement."""
         self._socketio.emit("alarm", alarm, to=ALARMS_ROOM)
+        self.metrics.pushed("alarm")
 
     def _alarm_dict(self, alarm: Alarm) -> dict[str, Any]:
         # The bridge publishes after its commit, so the row is normally there: it gives the browser
@@ -206,6 +212,7 @@ class LiveFeed:
 
     def _emit_to(self, event: str, data: dict[str, Any], room: str) -> None:
         self._socketio.emit(event, data, to=room)
+        self.metrics.pushed(event)
 
     def seed_meters(self) -> None:
         """Seed the meters' merged state from the database's latest power readings."""
@@ -227,10 +234,12 @@ class LiveFeed:
         self.seed_meters()  # before subscribing, so the first partials have their base
         # Subscribing here (not once after start) makes every reconnect resubscribe.
         client.subscribe([(t, 1) for t in self.topics.live_subscriptions()])
+        self.metrics.mqtt_connected()
         log.info("MQTT connected, subscribed to the live topics")
 
     def _on_disconnect(self, _client: mqtt.Client, _userdata: Any, _flags: Any,
                        reason_code: mqtt.ReasonCode, _properties: Any) -> None:
+        self.metrics.mqtt_disconnected()
         if reason_code.is_failure:
             log.warning("MQTT disconnected (%s); paho reconnects", reason_code)
 

@@ -118,13 +118,17 @@ class LiveSockets:
         try:
             user = socket_user(make_session, auth)
             if user is None:
+                self.state.metrics.socket_refused()
                 raise ConnectionRefusedError("unauthorized")
             with make_session() as session:
                 alarms = [queries.alarm_dict(row) for row in queries.open_alarms(session)]
         except SQLAlchemyError as exc:
+            self.state.metrics.socket_refused()
             log.warning("Socket.IO connection refused, database unavailable: %s", exc)
             raise ConnectionRefusedError("database unavailable") from exc
         self._clients[_sid()] = _Client()
+        # Counted with the entry in _clients: on_disconnect takes one off only when it removes one.
+        self.state.metrics.socket_connected()
         join_room(ALARMS_ROOM)
         settings = self.state.settings
         emit("hello", {
@@ -133,11 +137,13 @@ class LiveSockets:
             "periods": {"automate": settings.report_period, "meter": settings.meter_period},
             "stale_after": STALE_AFTER,
         })
+        self.state.metrics.pushed("hello")
 
     def on_disconnect(self, _reason: Any = None) -> None:
         sid = _sid()
         client = self._clients.pop(sid, None)
         if client is not None:
+            self.state.metrics.socket_disconnected()
             with client.lock:  # a watch in progress finishes first; none starts after
                 client.closed = True
         self.state.feed.views.pop(sid)

@@ -10,6 +10,7 @@ from flask_socketio import SocketIO
 from sqlalchemy.orm import Session, sessionmaker
 
 from webui.live import LiveFeed
+from webui.metrics import WebMetrics
 from webui.settings import WebSettings
 
 EXTENSION = "webui"
@@ -21,6 +22,7 @@ class WebState:
     make_session: sessionmaker[Session]
     socketio: SocketIO
     feed: LiveFeed
+    metrics: WebMetrics  # this app's own registry, served at /metrics
 
 
 def web_state(app: Flask | None = None) -> WebState:

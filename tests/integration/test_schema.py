@@ -58,13 +58,28 @@ def test_schema_sql_matches_orm_models(mariadb: MariaDBServer) -> None:
     init_schema(from_orm)
 
     described_sql, described_orm = describe(from_sql), describe(from_orm)
-    assert len(described_sql["tables"]) == len(Base.metadata.tables) == 12
+    assert len(described_sql["tables"]) == len(Base.metadata.tables) == 14
     assert diff(described_sql, described_orm) == []
 
     # The comparison is sensitive: one altered column is reported.
     with from_sql.begin() as conn:
         conn.execute(sa.text("ALTER TABLE readings MODIFY ph FLOAT NOT NULL"))
     assert any("readings" in d and "'ph'" in d for d in diff(describe(from_sql), described_orm))
+
+
+def test_a_database_from_before_stored_at_gets_the_column(mariadb: MariaDBServer) -> None:
+    engine = create_db_engine(mariadb.create_database("before_stored_at"))
+    apply_schema_sql(mariadb, str(engine.url))
+    with engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE readings DROP COLUMN stored_at"))
+        conn.execute(sa.text("ALTER TABLE power_readings DROP COLUMN stored_at"))
+    init_schema(engine)
+    init_schema(engine)  # and again: nothing left to add
+    inspector = sa.inspect(engine)
+    for table in ("readings", "power_readings"):
+        (col,) = [c for c in inspector.get_columns(table) if c["name"] == "stored_at"]
+        assert col["nullable"] and getattr(col["type"], "fsp", None) == 3
+    engine.dispose()
 
 
 def test_orm_works_on_database_built_from_schema_sql(mariadb: MariaDBServer) -> None:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError, ProgrammingError
 
-from bridge.processor import Processor, RawMessage, Stored, StoredReading, StoredSample
+from bridge.processor import BatchPlan, MeterStatus, Processor, RawMessage, Stored, StoredReading, StoredSample, Wanted
 from bridge.service import Failure, classify
 from plantmodel import Topics, format_ts
 from plantmodel.sequence import SeqState
@@ -78,11 +79,10 @@ def test_alarm_published_retained_and_not_twice_on_redelivery() -> None:
     assert p.process([reading(seq=1, tank_temp_c=4.6)]).alarms == []
 
 
-def test_restore_after_failed_write_replays_identically() -> None:
+def test_undo_after_failed_write_replays_identically() -> None:
     p = proc()
-    snap = p.snapshot()
     first = p.process([reading(seq=1, tank_temp_c=4.6)])
-    p.restore(snap)
+    p.undo()
     again = p.process([reading(seq=1, tank_temp_c=4.6)])
     assert [a.to_dict() for a in again.alarms] == [a.to_dict() for a in first.alarms]
 
@@ -179,8 +179,8 @@ def test_a_reading_far_in_the_future_is_rejected_and_its_seq_settled() -> None:
 
 
 def stored_as(rows: dict) -> object:
-    def lookup(readings: set, samples: set) -> Stored:
-        return Stored({k: v for k, v in rows.items() if k in readings}, {})
+    def lookup(wanted: Wanted) -> Stored:
+        return Stored({k: v for k, v in rows.items() if k in wanted.readings}, {})
     return lookup
 
 
@@ -298,8 +298,8 @@ def test_a_frame_refused_as_conflicting_leaves_the_meter_state_as_it_was() -> No
     stored = {(METER, datetime.fromtimestamp(1795000001.0, UTC)): StoredSample(7, p.process(
         [msg(events, partial_frame(1795000001.0, apower=100.0))]).samples[0][0])}
 
-    def lookup(readings: set, samples: set) -> Stored:
-        return Stored({}, {k: v for k, v in stored.items() if k in samples})
+    def lookup(wanted: Wanted) -> Stored:
+        return Stored({}, {k: v for k, v in stored.items() if k in wanted.samples})
 
     plan = p.process([msg(events, partial_frame(1795000001.0, apower=3900.0))], lookup)
     assert "conflicts with the stored power reading" in plan.rejected[0][1] and "id 7" in plan.rejected[0][1]
@@ -323,3 +323,149 @@ def test_a_seq_jumping_far_ahead_is_rejected_and_does_not_silence_the_next_readi
     assert "jumps more than" in plan.rejected[0][1]
     assert [a.measure for a in plan.alarms] == ["tank_temp_c"]
     assert p.sequences.states[(3, 7)].newest == 4
+
+
+# -- throughput: undo without copying, several bridges --------------------------------------------
+
+def state_of(p: Processor) -> object:
+    """Everything a batch may change, as plain values (compared, never used to restore)."""
+    st = p._st
+    return (
+        {m: (json.dumps(sw.status, sort_keys=True), sw.complete) for m, sw in st.meters.items()},
+        set(st.offline), dict(st.last_full), dict(st.rpc_asked), st.rpc_id,
+        {k: (s.confirmed, s.newest, s.newest_ts, s.max_ts, [r[:] for r in s.ahead], s.gap_since, s.boot,
+             s.prev_boot) for k, s in p.sequences.states.items()},
+        list(p.sequences._lost), dict(p.alarms._active), dict(p.versions),
+    )
+
+
+def random_batch(rng: random.Random, t: int) -> list[RawMessage]:
+    """Readings of 3 automates (in order, late, replayed, far ahead, restarts, values around the
+    limits, garbage) and meter frames (full, partial, conflicting, online/offline, answers)."""
+    out = []
+    for _ in range(rng.randint(1, 12)):
+        kind = rng.random()
+        at = NOW + timedelta(seconds=t)
+        if kind < 0.6:
+            a = rng.choice([7, 8, 9])
+            seq = rng.choice([t, t, t - 3, t + 5, rng.randint(0, t + 1), 10**7])
+            body = {**EXAMPLE, "automate": a, "seq": seq, "boot": rng.choice(["b1", "b1", "b1", "b2"]),
+                    "ts": format_ts(datetime(2026, 11, 21, 10, 15, tzinfo=UTC) + timedelta(seconds=seq % 10**6)),
+                    "tank_temp_c": rng.choice([3.4, 4.6, 3.95, 1.0]), "ph": rng.choice([7.0, 7.9])}
+            out.append(msg(T.reading(3, a), body, at))
+        elif kind < 0.7:
+            out.append(msg(T.reading(3, 7), rng.choice([b"{", b'{"unit": 3}', b"[]"]), at))
+        elif kind < 0.8:
+            out.append(msg(f"{METER}/events/rpc", full_frame(1795000000.0 + t, apower=rng.choice([100.0, 3900.0])),
+                           at))
+        elif kind < 0.9:
+            out.append(msg(f"{METER}/events/rpc", partial_frame(1795000000.0 + rng.choice([t, t - 1]),
+                                                                apower=rng.choice([200.0, 3800.0])), at))
+        else:
+            out.append(msg(f"{METER}/online", rng.choice([b"true", b"false"]), at))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_a_failing_batch_leaves_the_state_exactly_as_before(seed: int) -> None:
+    """The undo path: whatever a batch did (gaps, restarts, alarms raised and cleared, meter merges,
+    lost gaps, versions), undo puts back exactly the state before it, and the retry plans the same."""
+    rng = random.Random(seed)
+    p = Processor(T, ThresholdSet(default_thresholds()), gap_timeout=5)
+    for t in range(1, 40):
+        batch = random_batch(rng, t)
+        before = state_of(p)
+        first = p.process(batch)
+        if rng.random() < 0.5:
+            p.undo()  # the transaction failed
+            assert state_of(p) == before
+            again = p.process(batch)
+            assert plan_view(again) == plan_view(first)
+
+
+def plan_view(plan: BatchPlan) -> object:
+    return ([(r.seq, r.ts) for r, _ in plan.readings], [s.to_dict() for s, _ in plan.samples],
+            [reason for _, reason in plan.rejected], [a.to_dict() for a in plan.alarms],
+            [(o.topic, o.retain) for o in plan.publish], plan.gaps, plan.lost, plan.versions)
+
+
+def test_undo_costs_what_the_batch_touched_not_the_plant() -> None:
+    p = proc()
+    p.process([msg(T.reading(u, a), {**EXAMPLE, "unit": u, "automate": a, "seq": 0})
+               for u in range(1, 51) for a in range(1, 11)])
+    assert len(p.sequences.states) == 500
+    p.process([reading(seq=1)])
+    assert len(p._undo) < 10  # one automate's entries, not 500
+
+
+class SharedDatabase:
+    """What several bridges share through MariaDB, as dicts: versions, settled seqs, meter states,
+    active alarms (the real one: ``bridge.service.lookup_in`` and ``write_plan``)."""
+
+    def __init__(self) -> None:
+        self.versions: dict[str, int] = {}
+        self.sequences: dict[tuple[int, int], SeqState] = {}
+        self.meters: dict[str, MeterStatus] = {}
+        self.alarms: dict[str, dict[str, object]] = {}
+        self.readings: dict = {}
+
+    def lookup(self, wanted: Wanted) -> Stored:
+        versions = {src: self.versions.setdefault(src, 0) for src in wanted.sources}
+        stale = [src for src, v in versions.items() if wanted.sources[src] != v]
+        sequences, meters = {}, {}
+        for src in stale:
+            parts = src.split("/")
+            if parts[0] == "units":
+                key = (int(parts[1]), int(parts[3]))
+                sequences[key] = self.sequences[key].copy() if key in self.sequences else None
+            else:
+                meters[parts[1]] = self.meters.get(parts[1])
+        return Stored({k: v for k, v in self.readings.items() if k in wanted.readings}, {}, versions, sequences,
+                      meters, {src: list(self.alarms.get(src, {}).values()) for src in stale})  # type: ignore[misc]
+
+    def commit(self, plan: BatchPlan) -> None:
+        self.versions.update(plan.versions)
+        self.sequences.update({k: s.copy() for k, s in plan.sequences.items()})
+        self.meters.update(plan.meter_states)
+        for r, _ in plan.readings:
+            self.readings[(r.unit, r.automate, r.ts)] = StoredReading(1, r.seq, r.measures())
+        for a in plan.alarms:
+            if a.state == "active":
+                self.alarms.setdefault(a.source.key, {})[a.measure] = a
+            else:
+                self.alarms.get(a.source.key, {}).pop(a.measure, None)
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_two_bridges_sharing_an_automate_raise_one_alarm_for_a_jittering_value(shared: bool) -> None:
+    """Round-robin delivery sends one automate's readings to both bridges alternately. Through the
+    shared versions each takes the other's state first: one alarm, no gap. (``shared=False``: the
+    same without the database's versions, to show what this guards against.)"""
+    db = SharedDatabase()
+    bridges = [proc(), proc()]
+    plans = []
+    for seq in range(20):
+        value = 4.6 if seq % 4 < 2 else 3.95  # above 4.0, then inside but within the 0.1 deadband
+        p = bridges[seq % 2]
+        plan = p.process([reading(seq=seq, secs=seq, boot="b1", tank_temp_c=value)],
+                         db.lookup if shared else lambda w: Stored())
+        db.commit(plan)
+        plans.append(plan)
+    raised = [a for plan in plans for a in plan.alarms if a.state == "active"]
+    gaps = sum(plan.gaps for plan in plans)
+    if shared:
+        assert len(raised) == 1 and gaps == 0
+        assert db.sequences[(3, 7)].confirmed == 19
+    else:
+        assert len(raised) == 2 and gaps > 0  # each bridge alone: its own alarm, half the seqs "missing"
+
+
+def test_a_bridge_takes_the_meter_state_another_bridge_merged() -> None:
+    db = SharedDatabase()
+    a, b = proc(), proc()
+    events = f"{METER}/events/rpc"
+    db.commit(a.process([msg(events, full_frame(1795000000.0, voltage=231.0))], db.lookup))
+    plan = b.process([msg(events, partial_frame(1795000001.0, apower=300.0))], db.lookup)
+    (sample, _), = plan.samples
+    assert (sample.apower, sample.voltage) == (300.0, 231.0)  # merged into what a had
+    assert not [o for o in plan.publish if "GetStatus" in o.payload]  # b knows the state is complete

@@ -85,11 +85,11 @@ def test_alarm_payload_is_readable() -> None:
     assert Alarm.from_json(ev.to_json()) == ev
 
 
-def test_snapshot_restore_undoes_a_batch() -> None:
+def test_journal_undoes_a_batch() -> None:
     engine = defaults()
-    snap = engine.snapshot()
+    engine.journal.clear()
     assert run(engine, [4.5]) == ["active@4.5"]
-    engine.restore(snap)
+    engine.journal.undo()
     assert run(engine, [4.5]) == ["active@4.5"]  # raised again: the first one was undone
 
 

@@ -1,0 +1,696 @@
+"""Ingest benchmark: the bridge against a bare QoS 1 subscriber (the ceiling) and a naive bridge (one
+INSERT + COMMIT per message), all measured in one run on the same machine.
+
+    .venv/bin/python -m bench.bench_ingest [--quick] [--rounds 3] [--readings 50000] [--rate 1000]
+        [--seconds 30] [--backlog 200000] [--generators 2] [--no-kill] [--workdir DIR]
+
+Starts our Mosquitto (our mosquitto.conf, generated users and ACL) and a throwaway MariaDB with
+durable commits (innodb_flush_log_at_trx_commit=1). 50 simulated units x 10 automates publish real
+readings at QoS 1 from generator processes, each unit with its own credentials. Measured, each with a
+fresh database and its own bridge user (persistent session):
+
+  burst        N readings as fast as the broker takes them: ceiling, naive bridge, our bridge,
+               two bridges sharing the stream (repeated --rounds times; medians are printed);
+  kill         our bridge SIGKILLed when publishing ends, restarted: readings lost (must be 0);
+  fixed rate   R readings/s for T s through our bridge: publish -> commit latency (stored_at - ts);
+  backlog      B readings queued by the broker while the bridge is down, then drained: rate, peak RSS.
+
+Stored rows/s runs from the first publish to the moment every row is visible in ``readings``.
+Progress lines go to stdout while it runs, then a Markdown table and the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import multiprocessing as mp
+import os
+import queue
+import re
+import signal
+import statistics
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager, suppress
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from sqlalchemy import Engine, inspect, text
+
+from bench.ingest_baselines import SubscriberResult, SubscriberSpec, subscribe
+from bench.loadgen import LoadGenerator, LoadSummary, plan
+from bridge.settings import BridgeSettings
+from plantmodel.layout import PlantLayout
+from plantmodel.mqtt import MqttSettings, new_client
+from plantmodel.topics import Topics
+from store.db import create_db_engine, init_schema
+from tests.processes import STARTED, Service, wait_for
+from tests.servers import MariaDBServer, MosquittoServer
+
+UNITS, AUTOMATES = 50, 10
+STALL_S = 60.0  # a wait for rows fails when the count has not moved for this long
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Options:
+    readings: int = 50_000
+    naive_readings: int = 10_000
+    rate: float = 1000.0
+    seconds: float = 30.0
+    backlog: int = 200_000
+    rounds: int = 1
+    generators: int = 2
+    kill: bool = True
+    subscriptions: tuple[str, ...] = ()
+    workdir: str | None = None
+
+
+QUICK = {"readings": 5_000, "naive_readings": 2_000, "rate": 500.0, "seconds": 5.0, "backlog": 10_000}
+
+
+@dataclass
+class Row:
+    """One measured configuration (one round), or the median of several."""
+
+    run: str
+    rate: float | None = None  # stored (or received) rows/s
+    cpu_ms: float | None = None  # CPU ms per reading of the consumer process(es)
+    p50: float | None = None
+    p99: float | None = None
+    rss_mb: float | None = None  # peak RSS of the consumer (the larger of two bridges)
+    lost: int | None = None  # published - stored (or received)
+    gen_rate: float | None = None  # the load generator's own publish rate
+    error: str | None = None
+    note: str = ""
+    rounds: int = 1
+
+
+# -- small helpers --------------------------------------------------------------------------------
+
+def proc_cpu_s(pid: int) -> float:
+    """utime + stime of a process (all its threads), from /proc/<pid>/stat."""
+    stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def proc_status_kb(pid: int, key: str) -> int:
+    """A ``kB`` line of /proc/<pid>/status (VmHWM = peak RSS, VmRSS = current)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    raise KeyError(key)
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    """Nearest-rank percentile of an already sorted list."""
+    return sorted_values[min(len(sorted_values) - 1, max(0, math.ceil(q * len(sorted_values)) - 1))]
+
+
+def filesystem_of(path: Path) -> str:
+    best, fs = "", "?"
+    for line in Path("/proc/mounts").read_text().splitlines():
+        device, mount, kind, *_ = line.split()
+        if str(path.resolve()).startswith(mount) and len(mount) > len(best):
+            best, fs = mount, f"{kind} ({device})"
+    return fs
+
+
+def conf_value(conf: Path, key: str) -> str | None:
+    for line in conf.read_text().splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0] == key:
+            return parts[1]
+    return None
+
+
+def version_line(cmd: list[str]) -> str:
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"? ({exc})"
+    return ((out.stdout or out.stderr).strip().splitlines() or ["?"])[0]
+
+
+def bridge_subscriptions(env: dict[str, str]) -> tuple[str, ...]:
+    """What the bridge subscribes to with this environment: its topics, under ``$share/<group>/`` when
+    it has a share group (BRIDGE_SHARE_GROUP; a bridge without the setting subscribes plainly)."""
+    settings = BridgeSettings.from_env({**env, "DATABASE_URL": "sqlite://"})
+    topics = Topics(settings.topic_root).bridge_subscriptions()
+    group = getattr(settings, "share_group", "")
+    return tuple(f"$share/{group}/{t}" for t in topics) if group else tuple(topics)
+
+
+class Database:
+    """A fresh database with the project's schema, and the queries the measurements need."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine: Engine = create_db_engine(url)
+        init_schema(self.engine)
+        self.has_stored_at = "stored_at" in {c["name"] for c in inspect(self.engine).get_columns("readings")}
+
+    def scalar(self, sql: str) -> Any:
+        with self.engine.connect() as conn:
+            return conn.execute(text(sql)).scalar()
+
+    def count(self) -> int:
+        return int(self.scalar("SELECT COUNT(*) FROM readings"))
+
+    def rejected(self) -> int:
+        return int(self.scalar("SELECT COUNT(*) FROM rejected_messages"))
+
+    def latencies_ms(self) -> list[float] | None:
+        """stored_at - ts of every reading, sorted (None when the schema has no stored_at yet)."""
+        if not self.has_stored_at:
+            return None
+        with self.engine.connect() as conn:
+            rows = conn.execute(text("SELECT TIMESTAMPDIFF(MICROSECOND, ts, stored_at) FROM readings"))
+            return sorted(r[0] / 1000 for r in rows)
+
+    def wait_rows(self, n: int, timeout: float, services: list[Service], what: str) -> float:
+        """Poll until ``n`` readings are stored; returns time.time() then. Cheap polling (MAX(id),
+        then COUNT(*) once the ids reach ``n``); fails when nothing moves for STALL_S, after
+        ``timeout``, or when a service dies."""
+        deadline = time.monotonic() + timeout
+        last, moved = -1, time.monotonic()
+        while True:
+            top = int(self.scalar("SELECT COALESCE(MAX(id), 0) FROM readings"))
+            if top >= n and self.count() >= n:
+                return time.time()
+            now = time.monotonic()
+            if top != last:
+                last, moved = top, now
+            if now > deadline or now - moved > STALL_S:
+                why = f"after {timeout:g} s" if now > deadline else f"no new row for {STALL_S:g} s"
+                raise TimeoutError(f"{what}: {self.count()} of {n} readings stored, {why}{log_tails(services)}")
+            for s in services:
+                if not s.alive():
+                    raise RuntimeError(f"{what}: {s.name} exited with {s.proc.returncode} "
+                                       f"({self.count()} of {n} stored){log_tails(services)}")
+            time.sleep(0.05)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def log_tails(services: list[Service], chars: int = 1500) -> str:
+    return "".join(f"\n--- {s.name} log (tail) ---\n{s.log()[-chars:]}" for s in services)
+
+
+def bridge_stats(service: Service) -> str:
+    """The bridge's own counters from its last stats line (printed when it stops)."""
+    found = re.findall(r"(?:stopped|stats): (received=\d+.*)", service.log())
+    return found[-1].strip() if found else "no stats line"
+
+
+# -- the benchmark ---------------------------------------------------------------------------------
+
+@dataclass
+class IngestBench:
+    opts: Options
+    tmp: Path
+    say: Say
+    broker: MosquittoServer = field(init=False)
+    db: MariaDBServer = field(init=False)
+    _users: dict[str, str] = field(default_factory=dict)
+    _services: int = 0
+    subscriptions: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        self.broker = MosquittoServer(self.tmp / "broker", PlantLayout(units=UNITS, automates=AUTOMATES))
+        self.db = MariaDBServer(self.tmp / "mariadb")
+
+    # -- servers ---------------------------------------------------------------------------------------
+    def start(self) -> None:
+        self.broker.start()
+        self.db.start()
+        with self.db.admin() as conn, conn.cursor() as cur:
+            # tests/servers.py starts MariaDB with 2 (no fsync per commit) to keep the suite fast: the
+            # benchmark wants a production server's durable commits, and the variable is dynamic.
+            cur.execute("SET GLOBAL innodb_flush_log_at_trx_commit = 1")
+            cur.execute("SELECT @@GLOBAL.innodb_flush_log_at_trx_commit, @@GLOBAL.innodb_buffer_pool_size, "
+                        "@@GLOBAL.log_bin, @@version")
+            flush, pool, log_bin, version = cur.fetchone()
+        if int(flush) != 1:
+            raise RuntimeError(f"innodb_flush_log_at_trx_commit is {flush}, not 1: commits would not be durable")
+        conf = self.broker.conf
+        max_queued = conf_value(conf, "max_queued_messages")
+        self.subscriptions = self.opts.subscriptions or bridge_subscriptions(self.broker.env())
+        self.say(f"machine: {os.cpu_count()} CPUs; work directory {self.tmp} on {filesystem_of(self.tmp)}")
+        self.say(f"MariaDB {version}: innodb_flush_log_at_trx_commit={flush} (durable: the redo log is "
+                 f"flushed to disk at every commit), buffer pool {int(pool) >> 20} MB, binary log "
+                 f"{'on' if log_bin else 'off'}")
+        self.say(f"{version_line(['mosquitto', '-h'])}: our mosquitto.conf, max_queued_messages={max_queued}, "
+                 f"max_inflight_messages={conf_value(conf, 'max_inflight_messages')}, "
+                 f"autosave_interval={conf_value(conf, 'autosave_interval')}")
+        if max_queued not in (None, "0") and self.opts.backlog > int(max_queued):
+            self.say(f"WARNING: --backlog {self.opts.backlog} exceeds max_queued_messages {max_queued}: the broker "
+                     "will drop the excess")
+        self.say(f"bridge subscription (baselines subscribe the same): {', '.join(self.subscriptions)}")
+        if not any(s.startswith("$share/") for s in self.subscriptions):
+            self.say("  note: not a shared subscription: two bridges will each receive every reading")
+
+    def close(self) -> None:
+        for s in STARTED:
+            with suppress(OSError):
+                s.stop(timeout=10)
+        self.db.stop()
+        self.broker.stop()
+
+    # -- users, sessions, services ---------------------------------------------------------------------------
+    def user(self, role: str) -> str:
+        """One bridge user per role for the whole run (its session is wiped before and after use)."""
+        if role not in self._users:
+            self._users[role] = self.broker.bridge_user()
+        return self._users[role]
+
+    def wipe(self, user: str) -> None:
+        """Drop the user's persistent session (queue and subscriptions): connect with a clean session.
+        An offline session left behind would keep queueing every reading of the later runs (and, with
+        a shared subscription, take its share of them)."""
+        done: list[Any] = []
+        client = new_client(MqttSettings("127.0.0.1", self.broker.port, user, self.broker.users[user]), user,
+                            clean_session=True)
+        client.on_connect = lambda _c, _u, _f, reason, _p: done.append(reason)
+        client.connect("127.0.0.1", self.broker.port)
+        client.loop_start()
+        try:
+            wait_for(lambda: done, 15, f"CONNACK to wipe the session of {user}", interval=0.02)
+        finally:
+            client.disconnect()
+            client.loop_stop()
+        if done[0].is_failure:
+            raise RuntimeError(f"cannot wipe the session of {user}: {done[0]}")
+
+    @contextmanager
+    def session_of(self, role: str) -> Iterator[str]:
+        user = self.user(role)
+        self.wipe(user)
+        try:
+            yield user
+        finally:
+            try:
+                self.wipe(user)
+            except (OSError, AssertionError, RuntimeError) as exc:
+                self.say(f"  (could not wipe the session of {user}: {exc})")
+
+    def bridge(self, name: str, user: str, url: str) -> Service:
+        self._services += 1
+        env = {**self.broker.env(), "DATABASE_URL": url, "MQTT_USERNAME": user}
+        service = Service(f"{name}-{self._services}", ["bridge", "run"], env, self.tmp)
+        return service
+
+    def wait_connected(self, services: list[Service], timeout: float = 60) -> None:
+        for s in services:
+            wait_for(lambda s=s: "connected to" in s.log(), timeout, f"{s.name} to connect", services=[s])
+        time.sleep(1.0)  # its SUBSCRIBE is on the wire right after the log line
+
+    def new_db(self) -> Database:
+        return Database(self.db.create_database())
+
+    # -- load ------------------------------------------------------------------------------------------
+    def load(self, readings: int, rate: float | None) -> LoadGenerator:
+        procs = self.opts.generators
+        return LoadGenerator(plan(self.broker.port, self.broker.users, UNITS, AUTOMATES, readings, rate, procs))
+
+    def publish(self, gen: LoadGenerator, readings: int, rate: float | None) -> LoadSummary:
+        limit = 120 + (readings / 200 if rate is None else 2 * readings / rate)
+        gen.go()
+        summary = gen.wait(limit)
+        if summary.errors:
+            raise RuntimeError(f"load generator: {'; '.join(summary.errors)}")
+        per = ", ".join(f"{r:.0f}" for r in summary.per_process)
+        self.say(f"  published {summary.published} readings in {summary.seconds:.2f} s: generator "
+                 f"{summary.rate:.0f}/s ({len(summary.per_process)} process(es): {per}/s; "
+                 f"{summary.cpu_ms_per_reading:.3f} CPU ms/reading)")
+        return summary
+
+    @staticmethod
+    def rows_timeout(n: int) -> float:
+        return 120 + n / 50
+
+    # -- baselines ----------------------------------------------------------------------------------------
+    def subscriber(self, name: str, role: str, n: int, naive: bool) -> Row:
+        ctx = mp.get_context("spawn")
+        out: mp.Queue[SubscriberResult] = ctx.Queue()
+        ready = ctx.Event()
+        db = self.new_db() if naive else None
+        with self.session_of(role) as user, self.load(n, None) as gen:
+            spec = SubscriberSpec(self.broker.port, user, self.broker.users[user], self.subscriptions, n,
+                                  db.url if db else None, UNITS, AUTOMATES, timeout=self.rows_timeout(n),
+                                  idle_timeout=STALL_S)
+            proc = ctx.Process(target=subscribe, args=(spec, ready, out), daemon=True, name=name)
+            proc.start()
+            try:
+                if not ready.wait(60):
+                    raise TimeoutError(f"{name}: not subscribed after 60 s")
+                gen.start()
+                summary = self.publish(gen, n, None)
+                try:
+                    res = out.get(timeout=spec.timeout + 30)
+                except queue.Empty:
+                    raise TimeoutError(f"{name}: no result after {spec.timeout + 30:g} s") from None
+            finally:
+                proc.join(10)
+                if proc.is_alive():
+                    proc.kill()
+                    proc.join()
+        if res.error and not res.received:
+            raise RuntimeError(f"{name}: {res.error}")
+        done = res.received if db is None else (stored := db.count())
+        elapsed = max(res.last - summary.first, 1e-9)
+        rate = done / elapsed
+        if db is not None:
+            self.say(f"  naive: {stored} stored ({res.duplicates} duplicates) in {elapsed:.2f} s = {rate:.0f} rows/s")
+            db.dispose()
+        else:
+            self.say(f"  ceiling: {res.received} received in {elapsed:.2f} s = {rate:.0f} msg/s")
+        if res.error:
+            self.say(f"  {name}: {res.error}")
+        return Row(name, rate, 1000 * res.cpu_s / max(done, 1), rss_mb=res.peak_rss_mb, lost=n - done,
+                   gen_rate=summary.rate, error=res.error if done < n else None)
+
+    def ceiling(self, n: int) -> Row:
+        return self.subscriber("ceiling: paho QoS 1 subscriber, counts only", "ceiling", n, naive=False)
+
+    def naive(self, n: int) -> Row:
+        return self.subscriber("naive bridge: 1 INSERT + COMMIT per message", "naive", n, naive=True)
+
+    # -- our bridge ------------------------------------------------------------------------------------
+    def bridges_burst(self, name: str, count: int, n: int) -> Row:
+        """``count`` bridges (own users, one database) ingesting a burst of ``n`` readings."""
+        db = self.new_db()
+        services: list[Service] = []
+        try:
+            with ExitStack() as stack:
+                users = [stack.enter_context(self.session_of(f"bridges-{count}-{i}")) for i in range(count)]
+                gen = stack.enter_context(self.load(n, None))
+                services = [self.bridge(f"bridge{count}x", u, db.url) for u in users]
+                self.wait_connected(services)
+                gen.start()
+                pids = [s.proc.pid for s in services]
+                cpu0 = [proc_cpu_s(p) for p in pids]
+                summary = self.publish(gen, n, None)
+                done_at = db.wait_rows(n, self.rows_timeout(n), services, name)
+                cpu = sum(proc_cpu_s(p) - c for p, c in zip(pids, cpu0, strict=True))
+                rss = max(proc_status_kb(p, "VmHWM") for p in pids) / 1024
+                for s in services:
+                    s.stop()
+                stored, rejected = db.count(), db.rejected()
+        finally:
+            for s in services:
+                s.stop()
+            db.dispose()
+        elapsed = done_at - summary.first
+        split = "; ".join(f"{s.name}: {bridge_stats(s)}" for s in services)
+        self.say(f"  {stored} stored in {elapsed:.2f} s = {n / elapsed:.0f} rows/s, "
+                 f"{1000 * cpu / n:.3f} CPU ms/reading, peak RSS {rss:.0f} MB, rejected {rejected}\n  {split}")
+        return Row(name, n / elapsed, 1000 * cpu / n, rss_mb=rss, lost=n - stored, gen_rate=summary.rate,
+                   note=f"rejected {rejected}" if rejected else "")
+
+    def kill_test(self, n: int) -> Row:
+        """SIGKILL the bridge as soon as the last reading is acknowledged by the broker, restart it."""
+        name = "bridge SIGKILLed at end of publishing, restarted"
+        db = self.new_db()
+        services: list[Service] = []
+        try:
+            with self.session_of("kill") as user, self.load(n, None) as gen:
+                services.append(self.bridge("bridge-kill", user, db.url))
+                self.wait_connected(services)
+                gen.start()
+                summary = self.publish(gen, n, None)
+                before = db.count()
+                services[0].kill()
+                killed_at = time.time()
+                self.say(f"  SIGKILL with {before} of {n} stored; restarting")
+                services.append(self.bridge("bridge-restarted", user, db.url))
+                try:
+                    done_at: float | None = db.wait_rows(n, self.rows_timeout(n), services[1:], name)
+                except TimeoutError as exc:
+                    done_at = None
+                    self.say(f"  {str(exc).splitlines()[0]}")
+                stored, rejected = db.count(), db.rejected()
+                rss = proc_status_kb(services[1].proc.pid, "VmHWM") / 1024
+        finally:
+            for s in services:
+                s.stop()
+            db.dispose()
+        lost = n - stored
+        self.say(f"  after restart: {stored} of {n} stored, lost {lost}, rejected {rejected}"
+                 + (f", all stored {done_at - killed_at:.2f} s after the kill" if done_at else ""))
+        return Row(name, n / (done_at - summary.first) if done_at else None, rss_mb=rss, lost=lost,
+                   gen_rate=summary.rate, note=f"rejected {rejected}" if rejected else "",
+                   error=None if lost == 0 else f"{lost} readings lost")
+
+    def fixed_rate(self, rate: float, seconds: float) -> Row:
+        n = max(int(rate * seconds), 1)
+        name = f"bridge at a fixed {rate:g} readings/s for {seconds:g} s"
+        db = self.new_db()
+        services: list[Service] = []
+        try:
+            with self.session_of("rate") as user, self.load(n, rate) as gen:
+                services.append(self.bridge("bridge-rate", user, db.url))
+                self.wait_connected(services)
+                gen.start()
+                pid = services[0].proc.pid
+                cpu0 = proc_cpu_s(pid)
+                summary = self.publish(gen, n, rate)
+                db.wait_rows(n, self.rows_timeout(n), services, name)
+                cpu = proc_cpu_s(pid) - cpu0
+                rss = proc_status_kb(pid, "VmHWM") / 1024
+                services[0].stop()
+                stored, lat = db.count(), db.latencies_ms()
+        finally:
+            for s in services:
+                s.stop()
+            db.dispose()
+        if summary.rate < 0.95 * rate:
+            self.say(f"  WARNING: the generator reached only {summary.rate:.0f} of {rate:g} readings/s")
+        p50 = p99 = None
+        if lat:
+            p50, p99 = percentile(lat, 0.50), percentile(lat, 0.99)
+            self.say(f"  publish -> commit (stored_at - ts) over {len(lat)} rows: p50 {p50:.0f} ms, "
+                     f"p99 {p99:.0f} ms, max {lat[-1]:.0f} ms")
+        else:
+            self.say("  publish -> commit latency: n/a (readings has no stored_at column yet)")
+        self.say(f"  {1000 * cpu / n:.3f} CPU ms/reading at this rate, peak RSS {rss:.0f} MB")
+        return Row(name, None, 1000 * cpu / n, p50, p99, rss, n - stored, summary.rate,
+                   note="" if lat else "latency n/a: no stored_at column")
+
+    def backlog(self, n: int) -> Row:
+        """The bridge's session exists, the bridge is down, ``n`` readings are queued; then it drains."""
+        name = f"bridge draining a backlog of {n}"
+        db = self.new_db()
+        services: list[Service] = []
+        dropped_log = "Outgoing messages are being dropped"
+        try:
+            with self.session_of("backlog") as user, self.load(n, None) as gen:
+                first = self.bridge("bridge-backlog-first", user, db.url)
+                services.append(first)
+                self.wait_connected(services)  # its persistent session (and subscription) now exists
+                first.stop()
+                drops_before = self.broker.log.read_text(errors="replace").count(dropped_log)
+                gen.start()
+                summary = self.publish(gen, n, None)
+                drops = self.broker.log.read_text(errors="replace").count(dropped_log) - drops_before
+                if drops:
+                    self.say(f"  WARNING: the broker logged '{dropped_log}': its queue limit was hit")
+                started = time.time()
+                drain = self.bridge("bridge-backlog", user, db.url)
+                services.append(drain)
+                pid = drain.proc.pid
+                wait_for(lambda: "connected to" in drain.log(), 60, f"{drain.name} to connect", interval=0.01,
+                         services=[drain])
+                connected, cpu0 = time.time(), proc_cpu_s(pid)
+                error = None
+                try:
+                    done_at = db.wait_rows(n, self.rows_timeout(n), [drain], name)
+                except (TimeoutError, RuntimeError) as exc:
+                    error, done_at = str(exc).splitlines()[0], time.time()
+                    self.say(f"  {error}")
+                alive = drain.alive()
+                peak_kb = proc_status_kb(pid, "VmHWM") if alive else 0
+                cpu = proc_cpu_s(pid) - cpu0 if alive else 0.0
+                drain.stop()
+                stored, rejected = db.count(), db.rejected()
+        finally:
+            for s in services:
+                s.stop()
+            db.dispose()
+        elapsed = done_at - connected
+        self.say(f"  drained {stored} in {elapsed:.2f} s from the bridge's connection = {stored / elapsed:.0f} "
+                 f"rows/s (start-up to connection {connected - started:.2f} s), {1000 * cpu / n:.3f} CPU ms/reading, "
+                 f"peak RSS {peak_kb / 1024:.0f} MB, rejected {rejected}")
+        return Row(name, None if error else stored / elapsed, 1000 * cpu / n if cpu else None,
+                   rss_mb=peak_kb / 1024 if peak_kb else None, lost=n - stored, gen_rate=summary.rate,
+                   error=error, note="rate from the bridge's connection, start-up excluded")
+
+
+# -- running and reporting -----------------------------------------------------------------------------------
+
+def attempt(say: Say, run: str, fn: Callable[[], Row]) -> Row:
+    """Run one measurement; a failure becomes a row that says how it failed, and the run goes on."""
+    say(f"{run}:")
+    try:
+        return fn()
+    except Exception as exc:
+        message = f"{type(exc).__name__}: {exc}"
+        say(f"  FAILED: {message}")
+        return Row(run, error=message.splitlines()[0][:200])
+
+
+def median_row(rows: list[Row]) -> Row:
+    ok = [r for r in rows if r.error is None] or rows
+    out = replace(ok[0], rounds=len(ok))
+    for name in ("rate", "cpu_ms", "p50", "p99", "rss_mb", "gen_rate"):
+        values = [getattr(r, name) for r in ok]
+        if all(v is not None for v in values):
+            setattr(out, name, statistics.median(values))
+    losts = [r.lost for r in rows if r.lost is not None]
+    out.lost = max(losts) if losts else None
+    errors = [r.error for r in rows if r.error]
+    if errors and len(errors) < len(rows):
+        out.note = (out.note + "; " if out.note else "") + f"{len(errors)} of {len(rows)} rounds failed"
+    return out
+
+
+def fmt(value: float | None, digits: int = 0) -> str:
+    return "—" if value is None else f"{value:,.{digits}f}".replace(",", " ")
+
+
+def ratio(a: float | None, b: float | None) -> str:
+    return "—" if a is None or not b else f"{a / b:.2f}"
+
+
+def table(rows: list[Row], ceiling: float | None, naive: float | None) -> str:
+    lines = ["| run | stored rows/s | x ceiling | x naive | CPU ms/reading | p50 ms | p99 ms | peak RSS MB | lost "
+             "| generator msg/s |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in rows:
+        run = r.run + (f" (median of {r.rounds})" if r.rounds > 1 else "")
+        if r.error:
+            run += f" — FAILED: {r.error}"
+        elif r.note:
+            run += f" ({r.note})"
+        lines.append(f"| {run} | {fmt(r.rate)} | {ratio(r.rate, ceiling)} | {ratio(r.rate, naive)} | "
+                     f"{fmt(r.cpu_ms, 3)} | {fmt(r.p50)} | {fmt(r.p99)} | {fmt(r.rss_mb)} | "
+                     f"{'—' if r.lost is None else r.lost} | {fmt(r.gen_rate)} |")
+    return "\n".join(lines)
+
+
+def run_all(bench: IngestBench, opts: Options, say: Say) -> list[Row]:
+    n = opts.readings
+    names = ["ceiling", "naive", "one", "two"]
+    per_round: dict[str, list[Row]] = {k: [] for k in names}
+    once: list[Row] = []
+    for rnd in range(1, opts.rounds + 1):
+        tag = f" [round {rnd}/{opts.rounds}]" if opts.rounds > 1 else ""
+        per_round["ceiling"].append(attempt(say, f"ceiling, burst of {n}{tag}", lambda: bench.ceiling(n)))
+        per_round["naive"].append(attempt(say, f"naive bridge, burst of {opts.naive_readings}{tag}",
+                                          lambda: bench.naive(opts.naive_readings)))
+        per_round["one"].append(attempt(say, f"one bridge, burst of {n}{tag}",
+                                        lambda: bench.bridges_burst("bridge (1 process)", 1, n)))
+        per_round["two"].append(attempt(say, f"two bridges, burst of {n}{tag}",
+                                        lambda: bench.bridges_burst("2 bridges, shared stream, one database", 2, n)))
+        if opts.kill and rnd == 1:
+            once.append(attempt(say, f"kill test, burst of {n}", lambda: bench.kill_test(n)))
+    once.append(attempt(say, f"fixed rate {opts.rate:g}/s for {opts.seconds:g} s",
+                        lambda: bench.fixed_rate(opts.rate, opts.seconds)))
+    once.append(attempt(say, f"backlog of {opts.backlog}", lambda: bench.backlog(opts.backlog)))
+    return [median_row(per_round[k]) for k in names] + once
+
+
+def report(rows: list[Row], opts: Options) -> str:
+    ceiling, naive, one, two = rows[0].rate, rows[1].rate, rows[2], rows[3]
+    out = [table(rows, ceiling, naive), "", "Ratios:"]
+    out.append(f"- our bridge: {ratio(one.rate, ceiling)}x the ceiling, {ratio(one.rate, naive)}x the naive bridge "
+               f"(rows/s); CPU per reading {ratio(one.cpu_ms, rows[1].cpu_ms)}x the naive bridge's, "
+               f"{ratio(one.cpu_ms, rows[0].cpu_ms)}x the bare subscriber's")
+    out.append(f"- two bridges: {ratio(two.rate, one.rate)}x one bridge (combined stored rows/s); lost {two.lost}")
+    for r in rows[4:]:
+        if r.run.startswith("bridge draining"):
+            out.append(f"- backlog drain: {ratio(r.rate, one.rate)}x the burst rate of one bridge; "
+                       f"peak RSS {fmt(r.rss_mb)} MB vs {fmt(one.rss_mb)} MB in the burst; lost {r.lost}")
+        elif r.run.startswith("bridge SIGKILLed"):
+            out.append(f"- SIGKILL at the end of publishing: lost {r.lost} (must be 0)")
+        elif r.run.startswith("bridge at a fixed"):
+            out.append(f"- at {opts.rate:g}/s: publish -> commit p50 {fmt(r.p50)} ms, p99 {fmt(r.p99)} ms; "
+                       f"CPU {fmt(r.cpu_ms, 3)} ms/reading")
+    if ceiling and one.gen_rate and ceiling > 0.9 * one.gen_rate:
+        out.append("- note: the ceiling is close to the generator's own rate: it may be bounded by the generator")
+    out.append(f"(burst: {opts.readings} readings, naive: {opts.naive_readings}; medians of {opts.rounds} round(s); "
+               f"{opts.generators} generator process(es); 50 units x 10 automates; MariaDB with durable commits)")
+    return "\n".join(out)
+
+
+def parse_args(argv: list[str] | None = None) -> Options:
+    parser = argparse.ArgumentParser(prog="python -m bench.bench_ingest", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    d = Options()
+    parser.add_argument("--readings", type=int, help=f"burst size (default {d.readings}; --quick {QUICK['readings']})")
+    parser.add_argument("--naive-readings", type=int,
+                        help=f"burst size for the naive bridge, which commits once per message (default "
+                             f"{d.naive_readings}; --quick {QUICK['naive_readings']})")
+    parser.add_argument("--rate", type=float, help=f"fixed rate, readings/s (default {d.rate:g})")
+    parser.add_argument("--seconds", type=float, help=f"fixed-rate duration (default {d.seconds:g})")
+    parser.add_argument("--backlog", type=int,
+                        help=f"readings queued while the bridge is down (default {d.backlog}; must not exceed "
+                             "mosquitto.conf's max_queued_messages)")
+    parser.add_argument("--rounds", type=int, default=1, help="repeat the burst measurements; medians (default 1)")
+    parser.add_argument("--generators", type=int, default=d.generators,
+                        help=f"load generator processes (default {d.generators})")
+    parser.add_argument("--no-kill", action="store_true", help="skip the SIGKILL test")
+    parser.add_argument("--subscription", action="append", default=[],
+                        help="topic filter(s) of the baselines (default: the bridge's own)")
+    parser.add_argument("--quick", action="store_true", help="small smoke run (about 2 minutes): " +
+                        ", ".join(f"{k.replace('_', '-')} {v:g}" for k, v in QUICK.items()))
+    parser.add_argument("--workdir", help="where the servers' data directories go (default: the system temp dir)")
+    args = parser.parse_args(argv)
+    base: dict[str, Any] = dict(QUICK) if args.quick else {}
+    for key in ("readings", "naive_readings", "rate", "seconds", "backlog"):
+        if getattr(args, key) is not None:
+            base[key] = getattr(args, key)
+    opts = Options(**base, rounds=args.rounds, generators=args.generators, kill=not args.no_kill,
+                   subscriptions=tuple(args.subscription), workdir=args.workdir)
+    if min(opts.readings, opts.naive_readings, opts.backlog, opts.rounds, opts.generators) < 1 or opts.rate <= 0:
+        parser.error("sizes, --rounds, --generators and --rate must be positive")
+    return opts
+
+
+def main(argv: list[str] | None = None) -> int:
+    opts = parse_args(argv)
+    t0 = time.monotonic()
+
+    def say(message: str) -> None:
+        print(f"[{time.monotonic() - t0:7.1f} s] {message}", flush=True)
+
+    def on_term(_sig: int, _frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    with tempfile.TemporaryDirectory(prefix="bench-ingest-", dir=opts.workdir) as tmp:
+        bench = IngestBench(opts, Path(tmp), say)
+        try:
+            bench.start()
+            rows = run_all(bench, opts, say)
+        except KeyboardInterrupt:
+            say("interrupted; stopping every process and server started")
+            return 130
+        except Exception as exc:
+            say(f"FAILED: {type(exc).__name__}: {exc}")
+            return 1
+        finally:
+            bench.close()
+    say("done")
+    print()
+    print(report(rows, opts), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
