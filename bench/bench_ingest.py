@@ -136,13 +136,14 @@ def version_line(cmd: list[str]) -> str:
     return ((out.stdout or out.stderr).strip().splitlines() or ["?"])[0]
 
 
-def bridge_subscriptions(env: dict[str, str]) -> tuple[str, ...]:
-    """What the bridge subscribes to with this environment: its topics, under ``$share/<group>/`` when
-    it has a share group (BRIDGE_SHARE_GROUP; a bridge without the setting subscribes plainly)."""
-    settings = BridgeSettings.from_env({**env, "DATABASE_URL": "sqlite://"})
+def bridge_defaults(env: dict[str, str]) -> tuple[str | None, tuple[str, ...]]:
+    """(share group, topic filters) of a bridge run with this environment and its *own* defaults: the
+    group of BRIDGE_SHARE_GROUP's default (None for a bridge without the setting: it subscribes plainly)."""
+    settings = BridgeSettings.from_env({k: v for k, v in env.items() if k != "BRIDGE_SHARE_GROUP"}
+                                       | {"DATABASE_URL": "sqlite://"})
     topics = Topics(settings.topic_root).bridge_subscriptions()
-    group = getattr(settings, "share_group", "")
-    return tuple(f"$share/{group}/{t}" for t in topics) if group else tuple(topics)
+    group: str | None = getattr(settings, "share_group", None)
+    return group, tuple(f"$share/{group}/{t}" for t in topics) if group else tuple(topics)
 
 
 class Database:
@@ -220,6 +221,7 @@ class IngestBench:
     _users: dict[str, str] = field(default_factory=dict)
     _services: int = 0
     subscriptions: tuple[str, ...] = ()
+    share_group: str | None = None
 
     def __post_init__(self) -> None:
         self.broker = MosquittoServer(self.tmp / "broker", PlantLayout(units=UNITS, automates=AUTOMATES))
@@ -240,7 +242,8 @@ class IngestBench:
             raise RuntimeError(f"innodb_flush_log_at_trx_commit is {flush}, not 1: commits would not be durable")
         conf = self.broker.conf
         max_queued = conf_value(conf, "max_queued_messages")
-        self.subscriptions = self.opts.subscriptions or bridge_subscriptions(self.broker.env())
+        self.share_group, subscriptions = bridge_defaults(self.broker.env())
+        self.subscriptions = self.opts.subscriptions or subscriptions
         self.say(f"machine: {os.cpu_count()} CPUs; work directory {self.tmp} on {filesystem_of(self.tmp)}")
         self.say(f"MariaDB {version}: innodb_flush_log_at_trx_commit={flush} (durable: the redo log is "
                  f"flushed to disk at every commit), buffer pool {int(pool) >> 20} MB, binary log "
@@ -251,7 +254,9 @@ class IngestBench:
         if max_queued not in (None, "0") and self.opts.backlog > int(max_queued):
             self.say(f"WARNING: --backlog {self.opts.backlog} exceeds max_queued_messages {max_queued}: the broker "
                      "will drop the excess")
-        self.say(f"bridge subscription (baselines subscribe the same): {', '.join(self.subscriptions)}")
+        self.say(f"bridges run with BRIDGE_SHARE_GROUP={self.share_group!r} (the bridge's default, set explicitly: "
+                 "tests.processes.Service would give each bridge user a group of its own); baselines subscribe "
+                 f"to {', '.join(self.subscriptions)}")
         if not any(s.startswith("$share/") for s in self.subscriptions):
             self.say("  note: not a shared subscription: two bridges will each receive every reading")
 
@@ -302,6 +307,8 @@ class IngestBench:
     def bridge(self, name: str, user: str, url: str) -> Service:
         self._services += 1
         env = {**self.broker.env(), "DATABASE_URL": url, "MQTT_USERNAME": user}
+        if self.share_group is not None:
+            env["BRIDGE_SHARE_GROUP"] = self.share_group  # the production default: the bridges share the stream
         service = Service(f"{name}-{self._services}", ["bridge", "run"], env, self.tmp)
         return service
 

@@ -33,6 +33,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from bridge.metrics import BridgeMetrics, MetricsServer
 from bridge.processor import (
     BatchPlan,
     Lookup,
@@ -46,6 +47,7 @@ from bridge.processor import (
     Wanted,
 )
 from bridge.settings import BridgeSettings
+from plantmodel.errors import PlantModelError
 from plantmodel.mqtt import connect_async, new_client
 from plantmodel.readings import utcnow
 from plantmodel.sequence import Key
@@ -186,6 +188,9 @@ class Bridge:
         self.client = client_factory(settings.mqtt, settings.mqtt.username, clean_session=False,
                                      manual_ack=True, max_inflight=1000, max_queued=10_000)
         self.client.will_set(self.topics.bridge_status(), DeviceStatus.offline().to_json(), qos=1, retain=True)
+        self.metrics = BridgeMetrics(queue_depth=self._queue.qsize, active_alarms=self.processor.alarms.count,
+                                     mqtt_user=settings.mqtt.username, share_group=settings.share_group)
+        self._metrics_server: MetricsServer | None = None
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
@@ -193,6 +198,13 @@ class Bridge:
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> None:
+        if self.settings.metrics_port:
+            try:
+                self._metrics_server = self.metrics.serve(self.settings.metrics_host, self.settings.metrics_port)
+            except OSError as exc:
+                raise PlantModelError(f"cannot serve metrics on {self.settings.metrics_host}:"
+                                      f"{self.settings.metrics_port} (BRIDGE_METRICS_HOST/PORT; 0 = none): "
+                                      f"{exc.strerror or exc}") from None
         with self.sessions.begin() as session:
             added = queries.seed_default_thresholds(session, utcnow())
             if added:
@@ -216,6 +228,8 @@ class Bridge:
                                 retain=True).wait_for_publish(2)
         self.client.disconnect()
         self.client.loop_stop()
+        if self._metrics_server is not None:
+            self._metrics_server.shutdown()
 
     def subscriptions(self, shared: bool | None = None) -> list[str]:
         """Shared (``$share/<group>/…``: the bridges of the group split the stream) or plain."""
@@ -240,6 +254,7 @@ class Bridge:
             client.unsubscribe(other)
         client.publish(self.topics.bridge_status(), DeviceStatus.online().to_json(), qos=1, retain=True)
         self._connected.set()
+        self.metrics.mqtt_connected()
         log.info("connected to %s:%d as %s", self.settings.mqtt.host, self.settings.mqtt.port,
                  self.settings.mqtt.username)
 
@@ -250,6 +265,7 @@ class Bridge:
         # acknowledged; the broker redelivers them and the idempotent writes absorb the copy.
         self._link += 1
         self._connected.clear()
+        self.metrics.mqtt_disconnected()
         if not self._stop.is_set():
             log.warning("disconnected from broker (%s); reconnecting", reason)
 
@@ -282,6 +298,7 @@ class Bridge:
                     log.info("stats %s", self.stats.line())
             except Exception:  # the worker must outlive our bugs: what it did not commit it did not ack
                 self.stats.internal_errors += 1
+                self.metrics.internal_error()
                 log.exception("internal error in the bridge worker; continuing")
                 self._stop.wait(1.0)
 
@@ -314,6 +331,7 @@ class Bridge:
                 if failure is Failure.TRANSIENT:
                     # Nothing acked, nothing published: retry the same part.
                     self.stats.db_errors += 1
+                    self.metrics.db_error()
                     log.error("database write failed (%s); retrying in %.1f s", exc.__class__.__name__, delay)
                     log.debug("database error", exc_info=True)
                     if self._stop.wait(delay):
@@ -336,6 +354,7 @@ class Bridge:
             self._done(part, plan)
 
     def _commit(self, part: list[RawMessage], reason: str | None) -> BatchPlan:
+        t0 = time.perf_counter()
         try:
             with self.sessions.begin() as session:
                 plan = self.processor.process(part, lookup_in(session), reject_reason=reason)
@@ -343,11 +362,15 @@ class Bridge:
         except BaseException:
             self.processor.undo()  # the batch's effect on our state is undone with it
             raise
+        self.metrics.observe_batch(len(part), time.perf_counter() - t0)
+        self.metrics.observe_device_times([r.ts for r, _ in plan.readings] + [s.ts for s, _ in plan.samples],
+                                          utcnow())
         self._known_automates.update((r.unit, r.automate) for r, _ in plan.readings)
         return plan
 
     def _hold(self, msg: RawMessage, exc: BaseException) -> None:
         self.stats.internal_errors += 1
+        self.metrics.internal_error()
         log.error("message on %s held, not acknowledged: the bridge fails on it (%s: %s); it stays with the "
                   "broker until the bridge reconnects", printable(msg.topic), type(exc).__name__, exc, exc_info=exc)
 
@@ -379,7 +402,18 @@ class Bridge:
         s.ignored += plan.ignored
         s.internal_errors += len(plan.held)
         s.batches += 1
+        m = self.metrics
+        m.received(len(batch))
+        m.stored(len(plan.readings), len(plan.samples))
+        m.duplicates(plan.duplicates)
+        m.ignored(plan.ignored)
+        m.internal_error(len(plan.held))
+        m.gaps(plan.gaps)
+        m.lost(sum(lost.last - lost.first + 1 for lost in plan.lost))
+        for alarm in plan.alarms:
+            m.alarm_transition(alarm.state)
         for msg, reason in plan.rejected:
+            m.rejected(reason)
             log.warning("rejected message on %s: %s", printable(msg.topic), printable(reason))
 
     def _reload_thresholds(self, force: bool = False) -> None:

@@ -1,0 +1,115 @@
+"""Several bridges sharing the stream (MQTT shared subscription), and the bridge's metrics endpoint."""
+
+from __future__ import annotations
+
+import re
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from store import models as orm
+from store.db import create_db_engine, make_sessionmaker
+from tests.integration.test_bridge import Spawn, T, count, reading_payload
+from tests.mqtt import Client
+from tests.processes import Service, wait_for
+from tests.servers import MariaDBServer, MosquittoServer, free_port
+
+pytestmark = pytest.mark.integration
+
+
+def start(spawn: Spawn, name: str, mosquitto: MosquittoServer, url: str, user: str, group: str,
+          metrics_port: int) -> Service:
+    bridge = spawn(name, ["bridge", "run"], {
+        **mosquitto.env(), "DATABASE_URL": url, "MQTT_USERNAME": user, "BRIDGE_SHARE_GROUP": group,
+        "BRIDGE_METRICS_PORT": str(metrics_port), "BRIDGE_BATCH_SIZE": "50"})
+    wait_for(lambda: "connected to" in bridge.log(), 20, f"{name} to connect", services=[bridge])
+    return bridge
+
+
+def metric(port: int, name: str, labels: str = "") -> float:
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    pattern = rf"^{re.escape(name)}{re.escape('{' + labels + '}') if labels else ''} (\S+)$"
+    found = re.search(pattern, text, re.MULTILINE)
+    assert found is not None, f"{name}{{{labels}}} not in the metrics"
+    return float(found.group(1))
+
+
+def test_two_bridges_share_the_stream_one_is_killed_nothing_lost_or_doubled_one_alarm(
+        mosquitto: MosquittoServer, mariadb: MariaDBServer, spawn: Spawn, tmp_path: Path) -> None:
+    """Two bridges, one shared subscription: each stores part of the stream. Automate 1's tank
+    temperature jitters at its limit (4.6, 3.95 within the deadband …) and its readings reach both
+    bridges in turn: one alarm, not two. One bridge is SIGKILLed mid-stream and restarted: every
+    reading is stored exactly once."""
+    url = mariadb.create_database()
+    group = f"g{uuid.uuid4().hex[:8]}"
+    users = [mosquitto.bridge_user(), mosquitto.bridge_user()]
+    ports = [free_port(), free_port()]
+    a = start(spawn, "bridge-a", mosquitto, url, users[0], group, ports[0])
+    b = start(spawn, "bridge-b", mosquitto, url, users[1], group, ports[1])
+    unit = Client(mosquitto, "unit-2")
+    n = 1200
+    try:
+        for i in range(n):
+            automate, seq = i % 4 + 1, i // 4  # each automate counts its own readings
+            temp = (4.6 if seq % 2 == 0 else 3.95) if automate == 1 else 3.4
+            unit.publish(T.reading(2, automate), reading_payload(2, automate, seq, tank_temp_c=temp))
+            if i == n // 2:
+                wait_for(lambda: count(url, orm.Reading) > 0, 30, "the first rows", services=[a, b])
+                a.kill()
+        a = start(spawn, "bridge-a", mosquitto, url, users[0], group, ports[0])
+        wait_for(lambda: count(url, orm.Reading) >= n, 60, f"{n} readings", services=[a, b])
+    finally:
+        unit.close()
+
+    engine = create_db_engine(url)
+    with make_sessionmaker(engine)() as session:
+        seqs = sorted(session.scalars(select(orm.Reading.seq * 4 + orm.Reading.automate_no - 1)))
+        alarms = list(session.scalars(select(orm.Alarm)))
+        sequences = {s.automate_no: s.confirmed for s in session.scalars(select(orm.AutomateSequence))}
+        stored_at = list(session.scalars(select(orm.Reading.stored_at)))
+    engine.dispose()
+    assert seqs == list(range(n))  # nothing lost, nothing twice
+    assert [(x.source, x.measure, x.state) for x in alarms] == [("units/2/automates/1", "tank_temp_c", "active")]
+    assert sequences == {a: n // 4 - 1 for a in range(1, 5)}  # every seq settled: no gap left open
+    assert all(t is not None for t in stored_at)
+    # Both took part (b from the start; a after its restart).
+    assert metric(ports[1], "bridge_rows_stored_total", 'kind="reading"') > 0
+    assert metric(ports[0], "bridge_rows_stored_total", 'kind="reading"') > 0
+    assert a.stop() == 0 and b.stop() == 0
+
+
+def metric_text(port: int) -> str:
+    return urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+
+
+def test_metrics_endpoint_names_and_values(mosquitto: MosquittoServer, mariadb: MariaDBServer, spawn: Spawn) -> None:
+    url = mariadb.create_database()
+    user = mosquitto.bridge_user()
+    port = free_port()
+    bridge = start(spawn, "bridge", mosquitto, url, user, user, port)
+    text = metric_text(port)
+    for name in ("bridge_messages_received_total", "bridge_rows_stored_total", "bridge_messages_rejected_total",
+                 "bridge_batch_size", "bridge_queue_depth", "bridge_commit_seconds", "bridge_ingest_age_seconds",
+                 "bridge_db_errors_total", "bridge_mqtt_reconnects_total", "bridge_mqtt_connected",
+                 "bridge_active_alarms"):
+        assert f"\n{name}" in text, name
+    assert metric(port, "bridge_mqtt_connected") == 1
+    before = metric(port, "bridge_messages_received_total")
+    unit = Client(mosquitto, "unit-3")
+    try:
+        for seq in range(20):
+            unit.publish(T.reading(3, 1), reading_payload(3, 1, seq, ph=7.9 if seq == 19 else 7.0))
+        unit.publish(T.reading(3, 1), b"not json")
+    finally:
+        unit.close()
+    wait_for(lambda: metric(port, "bridge_messages_received_total") >= before + 21, 20, "21 messages counted",
+             services=[bridge])
+    assert metric(port, "bridge_rows_stored_total", 'kind="reading"') == 20
+    assert metric(port, "bridge_messages_rejected_total", 'reason="malformed"') == 1
+    assert metric(port, "bridge_active_alarms") == 1
+    assert metric(port, "bridge_ingest_age_seconds_count") == 20
+    assert metric(port, "bridge_batch_size_count") >= 1
+    assert bridge.stop() == 0
