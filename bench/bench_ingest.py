@@ -173,9 +173,9 @@ class Database:
             rows = conn.execute(text("SELECT TIMESTAMPDIFF(MICROSECOND, ts, stored_at) FROM readings"))
             return sorted(r[0] / 1000 for r in rows)
 
-    def wait_rows(self, n: int, timeout: float, services: list[Service], what: str) -> float:
+    def wait_rows(self, n: int, timeout: float, services: list[Service], what: str, stall: float = STALL_S) -> float:
         """Poll until ``n`` readings are stored; returns time.time() then. Cheap polling (MAX(id),
-        then COUNT(*) once the ids reach ``n``); fails when nothing moves for STALL_S, after
+        then COUNT(*) once the ids reach ``n``); fails when nothing moves for ``stall`` s, after
         ``timeout``, or when a service dies."""
         deadline = time.monotonic() + timeout
         last, moved = -1, time.monotonic()
@@ -186,8 +186,8 @@ class Database:
             now = time.monotonic()
             if top != last:
                 last, moved = top, now
-            if now > deadline or now - moved > STALL_S:
-                why = f"after {timeout:g} s" if now > deadline else f"no new row for {STALL_S:g} s"
+            if now > deadline or now - moved > stall:
+                why = f"after {timeout:g} s" if now > deadline else f"no new row for {stall:g} s"
                 raise TimeoutError(f"{what}: {self.count()} of {n} readings stored, {why}{log_tails(services)}")
             for s in services:
                 if not s.alive():
@@ -254,9 +254,9 @@ class IngestBench:
         if max_queued not in (None, "0") and self.opts.backlog > int(max_queued):
             self.say(f"WARNING: --backlog {self.opts.backlog} exceeds max_queued_messages {max_queued}: the broker "
                      "will drop the excess")
-        self.say(f"bridges run with BRIDGE_SHARE_GROUP={self.share_group!r} (the bridge's default, set explicitly: "
-                 "tests.processes.Service would give each bridge user a group of its own); baselines subscribe "
-                 f"to {', '.join(self.subscriptions)}")
+        self.say(f"bridges run with BRIDGE_SHARE_GROUP={self.share_group!r} (the bridge's own default, set "
+                 "explicitly whatever the test helpers default to); baselines subscribe to "
+                 f"{', '.join(self.subscriptions)}")
         if not any(s.startswith("$share/") for s in self.subscriptions):
             self.say("  note: not a shared subscription: two bridges will each receive every reading")
 
@@ -285,7 +285,7 @@ class IngestBench:
         client.connect("127.0.0.1", self.broker.port)
         client.loop_start()
         try:
-            wait_for(lambda: done, 15, f"CONNACK to wipe the session of {user}", interval=0.02)
+            wait_for(lambda: done, 5, f"CONNACK to wipe the session of {user}", interval=0.02)
         finally:
             client.disconnect()
             client.loop_stop()
@@ -298,11 +298,18 @@ class IngestBench:
         self.wipe(user)
         try:
             yield user
-        finally:
-            try:
-                self.wipe(user)
-            except (OSError, AssertionError, RuntimeError) as exc:
-                self.say(f"  (could not wipe the session of {user}: {exc})")
+        except Exception:
+            self._wipe_quietly(user)
+            raise
+        else:
+            self._wipe_quietly(user)
+        # Interrupted (KeyboardInterrupt): no wipe, everything is about to stop.
+
+    def _wipe_quietly(self, user: str) -> None:
+        try:
+            self.wipe(user)
+        except (OSError, AssertionError, RuntimeError) as exc:
+            self.say(f"  (could not wipe the session of {user}: {str(exc).splitlines()[0]})")
 
     def bridge(self, name: str, user: str, url: str) -> Service:
         self._services += 1
@@ -414,11 +421,17 @@ class IngestBench:
                 s.stop()
             db.dispose()
         elapsed = done_at - summary.first
-        split = "; ".join(f"{s.name}: {bridge_stats(s)}" for s in services)
+        stats = [bridge_stats(s) for s in services]
+        split = "; ".join(f"{s.name}: {line}" for s, line in zip(services, stats, strict=True))
         self.say(f"  {stored} stored in {elapsed:.2f} s = {n / elapsed:.0f} rows/s, "
                  f"{1000 * cpu / n:.3f} CPU ms/reading, peak RSS {rss:.0f} MB, rejected {rejected}\n  {split}")
+        notes = [f"rejected {rejected}"] if rejected else []
+        handled = [sum(int(v) for v in re.findall(r"\b(?:readings|duplicates)=(\d+)", line)) for line in stats]
+        if count > 1 and all(h >= n for h in handled):
+            notes.append("NOT shared: each bridge received every reading")
+            self.say(f"  WARNING: {notes[-1]}")
         return Row(name, n / elapsed, 1000 * cpu / n, rss_mb=rss, lost=n - stored, gen_rate=summary.rate,
-                   note=f"rejected {rejected}" if rejected else "")
+                   note="; ".join(notes))
 
     def kill_test(self, n: int) -> Row:
         """SIGKILL the bridge as soon as the last reading is acknowledged by the broker, restart it."""
@@ -506,7 +519,9 @@ class IngestBench:
                 summary = self.publish(gen, n, None)
                 drops = self.broker.log.read_text(errors="replace").count(dropped_log) - drops_before
                 if drops:
-                    self.say(f"  WARNING: the broker logged '{dropped_log}': its queue limit was hit")
+                    self.say(f"  WARNING: the broker logged '{dropped_log}': its queue limit was hit, readings "
+                             "were dropped (the offline session holds more than the backlog: e.g. the bridge's own "
+                             "last status message)")
                 started = time.time()
                 drain = self.bridge("bridge-backlog", user, db.url)
                 services.append(drain)
@@ -516,7 +531,7 @@ class IngestBench:
                 connected, cpu0 = time.time(), proc_cpu_s(pid)
                 error = None
                 try:
-                    done_at = db.wait_rows(n, self.rows_timeout(n), [drain], name)
+                    done_at = db.wait_rows(n, self.rows_timeout(n), [drain], name, stall=15 if drops else STALL_S)
                 except (TimeoutError, RuntimeError) as exc:
                     error, done_at = str(exc).splitlines()[0], time.time()
                     self.say(f"  {error}")

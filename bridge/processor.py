@@ -38,7 +38,7 @@ from plantmodel.jsonutil import loads_object
 from plantmodel.readings import Reading, check_boot, format_ts
 from plantmodel.sequence import Key, Lost, SeqState, SequenceTracker, Verdict
 from plantmodel.shelly import PowerSample, RpcNotification, RpcResponse, SwitchState
-from plantmodel.sources import AutomateSource, MeterSource, unit_key
+from plantmodel.sources import AutomateSource, MeterSource, automate_key, unit_key
 from plantmodel.status import DeviceStatus
 from plantmodel.storage import SEQ_MAX
 from plantmodel.text import printable
@@ -142,6 +142,9 @@ class BatchPlan:
     meter_states: dict[str, MeterStatus] = field(default_factory=dict)  # merged statuses to persist
     versions: dict[str, int] = field(default_factory=dict)  # sources changed: their new version
     lost: list[Lost] = field(default_factory=list)
+    # Readings planned without looking them up (above everything settled): a unique-key error on
+    # insert means another writer stored one after all; the service then redoes the batch verified.
+    unverified: int = 0
     gaps: int = 0
     duplicates: int = 0
     ignored: int = 0  # valid device messages with nothing to store (e.g. NotifyEvent)
@@ -224,7 +227,7 @@ class Processor:
         version 0, what its source's first lock creates)."""
         for key, st in states.items():
             self._resume(st, now)
-            self.versions[AutomateSource(*key).key] = (versions or {}).get(AutomateSource(*key).key, 0)
+            self.versions[automate_key(*key)] = (versions or {}).get(automate_key(*key), 0)
         self.sequences.states.update(states)
 
     @staticmethod
@@ -240,9 +243,10 @@ class Processor:
 
     # -------------------------------------------------------------------------------------------
     def process(self, messages: list[RawMessage], lookup: Lookup = nothing_stored, *,
-                reject_reason: str | None = None) -> BatchPlan:
+                reject_reason: str | None = None, verify: bool = False) -> BatchPlan:
         """Plan a batch. ``reject_reason``: record every message as rejected with it (the database
-        refused these messages for a reason the model did not catch)."""
+        refused these messages for a reason the model did not catch). ``verify``: look up every
+        reading's key, even those above everything settled (see :attr:`BatchPlan.unverified`)."""
         self._undo.clear()
         plan = BatchPlan()
         if not messages:
@@ -260,15 +264,19 @@ class Processor:
         for d in decoded:
             if isinstance(d, _Reading):
                 r = d.reading
-                automates.add((r.unit, r.automate))
-                reading_keys.add((r.unit, r.automate, r.ts))
+                key = (r.unit, r.automate)
+                automates.add(key)
+                if verify or not self.sequences.beyond(key, r.seq, r.boot):
+                    reading_keys.add((r.unit, r.automate, r.ts))
+                else:
+                    plan.unverified += 1
             elif isinstance(d, _Rejected) and d.seq is not None:
                 automates.add(d.seq[0])
             elif isinstance(d, _Shelly):
                 meters.add(d.topic.meter)
                 if d.ts is not None:
                     sample_keys.add((d.topic.meter, d.ts))
-        sources: dict[str, Key | str] = {AutomateSource(*k).key: k for k in automates}
+        sources: dict[str, Key | str] = {automate_key(*k): k for k in automates}
         sources.update((MeterSource(m).key, m) for m in meters)
         stored = lookup(Wanted(reading_keys, sample_keys, {src: self.versions.get(src) for src in sources}))
         self._refresh(stored, sources, now)
@@ -287,14 +295,12 @@ class Processor:
         for meter in plan.meters_seen:
             sw = st.meters[meter]
             plan.meter_states[meter] = MeterStatus(sw.status, sw.complete)
-        changed = [AutomateSource(*k).key for k in plan.sequences] + [MeterSource(m).key for m in plan.meters_seen]
+        changed = [automate_key(*k) for k in plan.sequences] + [MeterSource(m).key for m in plan.meters_seen]
         for src in changed:
             self._undo.save(self.versions, src)
             plan.versions[src] = self.versions[src] = self.versions.get(src, 0) + 1
-        for unit in sorted({u for u, _ in plan.sequences}):
-            conf = self.sequences.confirmation(unit, now)
-            if conf is not None:
-                plan.publish.append(Outgoing(self.topics.confirmation(unit), conf.to_json(), retain=True))
+        for unit, conf in self.sequences.confirmations({u for u, _ in plan.sequences}, now).items():
+            plan.publish.append(Outgoing(self.topics.confirmation(unit), conf.to_json(), retain=True))
         return plan
 
     def _refresh(self, stored: Stored, sources: dict[str, Key | str], now: datetime) -> None:
@@ -486,9 +492,10 @@ class Processor:
             log.warning("%s: %d reading(s) missing (seq %d -> %d); asking the unit to resend", src.label,
                         reading.seq - newest_before - 1, newest_before, reading.seq)
         plan.readings.append((reading, msg.received_at))
-        batch.readings[row_key] = StoredReading(None, reading.seq, reading.measures())
+        measures = reading.measures()
+        batch.readings[row_key] = StoredReading(None, reading.seq, measures)
         if verdict.evaluate:
-            self._alarm(plan, self.alarms.evaluate(src, reading.measures(), reading.ts))
+            self._alarm(plan, self.alarms.evaluate(src, measures, reading.ts))
 
     def _alarm(self, plan: BatchPlan, events: list[Alarm]) -> None:
         for ev in events:

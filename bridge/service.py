@@ -114,6 +114,19 @@ def classify(exc: BaseException) -> Failure:
     return Failure.BUG
 
 
+class _Unverified(Exception):
+    """A batch planned some readings as new without looking them up, and one was stored already."""
+
+
+def is_duplicate_key(exc: BaseException) -> bool:
+    """A unique key refused a row (MariaDB 1062, SQLite's UNIQUE constraint)."""
+    if not isinstance(exc, sa_exc.IntegrityError):
+        return False
+    orig = exc.orig
+    code = orig.args[0] if orig is not None and orig.args else None
+    return code == 1062 or "UNIQUE constraint failed" in str(orig)
+
+
 def database_reason(exc: BaseException) -> str:
     orig = getattr(exc, "orig", None)
     return f"the database refused it: {orig if orig is not None else exc}"[:400]
@@ -156,7 +169,7 @@ def write_plan(session: Session, plan: BatchPlan, known: set[Key] | None = None)
     now = utcnow()  # stored_at: the write, just before the commit
     # Meters seen without a sample yet (e.g. just came online); insert_power_samples ensures the rest.
     queries.ensure_meters(session, plan.meters_seen - {s.meter for s, _ in plan.samples}, now)
-    queries.insert_readings(session, plan.readings, now, known=known)
+    queries.insert_readings(session, plan.readings, now, known=known, new_only=True)
     queries.insert_power_samples(session, plan.samples, now)
     for device, state, ts, rx in plan.states:
         queries.set_device_state(session, device, state, ts, rx)
@@ -165,7 +178,7 @@ def write_plan(session: Session, plan: BatchPlan, known: set[Key] | None = None)
         queries.record_rejected(session, msg.topic, msg.payload, reason, msg.received_at)
     queries.save_sequences(session, plan.sequences, now)
     queries.save_meter_states(session, {m: (st.status, st.complete) for m, st in plan.meter_states.items()}, now)
-    queries.save_versions(session, plan.versions)
+    queries.bump_versions(session, plan.versions)  # (the processor counts on +1)
 
 
 class Bridge:
@@ -319,13 +332,17 @@ class Bridge:
         return batch
 
     def _handle(self, batch: list[RawMessage]) -> None:
-        # (part, reason): reason set = record the part as rejected with the database's reason.
-        work: deque[tuple[list[RawMessage], str | None]] = deque([(batch, None)])
+        # (part, reason, verify): reason set = record the part as rejected with the database's
+        # reason; verify = look up every reading's key (a guess that a row was new proved wrong).
+        work: deque[tuple[list[RawMessage], str | None, bool]] = deque([(batch, None, False)])
         delay = 0.5
         while work:
-            part, reason = work[0]
+            part, reason, verify = work[0]
             try:
-                plan = self._commit(part, reason)
+                plan = self._commit(part, reason, verify)
+            except _Unverified:
+                work[0] = (part, reason, True)  # another writer stored one of them: redo, looking all up
+                continue
             except Exception as exc:
                 failure = classify(exc)
                 if failure is Failure.TRANSIENT:
@@ -341,11 +358,11 @@ class Bridge:
                 work.popleft()
                 if len(part) > 1:
                     mid = len(part) // 2
-                    work.extendleft([(part[mid:], reason), (part[:mid], reason)])
+                    work.extendleft([(part[mid:], reason, True), (part[:mid], reason, True)])
                     log.warning("the database refused a batch of %d (%s); splitting it to isolate the cause",
                                 len(part), failure.value)
                 elif failure is Failure.DATA and reason is None:
-                    work.appendleft((part, database_reason(exc)))
+                    work.appendleft((part, database_reason(exc), True))
                 else:
                     self._hold(part[0], exc)
                 continue
@@ -353,14 +370,19 @@ class Bridge:
             delay = 0.5
             self._done(part, plan)
 
-    def _commit(self, part: list[RawMessage], reason: str | None) -> BatchPlan:
+    def _commit(self, part: list[RawMessage], reason: str | None, verify: bool = True) -> BatchPlan:
         t0 = time.perf_counter()
+        plan: BatchPlan | None = None
         try:
             with self.sessions.begin() as session:
-                plan = self.processor.process(part, lookup_in(session), reject_reason=reason)
+                plan = self.processor.process(part, lookup_in(session), reject_reason=reason, verify=verify)
                 write_plan(session, plan, self._known_automates)
-        except BaseException:
+        except BaseException as exc:
             self.processor.undo()  # the batch's effect on our state is undone with it
+            if plan is not None and plan.unverified and is_duplicate_key(exc):
+                log.info("a reading believed new was stored already (another bridge?); redoing the batch "
+                         "with every key looked up")
+                raise _Unverified from exc
             raise
         self.metrics.observe_batch(len(part), time.perf_counter() - t0)
         self.metrics.observe_device_times([r.ts for r, _ in plan.readings] + [s.ts for s, _ in plan.samples],

@@ -70,7 +70,9 @@ class SeqState:
                         self.gap_since, self.boot, self.prev_boot)
 
     def settled(self, seq: int) -> bool:
-        return seq <= self.confirmed or any(lo <= seq <= hi for lo, hi in self.ahead)
+        if seq <= self.confirmed:
+            return True
+        return bool(self.ahead) and any(lo <= seq <= hi for lo, hi in self.ahead)
 
     def _mark(self, seq: int) -> None:
         if seq == self.confirmed + 1:
@@ -136,6 +138,14 @@ class SequenceTracker:
         """Whether a reading with ``boot`` belongs to the automate's current life (as far as known)."""
         st = self.states.get(key)
         return st is None or self._same_life(st, boot)
+
+    def beyond(self, key: Key, seq: int, boot: str | None) -> bool:
+        """Whether ``seq`` is above everything settled in the automate's current life (so, unless
+        another bridge stored it meanwhile, not stored yet): what lets a batch skip looking up
+        rows that cannot exist. Only a guess: the database's unique key has the last word."""
+        st = self.states.get(key)
+        return (st is not None and st.newest >= 0 and boot == st.boot and boot is not None
+                and st.newest < seq <= st.newest + MAX_SEQ_JUMP)
 
     def implausible(self, key: Key, seq: int, boot: str | None) -> str | None:
         """Why ``seq`` cannot be believed as the next reading of the current life, if it cannot."""
@@ -235,9 +245,12 @@ class SequenceTracker:
 
     def confirmation(self, unit: int, now: datetime) -> Confirmation | None:
         """The retained confirmation of every automate of ``unit`` that has a stored reading."""
-        automates = {
-            a: AutomateConfirmation(st.confirmed, st.newest, st.newest_ts, st.boot)
-            for (u, a), st in self.states.items()
-            if u == unit and st.newest_ts is not None
-        }
-        return Confirmation(unit, now, automates) if automates else None
+        return self.confirmations({unit}, now).get(unit)
+
+    def confirmations(self, units: set[int], now: datetime) -> dict[int, Confirmation]:
+        """:meth:`confirmation` of each of ``units``, in one pass over the automates."""
+        automates: dict[int, dict[int, AutomateConfirmation]] = {}
+        for (u, a), st in self.states.items():
+            if u in units and st.newest_ts is not None:
+                automates.setdefault(u, {})[a] = AutomateConfirmation(st.confirmed, st.newest, st.newest_ts, st.boot)
+        return {u: Confirmation(u, now, entries) for u, entries in sorted(automates.items())}

@@ -18,6 +18,12 @@ def unit_key(unit: int) -> str:
     return f"units/{unit}"
 
 
+def automate_key(unit: int, automate: int) -> str:
+    """An automate's source key (``units/3/automates/7``), without building (and range-checking) an
+    :class:`AutomateSource`: for ids already checked, on the bridge's hot path."""
+    return f"units/{unit}/automates/{automate}"
+
+
 @dataclass(frozen=True, slots=True)
 class AutomateSource:
     unit: int
@@ -29,7 +35,7 @@ class AutomateSource:
 
     @property
     def key(self) -> str:
-        return f"{unit_key(self.unit)}/automates/{self.automate}"
+        return automate_key(self.unit, self.automate)
 
     @property
     def label(self) -> str:

@@ -247,10 +247,11 @@ class AlarmEngine:
 
     def evaluate(self, source: Source, measures: Mapping[str, float], ts: datetime) -> list[Alarm]:
         events: list[Alarm] = []
+        skey = source.key
         for measure, value in measures.items():
-            key = (source.key, measure)
+            key = (skey, measure)
             current = self._active.get(key)
-            threshold = self.thresholds.resolve(source, measure)
+            threshold = self.thresholds.resolve_scope(skey, measure)
             if threshold is None and current is None:
                 continue  # nothing to watch
             bound = threshold.breach(value, current.bound if current else None) if threshold else None

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import FromClause, Table, and_, func, or_, select, update
+from sqlalchemy import FromClause, Table, and_, func, insert, or_, select, text, update
 from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.orm import Session
 
@@ -19,6 +19,7 @@ from plantmodel.sequence import Key, SeqState
 from plantmodel.shelly import PowerSample
 from plantmodel.sources import AutomateSource, MeterSource, Source, parse_source
 from plantmodel.thresholds import Alarm, Threshold, default_thresholds
+from store import bulk
 from store import models as orm
 
 REJECTED_PAYLOAD_MAX = 2048
@@ -39,6 +40,10 @@ def upsert(session: Session, table: FromClause, rows: Sequence[dict[str, Any]], 
            columns: Sequence[str]) -> None:
     """Batched INSERT that overwrites ``columns`` of a row whose unique ``key`` exists."""
     _insert(session, table, rows, key, columns)
+
+
+def _is_mariadb(session: Session) -> bool:
+    return session.get_bind().dialect.name in ("mysql", "mariadb")
 
 
 def _insert(session: Session, table: FromClause, rows: Sequence[dict[str, Any]], key: Sequence[str],
@@ -85,9 +90,11 @@ def ensure_meters(session: Session, meters: Iterable[str], now: datetime) -> Non
 
 
 def insert_readings(session: Session, readings: Sequence[tuple[Reading, datetime]],
-                    stored_at: datetime | None = None, *, known: set[tuple[int, int]] | None = None) -> None:
+                    stored_at: datetime | None = None, *, known: set[tuple[int, int]] | None = None,
+                    new_only: bool = False) -> None:
     """Store readings (with their receive time, and ``stored_at``: the time of this write); a
-    reading already stored is skipped. ``known``: automates known to exist (no upsert for them)."""
+    reading already stored is skipped, or with ``new_only`` refused (IntegrityError: the caller
+    believed none was stored). ``known``: automates known to exist (no upsert for them)."""
     if not readings:
         return
     types = {(r.unit, r.automate): r.type for r, _ in readings}
@@ -95,12 +102,22 @@ def insert_readings(session: Session, readings: Sequence[tuple[Reading, datetime
         types = {k: t for k, t in types.items() if k not in known}
     if types:
         ensure_automates(session, types, min(t for _, t in readings))
+    if new_only and _is_mariadb(session):
+        # The hot path of the bridge: SQL text built in one go (see store.bulk).
+        bulk.insert_rows(session, f"INSERT INTO readings (unit_id,automate_no,seq,ts,received_at,stored_at,"
+                                  f"{','.join(AUTOMATE_MEASURES)})",
+                         bulk.reading_rows([(r.unit, r.automate, r.seq, r.ts, t, stored_at,
+                                             [getattr(r, m) for m in AUTOMATE_MEASURES]) for r, t in readings]))
+        return
     rows = [
         {"unit_id": r.unit, "automate_no": r.automate, "seq": r.seq, "ts": r.ts, "received_at": t,
          "stored_at": stored_at, **r.measures()}
         for r, t in readings
     ]
-    insert_ignoring_duplicates(session, orm.Reading.__table__, rows, ["unit_id", "automate_no", "ts"])
+    if new_only:
+        session.execute(insert(orm.Reading.__table__), rows)
+    else:
+        insert_ignoring_duplicates(session, orm.Reading.__table__, rows, ["unit_id", "automate_no", "ts"])
 
 
 def insert_power_samples(session: Session, samples: Sequence[tuple[PowerSample, datetime]],
@@ -143,10 +160,18 @@ def _stored(session: Session, model: Any, source: tuple[Any, ...], ts: Any,
         spans.setdefault(tuple(src), []).append(when)
     if not spans:
         return []
-    cond = or_(*(and_(*(c == v for c, v in zip(source, src, strict=True)), ts.between(min(t), max(t)))
-                 for src, t in spans.items()))
-    return [row for row in session.scalars(select(model).where(cond))
-            if (*(getattr(row, c.key) for c in source), getattr(row, ts.key)) in wanted]
+    if _is_mariadb(session):
+        # Compiling a 500-branch OR cost more than the query (store.bulk formats the literals).
+        text_cond = " OR ".join(
+            "(" + " AND ".join(f"{c.key}={bulk.literal(v)}" for c, v in zip(source, src, strict=True))
+            + f" AND {ts.key} BETWEEN {bulk.literal(min(t))} AND {bulk.literal(max(t))})"
+            for src, t in spans.items())
+        rows: Iterable[Any] = session.execute(select(*model.__table__.c).where(text(text_cond)))
+    else:
+        cond = or_(*(and_(*(c == v for c, v in zip(source, src, strict=True)), ts.between(min(t), max(t)))
+                     for src, t in spans.items()))
+        rows = session.scalars(select(model).where(cond))
+    return [row for row in rows if (*(getattr(row, c.key) for c in source), getattr(row, ts.key)) in wanted]
 
 
 def load_sequences(session: Session) -> dict[Key, SeqState]:
@@ -168,19 +193,23 @@ def lock_sources(session: Session, sources: Iterable[str]) -> dict[str, int]:
     keys = sorted(set(sources))
     if not keys:
         return {}
-    insert_ignoring_duplicates(session, orm.SourceVersion.__table__,
-                               [{"source": k, "version": 0} for k in keys], ["source"])
     v = orm.SourceVersion
-    rows = session.execute(select(v.source, v.version).where(v.source.in_(keys)).order_by(v.source)
-                           .with_for_update())
-    return {source: version for source, version in rows}
+    lock = select(v.source, v.version).order_by(v.source).with_for_update()
+    found = {source: version for source, version in session.execute(lock.where(v.source.in_(keys)))}
+    missing = [k for k in keys if k not in found]
+    if missing:  # new sources: create their rows (another bridge may be creating some: no error)
+        insert_ignoring_duplicates(session, v.__table__, [{"source": k, "version": 0} for k in missing], ["source"])
+        found.update({source: version for source, version in session.execute(lock.where(v.source.in_(missing)))})
+    return found
 
 
-def save_versions(session: Session, versions: dict[str, int]) -> None:
-    """The new version of each source this transaction changed (its rows are locked)."""
-    if versions:
-        upsert(session, orm.SourceVersion.__table__,
-               [{"source": k, "version": n} for k, n in sorted(versions.items())], ["source"], ["version"])
+def bump_versions(session: Session, sources: Iterable[str]) -> None:
+    """One more version of each source this transaction changed (their rows are locked)."""
+    keys = sorted(set(sources))
+    if keys:
+        v = orm.SourceVersion
+        session.execute(update(v).where(v.source.in_(keys)).values(version=v.version + 1),
+                        execution_options={"synchronize_session": False})
 
 
 def source_version_map(session: Session) -> dict[str, int]:
@@ -233,6 +262,17 @@ def active_alarms_of(session: Session, sources: Iterable[str]) -> dict[str, list
 
 
 def save_sequences(session: Session, states: dict[Key, SeqState], now: datetime) -> None:
+    if not states:
+        return
+    if _is_mariadb(session):
+        columns = ("confirmed", "newest", "newest_ts", "max_ts", "ahead", "gap_since", "boot", "prev_boot",
+                   "updated_at")
+        bulk.insert_rows(
+            session, f"INSERT INTO automate_sequences (unit_id,automate_no,{','.join(columns)})",
+            bulk.sequence_rows((u, a, st.confirmed, st.newest, st.newest_ts, st.max_ts, st.ahead_json(), st.gap_since,
+                                st.boot, st.prev_boot, now) for (u, a), st in sorted(states.items())),
+            " ON DUPLICATE KEY UPDATE " + ",".join(f"{c}=VALUES({c})" for c in columns))
+        return
     rows = [{"unit_id": u, "automate_no": a, "confirmed": st.confirmed, "newest": st.newest,
              "newest_ts": st.newest_ts, "max_ts": st.max_ts, "ahead": st.ahead_json(),
              "gap_since": st.gap_since, "boot": st.boot, "prev_boot": st.prev_boot, "updated_at": now}
