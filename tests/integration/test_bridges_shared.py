@@ -10,9 +10,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from plantmodel import Reading
 from store import models as orm
+from store import queries
 from store.db import create_db_engine, make_sessionmaker
-from tests.integration.test_bridge import Spawn, T, count, reading_payload
+from tests.integration.test_bridge import T0, Spawn, T, count, reading_payload
 from tests.mqtt import Client
 from tests.processes import Service, wait_for
 from tests.servers import MariaDBServer, MosquittoServer, free_port
@@ -55,7 +57,7 @@ def test_two_bridges_share_the_stream_one_is_killed_nothing_lost_or_doubled_one_
         for i in range(n):
             automate, seq = i % 4 + 1, i // 4  # each automate counts its own readings
             temp = (4.6 if seq % 2 == 0 else 3.95) if automate == 1 else 3.4
-            unit.publish(T.reading(2, automate), reading_payload(2, automate, seq, tank_temp_c=temp))
+            unit.publish(T.reading(2, automate), reading_payload(2, automate, seq, tank_temp_c=temp, boot="b1"))
             if i == n // 2:
                 wait_for(lambda: count(url, orm.Reading) > 0, 30, "the first rows", services=[a, b])
                 a.kill()
@@ -113,3 +115,43 @@ def test_metrics_endpoint_names_and_values(mosquitto: MosquittoServer, mariadb: 
     assert metric(port, "bridge_ingest_age_seconds_count") == 20
     assert metric(port, "bridge_batch_size_count") >= 1
     assert bridge.stop() == 0
+
+
+def test_a_reading_another_writer_stored_meanwhile_is_a_duplicate_or_a_conflict_never_lost(
+        mosquitto: MosquittoServer, mariadb: MariaDBServer, spawn: Spawn) -> None:
+    """Readings above everything a bridge has settled are written without being looked up first.
+    When another writer stored one meanwhile, the unique key refuses it and the bridge redoes the
+    batch with every key looked up: the same reading is a duplicate, another one a conflict."""
+    url = mariadb.create_database()
+    user = mosquitto.bridge_user()
+    bridge = start(spawn, "bridge", mosquitto, url, user, user, 0)
+    unit = Client(mosquitto, "unit-4")
+    try:
+        for seq in range(5):
+            unit.publish(T.reading(4, 1), reading_payload(4, 1, seq, boot="b1"))
+        wait_for(lambda: count(url, orm.Reading) >= 5, 20, "5 readings", services=[bridge])
+        # Another bridge stores seq 5 as the unit sent it, and a different seq 6, then bumps the version.
+        engine = create_db_engine(url)
+        with make_sessionmaker(engine).begin() as session:
+            queries.lock_sources(session, ["units/4/automates/1"])
+            queries.insert_readings(session, [
+                (Reading.from_json(reading_payload(4, 1, 5, boot="b1")), T0),
+                (Reading.from_json(reading_payload(4, 1, 6, ph=7.2, boot="b1")), T0)])
+            queries.bump_versions(session, ["units/4/automates/1"])
+        engine.dispose()
+        unit.publish(T.reading(4, 1), reading_payload(4, 1, 5, boot="b1"))
+        unit.publish(T.reading(4, 1), reading_payload(4, 1, 6, boot="b1"))  # ph 7.0: not what is stored
+        unit.publish(T.reading(4, 1), reading_payload(4, 1, 7, boot="b1"))
+        wait_for(lambda: count(url, orm.Reading) >= 8 and count(url, orm.RejectedMessage) >= 1, 20,
+                 "seq 7 stored and seq 6 rejected", services=[bridge])
+    finally:
+        unit.close()
+    assert "redoing the batch with every key looked up" in bridge.log()
+    engine = create_db_engine(url)
+    with make_sessionmaker(engine)() as session:
+        (rejected,) = session.scalars(select(orm.RejectedMessage)).all()
+        seq6 = session.scalar(select(orm.Reading).where(orm.Reading.seq == 6))
+    engine.dispose()
+    assert "conflicts with the stored reading" in rejected.reason and f"id {seq6.id}" in rejected.reason
+    assert seq6.ph == 7.2 and count(url, orm.Reading) == 8
+    assert bridge.stop() == 0 and "internal_errors=0" in bridge.log()
