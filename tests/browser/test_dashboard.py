@@ -124,6 +124,8 @@ def test_automate_view_charts_the_last_hour_and_appends_live(page_as: Callable[.
     }""")
     assert span["now"] - span["min"] <= 3600_000 + 60_000
     assert span["limits"] > 0
+    # The newest stored reading's times: measured, received, stored (the bridge's commit time).
+    expect(page.locator("#latest-times")).to_have_text(re.compile(r"received \+\d+\.\d{3} s, stored \+\d+\.\d{3} s"))
     screenshot(page, "automate")
 
     page.click('#window-buttons button[data-window="24h"]')

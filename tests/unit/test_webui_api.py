@@ -231,7 +231,7 @@ def test_readings_pagination_order_and_time_range(api: Api) -> None:
     first = api.json(f"{base}?per_page=10")
     assert (first["page"], first["per_page"], first["total"], first["pages"]) == (1, 10, 25, 3)
     assert first["items"][0]["ts"] == "2026-11-21T10:15:00.000Z"  # oldest first by default
-    assert set(first["items"][0]) == {"unit", "automate", "type", "seq", "ts", "received_at",
+    assert set(first["items"][0]) == {"unit", "automate", "type", "seq", "ts", "received_at", "stored_at",
                                       "tank_temp_c", "ext_temp_c", "milk_kg", "product_kg", "ph", "k_mg_l",
                                       "nacl_g_l", "salmonella_ppm", "ecoli_ppm", "listeria_ppm"}
     last = api.json(f"{base}?per_page=10&page=3")

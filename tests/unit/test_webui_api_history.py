@@ -94,8 +94,8 @@ def test_month_csv_is_streamed_in_bounded_memory(month_app: Flask, bearer: dict[
     assert resp.headers["Content-Disposition"] == 'attachment; filename="unit3-automate4-readings.csv"'
     assert lines == MINUTES + 1  # header + every reading
     assert chunks > 10  # handed over piece by piece, not as one string
-    assert first[0] == "ts,received_at,seq," + ",".join(AUTOMATE_MEASURES)
-    assert first[1] == "2026-10-01T00:00:00.000Z,2026-10-01T00:00:00.000Z,1,3.0,11.4,3600.0,12.0,7.0,40.0,1.3,20.0," \
+    assert first[0] == "ts,received_at,stored_at,seq," + ",".join(AUTOMATE_MEASURES)
+    assert first[1] == "2026-10-01T00:00:00.000Z,2026-10-01T00:00:00.000Z,,1,3.0,11.4,3600.0,12.0,7.0,40.0,1.3,20.0," \
                        "40.0,30.0"
     assert tail.rstrip("\n").rsplit("\n", 1)[-1].startswith("2026-10-30T23:59:00.000Z,")
     assert size > 4_000_000
@@ -114,8 +114,8 @@ def test_csv_time_range_and_errors(month_app: Flask, bearer: dict[str, str]) -> 
     assert http.get("/api/units/3/automates/4/readings.csv").status_code == 401
     meter_csv = http.get("/api/meters/shellypro1pm-a8032ab1c2d3/readings.csv", headers=bearer)
     assert meter_csv.get_data(as_text=True).splitlines() == [
-        "ts,received_at,output,apower,voltage,current,freq,pf,energy_wh,ret_energy_wh,temperature_c",
-        "2026-11-21T10:15:00.000Z,2026-11-21T10:15:01.000Z,true,812.5,230.1,3.6,50.0,0.98,1234.5,0.0,41.2",
+        "ts,received_at,stored_at,output,apower,voltage,current,freq,pf,energy_wh,ret_energy_wh,temperature_c",
+        "2026-11-21T10:15:00.000Z,2026-11-21T10:15:01.000Z,,true,812.5,230.1,3.6,50.0,0.98,1234.5,0.0,41.2",
     ]
 
 

@@ -49,11 +49,17 @@ def device_state(session: Session, device: str) -> str | None:
 # -- item shapes ---------------------------------------------------------------------------------------
 
 def reading_item(row: orm.Reading, automate_type: str) -> dict[str, Any]:
-    return {**queries.reading_from_row(row, automate_type).to_dict(), "received_at": format_ts(row.received_at)}
+    return {**queries.reading_from_row(row, automate_type).to_dict(), **_times(row)}
 
 
 def power_item(row: orm.PowerReading) -> dict[str, Any]:
-    return {**queries.sample_from_row(row).to_dict(), "received_at": format_ts(row.received_at)}
+    return {**queries.sample_from_row(row).to_dict(), **_times(row)}
+
+
+def _times(row: orm.Reading | orm.PowerReading) -> dict[str, str | None]:
+    """When the bridge received the row, and when it wrote it (null for rows from before)."""
+    return {"received_at": format_ts(row.received_at),
+            "stored_at": None if row.stored_at is None else format_ts(row.stored_at)}
 
 
 def _automate_item(a: orm.Automate, latest: orm.Reading | None) -> dict[str, Any]:

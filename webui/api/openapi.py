@@ -87,6 +87,7 @@ def _schemas() -> dict[str, Schema]:
         **{m.name: _nullable({**num, "description": f"{m.label} ({m.unit})"}) for m in METER_MEASURES.values()},
     }
     received = {**ts, "description": "when the server received it"}
+    stored = _nullable({**ts, "description": "when the bridge wrote it (null for rows stored before this field)"})
     alarm = _obj({
         "id": {"type": "integer"}, "source": {"type": "string", "examples": ["units/1/automates/2"]},
         "label": {"type": "string"}, "unit": {"type": "integer"}, "automate": {"type": "integer"},
@@ -104,9 +105,9 @@ def _schemas() -> dict[str, Schema]:
         "Error": _obj({"error": {"type": "string", "description": "what is wrong, naming the parameter"},
                        "status": {"type": "integer"}}),
         "Reading": _obj(reading),
-        "ReadingRow": _obj({**reading, "received_at": received}),
+        "ReadingRow": _obj({**reading, "received_at": received, "stored_at": stored}),
         "PowerSample": _obj(power),
-        "PowerRow": _obj({**power, "received_at": received}),
+        "PowerRow": _obj({**power, "received_at": received, "stored_at": stored}),
         "Alarm": alarm,
         "Unit": _obj({"unit": {"type": "integer"},
                       "state": _nullable({"type": "string", "enum": ["online", "offline"]}),
@@ -194,8 +195,8 @@ def _history_paths(prefix: str, what: str, ids: list[Schema], row: str, csv_head
 
 def openapi_document() -> dict[str, Any]:
     automate_ids = [_p("unit"), _p("automate")]
-    automate_csv = "ts,received_at,seq," + ",".join(AUTOMATE_MEASURES)
-    meter_csv = "ts,received_at,output," + ",".join(METER_MEASURES)
+    automate_csv = "ts,received_at,stored_at,seq," + ",".join(AUTOMATE_MEASURES)
+    meter_csv = "ts,received_at,stored_at,output," + ",".join(METER_MEASURES)
     alarm_params = [
         _param("state", "query", {"type": "string", "enum": list(ALARM_STATES), "default": "all"},
                "open = active or not yet acknowledged"),

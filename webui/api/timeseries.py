@@ -24,7 +24,7 @@ CSV_CHUNK = 32 * 1024  # characters of CSV handed to the server at a time (small
 READINGS_PARAMS = ("start", "end", "order", *PAGE_PARAMS)
 SERIES_PARAMS = ("start", "end", "points")
 CSV_PARAMS = ("start", "end")
-TIME_COLUMNS = ("ts", "received_at")
+TIME_COLUMNS = ("ts", "received_at", "stored_at")
 BOOL_COLUMNS = ("output",)
 
 
@@ -54,7 +54,7 @@ def automate_csv(unit: int, automate: int) -> Response:
     with web_state().make_session() as session:
         automate_or_404(session, unit, automate)
     src = history.automate_source(unit, automate)
-    columns = ("ts", "received_at", "seq", *src.measures)
+    columns = ("ts", "received_at", "stored_at", "seq", *src.measures)
     return _csv_response(src, columns, start, end, f"unit{unit}-automate{automate}")
 
 
@@ -83,7 +83,7 @@ def meter_csv(meter: str) -> Response:
     with web_state().make_session() as session:
         meter_or_404(session, meter)
     src = history.meter_source(meter)
-    columns = ("ts", "received_at", "output", *src.measures)
+    columns = ("ts", "received_at", "stored_at", "output", *src.measures)
     return _csv_response(src, columns, start, end, f"meter-{meter}")
 
 
@@ -148,7 +148,7 @@ def _csv_lines(make_session: sessionmaker[Session], src: history.SeriesSource, c
             # Numbers as they are (csv writes repr(float): lossless) and None as an empty cell.
             cells = list(row)
             for i in times:
-                cells[i] = format_ts(cells[i])
+                cells[i] = "" if cells[i] is None else format_ts(cells[i])  # stored_at: none before it existed
             for i in flags:
                 cells[i] = "" if cells[i] is None else ("true" if cells[i] else "false")
             size += writer.writerow(cells)

@@ -221,6 +221,22 @@
     if (win === "1h" && loaded) slide();
   }, 15000);
 
+  // The newest stored reading's three times: measured (unit clock), received and stored (bridge).
+  function delay(from, to) {
+    return to ? `+${((Date.parse(to) - Date.parse(from)) / 1000).toFixed(3)} s` : "—";
+  }
+  function showLatestTimes() {
+    P.api("GET", `${base}/readings?order=desc&per_page=1`).then((page) => {
+      const r = page && page.items && page.items[0];
+      $("#latest-times").textContent = r
+        ? `Latest: measured ${new Date(r.ts).toLocaleString()}, received ${delay(r.ts, r.received_at)}, `
+          + `stored ${delay(r.ts, r.stored_at)}`
+        : "";
+    }).catch(() => {});
+  }
+  showLatestTimes();
+  setInterval(showLatestTimes, 15000);
+
   // The unit's connection state for windows that do not watch (the watch snapshot gives it otherwise).
   P.api("GET", `/api/units/${cfg.unit}`).then((u) => {
     if (u && u.state && $("#unit-state").dataset.state === "unknown") showUnitState(u.state, null);
