@@ -48,7 +48,8 @@ def _scope(args: argparse.Namespace) -> str:
     return DEFAULT_SCOPE
 
 
-def cmd_run(settings: BridgeSettings) -> int:
+def cmd_run(settings: BridgeSettings, *, leave: bool = False) -> int:
+    """``leave``: retire this bridge (see ``python -m bridge leave --help``)."""
     log = logging.getLogger(__name__)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -59,7 +60,7 @@ def cmd_run(settings: BridgeSettings) -> int:
     if not wait_for_database(engine, stop=stop, log=log):
         log.info("stopped before the database was reachable")
         return 0
-    bridge = Bridge(settings, make_sessionmaker(engine))
+    bridge = Bridge(settings, make_sessionmaker(engine), leaving=leave)
     bridge.start()  # reads thresholds and alarms: only once the database answers
     # Polling ``stop`` rather than ``stop.wait()``: the signal handler sets it from this very thread,
     # which must not hold the event's lock then (and a signal must not wait for the broker).
@@ -70,9 +71,16 @@ def cmd_run(settings: BridgeSettings) -> int:
             break
     while not stop.is_set():
         time.sleep(0.2)
+        if leave and bridge.drained(LEAVE_QUIET_S):
+            log.info("left the group %r: the session holds nothing more; this user may be retired",
+                     settings.share_group)
+            break
     bridge.stop()
     log.info("stopped: %s", bridge.stats.line())
     return 0
+
+
+LEAVE_QUIET_S = 5.0  # no message for this long: the session's queue is empty
 
 
 def cmd_thresholds(settings: BridgeSettings, args: argparse.Namespace) -> int:
@@ -143,12 +151,20 @@ def build_parser() -> argparse.ArgumentParser:
         description="MQTT -> MariaDB/SQLite bridge. Configuration from the environment: DATABASE_URL, "
         "MQTT_HOST, MQTT_PORT, MQTT_USERNAME (bridge), MQTT_PASSWORD or MQTT_CREDENTIALS_FILE, "
         "PLANT_TOPIC_ROOT, BRIDGE_BATCH_SIZE, BRIDGE_BATCH_WAIT, BRIDGE_THRESHOLDS_POLL, "
-        "BRIDGE_MAX_FUTURE_SKEW, BRIDGE_RPC_RETRY, BRIDGE_GAP_TIMEOUT, BRIDGE_STATUS_REFRESH (see README). "
-        "The MQTT client id is the user name (the broker ties them).",
+        "BRIDGE_MAX_FUTURE_SKEW, BRIDGE_RPC_RETRY, BRIDGE_GAP_TIMEOUT, BRIDGE_STATUS_REFRESH, "
+        "BRIDGE_SHARE_GROUP (bridges; empty = no shared subscription), BRIDGE_METRICS_HOST (127.0.0.1), "
+        "BRIDGE_METRICS_PORT (9108; 0 = none) (see README). "
+        "The MQTT client id is the user name (the broker ties them): several bridges run with users "
+        "bridge, bridge-2, ... and split the stream through the shared subscription.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
     p_run = sub.add_parser("run", help="run the bridge until Ctrl-C / SIGTERM")
     p_run.add_argument("--batch-size", type=int, help="rows per transaction (BRIDGE_BATCH_SIZE, 500)")
+    sub.add_parser("leave", help="retire this bridge (MQTT_USERNAME) from its shared group",
+                   description="Retire a bridge for good while the others run: stop it, then run this with its "
+                   "MQTT_USERNAME. It unsubscribes from the shared subscription (no new message is dealt to "
+                   "it), stores what its persistent session still holds (its turn of the stream while it was "
+                   f"down), and exits once nothing has come for {LEAVE_QUIET_S:g} s.")
     p_th = sub.add_parser("thresholds", help="list or change alarm thresholds (applied without restart)")
     th = p_th.add_subparsers(dest="action", required=True)
     th.add_parser("list", help="show every threshold")
@@ -185,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.batch_size:
                 settings = replace(settings, batch_size=args.batch_size)
             return cmd_run(settings)
+        if args.command == "leave":
+            return cmd_run(settings, leave=True)
         if args.command == "thresholds":
             return cmd_thresholds(settings, args)
         return cmd_rejected(settings, args.limit)

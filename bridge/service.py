@@ -183,8 +183,13 @@ def write_plan(session: Session, plan: BatchPlan, known: set[Key] | None = None)
 
 class Bridge:
     def __init__(self, settings: BridgeSettings, sessions: sessionmaker[Session],
-                 client_factory: Callable[..., mqtt.Client] = new_client) -> None:
+                 client_factory: Callable[..., mqtt.Client] = new_client, *, leaving: bool = False) -> None:
+        """``leaving``: retire this bridge from its group: subscribe to nothing (unsubscribe), store
+        what its session still holds, and let :meth:`drained` tell when that is done."""
         self.settings = settings
+        self.leaving = leaving
+        self._last_message = time.monotonic()
+        self._busy = False  # a batch is in hand
         self.sessions = sessions
         self.topics = Topics(settings.topic_root)
         self.stats = Stats()
@@ -255,16 +260,25 @@ class Bridge:
     def wait_connected(self, timeout: float) -> bool:
         return self._connected.wait(timeout)
 
+    def drained(self, quiet: float) -> bool:
+        """Connected, nothing in hand, and no message for ``quiet`` seconds."""
+        return (self._connected.is_set() and not self._busy and self._queue.empty()
+                and time.monotonic() - self._last_message >= quiet)
+
     # -- paho callbacks (network thread) ---------------------------------------------------------------
     def _on_connect(self, client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any) -> None:
         if reason.is_failure:
             log.error("broker refused the connection as %r: %s", self.settings.mqtt.username, reason)
             return
         # Subscribing here means a reconnect resubscribes too.
-        client.subscribe([(t, 1) for t in self.subscriptions()])
-        other = self.subscriptions(not self.settings.share_group)
-        if other:  # a persistent session keeps the form a previous configuration used: drop it
-            client.unsubscribe(other)
+        if self.leaving:  # what the session holds still comes; nothing new is dealt to it
+            client.unsubscribe(self.subscriptions(True) + self.subscriptions(False))
+            log.info("leaving: unsubscribed; storing what the session still holds")
+        else:
+            client.subscribe([(t, 1) for t in self.subscriptions()])
+            other = self.subscriptions(not self.settings.share_group)
+            if other:  # a persistent session keeps the form a previous configuration used: drop it
+                client.unsubscribe(other)
         client.publish(self.topics.bridge_status(), DeviceStatus.online().to_json(), qos=1, retain=True)
         self._connected.set()
         self.metrics.mqtt_connected()
@@ -283,6 +297,7 @@ class Bridge:
             log.warning("disconnected from broker (%s); reconnecting", reason)
 
     def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        self._last_message = time.monotonic()
         self._queue.put(RawMessage(msg.topic, bytes(msg.payload), utcnow(), msg.mid, msg.qos, self._link))
 
     # -- worker ----------------------------------------------------------------------------------------
@@ -301,7 +316,11 @@ class Bridge:
                     except SQLAlchemyError as exc:
                         log.warning("cannot check thresholds: %s", exc)
                 if batch:
-                    self._handle(batch)
+                    self._busy = True
+                    try:
+                        self._handle(batch)
+                    finally:
+                        self._busy = False
                 if now >= next_status and self._connected.is_set():
                     next_status = now + STATUS_CHECK_S
                     for out in self.processor.status_requests(utcnow()):

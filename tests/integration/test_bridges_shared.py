@@ -155,3 +155,33 @@ def test_a_reading_another_writer_stored_meanwhile_is_a_duplicate_or_a_conflict_
     assert "conflicts with the stored reading" in rejected.reason and f"id {seq6.id}" in rejected.reason
     assert seq6.ph == 7.2 and count(url, orm.Reading) == 8
     assert bridge.stop() == 0 and "internal_errors=0" in bridge.log()
+
+
+def test_a_retired_bridge_leaves_the_group_after_storing_its_share(
+        mosquitto: MosquittoServer, mariadb: MariaDBServer, spawn: Spawn) -> None:
+    """A stopped bridge's session keeps taking its turn of the stream. ``bridge leave`` stores what
+    it holds and unsubscribes: from then on the other bridge gets everything."""
+    url = mariadb.create_database()
+    group = f"g{uuid.uuid4().hex[:8]}"
+    users = [mosquitto.bridge_user(), mosquitto.bridge_user()]
+    a = start(spawn, "bridge-a", mosquitto, url, users[0], group, 0)
+    b = start(spawn, "bridge-b", mosquitto, url, users[1], group, 0)
+    assert b.stop() == 0  # b's session stays in the group
+    unit = Client(mosquitto, "unit-5")
+    try:
+        for seq in range(200):
+            unit.publish(T.reading(5, 1), reading_payload(5, 1, seq, boot="b1"))
+        wait_for(lambda: count(url, orm.Reading) >= 80, 20, "a's share", services=[a])
+        assert count(url, orm.Reading) < 200  # the rest waits for b
+        leave = spawn("bridge-b-leave", ["bridge", "leave"], {
+            **mosquitto.env(), "DATABASE_URL": url, "MQTT_USERNAME": users[1], "BRIDGE_SHARE_GROUP": group,
+            "BRIDGE_METRICS_PORT": "0"})
+        wait_for(lambda: not leave.alive(), 40, "bridge leave to finish", services=[leave])
+        assert leave.proc.returncode == 0 and "left the group" in leave.log()
+        assert count(url, orm.Reading) == 200
+        for seq in range(200, 300):
+            unit.publish(T.reading(5, 1), reading_payload(5, 1, seq, boot="b1"))
+        wait_for(lambda: count(url, orm.Reading) >= 300, 20, "all of it through a", services=[a])
+    finally:
+        unit.close()
+    assert a.stop() == 0
