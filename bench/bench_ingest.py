@@ -35,6 +35,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -146,6 +147,22 @@ def bridge_defaults(env: dict[str, str]) -> tuple[str | None, tuple[str, ...]]:
     return group, tuple(f"$share/{group}/{t}" for t in topics) if group else tuple(topics)
 
 
+@dataclass(frozen=True)
+class Settled:
+    """How a wait for ``n`` readings ended."""
+
+    n: int
+    at: float  # time.time() when the n-th was settled, or (incomplete) when the last row appeared
+    stored: int
+    rejected: int  # rows of rejected_messages (nothing else is published, so: readings)
+    first_reason: str | None = None  # of the first rejected message
+    problem: str | None = None  # why the wait ended incomplete (with the services' log tails)
+
+    @property
+    def note(self) -> str:
+        return f"{self.rejected} rejected, e.g. {self.first_reason}" if self.rejected else ""
+
+
 class Database:
     """A fresh database with the project's schema, and the queries the measurements need."""
 
@@ -173,26 +190,33 @@ class Database:
             rows = conn.execute(text("SELECT TIMESTAMPDIFF(MICROSECOND, ts, stored_at) FROM readings"))
             return sorted(r[0] / 1000 for r in rows)
 
-    def wait_rows(self, n: int, timeout: float, services: list[Service], what: str, stall: float = STALL_S) -> float:
-        """Poll until ``n`` readings are stored; returns time.time() then. Cheap polling (MAX(id),
-        then COUNT(*) once the ids reach ``n``); fails when nothing moves for ``stall`` s, after
-        ``timeout``, or when a service dies."""
+    def first_rejection(self) -> str | None:
+        with self.engine.connect() as conn:
+            return conn.execute(text("SELECT reason FROM rejected_messages ORDER BY id LIMIT 1")).scalar()
+
+    def wait_settled(self, n: int, timeout: float, services: list[Service], stall: float = STALL_S) -> Settled:
+        """Poll until ``n`` readings are settled (stored, or recorded in rejected_messages), cheaply
+        (MAX(id), then COUNT(*) once the ids reach ``n``). Gives up, saying why, when nothing moves
+        for ``stall`` s, after ``timeout`` s, or when a service dies."""
         deadline = time.monotonic() + timeout
-        last, moved = -1, time.monotonic()
+        last, moved, moved_at = (-1, -1), time.monotonic(), time.time()
         while True:
-            top = int(self.scalar("SELECT COALESCE(MAX(id), 0) FROM readings"))
-            if top >= n and self.count() >= n:
-                return time.time()
+            top, rejected = int(self.scalar("SELECT COALESCE(MAX(id), 0) FROM readings")), self.rejected()
+            if top + rejected >= n and (stored := self.count()) + rejected >= n:
+                return Settled(n, time.time(), stored, rejected, self.first_rejection() if rejected else None)
             now = time.monotonic()
-            if top != last:
-                last, moved = top, now
-            if now > deadline or now - moved > stall:
-                why = f"after {timeout:g} s" if now > deadline else f"no new row for {stall:g} s"
-                raise TimeoutError(f"{what}: {self.count()} of {n} readings stored, {why}{log_tails(services)}")
-            for s in services:
-                if not s.alive():
-                    raise RuntimeError(f"{what}: {s.name} exited with {s.proc.returncode} "
-                                       f"({self.count()} of {n} stored){log_tails(services)}")
+            if (top, rejected) != last:
+                last, moved, moved_at = (top, rejected), now, time.time()
+            problem = next((f"{s.name} exited with {s.proc.returncode}" for s in services if not s.alive()), None)
+            if problem is None and now > deadline:
+                problem = f"still missing after {timeout:g} s"
+            if problem is None and now - moved > stall:
+                problem = f"no new row for {stall:g} s"
+            if problem:
+                stored = self.count()
+                return Settled(n, moved_at, stored, rejected, self.first_rejection() if rejected else None,
+                               f"{stored} of {n} readings stored ({rejected} rejected), {problem}"
+                               f"{log_tails(services)}")
             time.sleep(0.05)
 
     def dispose(self) -> None:
@@ -201,6 +225,11 @@ class Database:
 
 def log_tails(services: list[Service], chars: int = 1500) -> str:
     return "".join(f"\n--- {s.name} log (tail) ---\n{s.log()[-chars:]}" for s in services)
+
+
+def has_connected(service: Service) -> bool:
+    """The bridge logged its connection (it subscribes in the same callback)."""
+    return "connected to" in service.log()
 
 
 def bridge_stats(service: Service) -> str:
@@ -281,7 +310,11 @@ class IngestBench:
         done: list[Any] = []
         client = new_client(MqttSettings("127.0.0.1", self.broker.port, user, self.broker.users[user]), user,
                             clean_session=True)
-        client.on_connect = lambda _c, _u, _f, reason, _p: done.append(reason)
+
+        def on_connect(_c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+            done.append(reason)
+
+        client.on_connect = on_connect
         client.connect("127.0.0.1", self.broker.port)
         client.loop_start()
         try:
@@ -321,7 +354,7 @@ class IngestBench:
 
     def wait_connected(self, services: list[Service], timeout: float = 60) -> None:
         for s in services:
-            wait_for(lambda s=s: "connected to" in s.log(), timeout, f"{s.name} to connect", services=[s])
+            wait_for(partial(has_connected, s), timeout, f"{s.name} to connect", services=[s])
         time.sleep(1.0)  # its SUBSCRIBE is on the wire right after the log line
 
     def new_db(self) -> Database:
@@ -396,6 +429,16 @@ class IngestBench:
         return self.subscriber("naive bridge: 1 INSERT + COMMIT per message", "naive", n, naive=True)
 
     # -- our bridge ------------------------------------------------------------------------------------
+    def finish(self, name: str, st: Settled, start: float, **values: Any) -> Row:
+        """The row of a bridge run from how its wait ended (rate from ``start``, time.time())."""
+        if st.rejected:
+            self.say(f"  {st.rejected} readings recorded in rejected_messages; the first: {st.first_reason}")
+        if st.problem:
+            self.say(f"  INCOMPLETE: {st.problem}")
+        rate = st.stored / max(st.at - start, 1e-9)
+        return Row(name, rate, lost=st.n - st.stored, error=st.problem.splitlines()[0] if st.problem else None,
+                   note=st.note[:160], **values)
+
     def bridges_burst(self, name: str, count: int, n: int) -> Row:
         """``count`` bridges (own users, one database) ingesting a burst of ``n`` readings."""
         db = self.new_db()
@@ -410,28 +453,28 @@ class IngestBench:
                 pids = [s.proc.pid for s in services]
                 cpu0 = [proc_cpu_s(p) for p in pids]
                 summary = self.publish(gen, n, None)
-                done_at = db.wait_rows(n, self.rows_timeout(n), services, name)
-                cpu = sum(proc_cpu_s(p) - c for p, c in zip(pids, cpu0, strict=True))
-                rss = max(proc_status_kb(p, "VmHWM") for p in pids) / 1024
+                st = db.wait_settled(n, self.rows_timeout(n), services)
+                alive = all(s.alive() for s in services)
+                cpu = sum(proc_cpu_s(p) - c for p, c in zip(pids, cpu0, strict=True)) if alive else None
+                rss = max(proc_status_kb(p, "VmHWM") for p in pids) / 1024 if alive else None
                 for s in services:
                     s.stop()
-                stored, rejected = db.count(), db.rejected()
         finally:
             for s in services:
                 s.stop()
             db.dispose()
-        elapsed = done_at - summary.first
+        elapsed = st.at - summary.first
+        cpu_ms = None if cpu is None else 1000 * cpu / n
         stats = [bridge_stats(s) for s in services]
-        split = "; ".join(f"{s.name}: {line}" for s, line in zip(services, stats, strict=True))
-        self.say(f"  {stored} stored in {elapsed:.2f} s = {n / elapsed:.0f} rows/s, "
-                 f"{1000 * cpu / n:.3f} CPU ms/reading, peak RSS {rss:.0f} MB, rejected {rejected}\n  {split}")
-        notes = [f"rejected {rejected}"] if rejected else []
+        self.say(f"  {st.stored} stored in {elapsed:.2f} s = {st.stored / elapsed:.0f} rows/s, "
+                 f"{fmt(cpu_ms, 3)} CPU ms/reading, peak RSS {fmt(rss)} MB"
+                 + "".join(f"\n  {s.name}: {line}" for s, line in zip(services, stats, strict=True)))
+        row = self.finish(name, st, summary.first, cpu_ms=cpu_ms, rss_mb=rss, gen_rate=summary.rate)
         handled = [sum(int(v) for v in re.findall(r"\b(?:readings|duplicates)=(\d+)", line)) for line in stats]
         if count > 1 and all(h >= n for h in handled):
-            notes.append("NOT shared: each bridge received every reading")
-            self.say(f"  WARNING: {notes[-1]}")
-        return Row(name, n / elapsed, 1000 * cpu / n, rss_mb=rss, lost=n - stored, gen_rate=summary.rate,
-                   note="; ".join(notes))
+            row.note = "; ".join(filter(None, [row.note, "NOT shared: each bridge received every reading"]))
+            self.say("  WARNING: not shared: each bridge received every reading")
+        return row
 
     def kill_test(self, n: int) -> Row:
         """SIGKILL the bridge as soon as the last reading is acknowledged by the broker, restart it."""
@@ -449,23 +492,15 @@ class IngestBench:
                 killed_at = time.time()
                 self.say(f"  SIGKILL with {before} of {n} stored; restarting")
                 services.append(self.bridge("bridge-restarted", user, db.url))
-                try:
-                    done_at: float | None = db.wait_rows(n, self.rows_timeout(n), services[1:], name)
-                except TimeoutError as exc:
-                    done_at = None
-                    self.say(f"  {str(exc).splitlines()[0]}")
-                stored, rejected = db.count(), db.rejected()
-                rss = proc_status_kb(services[1].proc.pid, "VmHWM") / 1024
+                st = db.wait_settled(n, self.rows_timeout(n), services[1:])
+                rss = proc_status_kb(services[1].proc.pid, "VmHWM") / 1024 if services[1].alive() else None
         finally:
             for s in services:
                 s.stop()
             db.dispose()
-        lost = n - stored
-        self.say(f"  after restart: {stored} of {n} stored, lost {lost}, rejected {rejected}"
-                 + (f", all stored {done_at - killed_at:.2f} s after the kill" if done_at else ""))
-        return Row(name, n / (done_at - summary.first) if done_at else None, rss_mb=rss, lost=lost,
-                   gen_rate=summary.rate, note=f"rejected {rejected}" if rejected else "",
-                   error=None if lost == 0 else f"{lost} readings lost")
+        self.say(f"  after restart: {st.stored} of {n} stored, lost {n - st.stored}, rejected {st.rejected}; "
+                 f"the last row {st.at - killed_at:.2f} s after the kill")
+        return self.finish(name, st, summary.first, rss_mb=rss, gen_rate=summary.rate)
 
     def fixed_rate(self, rate: float, seconds: float) -> Row:
         n = max(int(rate * seconds), 1)
@@ -480,11 +515,12 @@ class IngestBench:
                 pid = services[0].proc.pid
                 cpu0 = proc_cpu_s(pid)
                 summary = self.publish(gen, n, rate)
-                db.wait_rows(n, self.rows_timeout(n), services, name)
-                cpu = proc_cpu_s(pid) - cpu0
-                rss = proc_status_kb(pid, "VmHWM") / 1024
+                st = db.wait_settled(n, self.rows_timeout(n), services)
+                alive = services[0].alive()
+                cpu = proc_cpu_s(pid) - cpu0 if alive else None
+                rss = proc_status_kb(pid, "VmHWM") / 1024 if alive else None
                 services[0].stop()
-                stored, lat = db.count(), db.latencies_ms()
+                lat = db.latencies_ms()
         finally:
             for s in services:
                 s.stop()
@@ -498,9 +534,14 @@ class IngestBench:
                      f"p99 {p99:.0f} ms, max {lat[-1]:.0f} ms")
         else:
             self.say("  publish -> commit latency: n/a (readings has no stored_at column yet)")
-        self.say(f"  {1000 * cpu / n:.3f} CPU ms/reading at this rate, peak RSS {rss:.0f} MB")
-        return Row(name, None, 1000 * cpu / n, p50, p99, rss, n - stored, summary.rate,
-                   note="" if lat else "latency n/a: no stored_at column")
+        cpu_ms = None if cpu is None else 1000 * cpu / n
+        self.say(f"  {fmt(cpu_ms, 3)} CPU ms/reading at this rate, peak RSS {fmt(rss)} MB")
+        row = self.finish(name, st, summary.first, cpu_ms=cpu_ms, p50=p50, p99=p99, rss_mb=rss,
+                          gen_rate=summary.rate)
+        row.rate = None  # the offered rate, not a measurement
+        if lat is None:
+            row.note = "; ".join(filter(None, [row.note, "latency n/a: no stored_at column"]))
+        return row
 
     def backlog(self, n: int) -> Row:
         """The bridge's session exists, the bridge is down, ``n`` readings are queued; then it drains."""
@@ -526,31 +567,27 @@ class IngestBench:
                 drain = self.bridge("bridge-backlog", user, db.url)
                 services.append(drain)
                 pid = drain.proc.pid
-                wait_for(lambda: "connected to" in drain.log(), 60, f"{drain.name} to connect", interval=0.01,
-                         services=[drain])
+                wait_for(partial(has_connected, drain), 60, f"{drain.name} to connect", interval=0.01, services=[drain])
                 connected, cpu0 = time.time(), proc_cpu_s(pid)
-                error = None
-                try:
-                    done_at = db.wait_rows(n, self.rows_timeout(n), [drain], name, stall=15 if drops else STALL_S)
-                except (TimeoutError, RuntimeError) as exc:
-                    error, done_at = str(exc).splitlines()[0], time.time()
-                    self.say(f"  {error}")
+                st = db.wait_settled(n, self.rows_timeout(n), [drain], stall=15 if drops else STALL_S)
                 alive = drain.alive()
-                peak_kb = proc_status_kb(pid, "VmHWM") if alive else 0
-                cpu = proc_cpu_s(pid) - cpu0 if alive else 0.0
+                rss = proc_status_kb(pid, "VmHWM") / 1024 if alive else None
+                cpu = proc_cpu_s(pid) - cpu0 if alive else None
                 drain.stop()
-                stored, rejected = db.count(), db.rejected()
         finally:
             for s in services:
                 s.stop()
             db.dispose()
-        elapsed = done_at - connected
-        self.say(f"  drained {stored} in {elapsed:.2f} s from the bridge's connection = {stored / elapsed:.0f} "
-                 f"rows/s (start-up to connection {connected - started:.2f} s), {1000 * cpu / n:.3f} CPU ms/reading, "
-                 f"peak RSS {peak_kb / 1024:.0f} MB, rejected {rejected}")
-        return Row(name, None if error else stored / elapsed, 1000 * cpu / n if cpu else None,
-                   rss_mb=peak_kb / 1024 if peak_kb else None, lost=n - stored, gen_rate=summary.rate,
-                   error=error, note="rate from the bridge's connection, start-up excluded")
+        elapsed = st.at - connected
+        cpu_ms = None if cpu is None else 1000 * cpu / n
+        self.say(f"  drained {st.stored} in {elapsed:.2f} s from the bridge's connection = {st.stored / elapsed:.0f} "
+                 f"rows/s (start-up to connection {connected - started:.2f} s), {fmt(cpu_ms, 3)} CPU ms/reading, "
+                 f"peak RSS {fmt(rss)} MB")
+        row = self.finish(name, st, connected, cpu_ms=cpu_ms, rss_mb=rss, gen_rate=summary.rate)
+        if drops:
+            row.error = f"the broker dropped {n - st.stored} (max_queued_messages)"
+        row.note = "; ".join(filter(None, [row.note, "rate from the bridge's connection"]))
+        return row
 
 
 # -- running and reporting -----------------------------------------------------------------------------------
@@ -575,6 +612,10 @@ def median_row(rows: list[Row]) -> Row:
             setattr(out, name, statistics.median(values))
     losts = [r.lost for r in rows if r.lost is not None]
     out.lost = max(losts) if losts else None
+    rates = [r.rate for r in ok if r.rate is not None]
+    if len(rates) > 1:
+        spread = f"range {fmt(min(rates))}–{fmt(max(rates))} rows/s"
+        out.note = f"{out.note}; {spread}" if out.note else spread
     errors = [r.error for r in rows if r.error]
     if errors and len(errors) < len(rows):
         out.note = (out.note + "; " if out.note else "") + f"{len(errors)} of {len(rows)} rounds failed"
@@ -597,7 +638,7 @@ def table(rows: list[Row], ceiling: float | None, naive: float | None) -> str:
         run = r.run + (f" (median of {r.rounds})" if r.rounds > 1 else "")
         if r.error:
             run += f" — FAILED: {r.error}"
-        elif r.note:
+        if r.note:
             run += f" ({r.note})"
         lines.append(f"| {run} | {fmt(r.rate)} | {ratio(r.rate, ceiling)} | {ratio(r.rate, naive)} | "
                      f"{fmt(r.cpu_ms, 3)} | {fmt(r.p50)} | {fmt(r.p99)} | {fmt(r.rss_mb)} | "
@@ -643,7 +684,7 @@ def report(rows: list[Row], opts: Options) -> str:
         elif r.run.startswith("bridge at a fixed"):
             out.append(f"- at {opts.rate:g}/s: publish -> commit p50 {fmt(r.p50)} ms, p99 {fmt(r.p99)} ms; "
                        f"CPU {fmt(r.cpu_ms, 3)} ms/reading")
-    if ceiling and one.gen_rate and ceiling > 0.9 * one.gen_rate:
+    if ceiling and rows[0].gen_rate and ceiling > 0.9 * rows[0].gen_rate:
         out.append("- note: the ceiling is close to the generator's own rate: it may be bounded by the generator")
     out.append(f"(burst: {opts.readings} readings, naive: {opts.naive_readings}; medians of {opts.rounds} round(s); "
                f"{opts.generators} generator process(es); 50 units x 10 automates; MariaDB with durable commits)")

@@ -17,10 +17,11 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from multiprocessing.synchronize import Event
-from typing import Any
+from typing import Any, cast
 
 import paho.mqtt.client as mqtt
-from sqlalchemy import Connection, insert
+from paho.mqtt.enums import CallbackAPIVersion
+from sqlalchemy import Connection, Table, insert
 from sqlalchemy.exc import IntegrityError
 
 from plantmodel.layout import PlantLayout
@@ -64,7 +65,7 @@ class _Counter:
         self.first = self.last = 0.0
         self.error: str | None = None
         self.subscribed = threading.Event()
-        table = orm.Reading.__table__
+        table = cast(Table, orm.Reading.__table__)
         self.stmt = insert(table)
         self.extra = [c for c in ("stored_at",) if c in table.c]  # added by a newer schema
 
@@ -82,7 +83,7 @@ class _Counter:
                 self.error = self.error or f"{type(exc).__name__}: {exc}"[:300]
         self.last = time.time()
 
-    def _store(self, payload: bytes) -> None:
+    def _store(self, payload: bytes | bytearray) -> None:
         assert self.conn is not None
         data = json.loads(payload)
         now = datetime.now(UTC)
@@ -104,9 +105,9 @@ def _prepare(url: str, units: int, automates: int) -> Connection:
     init_schema(engine)
     conn = engine.connect()
     now = datetime.now(UTC)
-    conn.execute(insert(orm.Unit.__table__).prefix_with("IGNORE"),
+    conn.execute(insert(cast(Table, orm.Unit.__table__)).prefix_with("IGNORE"),
                  [{"id": u, "created_at": now} for u in range(1, units + 1)])
-    conn.execute(insert(orm.Automate.__table__).prefix_with("IGNORE"),
+    conn.execute(insert(cast(Table, orm.Automate.__table__)).prefix_with("IGNORE"),
                  [{"unit_id": u, "automate_no": a, "type": PlantLayout.automate_type(u, a), "created_at": now}
                   for u in range(1, units + 1) for a in range(1, automates + 1)])
     conn.commit()
@@ -121,7 +122,7 @@ def subscribe(spec: SubscriberSpec, ready: Event, out: mp.Queue[SubscriberResult
         if spec.database_url is not None:
             conn = _prepare(spec.database_url, spec.units, spec.automates)
         counter = _Counter(spec, conn)
-        client = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2, client_id=spec.user,
+        client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=spec.user,
                              clean_session=False, protocol=mqtt.MQTTv311)
         client.username_pw_set(spec.user, spec.password)
         client.max_inflight_messages_set(1000)

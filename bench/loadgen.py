@@ -108,7 +108,10 @@ def reading_json(reading: Reading) -> str:
     return dumps(data)
 
 
-def _values(rng: random.Random) -> tuple[float, ...]:
+Values = tuple[float, float, float, float, float, float, float, float, float, float]
+
+
+def _values(rng: random.Random) -> Values:
     """Plausible measures, inside every normal range (no alarm is raised)."""
     return (round(rng.uniform(2.8, 3.7), 1), round(rng.uniform(9.0, 13.0), 1), rng.randint(3700, 4400),
             rng.randint(0, 60), round(rng.uniform(6.9, 7.1), 1), rng.randint(37, 45),

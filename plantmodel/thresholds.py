@@ -248,12 +248,15 @@ class AlarmEngine:
     def evaluate(self, source: Source, measures: Mapping[str, float], ts: datetime) -> list[Alarm]:
         events: list[Alarm] = []
         skey = source.key
+        active, resolve = self._active, self.thresholds.resolve_scope
         for measure, value in measures.items():
             key = (skey, measure)
-            current = self._active.get(key)
-            threshold = self.thresholds.resolve_scope(skey, measure)
-            if threshold is None and current is None:
-                continue  # nothing to watch
+            current = active.get(key)
+            threshold = resolve(skey, measure)
+            if current is None and (threshold is None or (
+                    (threshold.high is None or value <= threshold.high)
+                    and (threshold.low is None or value >= threshold.low))):
+                continue  # nothing to watch, or in range with no alarm: the common case, kept short
             bound = threshold.breach(value, current.bound if current else None) if threshold else None
             if current is not None and bound != current.bound:
                 events.append(replace(current, value=value, state="cleared", since=ts))
