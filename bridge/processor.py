@@ -75,6 +75,7 @@ class Outgoing:
     topic: str
     payload: str
     retain: bool = False
+    latest_only: bool = False  # a newer one on the topic replaces one not sent yet (confirmations)
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,7 +301,8 @@ class Processor:
             self._undo.save(self.versions, src)
             plan.versions[src] = self.versions[src] = self.versions.get(src, 0) + 1
         for unit, conf in self.sequences.confirmations({u for u, _ in plan.sequences}, now).items():
-            plan.publish.append(Outgoing(self.topics.confirmation(unit), conf.to_json(), retain=True))
+            plan.publish.append(Outgoing(self.topics.confirmation(unit), conf.to_json(), retain=True,
+                                         latest_only=True))
         return plan
 
     def _refresh(self, stored: Stored, sources: dict[str, Key | str], now: datetime) -> None:

@@ -114,6 +114,11 @@ def classify(exc: BaseException) -> Failure:
     return Failure.BUG
 
 
+def _settled(info: mqtt.MQTTMessageInfo) -> bool:
+    """Acknowledged by the broker, or refused by paho (it will never be)."""
+    return info.is_published() or info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN)
+
+
 class _Unverified(Exception):
     """A batch planned some readings as new without looking them up, and one was stored already."""
 
@@ -199,6 +204,8 @@ class Bridge:
         self._thresholds_version: object = None
         self._link = 0  # counts disconnects: which connection a message came on
         self._known_automates: set[Key] = set()  # committed: no upsert of their rows per batch
+        # latest-only topic -> (the one handed to paho, the newer one waiting for it)
+        self._latest: dict[str, tuple[mqtt.MQTTMessageInfo, Outgoing | None]] = {}
         self.processor = Processor(self.topics, ThresholdSet([]), max_future_skew=settings.max_future_skew,
                                    rpc_retry=settings.rpc_retry, gap_timeout=settings.gap_timeout,
                                    status_refresh=settings.status_refresh)
@@ -241,6 +248,10 @@ class Bridge:
         """Finish the batch in hand, then disconnect (unacked messages stay with the broker)."""
         self._stop.set()
         self._worker.join(timeout)
+        deadline = time.monotonic() + 2.0  # the newest confirmations still waiting for their turn
+        while any(w is not None for _, w in self._latest.values()) and time.monotonic() < deadline:
+            self._publish_waiting()
+            time.sleep(0.05)
         if self._connected.is_set():
             self.client.publish(self.topics.bridge_status(), DeviceStatus.offline().to_json(), qos=1,
                                 retain=True).wait_for_publish(2)
@@ -321,6 +332,7 @@ class Bridge:
                         self._handle(batch)
                     finally:
                         self._busy = False
+                self._publish_waiting()
                 if now >= next_status and self._connected.is_set():
                     next_status = now + STATUS_CHECK_S
                     for out in self.processor.status_requests(utcnow()):
@@ -426,9 +438,26 @@ class Bridge:
         self._count(part, plan)
 
     def _publish(self, out: Outgoing) -> None:
+        if out.latest_only:
+            # At most one in flight per topic; a newer one waits for it, replacing any waiting: a
+            # backlog drain would otherwise queue a confirmation per unit per batch, past paho's
+            # bounded queue, while only the newest matters.
+            sent = self._latest.get(out.topic)
+            if sent is not None and not _settled(sent[0]):
+                self._latest[out.topic] = (sent[0], out)
+                return
         info = self.client.publish(out.topic, out.payload, qos=1, retain=out.retain)
         if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):  # NO_CONN: queued, sent later
             log.warning("could not publish on %s: %s", out.topic, mqtt.error_string(info.rc))
+        if out.latest_only:
+            self._latest[out.topic] = (info, None)
+
+    def _publish_waiting(self) -> None:
+        """Send the latest-only messages whose predecessor has been acknowledged by the broker."""
+        for topic, (info, waiting) in list(self._latest.items()):
+            if waiting is not None and _settled(info):
+                del self._latest[topic]
+                self._publish(waiting)
 
     def _count(self, batch: list[RawMessage], plan: BatchPlan) -> None:
         s = self.stats

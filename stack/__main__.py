@@ -46,6 +46,7 @@ class StackSettings:
     mqtt_port: int
     web_port: int
     database_url: str
+    metrics_port: int = 9108  # the bridge's Prometheus endpoint (0: none)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> StackSettings:
@@ -57,6 +58,7 @@ class StackSettings:
             web_port=env_int(env, "WEBUI_PORT", 8080, minimum=1),
             # The default SQLite file lives in the var dir, which main() creates.
             database_url=env.get("DATABASE_URL", "").strip() or f"sqlite:///{var_dir / 'plant.db'}",
+            metrics_port=env_int(env, "BRIDGE_METRICS_PORT", 9108, minimum=0),
         )
 
 
@@ -138,6 +140,7 @@ class Supervisor:
             "BROKER_DIR": str(s.var_dir / "broker"),
             "DATABASE_URL": s.database_url,
             "WEBUI_PORT": str(s.web_port),
+            "BRIDGE_METRICS_PORT": str(s.metrics_port),
             "DEVICES_FAULT_FILE": str(s.var_dir / "faults.json"),
             "SECRET_KEY": os.environ.get("SECRET_KEY") or secret_key(s.var_dir),
             # The web UI marks a source stale after 3 periods: tell it the simulators' real ones.
@@ -175,6 +178,8 @@ class Supervisor:
             f"  Log in:      user {DEMO_ADMIN!r}, password {self.admin_password!r} (new on every start;"
             " add users with python -m webui users add NAME --role viewer|operator|admin)",
             f"  Database:    {describe(s.database_url)}",
+            *([f"  Metrics:     http://127.0.0.1:{s.metrics_port}/metrics (bridge), /metrics on the dashboard "
+               "(with an API token)"] if s.metrics_port else []),
             f"  Logs:        {self.logs}/",
             "  Watch MQTT:  mosquitto_sub -h 127.0.0.1 -p {port} -u debug -P '{pw}' -v -t '#'".format(
                 port=s.mqtt_port, pw=creds["debug"]),
@@ -252,7 +257,8 @@ def main(argv: list[str] | None = None) -> int:
         log.error("error: %s", exc)
         return 2
     settings = StackSettings(settings.var_dir, pick_port(settings.mqtt_port, "MQTT"),
-                             pick_port(settings.web_port, "web UI"), settings.database_url)
+                             pick_port(settings.web_port, "web UI"), settings.database_url,
+                             pick_port(settings.metrics_port, "bridge metrics") if settings.metrics_port else 0)
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

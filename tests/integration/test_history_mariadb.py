@@ -158,7 +158,7 @@ def test_api_on_mariadb(app: Flask, headers: dict[str, dict[str, str]]) -> None:
     resp.close()
     lines = body.splitlines()
     assert len(lines) == ROWS + 1
-    assert lines[1].startswith("2026-10-01T00:00:00.000Z,2026-10-01T00:00:00.000Z,1,3.0,")
+    assert lines[1].startswith("2026-10-01T00:00:00.000Z,2026-10-01T00:00:00.000Z,,1,3.0,")
     assert lines[-1].startswith(format_ts(START + timedelta(minutes=ROWS - 1, milliseconds=250)))
 
     alarms = get("/api/alarms?unit=3&automate=4&measure=tank_temp_c")

@@ -1,0 +1,53 @@
+"""The bridge service's own logic with a fake MQTT client (no broker, no database)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import paho.mqtt.client as mqtt
+
+from bridge.processor import Outgoing
+from bridge.service import Bridge
+from bridge.settings import BridgeSettings
+
+
+class Info:
+    def __init__(self) -> None:
+        self.rc = mqtt.MQTT_ERR_SUCCESS
+        self.published = False
+
+    def is_published(self) -> bool:
+        return self.published
+
+
+class FakeClient:
+    def __init__(self, *_a: Any, **_k: Any) -> None:
+        self.sent: list[tuple[str, str, Info]] = []
+
+    def will_set(self, *_a: Any, **_k: Any) -> None:
+        pass
+
+    def publish(self, topic: str, payload: str, qos: int = 0, retain: bool = False) -> Info:
+        info = Info()
+        self.sent.append((topic, payload, info))
+        return info
+
+
+def test_only_the_newest_confirmation_waits_while_one_is_in_flight() -> None:
+    bridge = Bridge(BridgeSettings("sqlite://", metrics_port=0), sessions=None,  # type: ignore[arg-type]
+                    client_factory=FakeClient)
+    client: FakeClient = bridge.client  # type: ignore[assignment]
+    for n in range(5):
+        bridge._publish(Outgoing("plant/confirm/units/1", f"c{n}", retain=True, latest_only=True))
+        bridge._publish(Outgoing("plant/alarms/x", f"a{n}", retain=True))  # never coalesced
+    assert [p for t, p, _ in client.sent if "confirm" in t] == ["c0"]  # the rest waits for c0's ack
+    assert [p for t, p, _ in client.sent if "alarms" in t] == ["a0", "a1", "a2", "a3", "a4"]
+    bridge._publish_waiting()
+    assert len([t for t, _, _ in client.sent if "confirm" in t]) == 1  # c0 not acknowledged yet
+    client.sent[0][2].published = True
+    bridge._publish_waiting()
+    assert [p for t, p, _ in client.sent if "confirm" in t] == ["c0", "c4"]  # only the newest
+    # paho refused one (its queue full): it will never be acknowledged, the next goes all the same.
+    client.sent[-1][2].rc = mqtt.MQTT_ERR_QUEUE_SIZE
+    bridge._publish(Outgoing("plant/confirm/units/1", "c5", retain=True, latest_only=True))
+    assert [p for t, p, _ in client.sent if "confirm" in t] == ["c0", "c4", "c5"]
