@@ -152,7 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
         "MQTT_HOST, MQTT_PORT, MQTT_USERNAME (bridge), MQTT_PASSWORD or MQTT_CREDENTIALS_FILE, "
         "PLANT_TOPIC_ROOT, BRIDGE_BATCH_SIZE, BRIDGE_BATCH_WAIT, BRIDGE_THRESHOLDS_POLL, "
         "BRIDGE_MAX_FUTURE_SKEW, BRIDGE_RPC_RETRY, BRIDGE_GAP_TIMEOUT, BRIDGE_STATUS_REFRESH, "
-        "BRIDGE_SHARE_GROUP (bridges; empty = no shared subscription), BRIDGE_METRICS_HOST (127.0.0.1), "
+        "BRIDGE_SHARE_GROUP (bridges; empty = no shared subscription), BRIDGE_PARTITION (k/n: this bridge "
+        "takes partition k of n of the units and meters of PLANT_UNITS / PLANT_METERS), "
+        "BRIDGE_METRICS_HOST (127.0.0.1), "
         "BRIDGE_METRICS_PORT (9108; 0 = none) (see README). "
         "The MQTT client id is the user name (the broker ties them): several bridges run with users "
         "bridge, bridge-2, ... and split the stream through the shared subscription.",

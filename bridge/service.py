@@ -261,12 +261,24 @@ class Bridge:
             self._metrics_server.shutdown()
 
     def subscriptions(self, shared: bool | None = None) -> list[str]:
-        """Shared (``$share/<group>/…``: the bridges of the group split the stream) or plain."""
+        """Shared (``$share/<group>/…``: the bridges of the group split the stream) or plain; with
+        a partition, the partition's units and meters only, in a group of its own."""
         group = self.settings.share_group or "bridges"
         if shared is None:
             shared = bool(self.settings.share_group)
-        topics = self.topics.bridge_subscriptions()
+        if self.settings.partition is not None:
+            k, n = self.settings.partition
+            group = f"{group}-{k}of{n}"
+            topics = self.topics.partition_subscriptions(*self.settings.partition_of())
+        else:
+            topics = self.topics.bridge_subscriptions()
         return [f"$share/{group}/{t}" for t in topics] if shared else topics
+
+    def _stale_subscriptions(self) -> list[str]:
+        """The other forms a previous configuration of this persistent session may have left."""
+        group = self.settings.share_group or "bridges"
+        current = set(self.subscriptions())
+        return [t for t in ("#", f"$share/{group}/#") if t not in current]
 
     def wait_connected(self, timeout: float) -> bool:
         return self._connected.wait(timeout)
@@ -283,13 +295,13 @@ class Bridge:
             return
         # Subscribing here means a reconnect resubscribes too.
         if self.leaving:  # what the session holds still comes; nothing new is dealt to it
-            client.unsubscribe(self.subscriptions(True) + self.subscriptions(False))
+            client.unsubscribe(self.subscriptions(True) + self.subscriptions(False) + self._stale_subscriptions())
             log.info("leaving: unsubscribed; storing what the session still holds")
         else:
             client.subscribe([(t, 1) for t in self.subscriptions()])
-            other = self.subscriptions(not self.settings.share_group)
-            if other:  # a persistent session keeps the form a previous configuration used: drop it
-                client.unsubscribe(other)
+            stale = self._stale_subscriptions()
+            if stale:  # a persistent session keeps what a previous configuration subscribed: drop it
+                client.unsubscribe(stale)
         client.publish(self.topics.bridge_status(), DeviceStatus.online().to_json(), qos=1, retain=True)
         self._connected.set()
         self.metrics.mqtt_connected()

@@ -3,8 +3,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from plantmodel.envconf import env_float, env_int, env_str
+from plantmodel.envconf import env_float, env_int, env_str, layout_from_env
 from plantmodel.errors import ValidationError
+from plantmodel.layout import PlantLayout
 from plantmodel.mqtt import MqttSettings
 from store.db import database_url_from_env
 
@@ -29,8 +30,20 @@ class BridgeSettings:
     # MQTT shared subscription group: bridges in one group share the stream (each message goes to
     # one of them). Empty: a plain subscription (every bridge gets everything).
     share_group: str = "bridges"
+    # (k, n): this bridge takes partition k of n (units and meters dealt by number); None: all.
+    partition: tuple[int, int] | None = None
+    layout: PlantLayout = field(default_factory=PlantLayout)  # what the partitions divide
     metrics_host: str = "127.0.0.1"  # Prometheus endpoint; no authentication, so loopback by default
     metrics_port: int = 9108  # 0: no endpoint
+
+    def partition_of(self) -> tuple[list[int], list[str]]:
+        """The units and meters of this bridge's partition (all without one)."""
+        units = list(range(1, self.layout.units + 1))
+        meters = list(self.layout.meters)
+        if self.partition is None:
+            return units, meters
+        k, n = self.partition
+        return [u for u in units if (u - 1) % n == k - 1], [m for i, m in enumerate(meters) if i % n == k - 1]
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> BridgeSettings:
@@ -46,9 +59,22 @@ class BridgeSettings:
             gap_timeout=env_float(env, "BRIDGE_GAP_TIMEOUT", 300.0, minimum=1.0),
             status_refresh=env_float(env, "BRIDGE_STATUS_REFRESH", 300.0, minimum=1.0),
             share_group=check_share_group(env.get("BRIDGE_SHARE_GROUP", "bridges").strip()),
+            partition=parse_partition(env.get("BRIDGE_PARTITION", "")),
+            layout=layout_from_env(env),
             metrics_host=env_str(env, "BRIDGE_METRICS_HOST", "127.0.0.1"),
             metrics_port=env_int(env, "BRIDGE_METRICS_PORT", 9108, minimum=0),
         )
+
+
+def parse_partition(text: str) -> tuple[int, int] | None:
+    """``BRIDGE_PARTITION``: ``k/n`` (1 <= k <= n), or empty for none."""
+    text = text.strip()
+    if not text:
+        return None
+    k, sep, n = text.partition("/")
+    if not sep or not (k.isdigit() and n.isdigit()) or not 1 <= int(k) <= int(n):
+        raise ValidationError(f"BRIDGE_PARTITION={text!r}: write k/n with 1 <= k <= n, e.g. 1/2")
+    return (int(k), int(n))
 
 
 def check_share_group(group: str) -> str:

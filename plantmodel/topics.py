@@ -116,6 +116,12 @@ class Topics:
         Our own publications come back too; the bridge recognises and skips them."""
         return ["#"]
 
+    def partition_subscriptions(self, units: list[int], meters: list[str]) -> list[str]:
+        """What one bridge of a partitioned group listens to: the whole subtree of each of its
+        units and the whole prefix of each of its meters. Over all partitions this is every topic
+        a device may publish on (the broker's ACL allows a device nothing else)."""
+        return [f"{self.root}/units/{u}/#" for u in units] + [f"{m}/#" for m in meters]
+
     def live_subscriptions(self) -> list[str]:
         """What the web UI listens to: readings, unit status, alarms and meters' events."""
         return [

@@ -185,3 +185,38 @@ def test_a_retired_bridge_leaves_the_group_after_storing_its_share(
     finally:
         unit.close()
     assert a.stop() == 0
+
+
+def test_partitioned_bridges_share_no_source(mosquitto: MosquittoServer, mariadb: MariaDBServer,
+                                             spawn: Spawn) -> None:
+    """BRIDGE_PARTITION=k/n: each bridge takes its units (and meters) only, so the two never wait for
+    each other's locks; together they store everything."""
+    url = mariadb.create_database()
+    group = f"g{uuid.uuid4().hex[:8]}"
+    users = [mosquitto.bridge_user(), mosquitto.bridge_user()]
+    bridges = []
+    for k, user in enumerate(users, start=1):
+        bridge = spawn(f"bridge-{k}", ["bridge", "run"], {
+            **mosquitto.env(), "DATABASE_URL": url, "MQTT_USERNAME": user, "BRIDGE_SHARE_GROUP": group,
+            "BRIDGE_PARTITION": f"{k}/2", "BRIDGE_METRICS_PORT": "0"})
+        wait_for(lambda b=bridge: "connected to" in b.log(), 20, f"bridge {k}", services=[bridge])  # type: ignore[misc]
+        bridges.append(bridge)
+    units = [Client(mosquitto, f"unit-{u}") for u in (1, 2, 3)]
+    try:
+        for seq in range(50):
+            for u, unit in enumerate(units, start=1):
+                unit.publish(T.reading(u, 1), reading_payload(u, 1, seq, boot="b1"))
+        wait_for(lambda: count(url, orm.Reading) >= 150, 30, "150 readings", services=bridges)
+    finally:
+        for unit in units:
+            unit.close()
+    engine = create_db_engine(url)
+    with make_sessionmaker(engine)() as session:
+        seqs = orm.AutomateSequence
+        confirmed = {u: c for u, c in session.execute(select(seqs.unit_id, seqs.confirmed))}
+    engine.dispose()
+    assert confirmed == {1: 49, 2: 49, 3: 49}
+    for k, bridge in enumerate(bridges, start=1):
+        assert bridge.stop() == 0
+        mine = {1, 3} if k == 1 else {2}
+        assert f"readings={50 * len(mine)} " in bridge.log()  # its own units' readings, all of them

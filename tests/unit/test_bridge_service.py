@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import paho.mqtt.client as mqtt
+import pytest
 
 from bridge.processor import Outgoing
 from bridge.service import Bridge
 from bridge.settings import BridgeSettings
+from plantmodel.errors import ValidationError
 
 
 class Info:
@@ -51,3 +53,22 @@ def test_only_the_newest_confirmation_waits_while_one_is_in_flight() -> None:
     client.sent[-1][2].rc = mqtt.MQTT_ERR_QUEUE_SIZE
     bridge._publish(Outgoing("plant/confirm/units/1", "c5", retain=True, latest_only=True))
     assert [p for t, p, _ in client.sent if "confirm" in t] == ["c0", "c4", "c5"]
+
+
+def test_partitions_deal_units_and_meters_and_refuse_nonsense() -> None:
+    env = {"DATABASE_URL": "sqlite://", "PLANT_UNITS": "5", "PLANT_METERS": "m1,m2,m3", "BRIDGE_PARTITION": "2/2"}
+    s = BridgeSettings.from_env(env)
+    assert s.partition == (2, 2) and s.partition_of() == ([2, 4], ["m2"])
+    bridge = Bridge(s, sessions=None, client_factory=FakeClient)  # type: ignore[arg-type]
+    assert bridge.subscriptions() == ["$share/bridges-2of2/plant/units/2/#", "$share/bridges-2of2/plant/units/4/#",
+                                      "$share/bridges-2of2/m2/#"]
+    assert set(bridge._stale_subscriptions()) == {"#", "$share/bridges/#"}
+    whole = BridgeSettings.from_env({**env, "BRIDGE_PARTITION": ""})
+    assert whole.partition_of() == ([1, 2, 3, 4, 5], ["m1", "m2", "m3"])
+    assert Bridge(whole, sessions=None, client_factory=FakeClient).subscriptions() == [  # type: ignore[arg-type]
+        "$share/bridges/#"]
+    for bad in ("3/2", "0/2", "1", "a/b", "1/2/3"):
+        with pytest.raises(ValidationError, match="BRIDGE_PARTITION"):
+            BridgeSettings.from_env({**env, "BRIDGE_PARTITION": bad})
+    with pytest.raises(ValidationError, match="BRIDGE_SHARE_GROUP"):
+        BridgeSettings.from_env({**env, "BRIDGE_SHARE_GROUP": "a/b"})
