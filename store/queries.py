@@ -115,7 +115,7 @@ def insert_readings(session: Session, readings: Sequence[tuple[Reading, datetime
         for r, t in readings
     ]
     if new_only:
-        session.execute(insert(orm.Reading.__table__), rows)
+        session.execute(insert(orm.Reading), rows)
     else:
         insert_ignoring_duplicates(session, orm.Reading.__table__, rows, ["unit_id", "automate_no", "ts"])
 

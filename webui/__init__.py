@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, Response, jsonify
+from flask.json.provider import DefaultJSONProvider
 from flask_socketio import SocketIO
 from sqlalchemy import orm
 from sqlalchemy.exc import SQLAlchemyError
@@ -32,7 +33,8 @@ def create_app(settings: WebSettings, *, sessionmaker: orm.sessionmaker[orm.Sess
     ``start_mqtt=False`` leaves the live feed unconnected (tests call its ``handle`` directly)."""
     app = Flask(__name__)
     app.config["SECRET_KEY"] = settings.secret_key
-    app.json.sort_keys = False  # keep the model's measure order (tank temperature first, ...)
+    if isinstance(app.json, DefaultJSONProvider):
+        app.json.sort_keys = False  # keep the model's measure order (tank temperature first, ...)
     if sessionmaker is None:
         sessionmaker = make_sessionmaker(create_db_engine(settings.database_url))
     # threading mode: eventlet is unmaintained; simple-websocket gives Werkzeug WebSockets.

@@ -22,7 +22,7 @@ import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -210,7 +210,9 @@ def _unauthenticated() -> Response:
         resp.status_code = 401
         resp.headers["WWW-Authenticate"] = 'Bearer realm="plant"'
         return resp
-    return redirect(url_for("auth.login", next=request.full_path if request.query_string else request.path))
+    # (flask's redirect is typed as werkzeug's Response; it builds the app's, a flask Response)
+    return cast(Response, redirect(url_for("auth.login",
+                                           next=request.full_path if request.query_string else request.path)))
 
 
 def _forbidden(message: str) -> Response:
