@@ -67,6 +67,7 @@ UNITS, AUTOMATES = 50, 10
 STALL_S = 60.0  # a wait for rows fails when the count has not moved for this long
 GOAL_P99_MS = 300.0  # the issue's goal: p99 publish -> commit below this at an offered 2 000 readings/s
 LOCK_STATUS = ("Innodb_row_lock_waits", "Innodb_row_lock_time", "Innodb_deadlocks")
+RETRY_DELAY_S = 0.5  # the bridge's first back-off after a transient database error (bridge/service.py, _handle)
 Say = Callable[[str], None]
 
 
@@ -849,6 +850,12 @@ def report(rows: list[Row], opts: Options) -> str:
                    f"source_versions (every batch touches nearly every source); deadlocks {fmt(c2.deadlocks)}, "
                    f"db errors (retried batches) {fmt(c2.db_errors)}; mean commit {fmt(c2.commit_ms, 1)} ms vs "
                    f"{fmt(c1.commit_ms, 1)} ms alone, mean batch {fmt(c2.batch_mean, 1)} vs {fmt(c1.batch_mean, 1)}")
+        if c2.db_errors:
+            stalled = RETRY_DELAY_S * c2.db_errors
+            out.append(f"- and the deadlocks: a victim is rolled back at once (not in the lock wait ms) and its bridge "
+                       f"retries after >= {RETRY_DELAY_S:g} s: {fmt(c2.db_errors)} db errors = >= {stalled:.1f} s of "
+                       f"stalled bridge time, {pct(stalled / max(c2.window_s * c2.bridges, 1e-9))} of the bridges' "
+                       f"time (a lower bound: consecutive failures double the delay)")
     for r in rows[4:]:
         if r.run.startswith("bridge draining"):
             out.append(f"- backlog drain: {ratio(r.rate, one.rate)}x the burst rate of one bridge; "

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import random
 import threading
 import time
 from collections import deque
@@ -121,6 +122,15 @@ def _settled(info: mqtt.MQTTMessageInfo) -> bool:
 
 class _Unverified(Exception):
     """A batch planned some readings as new without looking them up, and one was stored already."""
+
+
+LOCK_RETRIES = 20  # quick retries of a batch after lock conflicts, before the usual back-off
+
+
+def is_lock_conflict(exc: BaseException) -> bool:
+    """A deadlock or lock wait timeout (MariaDB 1213, 1205): another transaction held the rows."""
+    orig = getattr(exc, "orig", None)
+    return bool(orig is not None and orig.args and orig.args[0] in (1205, 1213))
 
 
 def is_duplicate_key(exc: BaseException) -> bool:
@@ -379,6 +389,7 @@ class Bridge:
         # reason; verify = look up every reading's key (a guess that a row was new proved wrong).
         work: deque[tuple[list[RawMessage], str | None, bool]] = deque([(batch, None, False)])
         delay = 0.5
+        lock_retries = 0
         while work:
             part, reason, verify = work[0]
             try:
@@ -392,6 +403,14 @@ class Bridge:
                     # Nothing acked, nothing published: retry the same part.
                     self.stats.db_errors += 1
                     self.metrics.db_error()
+                    if is_lock_conflict(exc) and lock_retries < LOCK_RETRIES:
+                        # Another bridge holds rows this batch needs (a deadlock victim, usually on
+                        # new sources): nothing is down, so retry at once, with a little jitter.
+                        lock_retries += 1
+                        log.info("lock conflict with another writer (%s); retrying", exc.__class__.__name__)
+                        if self._stop.wait(random.uniform(0.005, 0.05)):
+                            return
+                        continue
                     log.error("database write failed (%s); retrying in %.1f s", exc.__class__.__name__, delay)
                     log.debug("database error", exc_info=True)
                     if self._stop.wait(delay):

@@ -75,7 +75,8 @@ def ensure_automates(session: Session, automates: dict[tuple[int, int], str], no
                                ["id"])
     insert_ignoring_duplicates(
         session, orm.Automate.__table__,
-        [{"unit_id": u, "automate_no": a, "type": t, "created_at": now} for (u, a), t in automates.items()],
+        # (in key order: two bridges creating the same rows then wait for each other, never deadlock)
+        [{"unit_id": u, "automate_no": a, "type": t, "created_at": now} for (u, a), t in sorted(automates.items())],
         ["unit_id", "automate_no"],
     )
 
