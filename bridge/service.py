@@ -147,13 +147,20 @@ def database_reason(exc: BaseException) -> str:
     return f"the database refused it: {orig if orig is not None else exc}"[:400]
 
 
-def lookup_in(session: Session) -> Lookup:
+def lookup_in(session: Session, sessions: sessionmaker[Session] | None = None) -> Lookup:
     """The processor's seam onto what the database already holds, inside the batch's transaction.
 
     The batch's sources are locked first, so what is read next (stored rows, other bridges' state)
-    is what the bridge that last held them committed."""
+    is what the bridge that last held them committed. ``sessions``: create the version rows of
+    sources new to this bridge in a short transaction of their own first, so that the batch's
+    locking read only meets existing rows (locking a missing one locks the gap around it too, where
+    another bridge creating its own new sources would wait, or deadlock)."""
 
     def lookup(wanted: Wanted) -> Stored:
+        new = [src for src, v in wanted.sources.items() if v is None]
+        if new and sessions is not None:
+            with sessions.begin() as own:
+                queries.create_sources(own, new)
         versions = queries.lock_sources(session, wanted.sources)
         stale = [src for src, v in versions.items() if wanted.sources.get(src) != v]
         automates: list[Key] = []
@@ -437,7 +444,8 @@ class Bridge:
         plan: BatchPlan | None = None
         try:
             with self.sessions.begin() as session:
-                plan = self.processor.process(part, lookup_in(session), reject_reason=reason, verify=verify)
+                plan = self.processor.process(part, lookup_in(session, self.sessions), reject_reason=reason,
+                                              verify=verify)
                 write_plan(session, plan, self._known_automates)
         except BaseException as exc:
             self.processor.undo()  # the batch's effect on our state is undone with it

@@ -204,6 +204,14 @@ def lock_sources(session: Session, sources: Iterable[str]) -> dict[str, int]:
     return found
 
 
+def create_sources(session: Session, sources: Iterable[str]) -> None:
+    """Create the version rows (0) of these sources where missing."""
+    keys = sorted(set(sources))
+    if keys:
+        insert_ignoring_duplicates(session, orm.SourceVersion.__table__, [{"source": k, "version": 0} for k in keys],
+                                   ["source"])
+
+
 def bump_versions(session: Session, sources: Iterable[str]) -> None:
     """One more version of each source this transaction changed (their rows are locked)."""
     keys = sorted(set(sources))
