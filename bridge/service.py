@@ -116,8 +116,15 @@ def classify(exc: BaseException) -> Failure:
 
 
 def _settled(info: mqtt.MQTTMessageInfo) -> bool:
-    """Acknowledged by the broker, or refused by paho (it will never be)."""
-    return info.is_published() or info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN)
+    """Acknowledged by the broker, or nothing to wait for: paho refused it, or queued it while
+    disconnected (its result then never changes, and paho sends its queue in order, so a newer
+    message after it is safe). paho's ``is_published`` raises in those cases."""
+    if info.rc != mqtt.MQTT_ERR_SUCCESS:
+        return True
+    try:
+        return info.is_published()
+    except (ValueError, RuntimeError):
+        return True
 
 
 class _Unverified(Exception):
@@ -472,9 +479,14 @@ class Bridge:
             # (checked per message: a reconnect may happen while this loop runs)
             if msg.qos > 0 and id(msg) not in held and msg.link == self._link:
                 self.client.ack(msg.mid, msg.qos)
-        for out in plan.publish:
-            self._publish(out)
         self._count(part, plan)
+        for out in plan.publish:
+            try:
+                self._publish(out)
+            except Exception:  # committed and acked: a failed publish must not stop the others
+                self.stats.internal_errors += 1
+                self.metrics.internal_error()
+                log.exception("could not publish on %s", printable(out.topic))
 
     def _publish(self, out: Outgoing) -> None:
         if out.latest_only:

@@ -14,23 +14,30 @@ from plantmodel.errors import ValidationError
 
 
 class Info:
-    def __init__(self) -> None:
-        self.rc = mqtt.MQTT_ERR_SUCCESS
+    """As paho's MQTTMessageInfo: ``is_published`` raises when paho refused or could not send it."""
+
+    def __init__(self, rc: int = mqtt.MQTT_ERR_SUCCESS) -> None:
+        self.rc = rc
         self.published = False
 
     def is_published(self) -> bool:
+        if self.rc == mqtt.MQTT_ERR_QUEUE_SIZE:
+            raise ValueError("Message is not queued due to ERR_QUEUE_SIZE")
+        if self.rc != mqtt.MQTT_ERR_SUCCESS:
+            raise RuntimeError(f"Message publish failed: {mqtt.error_string(self.rc)}")
         return self.published
 
 
 class FakeClient:
     def __init__(self, *_a: Any, **_k: Any) -> None:
         self.sent: list[tuple[str, str, Info]] = []
+        self.rc = mqtt.MQTT_ERR_SUCCESS  # what publish answers (NO_CONN: disconnected, queued)
 
     def will_set(self, *_a: Any, **_k: Any) -> None:
         pass
 
     def publish(self, topic: str, payload: str, qos: int = 0, retain: bool = False) -> Info:
-        info = Info()
+        info = Info(self.rc)
         self.sent.append((topic, payload, info))
         return info
 
@@ -50,9 +57,17 @@ def test_only_the_newest_confirmation_waits_while_one_is_in_flight() -> None:
     bridge._publish_waiting()
     assert [p for t, p, _ in client.sent if "confirm" in t] == ["c0", "c4"]  # only the newest
     # paho refused one (its queue full): it will never be acknowledged, the next goes all the same.
-    client.sent[-1][2].rc = mqtt.MQTT_ERR_QUEUE_SIZE
+    client.sent[-1] = (*client.sent[-1][:2], Info(mqtt.MQTT_ERR_QUEUE_SIZE))
+    bridge._latest["plant/confirm/units/1"] = (client.sent[-1][2], None)
     bridge._publish(Outgoing("plant/confirm/units/1", "c5", retain=True, latest_only=True))
     assert [p for t, p, _ in client.sent if "confirm" in t] == ["c0", "c4", "c5"]
+    # Disconnected: paho queues it (rc NO_CONN) and its result never changes; the next is not held.
+    client.sent[-1][2].published = True
+    client.rc = mqtt.MQTT_ERR_NO_CONN
+    bridge._publish(Outgoing("plant/confirm/units/1", "c6", retain=True, latest_only=True))
+    bridge._publish(Outgoing("plant/confirm/units/1", "c7", retain=True, latest_only=True))
+    bridge._publish_waiting()
+    assert [p for t, p, _ in client.sent if "confirm" in t][-2:] == ["c6", "c7"]
 
 
 def test_partitions_deal_units_and_meters_and_refuse_nonsense() -> None:
