@@ -265,6 +265,10 @@ class Bridge:
                                           queries.source_version_map(session))
         log.info("%d active alarm(s) and %d automates' sequences loaded", len(self.processor.alarms.active()),
                  len(self.processor.sequences.states))
+        if self.settings.partition is not None:
+            units, meters = self.settings.partition_of()
+            log.info("partition %d/%d: units %s; meters %s", *self.settings.partition,
+                     ", ".join(map(str, units)) or "none", ", ".join(meters) or "none")
         self._worker.start()
         connect_async(self.client, self.settings.mqtt)
 

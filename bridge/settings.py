@@ -59,7 +59,7 @@ class BridgeSettings:
             gap_timeout=env_float(env, "BRIDGE_GAP_TIMEOUT", 300.0, minimum=1.0),
             status_refresh=env_float(env, "BRIDGE_STATUS_REFRESH", 300.0, minimum=1.0),
             share_group=check_share_group(env.get("BRIDGE_SHARE_GROUP", "bridges").strip()),
-            partition=parse_partition(env.get("BRIDGE_PARTITION", "")),
+            partition=partition_with_layout(env),
             layout=layout_from_env(env),
             metrics_host=env_str(env, "BRIDGE_METRICS_HOST", "127.0.0.1"),
             metrics_port=env_int(env, "BRIDGE_METRICS_PORT", 9108, minimum=0),
@@ -75,6 +75,20 @@ def parse_partition(text: str) -> tuple[int, int] | None:
     if not sep or not (k.isdigit() and n.isdigit()) or not 1 <= int(k) <= int(n):
         raise ValidationError(f"BRIDGE_PARTITION={text!r}: write k/n with 1 <= k <= n, e.g. 1/2")
     return (int(k), int(n))
+
+
+def partition_with_layout(env: Mapping[str, str]) -> tuple[int, int] | None:
+    """A partition is only as good as the layout it divides: a unit or meter the bridges do not
+    know would match no subscription, and the broker drops what no one subscribes to."""
+    partition = parse_partition(env.get("BRIDGE_PARTITION", ""))
+    if partition is not None:
+        missing = [name for name in ("PLANT_UNITS",) if not env.get(name, "").strip()]
+        if not (env.get("PLANT_METERS", "").strip() or env.get("PLANT_METER_COUNT", "").strip()):
+            missing.append("PLANT_METERS")
+        if missing:
+            raise ValidationError(f"BRIDGE_PARTITION needs the plant's layout set explicitly, as for the broker: "
+                                  f"{', '.join(missing)}")
+    return partition
 
 
 def check_share_group(group: str) -> str:

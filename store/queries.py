@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import FromClause, Table, and_, func, insert, or_, select, text, update
+from sqlalchemy import FromClause, Table, and_, case, func, insert, or_, select, text, update
 from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.orm import Session
 
@@ -292,11 +292,25 @@ def save_sequences(session: Session, states: dict[Key, SeqState], now: datetime)
 
 
 def set_device_state(session: Session, device: str, state: str, ts: datetime, received_at: datetime) -> None:
-    row = session.get(orm.DeviceState, device)
-    if row is None:
-        session.add(orm.DeviceState(device=device, state=state, ts=ts, received_at=received_at))
-    elif ts >= row.ts:  # a late retained copy must not overwrite a newer state
-        row.state, row.ts, row.received_at = state, ts, received_at
+    """Record a device's state unless a newer one is stored: a late retained copy, or one another
+    bridge handled after this one (one upsert, so that two bridges never race on the row)."""
+    t = cast(Table, orm.DeviceState.__table__)
+    values = {"device": device, "state": state, "ts": ts, "received_at": received_at}
+    if _is_mariadb(session):
+        stmt: Any = mysql.insert(t).values(values)
+        newer = stmt.inserted.ts >= t.c.ts
+        # In order: MariaDB evaluates each assignment with the columns already assigned, so ts last.
+        stmt = stmt.on_duplicate_key_update([
+            ("state", case((newer, stmt.inserted.state), else_=t.c.state)),
+            ("received_at", case((newer, stmt.inserted.received_at), else_=t.c.received_at)),
+            ("ts", case((newer, stmt.inserted.ts), else_=t.c.ts)),
+        ])
+    else:
+        stmt = sqlite.insert(t).values(values)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["device"], where=stmt.excluded.ts >= t.c.ts,
+            set_={"state": stmt.excluded.state, "ts": stmt.excluded.ts, "received_at": stmt.excluded.received_at})
+    session.execute(stmt)
 
 
 def record_rejected(session: Session, topic: str, payload: bytes, reason: str, received_at: datetime) -> None:

@@ -46,3 +46,21 @@ def test_sequences_lookups_and_latest(database_url: str) -> None:
     with sessions() as s:
         assert queries.load_sequences(s)[(3, 7)].ahead == [[3, 4]]
     engine.dispose()
+
+
+def test_device_state_keeps_the_newest_whoever_writes_last(database_url: str) -> None:
+    """Two bridges may handle a unit's offline (its will) and online out of order: one upsert keeps
+    the state with the newest time."""
+    engine = create_db_engine(database_url)
+    init_schema(engine)
+    sessions = make_sessionmaker(engine)
+    seen = []
+    for state, second in [("online", 5), ("offline", 3), ("offline", 7), ("online", 7), ("online", 6)]:
+        with sessions.begin() as s:
+            queries.set_device_state(s, "units/1", state, T0 + timedelta(seconds=second),
+                                     T0 + timedelta(seconds=second))
+        with sessions() as s:
+            (row,) = queries.device_states(s)
+            seen.append((row.state, row.ts.second, row.received_at.second))
+    engine.dispose()
+    assert seen == [("online", 5, 5), ("online", 5, 5), ("offline", 7, 7), ("online", 7, 7), ("online", 7, 7)]

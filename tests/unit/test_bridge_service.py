@@ -85,5 +85,9 @@ def test_partitions_deal_units_and_meters_and_refuse_nonsense() -> None:
     for bad in ("3/2", "0/2", "1", "a/b", "1/2/3"):
         with pytest.raises(ValidationError, match="BRIDGE_PARTITION"):
             BridgeSettings.from_env({**env, "BRIDGE_PARTITION": bad})
+    with pytest.raises(ValidationError, match="layout set explicitly, as for the broker: PLANT_UNITS"):
+        BridgeSettings.from_env({"DATABASE_URL": "sqlite://", "PLANT_METERS": "m1", "BRIDGE_PARTITION": "1/2"})
+    with pytest.raises(ValidationError, match="PLANT_METERS"):
+        BridgeSettings.from_env({"DATABASE_URL": "sqlite://", "PLANT_UNITS": "4", "BRIDGE_PARTITION": "1/2"})
     with pytest.raises(ValidationError, match="BRIDGE_SHARE_GROUP"):
         BridgeSettings.from_env({**env, "BRIDGE_SHARE_GROUP": "a/b"})
