@@ -140,6 +140,13 @@ def is_lock_conflict(exc: BaseException) -> bool:
     return bool(orig is not None and orig.args and orig.args[0] in (1205, 1213))
 
 
+def is_missing_parent(exc: BaseException) -> bool:
+    """A foreign key refused a row (MariaDB 1452, SQLite's FOREIGN KEY constraint)."""
+    orig = getattr(exc, "orig", None)
+    return bool(orig is not None and ((orig.args and orig.args[0] == 1452)
+                                      or "FOREIGN KEY constraint failed" in str(orig)))
+
+
 def is_duplicate_key(exc: BaseException) -> bool:
     """A unique key refused a row (MariaDB 1062, SQLite's UNIQUE constraint)."""
     if not isinstance(exc, sa_exc.IntegrityError):
@@ -434,6 +441,12 @@ class Bridge:
                     if self._stop.wait(delay):
                         return  # shutting down: the broker keeps the unacked messages for us
                     delay = min(delay * 2, 30)
+                    continue
+                if failure is Failure.DATA and self._known_automates and is_missing_parent(exc):
+                    # An automate this bridge created is gone (a restore, a DBA's cleanup): forget
+                    # what it knows and create it again, rather than reject its readings.
+                    log.warning("an automate known to exist is missing; creating it again")
+                    self._known_automates.clear()
                     continue
                 work.popleft()
                 if len(part) > 1:

@@ -8,6 +8,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy import select
 
 from plantmodel import Reading
@@ -220,3 +221,28 @@ def test_partitioned_bridges_share_no_source(mosquitto: MosquittoServer, mariadb
         assert bridge.stop() == 0
         mine = {1, 3} if k == 1 else {2}
         assert f"readings={50 * len(mine)} " in bridge.log()  # its own units' readings, all of them
+
+
+def test_an_automate_deleted_under_the_bridge_is_created_again(mosquitto: MosquittoServer, mariadb: MariaDBServer,
+                                                              spawn: Spawn) -> None:
+    """The bridge remembers which automates exist (no upsert per batch); if one disappears (a
+    restore, a DBA's cleanup), its next readings are stored all the same, not rejected."""
+    url = mariadb.create_database()
+    user = mosquitto.bridge_user()
+    bridge = start(spawn, "bridge", mosquitto, url, user, user, 0)
+    unit = Client(mosquitto, "unit-3")
+    try:
+        unit.publish(T.reading(3, 2), reading_payload(3, 2, 0, boot="b1"))
+        wait_for(lambda: count(url, orm.Reading) >= 1, 20, "the first reading", services=[bridge])
+        engine = create_db_engine(url)
+        with engine.begin() as conn:
+            conn.execute(sa.delete(orm.Reading.__table__))
+            conn.execute(sa.delete(orm.Automate.__table__))
+        engine.dispose()
+        unit.publish(T.reading(3, 2), reading_payload(3, 2, 1, boot="b1"))
+        wait_for(lambda: count(url, orm.Reading) >= 1, 20, "the next reading", services=[bridge])
+    finally:
+        unit.close()
+    assert count(url, orm.RejectedMessage) == 0 and count(url, orm.Automate) == 1
+    assert "creating it again" in bridge.log()
+    assert bridge.stop() == 0
