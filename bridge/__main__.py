@@ -72,8 +72,13 @@ def cmd_run(settings: BridgeSettings, *, leave: bool = False) -> int:
     while not stop.is_set():
         time.sleep(0.2)
         if leave and bridge.drained(LEAVE_QUIET_S):
-            log.info("left the group %r: the session holds nothing more; this user may be retired",
-                     settings.share_group)
+            if bridge.stats.internal_errors:
+                log.warning("left the group %r, but %d message(s) the bridge failed on are held: they stay in "
+                            "this user's session (see the log above)", settings.share_group,
+                            bridge.stats.internal_errors)
+            else:
+                log.info("left the group %r: the session holds nothing more; this user may be retired",
+                         settings.share_group)
             break
     bridge.stop()
     log.info("stopped: %s", bridge.stats.line())

@@ -364,6 +364,7 @@ class Bridge:
         next_stats = time.monotonic() + 60
         next_status = time.monotonic() + STATUS_CHECK_S
         while not self._stop.is_set():
+            self._busy = False
             try:
                 batch = self._collect()
                 now = time.monotonic()
@@ -374,11 +375,8 @@ class Bridge:
                     except SQLAlchemyError as exc:
                         log.warning("cannot check thresholds: %s", exc)
                 if batch:
-                    self._busy = True
-                    try:
-                        self._handle(batch)
-                    finally:
-                        self._busy = False
+                    self._handle(batch)
+                    self._busy = False
                 self._publish_waiting()
                 if now >= next_status and self._connected.is_set():
                     next_status = now + STATUS_CHECK_S
@@ -398,6 +396,7 @@ class Bridge:
             first = self._queue.get(timeout=0.5)
         except queue.Empty:
             return []
+        self._busy = True  # from here until it is handled: `bridge leave` must not stop meanwhile
         batch = [first]
         deadline = time.monotonic() + self.settings.batch_wait
         while len(batch) < self.settings.batch_size:
