@@ -195,6 +195,11 @@ def lock_sources(session: Session, sources: Iterable[str]) -> dict[str, int]:
     if not keys:
         return {}
     v = orm.SourceVersion
+    if not _is_mariadb(session):
+        # SQLite has no row locks and ignores FOR UPDATE: a write (changing nothing) as the first
+        # statement takes the database's write lock, which serializes bridges just the same.
+        session.execute(update(v).where(v.source.in_(keys)).values(version=v.version),
+                        execution_options={"synchronize_session": False})
     lock = select(v.source, v.version).order_by(v.source).with_for_update()
     found = {source: version for source, version in session.execute(lock.where(v.source.in_(keys)))}
     missing = [k for k in keys if k not in found]

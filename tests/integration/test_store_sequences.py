@@ -3,6 +3,7 @@ MariaDB and SQLite."""
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -64,3 +65,29 @@ def test_device_state_keeps_the_newest_whoever_writes_last(database_url: str) ->
             seen.append((row.state, row.ts.second, row.received_at.second))
     engine.dispose()
     assert seen == [("online", 5, 5), ("online", 5, 5), ("offline", 7, 7), ("online", 7, 7), ("online", 7, 7)]
+
+
+def test_a_locked_source_waits_for_the_holder_to_commit(database_url: str) -> None:
+    """What several bridges count on, on MariaDB (row locks) and SQLite (the write lock): a second
+    transaction locking a source gets it only once the first has committed, and reads its version."""
+    engine = create_db_engine(database_url)
+    init_schema(engine)
+    sessions = make_sessionmaker(engine)
+    with sessions.begin() as s:
+        queries.create_sources(s, ["units/1/automates/1"])
+    got: list[dict[str, int]] = []
+    with sessions.begin() as first:
+        assert queries.lock_sources(first, ["units/1/automates/1"]) == {"units/1/automates/1": 0}
+
+        def second() -> None:
+            with sessions.begin() as s:
+                got.append(queries.lock_sources(s, ["units/1/automates/1"]))
+
+        thread = threading.Thread(target=second)
+        thread.start()
+        thread.join(1.0)
+        assert thread.is_alive() and got == []  # waiting for the first
+        queries.bump_versions(first, ["units/1/automates/1"])
+    thread.join(10)
+    engine.dispose()
+    assert got == [{"units/1/automates/1": 1}]
