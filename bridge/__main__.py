@@ -60,6 +60,11 @@ def cmd_run(settings: BridgeSettings, *, leave: bool = False) -> int:
     if not wait_for_database(engine, stop=stop, log=log):
         log.info("stopped before the database was reachable")
         return 0
+    if engine.dialect.name in ("mysql", "mariadb"):
+        # READ COMMITTED: every batch locks its sources before it reads them, so it needs no
+        # snapshot of its own; and without REPEATABLE READ's gap locks, bridges creating new rows
+        # next to each other's (interleaved units) do not wait for each other, or deadlock.
+        engine = engine.execution_options(isolation_level="READ COMMITTED")
     bridge = Bridge(settings, make_sessionmaker(engine), leaving=leave)
     bridge.start()  # reads thresholds and alarms: only once the database answers
     # Polling ``stop`` rather than ``stop.wait()``: the signal handler sets it from this very thread,

@@ -267,9 +267,12 @@ class Bridge:
                 log.info("seeded %d default thresholds", added)
         self._reload_thresholds(force=True)
         with self.sessions() as session:
+            # Versions first: a state another bridge commits meanwhile is then newer than its
+            # version says, and reloaded at its first lock (never the reverse: older state taken
+            # for current). Each statement sees the latest commits (READ COMMITTED on MariaDB).
+            versions = queries.source_version_map(session)
             self.processor.alarms.load(queries.active_alarms(session))
-            self.processor.load_sequences(queries.load_sequences(session), utcnow(),
-                                          queries.source_version_map(session))
+            self.processor.load_sequences(queries.load_sequences(session), utcnow(), versions)
         log.info("%d active alarm(s) and %d automates' sequences loaded", len(self.processor.alarms.active()),
                  len(self.processor.sequences.states))
         if self.settings.partition is not None:
