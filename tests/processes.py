@@ -17,6 +17,9 @@ REPO = Path(__file__).resolve().parent.parent
 STARTED: list[Service] = []
 
 
+TEST_SECRET_KEY = "0f3a9c1e7b2d4f6a8c0e2b4d6f8a1c3e5b7d9f0a2c4e6b8d"
+
+
 class Service:
     def __init__(self, name: str, args: list[str], env: dict[str, str], log_dir: Path) -> None:
         STARTED.append(self)
@@ -28,6 +31,8 @@ class Service:
             # bridge user is its own group unless a test shares one on purpose. No metrics port
             # unless asked (several bridges run at once).
             env = {"BRIDGE_SHARE_GROUP": env.get("MQTT_USERNAME", "bridge"), "BRIDGE_METRICS_PORT": "0", **env}
+        if args[:2] == ["webui", "run"]:
+            env = {"SECRET_KEY": TEST_SECRET_KEY, **env}  # `webui run` refuses to serve without one
         full_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen([sys.executable, "-m", *args], cwd=REPO, env=full_env,

@@ -16,7 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from plantmodel.topics import Topics
 from store.db import create_db_engine, make_sessionmaker
-from webui import api, auth, login, metrics, sockets, views
+from webui import api, auth, login, metrics, security, sockets, views
 from webui.live import LiveFeed
 from webui.metrics import WebMetrics
 from webui.settings import WebSettings
@@ -49,6 +49,7 @@ def create_app(settings: WebSettings, *, sessionmaker: orm.sessionmaker[orm.Sess
     api.install(app)
     metrics.install(app, web_metrics)
     auth.install(app)  # after every blueprint: it marks the static route public
+    security.install(app, https=settings.https)
     app.register_error_handler(SQLAlchemyError, _database_unavailable)
     sockets.register(socketio, web_state(app))
     if start_mqtt:

@@ -29,7 +29,7 @@ from store.db import (
 )
 from webui import assets, create_app, web_state
 from webui.auth import hash_password, new_token
-from webui.settings import WebSettings
+from webui.settings import WebSettings, check_secret_key
 
 log = logging.getLogger("webui")
 
@@ -114,8 +114,7 @@ def _run(host: str | None, port: int | None) -> int:
               file=sys.stderr)
         return 2
     engine = create_db_engine(settings.database_url)
-    if not os.environ.get("SECRET_KEY"):
-        log.warning("SECRET_KEY is not set: a random key is used, so everyone logs in again after a restart")
+    check_secret_key(os.environ.get("SECRET_KEY", "").strip())  # serving: a forgeable key is refused
 
     for sig in (signal.SIGTERM, signal.SIGINT):  # SIGINT too: a background start may inherit it ignored
         signal.signal(sig, _interrupt)

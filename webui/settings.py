@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from plantmodel.envconf import env_float, env_int, env_str
+from plantmodel.errors import ValidationError
 from plantmodel.mqtt import MqttSettings
 from plantmodel.topics import Topics
 from store.db import DEFAULT_SQLITE_PATH, database_url_from_env
@@ -27,6 +28,7 @@ class WebSettings:
     meter_period: float = 60.0  # a Shelly sends on change, and its energy counter every minute
     # Live pushes are coalesced per room and sent at most this often (seconds); alarms go at once.
     push_interval: float = 0.5
+    https: bool = False  # served over HTTPS (a TLS proxy): Secure session cookie and HSTS
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> WebSettings:
@@ -36,6 +38,9 @@ class WebSettings:
         root = env_str(env, "PLANT_TOPIC_ROOT", "plant")
         Topics(root)  # fail at start-up, not on the first message, when the root is invalid
         secret = env_str(env, "SECRET_KEY", "")
+        https = env_str(env, "WEBUI_HTTPS", "0").lower()
+        if https not in ("0", "1", "true", "false", "yes", "no"):
+            raise ValidationError(f"WEBUI_HTTPS={https!r}: use 1 or 0")
         return cls(
             database_url=database_url_from_env(env),
             mqtt=MqttSettings.from_env(env, default_user="webui"),
@@ -46,4 +51,23 @@ class WebSettings:
             report_period=env_float(env, "WEBUI_REPORT_PERIOD", 60.0, minimum=0.01),
             meter_period=env_float(env, "WEBUI_METER_PERIOD", 60.0, minimum=0.01),
             push_interval=env_float(env, "WEBUI_PUSH_INTERVAL", 0.5, minimum=0.0),
+            https=https in ("1", "true", "yes"),
         )
+
+
+SECRET_KEY_MIN = 32
+PLACEHOLDERS = ("change-me", "changeme", "secret", "placeholder", "xxx")
+
+
+def check_secret_key(secret: str) -> str:
+    """The key that signs session cookies: whoever knows it can forge any log-in, so a missing,
+    placeholder or short one is refused (``python -m stack`` keeps a generated one)."""
+    hint = "generate one with: python -c 'import secrets; print(secrets.token_hex(32))'"
+    if not secret:
+        raise ValidationError(f"SECRET_KEY is not set ({hint})")
+    if any(p in secret.lower() for p in PLACEHOLDERS):
+        raise ValidationError(f"SECRET_KEY is a placeholder ({hint})")
+    if len(secret) < SECRET_KEY_MIN or len(set(secret)) < 8:
+        raise ValidationError(f"SECRET_KEY is too short or too simple: at least {SECRET_KEY_MIN} random "
+                              f"characters ({hint})")
+    return secret

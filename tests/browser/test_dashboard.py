@@ -103,6 +103,8 @@ def test_fault_alarm_is_shown_and_acknowledged_by_an_operator_only(page_as: Call
 
 def test_automate_view_charts_the_last_hour_and_appends_live(page_as: Callable[..., Page], stack: Stack) -> None:
     page = page_as("viewer")
+    blocked: list[str] = []  # the Content Security Policy must block nothing the page needs
+    page.on("console", lambda m: blocked.append(m.text) if "Content Security Policy" in m.text else None)
     page.goto(stack.url + "/units/1/automates/1")
     expect(page.locator("#charts")).to_have_attribute("data-state", "ready")
     assert page.locator("#charts").get_attribute("data-window") == "1h"
@@ -127,6 +129,7 @@ def test_automate_view_charts_the_last_hour_and_appends_live(page_as: Callable[.
     # The newest stored reading's times: measured, received, stored (the bridge's commit time).
     expect(page.locator("#latest-times")).to_have_text(re.compile(r"received \+\d+\.\d{3} s, stored \+\d+\.\d{3} s"))
     screenshot(page, "automate")
+    assert blocked == []
 
     page.click('#window-buttons button[data-window="24h"]')
     expect(page.locator("#charts")).to_have_attribute("data-window", "24h")

@@ -133,3 +133,16 @@ def test_rejected_shows_control_characters_escaped(tmp_path: Path) -> None:
     assert "plant/units/1/\\x1b[2Jx" in out
     assert '{"a": "\\x1b]0;owned\\x07\\x9b31m"}' in out
     assert "reason: field 'a' = '\\x1b[1A' is unknown" in out
+
+
+@pytest.mark.parametrize(("key", "expected"), [
+    ("", "SECRET_KEY is not set"),
+    ("change-me-to-64-hex-characters", "SECRET_KEY is a placeholder"),
+    ("0123456789abcdef", "SECRET_KEY is too short or too simple"),
+    ("a" * 64, "SECRET_KEY is too short or too simple"),
+])
+def test_webui_refuses_a_forgeable_secret_key(key: str, expected: str, tmp_path: Path) -> None:
+    """Whoever knows the key forges any log-in (an admin's, with the .env.example placeholder)."""
+    result = run(["webui", "run", "--port", "0"], {"SECRET_KEY": key, "DATABASE_URL": f"sqlite:///{tmp_path}/p.db"},
+                 tmp_path)
+    assert_one_line(result, 2, expected, "generate one with")
