@@ -173,6 +173,7 @@ CREATE TABLE IF NOT EXISTS users (
     created_at     DATETIME(3)   NOT NULL,
     updated_at     DATETIME(3)   NOT NULL,
     last_login_at  DATETIME(3)   NULL,
+    session_version INT          NULL,       -- bumped on logout, password or role change: older sessions end
     PRIMARY KEY (id),
     UNIQUE KEY uq_users_username (username),
     UNIQUE KEY uq_users_token_hash (token_hash)

@@ -79,7 +79,7 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
 
 # Nullable columns added after a release, created on a database that predates them. (Alembic takes
 # this over with the schema-evolution work; until then this list is the whole history.)
-ADDED_COLUMNS = (("readings", "stored_at"), ("power_readings", "stored_at"))
+ADDED_COLUMNS = (("readings", "stored_at"), ("power_readings", "stored_at"), ("users", "session_version"))
 
 
 def init_schema(engine: Engine) -> None:

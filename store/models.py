@@ -285,6 +285,9 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Bumped on logout, password and role changes: a session signed with an older one is refused.
+    # (Nullable, null = 0: added to existing databases by store.db.ADDED_COLUMNS.)
+    session_version: Mapped[int | None] = mapped_column(Integer)
 
 
 class ThresholdChange(Base):

@@ -68,6 +68,24 @@ def add_user(session: Session, username: str, password_hash: str, role: str, now
     return user
 
 
+def end_sessions(user: orm.User) -> None:
+    """Every session of ``user`` so far is refused from now on (web UI pages, API, Socket.IO)."""
+    user.session_version = (user.session_version or 0) + 1
+
+
+def set_password(user: orm.User, password_hash: str) -> None:
+    """A new password ends the user's sessions and revokes the API token: whoever stole either
+    with the old password loses it."""
+    user.password_hash = password_hash
+    user.token_hash = None
+    end_sessions(user)
+
+
+def set_role(user: orm.User, role: str) -> None:
+    user.role = check_role(role)
+    end_sessions(user)
+
+
 def count_admins(session: Session) -> int:
     return session.scalar(select(func.count()).select_from(orm.User).where(orm.User.role == "admin")) or 0
 

@@ -16,7 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from plantmodel.topics import Topics
 from store.db import create_db_engine, make_sessionmaker
-from webui import api, auth, login, metrics, security, sockets, views
+from webui import api, auth, login, metrics, ratelimit, security, sockets, views
 from webui.live import LiveFeed
 from webui.metrics import WebMetrics
 from webui.settings import WebSettings
@@ -50,6 +50,7 @@ def create_app(settings: WebSettings, *, sessionmaker: orm.sessionmaker[orm.Sess
     metrics.install(app, web_metrics)
     auth.install(app)  # after every blueprint: it marks the static route public
     security.install(app, https=settings.https)
+    ratelimit.install(app, per_user=settings.login_limit_user, per_address=settings.login_limit_address)
     app.register_error_handler(SQLAlchemyError, _database_unavailable)
     sockets.register(socketio, web_state(app))
     if start_mqtt:

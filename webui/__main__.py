@@ -194,11 +194,12 @@ def _users(args: argparse.Namespace) -> int:
         user.updated_at = now
         if args.action == "passwd":
             password, generated = _password(args)
-            user.password_hash = hash_password(password)
-            print(f"password of {user.username} changed" + (f": {password}" if generated else ""))
+            user_store.set_password(user, hash_password(password))
+            print(f"password of {user.username} changed" + (f": {password}" if generated else "")
+                  + "; its sessions and API token are revoked")
         elif args.action == "set-role":
             user_store.check_admin_remains(session, user, args.role)
-            user.role = args.role
+            user_store.set_role(user, args.role)
             print(f"{user.username} is now {args.role}")
         elif args.action == "token":
             token, digest = new_token()

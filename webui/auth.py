@@ -49,6 +49,7 @@ class AuthUser:
     username: str
     role: str
     via_token: bool = False
+    session_version: int = 0  # of the row when read: a session must carry the same
 
     def can(self, role: str) -> bool:
         return user_store.role_at_least(self.role, role)
@@ -90,7 +91,7 @@ def authenticate(make_session: sessionmaker[Session], username: str, password: s
         if _hasher.check_needs_rehash(row.password_hash):  # cost parameters were raised since
             row.password_hash = _hasher.hash(password)
         row.last_login_at = utcnow()
-        return AuthUser(row.id, row.username, row.role)
+        return AuthUser(row.id, row.username, row.role, session_version=row.session_version or 0)
 
 
 def user_for_token(make_session: sessionmaker[Session], token: str) -> AuthUser | None:
@@ -101,11 +102,32 @@ def user_for_token(make_session: sessionmaker[Session], token: str) -> AuthUser 
         return None if row is None else AuthUser(row.id, row.username, row.role, via_token=True)
 
 
-def user_for_id(make_session: sessionmaker[Session], user_id: int) -> AuthUser | None:
-    # Read on every request, so a deleted user or a changed role takes effect at once.
+def user_for_id(make_session: sessionmaker[Session], user_id: int, version: Any) -> AuthUser | None:
+    """The user of a session cookie, read on every request: a deleted user, or a session older than
+    the user's last logout, password or role change (``session_version``), is nobody."""
     with make_session() as db:
         row = user_store.get_user_by_id(db, user_id)
-        return None if row is None else AuthUser(row.id, row.username, row.role)
+        if row is None or version != (row.session_version or 0):
+            return None
+        return AuthUser(row.id, row.username, row.role, session_version=version)
+
+
+def session_user(make_session: sessionmaker[Session]) -> AuthUser | None:
+    uid = session.get("uid")
+    return user_for_id(make_session, uid, session.get("sv")) if isinstance(uid, int) else None
+
+
+def still_valid(make_session: sessionmaker[Session], users: list[AuthUser]) -> list[bool]:
+    """Whether each user (a connection's, checked when it connected) may still be served: same
+    session version, and for a token user, a token still stored (one query for all)."""
+    with make_session() as db:
+        rows = {row.id: row for row in user_store.list_users(db)}
+    out = []
+    for u in users:
+        row = rows.get(u.id)
+        out.append(row is not None and (row.token_hash is not None if u.via_token
+                                        else (row.session_version or 0) == u.session_version))
+    return out
 
 
 # -- sessions -------------------------------------------------------------------------------------------
@@ -114,10 +136,19 @@ def login_user(user: AuthUser) -> None:
     session.clear()  # a new session id's worth of state: no fixation of a pre-login session
     session.permanent = True
     session["uid"] = user.id
+    session["sv"] = user.session_version
     session["csrf"] = secrets.token_urlsafe(24)
 
 
-def logout_user() -> None:
+def logout_user(make_session: sessionmaker[Session]) -> None:
+    """End this user's sessions everywhere: a copy of the cookie (stolen, or a shared computer's
+    other tab) is refused from now on, not only this browser's."""
+    user = current_user()
+    if user is not None and not user.via_token:
+        with make_session.begin() as db:
+            row = user_store.get_user_by_id(db, user.id)
+            if row is not None:
+                user_store.end_sessions(row)
     session.clear()
 
 
@@ -150,16 +181,14 @@ def _load_user(make_session: sessionmaker[Session]) -> AuthUser | None:
     header = request.headers.get("Authorization", "")
     if header.lower().startswith("bearer "):
         return user_for_token(make_session, header[7:].strip())
-    uid = session.get("uid")
-    return user_for_id(make_session, uid) if isinstance(uid, int) else None
+    return session_user(make_session)
 
 
 def socket_user(make_session: sessionmaker[Session], auth: Any) -> AuthUser | None:
     """The user of a Socket.IO connection: the browser's session cookie, or ``auth={"token": ...}``."""
     if isinstance(auth, Mapping) and isinstance(auth.get("token"), str):
         return user_for_token(make_session, auth["token"])
-    uid = session.get("uid")
-    return user_for_id(make_session, uid) if isinstance(uid, int) else None
+    return session_user(make_session)
 
 
 # -- route protection -------------------------------------------------------------------------------------

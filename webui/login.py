@@ -44,6 +44,6 @@ def login() -> str | Response | tuple[str, int]:
 
 @bp.post("/logout")
 def logout() -> Response:
-    logout_user()
+    logout_user(web_state().make_session)
     csrf_token()  # the log-in form needs a fresh one
     return redirect(url_for("auth.login"))

@@ -29,6 +29,9 @@ class WebSettings:
     # Live pushes are coalesced per room and sent at most this often (seconds); alarms go at once.
     push_interval: float = 0.5
     https: bool = False  # served over HTTPS (a TLS proxy): Secure session cookie and HSTS
+    # Failed log-ins allowed per user name and per address before a lock-out (limits syntax).
+    login_limit_user: str = "5 per 15 minutes"
+    login_limit_address: str = "20 per 15 minutes"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> WebSettings:
@@ -52,7 +55,20 @@ class WebSettings:
             meter_period=env_float(env, "WEBUI_METER_PERIOD", 60.0, minimum=0.01),
             push_interval=env_float(env, "WEBUI_PUSH_INTERVAL", 0.5, minimum=0.0),
             https=https in ("1", "true", "yes"),
+            login_limit_user=check_limit(env_str(env, "WEBUI_LOGIN_LIMIT_USER", "5 per 15 minutes")),
+            login_limit_address=check_limit(env_str(env, "WEBUI_LOGIN_LIMIT_ADDRESS", "20 per 15 minutes")),
         )
+
+
+def check_limit(text: str) -> str:
+    """A rate limit such as ``5 per 15 minutes`` (checked at start, not at the first log-in)."""
+    from limits import parse_many  # Flask-Limiter's parser
+
+    try:
+        parse_many(text)
+    except ValueError:
+        raise ValidationError(f"{text!r} is not a rate limit like '5 per 15 minutes'") from None
+    return text
 
 
 SECRET_KEY_MIN = 32

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,7 +34,7 @@ from plantmodel.errors import ValidationError
 from plantmodel.readings import MAX_UNIT
 from plantmodel.sources import AutomateSource, MeterSource, check_meter_id, unit_key
 from store import queries
-from webui.auth import socket_user
+from webui.auth import AuthUser, socket_user, still_valid
 from webui.push import ALARMS_ROOM, PLANT_ROOM
 from webui.snapshot import load_snapshot, meter_snapshot, unit_snapshot
 from webui.state import WebState
@@ -100,18 +101,25 @@ def _number(data: dict[str, Any], key: str) -> int:
 
 @dataclass(slots=True)
 class _Client:
+    user: AuthUser
     # Socket.IO runs each event in its own thread: the lock keeps one client's watches (and its
     # disconnect) from interleaving, so it is never left in two view rooms.
     lock: threading.Lock = field(default_factory=threading.Lock)
     closed: bool = False
 
 
+SESSION_CHECK_S = 2.0  # how soon a logged-out, re-passworded, re-roled or deleted user's sockets close
+
+
 class LiveSockets:
     """The handlers of one app; the current view per client lives in ``state.feed.views``."""
 
-    def __init__(self, state: WebState) -> None:
+    def __init__(self, state: WebState, socketio: SocketIO | None = None) -> None:
         self.state = state
+        self.socketio = socketio
         self._clients: dict[str, _Client] = {}  # sid -> client (single dict operations: GIL-atomic)
+        self._checker_lock = threading.Lock()
+        self._checking = False  # a checker thread runs (only while clients are connected)
 
     def on_connect(self, auth: Any = None) -> None:
         make_session = self.state.make_session
@@ -126,7 +134,8 @@ class LiveSockets:
             self.state.metrics.socket_refused()
             log.warning("Socket.IO connection refused, database unavailable: %s", exc)
             raise ConnectionRefusedError("database unavailable") from exc
-        self._clients[_sid()] = _Client()
+        self._clients[_sid()] = _Client(user)
+        self._ensure_checker()
         # Counted with the entry in _clients: on_disconnect takes one off only when it removes one.
         self.state.metrics.socket_connected()
         join_room(ALARMS_ROOM)
@@ -147,6 +156,37 @@ class LiveSockets:
             with client.lock:  # a watch in progress finishes first; none starts after
                 client.closed = True
         self.state.feed.views.pop(sid)
+
+    # -- sessions that end while connected -------------------------------------------------------
+    def _ensure_checker(self) -> None:
+        if self.socketio is None:
+            return
+        with self._checker_lock:
+            if self._checking:
+                return
+            self._checking = True
+        self.socketio.start_background_task(self._check_sessions)
+
+    def _check_sessions(self) -> None:
+        """Every :data:`SESSION_CHECK_S`, close the connections whose user logged out, changed
+        password or role, lost the API token or was deleted. Exits when nobody is connected."""
+        while True:
+            time.sleep(SESSION_CHECK_S)
+            with self._checker_lock:
+                clients = list(self._clients.items())
+                if not clients:
+                    self._checking = False
+                    return
+            try:
+                valid = still_valid(self.state.make_session, [c.user for _, c in clients])
+            except SQLAlchemyError as exc:
+                log.warning("cannot check the connected users' sessions: %s", exc)
+                continue
+            for (sid, client), ok in zip(clients, valid, strict=True):
+                if not ok:
+                    log.info("closing %s's Socket.IO connection: the session ended", client.user.username)
+                    assert self.socketio is not None
+                    self.socketio.server.disconnect(sid, namespace="/")
 
     def on_watch(self, data: Any = None) -> dict[str, Any]:
         client = self._clients.get(_sid())
@@ -212,7 +252,7 @@ def _sid() -> str:
 
 def register(socketio: SocketIO, state: WebState) -> LiveSockets:
     """Install the handlers on ``socketio`` (one app's server)."""
-    sockets = LiveSockets(state)
+    sockets = LiveSockets(state, socketio)
     handlers: dict[str, Callable[..., Any]] = {
         "connect": sockets.on_connect, "disconnect": sockets.on_disconnect, "watch": sockets.on_watch,
     }

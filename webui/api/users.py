@@ -70,9 +70,10 @@ def update_user(username: str) -> Response:
         if role is not None:
             with invalid_input(409):
                 user_store.check_admin_remains(session, row, role)
-            row.role = role
+            if role != row.role:
+                user_store.set_role(row, role)  # ends the user's sessions: they log in again
         if password_hash is not None:
-            row.password_hash = password_hash
+            user_store.set_password(row, password_hash)  # and revokes the API token
         row.updated_at = utcnow()
         item = user_item(row)
     return jsonify(item)

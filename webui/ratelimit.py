@@ -1,0 +1,47 @@
+"""Log-in rate limits: failed log-ins per user name and per address, with a temporary lock-out.
+
+Flask-Limiter (one ``Limiter`` per app, in-memory storage): it is the maintained Flask extension
+for exactly this, with moving windows and a per-route ``deduct_when``, so only *failed* log-ins
+count and a user who logs in right is never slowed down. A user name under attack is locked for
+the window whatever address the attempts come from; one address guessing many user names is
+locked too. In-memory counters are per process: several web UI processes behind a load balancer
+each count their own (give the limiter a shared ``storage_uri``, e.g. Redis, there).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, make_response, render_template, request
+from flask_limiter import Limiter, RequestLimit
+from flask_limiter.util import get_remote_address
+
+log = logging.getLogger(__name__)
+
+LOCKED = "Too many failed log-ins: try again in a few minutes."
+
+
+def _user_key() -> str:
+    return "user:" + request.form.get("username", "").strip().lower()
+
+
+def _failed(resp: Response) -> bool:
+    return resp.status_code == 401
+
+
+def _breach(limit: RequestLimit) -> Response:
+    log.warning("log-in locked for %s (%s): %s", request.form.get("username", "")[:64], request.remote_addr,
+                limit.limit)
+    return make_response(render_template("login.html", next=request.form.get("next", ""), error=LOCKED), 429)
+
+
+def install(app: Flask, *, per_user: str, per_address: str) -> Limiter:
+    """Limit POST /login (the ``auth.login`` view, registered before this)."""
+    limiter = Limiter(get_remote_address, app=app, storage_uri="memory://", strategy="moving-window")
+    view = app.view_functions["auth.login"]
+    view = limiter.limit(per_user, key_func=_user_key, methods=["POST"], deduct_when=_failed, on_breach=_breach,
+                         scope="login-user")(view)
+    view = limiter.limit(per_address, methods=["POST"], deduct_when=_failed, on_breach=_breach,
+                         scope="login-address")(view)
+    app.view_functions["auth.login"] = view
+    return limiter
