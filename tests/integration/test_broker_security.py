@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import paho.mqtt.client as mqtt
 import pytest
 
+from broker.config import DEFAULT_CONF, directives
 from plantmodel import Topics
 from plantmodel.layout import PlantLayout
-from tests.mqtt import Client, settle, try_connect
+from plantmodel.mqtt import new_client
+from tests.mqtt import Client, settings_for, settle, try_connect
 from tests.processes import wait_for
 from tests.servers import MosquittoServer, find_binary
 
@@ -155,3 +159,78 @@ def test_a_unit_cannot_pose_as_another_unit(own_broker: MosquittoServer) -> None
         for c in (spoof, unit2, spy):
             if c is not None:
                 c.close()
+
+
+# -- message size (mosquitto.conf "Message size") --------------------------------------------------
+
+def conf_int(name: str) -> int:
+    return int(dict(directives(DEFAULT_CONF.read_text()))[name])
+
+
+class Publisher:
+    """A unit's client that records why it was disconnected (paho 2.x, callback API v2)."""
+
+    def __init__(self, broker: MosquittoServer, user: str) -> None:
+        self.reasons: list[str] = []
+        self.client = new_client(settings_for(broker, user), user)
+        self.client.on_disconnect = lambda _c, _u, _f, reason, _p: self.reasons.append(str(reason))
+        connected = threading.Event()
+        self.client.on_connect = lambda _c, _u, _f, reason, _p: connected.set()
+        self.client.connect("127.0.0.1", broker.port)
+        self.client.loop_start()
+        assert connected.wait(5), "no CONNACK"
+
+    def publish(self, topic: str, payload: bytes) -> mqtt.MQTTMessageInfo:
+        return self.client.publish(topic, payload, qos=1)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def test_an_oversized_message_is_refused_and_its_publisher_disconnected(own_broker: MosquittoServer) -> None:
+    """The issue's 20 MB message: refused on its length header (max_packet_size), never delivered,
+    and the publisher is disconnected; the broker says so in its log. paho resends an unacknowledged
+    message at each reconnect, so the client is disconnected again each time."""
+    broker, topic = own_broker, Topics().reading(1, 1)
+    spy = Client(broker, broker.debug_user(), ["#"])
+    unit = Publisher(broker, "unit-1")
+    try:
+        big = unit.publish(topic, b"x" * 20_000_000)
+        wait_for(lambda: len(unit.reasons) >= 2, 10, "the broker to disconnect the publisher (twice: paho resends)")
+        assert not big.is_published(), "the broker acknowledged the oversized message"
+        assert unit.reasons[0] == "Unspecified error"  # MQTT 3.1.1: the broker just closes the connection
+        unit.close()
+
+        unit = Publisher(broker, "unit-1")  # a fresh client: nothing left to resend
+        unit.publish(topic, b"normal").wait_for_publish(5)
+        wait_for(lambda: spy.received(topic), 5, "the normal message")
+        settle()
+        assert [(len(p), p[:6]) for _, p, _ in spy.received(topic)] == [(6, b"normal")]
+        assert unit.reasons == []
+    finally:
+        unit.close()
+        spy.close()
+    broker.stop()  # flushes its log (stdout to a file is buffered)
+    assert "Client unit-1 disconnected due to oversize packet." in broker.log.read_text()
+
+
+def test_a_message_up_to_the_limit_is_delivered_one_byte_more_is_dropped(own_broker: MosquittoServer) -> None:
+    """message_size_limit is exact on the payload. Just above it (the packet still under
+    max_packet_size) the broker acknowledges and drops the message: MQTT 3.1.1 has no way to refuse
+    a PUBLISH but to disconnect. Legitimate messages stay far below (tests/unit/test_broker_config.py)."""
+    broker, topic, limit = own_broker, Topics().reading(1, 1), conf_int("message_size_limit")
+    spy = Client(broker, broker.debug_user(), ["#"])
+    unit = Publisher(broker, "unit-1")
+    try:
+        for size in (limit, limit + 1, limit + 500, limit - 1):
+            info = unit.publish(topic, bytes([size % 256]) * size)
+            info.wait_for_publish(5)
+            assert info.is_published(), f"{size} bytes: no PUBACK"
+        wait_for(lambda: len(spy.received(topic)) >= 2, 10, "the messages under the limit")
+        settle()
+        assert [len(p) for _, p, _ in spy.received(topic)] == [limit, limit - 1]
+        assert unit.reasons == [], "the publisher was disconnected"
+    finally:
+        unit.close()
+        spy.close()

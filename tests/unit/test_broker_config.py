@@ -3,17 +3,30 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import random
 import stat
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from broker.config import DEFAULT_CONF, REPLACED, LocalBroker, directives, render
 from broker.credentials import CredentialFiles, ServiceUsers, acl_text, generate, hash_password, users_for
 from broker.settings import BrokerSettings
+from devices.shelly import ShellyPro1PM
+from devices.units import UnitSimulator
 from plantmodel import Topics
+from plantmodel.confirm import AutomateConfirmation, Confirmation
 from plantmodel.errors import ValidationError
 from plantmodel.layout import PlantLayout
+from plantmodel.measures import AUTOMATE_MEASURES
+from plantmodel.readings import MAX_AUTOMATE, MAX_UNIT, Reading
+from plantmodel.shelly import SWITCH_KEY, notification, parse_rpc_frame, response
+from plantmodel.sources import MeterSource
+from plantmodel.status import DeviceStatus
+from plantmodel.storage import SEQ_MAX
+from plantmodel.thresholds import Alarm
 
 
 def test_rendering_keeps_every_directive_but_paths_and_listener(tmp_path: Path) -> None:
@@ -42,6 +55,134 @@ def test_queue_limits_cover_ten_minutes_of_full_rate() -> None:
     conf = dict(directives(DEFAULT_CONF.read_text()))
     assert int(conf["max_queued_messages"]) >= 6 * 16 * 600 + 20 * 2 * 600
     assert int(conf["max_inflight_messages"]) >= 500  # the bridge's default batch
+
+
+# -- message size and queue bytes (mosquitto.conf "Message size" and "Queues") ---------------------
+
+TS = datetime(2026, 11, 21, 10, 15, 0, 123000, tzinfo=UTC)
+MAX_BOOT = "9" * 32  # the longest boot id check_boot accepts
+METER = "shellypro1pm-a8032ab1c2d3"
+LONGEST_METER = "m" * 64  # METER_ID_RE's longest
+
+
+def conf_int(name: str) -> int:
+    return int(dict(directives(DEFAULT_CONF.read_text()))[name])
+
+
+def widest_float(low: float, high: float) -> float:
+    """The value in [low, high] whose JSON text is longest (17 significant digits, exponent form)."""
+    candidates = (-1.2345678901234567e-05, 1.2345678901234567e-05, -12.345678901234567, 12345.678901234567)
+    return max((c for c in candidates if low <= c <= high), key=lambda c: len(repr(c)))
+
+
+def widest_reading() -> Reading:
+    """A reading at the widest every field allows: the largest reading a unit can send."""
+    values = {n: widest_float(m.plausible_min, m.plausible_max) for n, m in AUTOMATE_MEASURES.items()}
+    return Reading(unit=MAX_UNIT, automate=MAX_AUTOMATE, type="0x0000BA27", seq=SEQ_MAX, ts=TS, boot=MAX_BOOT,
+                   **values)
+
+
+def unit_readings() -> list[Reading]:
+    """Readings as our units send them: 6 units x 16 automates, with their boot id, for a while."""
+    out = []
+    for unit in range(1, 7):
+        sim = UnitSimulator(unit, 16, random.Random(unit))
+        for _ in range(50):
+            out.extend(sim.tick(TS))
+    assert all(r.boot for r in out)
+    return out
+
+
+def shelly_full_status() -> dict[str, Any]:
+    """What a real Pro 1PM reports in NotifyFullStatus / Shelly.GetStatus with every optional part
+    (its components per Shelly's Gen2 API: ble, bthome, cloud, eth, inputs, knx, mqtt, switch with
+    errors, sys with updates, ui, wifi, ws, and the 10 scripts a Pro may run, all with errors)."""
+    switch = ShellyPro1PM(METER, random.Random(1), start=TS).status
+    switch = {**switch, "errors": ["overtemp", "overpower", "overvoltage", "undervoltage", "overcurrent"],
+              "timer_started_at": 1795256100.12, "timer_duration": 3600.0}
+    status: dict[str, Any] = {
+        "ble": {}, "bthome": {"errors": ["bluetooth_disabled"]},
+        "cloud": {"connected": True},
+        "eth": {"ip": "192.168.100.200", "ip6": ["fe80::aaaa:bbbb:cccc:dddd"]},
+        "input:0": {"id": 0, "state": False}, "input:1": {"id": 1, "state": True},
+        "knx": {}, "mqtt": {"connected": True},
+        SWITCH_KEY: switch,
+        "sys": {"mac": "A8032AB1C2D3", "restart_required": False, "time": "10:15", "unixtime": 1795256100,
+                "last_sync_ts": 1795256000, "uptime": 8_640_000, "ram_size": 246_684, "ram_free": 141_804,
+                "ram_min_free": 120_000, "fs_size": 524_288, "fs_free": 196_608, "cfg_rev": 123,
+                "kvs_rev": 45, "schedule_rev": 67, "webhook_rev": 89, "btrelay_rev": 0,
+                "available_updates": {"beta": {"version": "1.5.0-beta3"}, "stable": {"version": "1.4.4"}},
+                "reset_reason": 3, "utc_offset": 3600},
+        "ui": {},
+        "wifi": {"sta_ip": "192.168.100.201", "sta_ip6": ["fe80::aaaa:bbbb:cccc:eeee"], "status": "got ip",
+                 "ssid": "A" * 32, "bssid": "aa:bb:cc:dd:ee:ff", "rssi": -71},
+        "ws": {"connected": False},
+    }
+    for i in range(1, 11):
+        status[f"script:{i}"] = {"id": i, "running": True, "mem_used": 12_345, "mem_peak": 23_456,
+                                 "mem_free": 34_567, "cpu": 12,
+                                 "errors": ["crashed", "syntax_error", "reference_error", "out_of_memory"]}
+    return status
+
+
+def largest_legitimate_payloads() -> dict[str, str]:
+    """The largest payload of every kind of message on our broker, built with the model code."""
+    sim = ShellyPro1PM(METER, random.Random(1), status_ntf=True, start=TS)
+    answer = sim.handle_rpc(json.dumps({"id": 1, "src": "x" * 200, "method": "Shelly.GetStatus"}), TS)
+    assert answer is not None
+    full = shelly_full_status()
+    payloads = {
+        # The bridge confirms per unit every automate it knows: at most MAX_AUTOMATE of them.
+        "confirmation, MAX_AUTOMATE automates": Confirmation(MAX_UNIT, TS, {
+            a: AutomateConfirmation(SEQ_MAX, SEQ_MAX, TS, MAX_BOOT) for a in range(1, MAX_AUTOMATE + 1)}).to_json(),
+        "Shelly NotifyFullStatus": notification(METER, "NotifyFullStatus", {"ts": 1795256100.12, **full}),
+        "Shelly.GetStatus answer": response(2**31, METER, "x" * 200, full),
+        "simulated Shelly.GetStatus answer": answer[1],
+        "reading": widest_reading().to_json(),
+        "alarm": Alarm(MeterSource(LONGEST_METER), "temperature_c", widest_float(-1e9, 1e9),
+                       widest_float(-1e9, 1e9), "high", "critical", "active", TS, TS).to_json(),
+        "unit status": DeviceStatus("offline", TS).to_json(),
+    }
+    for key in ("Shelly NotifyFullStatus", "Shelly.GetStatus answer", "simulated Shelly.GetStatus answer"):
+        parse_rpc_frame(payloads[key])  # real frames, as the bridge parses them
+    Confirmation.from_json(payloads["confirmation, MAX_AUTOMATE automates"])
+    return payloads
+
+
+def test_message_size_limit_is_above_every_legitimate_message_with_margin() -> None:
+    limit, packet = conf_int("message_size_limit"), conf_int("max_packet_size")
+    sizes = {kind: len(p.encode()) for kind, p in largest_legitimate_payloads().items()}
+    # The figures the comment in mosquitto.conf gives.
+    assert sizes["confirmation, MAX_AUTOMATE automates"] == 149_801
+    assert sizes["reading"] == 499
+    assert 2_000 < sizes["Shelly NotifyFullStatus"] < 4_000
+    for kind, size in sizes.items():
+        assert size * 1.5 <= limit, f"{kind}: {size} bytes leaves too little margin under {limit}"
+    assert limit <= 1024 * 1024, "a limit this high no longer protects the broker"
+    # The packet limit lets every payload up to the limit through, with any topic we use; a packet is
+    # 1 byte of type, up to 4 of length, 2 + the topic, 2 of message id, then the payload.
+    longest_topic = max(len(t) for t in (
+        Topics("a" * 100).confirmation(MAX_UNIT), Topics("a" * 100).reading(MAX_UNIT, MAX_AUTOMATE),
+        Topics("a" * 100).alarm(MeterSource(LONGEST_METER), "temperature_c"),
+        Topics.shelly(LONGEST_METER, "events/rpc")))
+    assert limit + 1 + 4 + 2 + longest_topic + 2 <= packet <= limit + 2048
+
+
+def test_queued_bytes_cap_matches_the_outage_budget() -> None:
+    queued, cap = conf_int("max_queued_messages"), conf_int("max_queued_bytes")
+    assert queued == 250_000
+    assert cap == queued * 600, "the budget: 250 000 messages of ~600 bytes"
+    typical = [len(r.to_json().encode()) for r in unit_readings()]
+    assert min(typical) >= 240 and max(typical) <= 300, (min(typical), max(typical))
+    widest = len(widest_reading().to_json().encode())
+    # A bridge down with readings queued stops at the message count, not at the bytes, even for
+    # the widest readings: the 200 000-reading backlog of bench/bench_ingest.py fits.
+    assert queued * widest <= cap
+    assert 200_000 * widest <= cap
+    # The simulator's meter traffic (NotifyStatus, and status/switch:0 when status_ntf is on) too.
+    sim = ShellyPro1PM(METER, random.Random(2), status_ntf=True, start=TS)
+    frames = [len(p.encode()) for s in range(1, 1200) for _, p in sim.tick(TS + timedelta(seconds=s))]
+    assert len(frames) > 100 and queued * max(frames) <= cap, max(frames)
 
 
 def test_password_hash_is_mosquitto_format() -> None:
