@@ -43,6 +43,9 @@ def create_db_engine(url: str, **kwargs: Any) -> Engine:
         if parsed.get_backend_name() == "sqlite":
             check_sqlite_folder(parsed)
             engine = create_engine(parsed, connect_args={"timeout": 30}, **kwargs)
+            if parsed.database and parsed.database != ":memory:":
+                # First: SQLite gives the WAL files it creates next the database file's mode.
+                event.listen(engine, "connect", _owner_only(parsed.database))
             event.listen(engine, "connect", _sqlite_pragmas)
             return engine
         kwargs.setdefault("pool_pre_ping", True)  # survive a MariaDB restart / idle timeout
@@ -62,6 +65,21 @@ def check_sqlite_folder(url: URL) -> None:
     if not folder.is_dir():
         raise ValidationError(f"DATABASE_URL {describe(url)}: folder {folder} does not exist "
                               "(create it first; the database file itself is created on first use)")
+
+
+def _owner_only(database: str) -> Any:
+    """The database file and its WAL files readable by their owner only: they hold password and
+    token hashes (and a local user has no business reading the plant's data)."""
+
+    def restrict(_dbapi_conn: Any, _record: Any) -> None:
+        for path in (database, database + "-wal", database + "-shm"):
+            try:
+                if os.stat(path).st_mode & 0o077:
+                    os.chmod(path, 0o600)
+            except FileNotFoundError:
+                pass
+
+    return restrict
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

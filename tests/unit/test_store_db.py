@@ -15,7 +15,7 @@ from sqlalchemy.exc import ProgrammingError
 import store.db
 from plantmodel.errors import ValidationError
 from stack.__main__ import StackSettings
-from store.db import DatabaseUnavailable, connect_database, create_db_engine, wait_for_database
+from store.db import DatabaseUnavailable, connect_database, create_db_engine, init_schema, wait_for_database
 from tests.servers import free_port
 
 
@@ -113,3 +113,15 @@ def test_wait_does_not_retry_other_errors(tmp_path: Path, monkeypatch: pytest.Mo
     threading.Timer(1.0, stop.set).start()  # bounded even if it wrongly retried
     with pytest.raises(ProgrammingError):
         wait_for_database(engine, stop=stop, first_delay=0.01)
+
+
+def test_a_sqlite_database_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    """It holds password and token hashes: no 0644 file for every local user."""
+    engine = create_db_engine(f"sqlite:///{tmp_path / 'plant.db'}")
+    init_schema(engine)
+    with engine.connect() as conn:  # open: the WAL files exist while a connection does
+        conn.exec_driver_sql("SELECT count(*) FROM users")
+        names = ("plant.db", "plant.db-wal", "plant.db-shm")
+        modes = {name: (tmp_path / name).stat().st_mode & 0o777 for name in names}
+    engine.dispose()
+    assert modes == {"plant.db": 0o600, "plant.db-wal": 0o600, "plant.db-shm": 0o600}
