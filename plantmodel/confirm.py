@@ -29,7 +29,7 @@ from typing import Any
 
 from plantmodel.errors import ValidationError
 from plantmodel.jsonutil import dumps, loads_object, require_int, require_str
-from plantmodel.readings import check_boot, format_ts, parse_ts
+from plantmodel.readings import MAX_UNIT, check_boot, format_ts, parse_ts
 from plantmodel.sources import AutomateSource
 from plantmodel.storage import SEQ_MAX
 
@@ -83,7 +83,10 @@ class Confirmation:
             raise ValidationError("field 'automates' must be an object")
         automates: dict[int, AutomateConfirmation] = {}
         for key, entry in raw.items():
-            if not (isinstance(key, str) and key.isdigit()) or not isinstance(entry, dict):
+            # Fix (property tests): "²".isdigit() is true but int("²") raises a plain ValueError (so
+            # does int() past 4300 digits): ASCII digits only, and few of them.
+            if not (isinstance(key, str) and key.isascii() and key.isdigit() and len(key) <= 18) \
+                    or not isinstance(entry, dict):
                 raise ValidationError(f"automates[{key!r}] must be an automate number with an object")
             automates[int(key)] = AutomateConfirmation(
                 confirmed=require_int(entry, "confirmed"),
@@ -91,4 +94,7 @@ class Confirmation:
                 newest_ts=parse_ts(require_str(entry, "newest_ts"), "newest_ts"),
                 boot=check_boot(entry.get("boot")),
             )
-        return cls(require_int(data, "unit"), parse_ts(require_str(data, "ts")), automates)
+        # Fix (property tests): the unit was range-checked only through its automates, so a
+        # confirmation without any ({"unit": -5, ...}) was accepted.
+        unit = require_int(data, "unit", minimum=1, maximum=MAX_UNIT)
+        return cls(unit, parse_ts(require_str(data, "ts")), automates)

@@ -19,6 +19,7 @@ from plantmodel.sources import check_meter_id
 
 SWITCH_KEY = "switch:0"
 NOTIFY_METHODS = ("NotifyStatus", "NotifyFullStatus", "NotifyEvent")
+MAX_DEPTH = 32  # a real Gen2 frame nests 5 levels at most
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,8 +76,22 @@ def unix_to_dt(ts: float) -> datetime:
     return datetime.fromtimestamp(round(ts * 1000) / 1000, UTC)
 
 
+def _check_depth(data: Any, what: str) -> None:
+    """Fix (property tests): a frame nested a few hundred levels deep (which json.loads still takes)
+    made the merge's deepcopy raise RecursionError: the bridge held the message instead of rejecting
+    it. Walked without recursion."""
+    stack = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict | list):
+            if depth > MAX_DEPTH:
+                raise ValidationError(f"{what} is nested more than {MAX_DEPTH} levels deep")
+            stack.extend((v, depth + 1) for v in (value.values() if isinstance(value, dict) else value))
+
+
 def parse_rpc_frame(payload: bytes | str) -> RpcFrame:
     data = loads_object(payload, "Shelly RPC frame")
+    _check_depth(data, "Shelly RPC frame")
     src = data.get("src")
     if not isinstance(src, str) or not src:
         raise ValidationError("Shelly RPC frame without a 'src'")
@@ -108,7 +123,9 @@ def parse_online(payload: bytes | str) -> bool:
 
 
 def parse_switch_status(payload: bytes | str) -> dict[str, Any]:
-    return loads_object(payload, "switch status")
+    data = loads_object(payload, "switch status")
+    _check_depth(data, "switch status")  # fix (property tests): see _check_depth
+    return data
 
 
 def merge(base: dict[str, Any], partial: dict[str, Any]) -> dict[str, Any]:
@@ -168,7 +185,10 @@ def sample_from_switch(meter: str, ts: datetime, sw: dict[str, Any]) -> PowerSam
         return None if v is None else number(v, where)
 
     def sub(key: str) -> dict[str, Any]:
-        v = sw.get(key) or {}
+        # Fix (property tests): ``sw.get(key) or {}`` took 0, false, "" and [] for "no object".
+        v = sw.get(key)
+        if v is None:
+            return {}
         if not isinstance(v, dict):
             raise ValidationError(f"switch field {key!r} must be an object")
         return v

@@ -14,6 +14,7 @@ raises one alarm, not one per reading.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -39,7 +40,8 @@ def check_scope(scope: str) -> str:
     try:
         if len(parts) == 2 and parts[0] == "units":
             number = parts[1]
-            if not (number.isascii() and number.isdigit()):
+            # Fix (property tests): past 4300 digits int() raises a plain ValueError (a 500 on the API).
+            if not (number.isascii() and number.isdigit()) or len(number) > 18:
                 raise ValidationError(f"{number!r} is not a unit number")
             if number != str(int(number)):
                 raise ValidationError(f"must be written 'units/{int(number)}'")
@@ -82,6 +84,12 @@ class Threshold:
             raise ValidationError(f"{self.measure!r} is not a meter measure")
         if self.scope.startswith("units/") and self.measure not in AUTOMATE_MEASURES:
             raise ValidationError(f"{self.measure!r} is not an automate measure")
+        for name in ("low", "high", "deadband"):
+            # Fix (property tests): NaN and infinities were accepted; every comparison with NaN is
+            # False, so such a threshold silently never alarms (and SQLite stores NaN as NULL).
+            value = getattr(self, name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValidationError(f"{name} must be a finite number, got {value}")
         if self.low is not None and self.high is not None and self.low > self.high:
             raise ValidationError(f"low {self.low} is above high {self.high}")
         if self.deadband < 0:
@@ -200,7 +208,7 @@ class Alarm:
     @classmethod
     def from_json(cls, payload: bytes | str) -> Alarm:
         data = loads_object(payload, "alarm")
-        return cls(
+        alarm = cls(
             source=parse_source(require_str(data, "source")),
             measure=require_str(data, "measure"),
             value=require_number(data, "value"),
@@ -211,6 +219,17 @@ class Alarm:
             raised_at=parse_ts(require_str(data, "raised_at"), "raised_at"),
             since=parse_ts(require_str(data, "since"), "since"),
         )
+        # Fix (property tests): the measure, bound, severity and state were taken as they came, so an
+        # accepted alarm could fail its own to_json() (KeyError on an unknown measure) or carry a
+        # state the pages do not know.
+        measures = AUTOMATE_MEASURES if isinstance(alarm.source, AutomateSource) else METER_MEASURES
+        if alarm.measure not in measures:
+            raise ValidationError(f"field 'measure' = {alarm.measure!r} is not a measure of {alarm.source.label}")
+        for key, allowed in (("bound", ("low", "high")), ("severity", SEVERITIES),
+                             ("state", ("active", "cleared"))):
+            if getattr(alarm, key) not in allowed:
+                raise ValidationError(f"field {key!r} must be one of {allowed}, got {getattr(alarm, key)!r}")
+        return alarm
 
 
 @dataclass(slots=True)
