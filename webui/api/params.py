@@ -125,7 +125,10 @@ def required(args: Mapping[str, str], name: str) -> str:
 
 def json_body(allowed: Iterable[str], required_keys: Iterable[str] = ()) -> dict[str, Any]:
     """The request's JSON object, refusing unknown and missing keys."""
-    data = request.get_json(silent=True)
+    try:
+        data = request.get_json(silent=True)
+    except RecursionError:  # nested past Python's recursion limit: get_json's silent does not cover it
+        data = None
     if not isinstance(data, dict):
         raise ApiError(400, "the body must be a JSON object (Content-Type: application/json)")
     allowed = set(allowed)
