@@ -23,6 +23,8 @@ from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, start_http_server
 
+from plantmodel.linkmetrics import MqttLinkMetrics
+
 log = logging.getLogger(__name__)
 
 # The bounded label values, in the order the README's table lists them.
@@ -132,11 +134,9 @@ class BridgeMetrics:
         self.alarm_transitions_total = Counter(
             "bridge_alarm_transitions_total", "Alarms raised (active) and cleared", ["state"], registry=r)
         self.db_errors_total = Counter(
-            "bridge_db_errors_total", "Transient database failures of a batch (retried with back-off)", registry=r)
-        self.mqtt_reconnects_total = Counter(
-            "bridge_mqtt_reconnects_total", "Connections to the broker after the first one", registry=r)
-        self.mqtt_connected_gauge = Gauge(
-            "bridge_mqtt_connected", "1 while the bridge is connected to the broker, else 0", registry=r)
+            "bridge_db_errors_total", "Transient database failures of a batch (all retried: lock conflicts at once, "
+            "an unreachable database with back-off)", registry=r)
+        self.mqtt = MqttLinkMetrics(r, "bridge", "the bridge")
         self.batch_size = Histogram(
             "bridge_batch_size", "Messages per committed batch", buckets=BATCH_SIZE_BUCKETS, registry=r)
         self.commit_seconds = Histogram(
@@ -157,7 +157,6 @@ class BridgeMetrics:
             self.messages_rejected_total.labels(reason)
         for state in ALARM_STATES:
             self.alarm_transitions_total.labels(state)
-        self._was_connected = False
         self.set_info(mqtt_user or "", share_group)
         if queue_depth is not None:
             self.track_queue_depth(queue_depth)
@@ -214,14 +213,10 @@ class BridgeMetrics:
         self.db_errors_total.inc()
 
     def mqtt_connected(self) -> None:
-        """The broker accepted a connection (paho's on_connect without failure)."""
-        if self._was_connected:
-            self.mqtt_reconnects_total.inc()
-        self._was_connected = True
-        self.mqtt_connected_gauge.set(1)
+        self.mqtt.connected()
 
     def mqtt_disconnected(self) -> None:
-        self.mqtt_connected_gauge.set(0)
+        self.mqtt.disconnected()
 
     def observe_batch(self, size: int, commit_seconds: float) -> None:
         """One committed batch: its number of messages and the time its transaction took."""

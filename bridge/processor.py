@@ -602,8 +602,7 @@ class Processor:
         asked = self._st.rpc_asked.get(meter)
         if not force and asked is not None and now - asked < self.rpc_retry:
             return
-        self._undo.save(self._st.rpc_asked, meter)
-        self._st.rpc_asked[meter] = now
+        self._st.rpc_asked[meter] = now  # (in a batch, _touch_meter journaled it)
         self._st.rpc_id += 1
         body = shelly.request(self._st.rpc_id, Topics.shelly_reply_src(meter), "Shelly.GetStatus")
         plan.publish.append(Outgoing(Topics.shelly(meter, "rpc"), body))

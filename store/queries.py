@@ -204,7 +204,7 @@ def lock_sources(session: Session, sources: Iterable[str]) -> dict[str, int]:
     found = {source: version for source, version in session.execute(lock.where(v.source.in_(keys)))}
     missing = [k for k in keys if k not in found]
     if missing:  # new sources: create their rows (another bridge may be creating some: no error)
-        insert_ignoring_duplicates(session, v.__table__, [{"source": k, "version": 0} for k in missing], ["source"])
+        create_sources(session, missing)
         found.update({source: version for source, version in session.execute(lock.where(v.source.in_(missing)))})
     return found
 

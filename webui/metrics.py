@@ -20,6 +20,7 @@ from collections.abc import Callable
 from flask import Flask, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
 
+from plantmodel.linkmetrics import MqttLinkMetrics
 from webui.auth import api_style
 
 log = logging.getLogger(__name__)
@@ -53,13 +54,9 @@ class WebMetrics:
             "webui_pushes_total",
             "Socket.IO emits by event name (" + ", ".join(PUSH_EVENTS) + ", other); one per room or client sent to",
             ["event"], registry=r)
-        self.mqtt_connected_gauge = Gauge(
-            "webui_mqtt_connected", "1 while the live feed is connected to the broker, else 0", registry=r)
+        self.mqtt = MqttLinkMetrics(r, "webui", "the live feed")
         self.mqtt_messages_total = Counter(
             "webui_mqtt_messages_total", "MQTT messages the live feed handled (skipped invalid ones included)",
-            registry=r)
-        self.mqtt_reconnects_total = Counter(
-            "webui_mqtt_reconnects_total", "Connections of the live feed to the broker after the first one",
             registry=r)
         self.http_requests_total = Counter(
             "webui_http_requests_total", "HTTP requests answered by the app, by status class (2xx, 4xx, ...)",
@@ -69,7 +66,6 @@ class WebMetrics:
             self.pushes_total.labels(event)
         for cls in STATUS_CLASSES:
             self.http_requests_total.labels(cls)
-        self._was_connected = False
 
     def socket_connected(self) -> None:
         self.socket_connects_total.inc()
@@ -88,14 +84,10 @@ class WebMetrics:
         self.mqtt_messages_total.inc()
 
     def mqtt_connected(self) -> None:
-        """The broker accepted the live feed's connection (paho's on_connect without failure)."""
-        if self._was_connected:
-            self.mqtt_reconnects_total.inc()
-        self._was_connected = True
-        self.mqtt_connected_gauge.set(1)
+        self.mqtt.connected()
 
     def mqtt_disconnected(self) -> None:
-        self.mqtt_connected_gauge.set(0)
+        self.mqtt.disconnected()
 
     def http_response(self, status: int) -> None:
         self.http_requests_total.labels(status_class(status)).inc()
