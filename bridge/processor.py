@@ -228,7 +228,8 @@ class Processor:
         version 0, what its source's first lock creates)."""
         for key, st in states.items():
             self._resume(st, now)
-            self.versions[automate_key(*key)] = (versions or {}).get(automate_key(*key), 0)
+            src = automate_key(*key)
+            self.versions[src] = (versions or {}).get(src, 0)
         self.sequences.states.update(states)
 
     @staticmethod

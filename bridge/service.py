@@ -58,6 +58,7 @@ from plantmodel.text import printable
 from plantmodel.thresholds import ThresholdSet
 from plantmodel.topics import Topics
 from store import queries
+from store.db import error_code
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +106,7 @@ def classify(exc: BaseException) -> Failure:
     if isinstance(exc, sa_exc.DisconnectionError | sa_exc.TimeoutError):
         return Failure.TRANSIENT
     if isinstance(exc, sa_exc.DBAPIError):
-        code = exc.orig.args[0] if exc.orig is not None and exc.orig.args else None
+        code = error_code(exc)
         if exc.connection_invalidated or code in MYSQL_TRANSIENT:
             return Failure.TRANSIENT
         if isinstance(exc, sa_exc.DataError | sa_exc.IntegrityError) or code in MYSQL_DATA:
@@ -136,24 +137,19 @@ LOCK_RETRIES = 20  # quick retries of a batch after lock conflicts, before the u
 
 def is_lock_conflict(exc: BaseException) -> bool:
     """A deadlock or lock wait timeout (MariaDB 1213, 1205): another transaction held the rows."""
-    orig = getattr(exc, "orig", None)
-    return bool(orig is not None and orig.args and orig.args[0] in (1205, 1213))
+    return error_code(exc) in (1205, 1213)
 
 
 def is_missing_parent(exc: BaseException) -> bool:
     """A foreign key refused a row (MariaDB 1452, SQLite's FOREIGN KEY constraint)."""
-    orig = getattr(exc, "orig", None)
-    return bool(orig is not None and ((orig.args and orig.args[0] == 1452)
-                                      or "FOREIGN KEY constraint failed" in str(orig)))
+    return error_code(exc) == 1452 or "FOREIGN KEY constraint failed" in str(getattr(exc, "orig", ""))
 
 
 def is_duplicate_key(exc: BaseException) -> bool:
     """A unique key refused a row (MariaDB 1062, SQLite's UNIQUE constraint)."""
     if not isinstance(exc, sa_exc.IntegrityError):
         return False
-    orig = exc.orig
-    code = orig.args[0] if orig is not None and orig.args else None
-    return code == 1062 or "UNIQUE constraint failed" in str(orig)
+    return error_code(exc) == 1062 or "UNIQUE constraint failed" in str(exc.orig)
 
 
 def database_reason(exc: BaseException) -> str:

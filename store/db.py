@@ -181,7 +181,7 @@ def _sleep_unless(stop: threading.Event, seconds: float) -> bool:
 
 def _problem(exc: Exception) -> tuple[str, str]:
     """(what went wrong, a hint to append) for a log line or an error message."""
-    code = _error_code(exc)
+    code = error_code(exc)
     if code in _ACCESS_DENIED:
         return "refused the log-in", "; check the user and password in DATABASE_URL"
     if code == _UNKNOWN_DATABASE:
@@ -189,7 +189,8 @@ def _problem(exc: Exception) -> tuple[str, str]:
     return "not reachable", ""
 
 
-def _error_code(exc: Exception) -> int | None:
+def error_code(exc: BaseException) -> int | None:
+    """The database's own error number (MariaDB's 1062, 2003 ...) behind a SQLAlchemy error."""
     args = exc.orig.args if isinstance(exc, DBAPIError) and exc.orig is not None else ()
     return args[0] if args and isinstance(args[0], int) else None
 
