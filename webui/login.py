@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import cast
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, redirect, render_template, request, url_for
@@ -39,11 +40,11 @@ def login() -> str | Response | tuple[str, int]:
                                error="Wrong user name or password."), 401
     login_user(user)
     log.info("%s logged in (%s) from %s", user.username, user.role, request.remote_addr)
-    return redirect(_safe_next(request.form.get("next")))
+    return cast(Response, redirect(_safe_next(request.form.get("next"))))  # (typed as werkzeug's)
 
 
 @bp.post("/logout")
 def logout() -> Response:
     logout_user(web_state().make_session)
     csrf_token()  # the log-in form needs a fresh one
-    return redirect(url_for("auth.login"))
+    return cast(Response, redirect(url_for("auth.login")))

@@ -11,6 +11,7 @@ each count their own (give the limiter a shared ``storage_uri``, e.g. Redis, the
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from flask import Flask, Response, make_response, render_template, request
 from flask_limiter import Limiter, RequestLimit
@@ -38,7 +39,7 @@ def _breach(limit: RequestLimit) -> Response:
 def install(app: Flask, *, per_user: str, per_address: str) -> Limiter:
     """Limit POST /login (the ``auth.login`` view, registered before this)."""
     limiter = Limiter(get_remote_address, app=app, storage_uri="memory://", strategy="moving-window")
-    view = app.view_functions["auth.login"]
+    view: Any = app.view_functions["auth.login"]  # (Flask-Limiter's decorator types it as maybe async)
     view = limiter.limit(per_user, key_func=_user_key, methods=["POST"], deduct_when=_failed, on_breach=_breach,
                          scope="login-user")(view)
     view = limiter.limit(per_address, methods=["POST"], deduct_when=_failed, on_breach=_breach,
