@@ -339,8 +339,7 @@ class Bridge:
         client.publish(self.topics.bridge_status(), DeviceStatus.online().to_json(), qos=1, retain=True)
         self._connected.set()
         self.metrics.mqtt_connected()
-        log.info("connected to %s:%d as %s", self.settings.mqtt.host, self.settings.mqtt.port,
-                 self.settings.mqtt.username)
+        log.info("connected to %s as %s", self.settings.mqtt.describe(), self.settings.mqtt.username)
 
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         # Message ids belong to a connection: one received before this disconnect must never be

@@ -9,10 +9,12 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from broker.config import DEFAULT_CONF, LocalBroker, render
+from broker import tls
+from broker.config import DEFAULT_CONF, LocalBroker, TlsListener, render
 from broker.credentials import CredentialFiles, generate
 from broker.settings import BrokerSettings
-from plantmodel.errors import PlantModelError
+from broker.tls import check_names
+from plantmodel.errors import PlantModelError, ValidationError
 from plantmodel.topics import Topics
 
 
@@ -26,11 +28,38 @@ def _credentials(settings: BrokerSettings) -> CredentialFiles:
     return files
 
 
+def _certs(settings: BrokerSettings, names: tuple[str, ...], *, force: bool = False) -> None:
+    files = settings.tls_files
+    result = tls.generate(files, names, force=force)
+    if result.ca_created:
+        print(f"new development CA: {files.ca_cert} (clients trust it: MQTT_CA_FILE, mosquitto_sub --cafile); "
+              f"its key {files.ca_key} stays here")
+    if result.server_issued:
+        print(f"server certificate for {', '.join(names)}: {files.server_cert} ({result.reason})")
+    else:
+        print(f"server certificate {files.server_cert} {result.reason}")
+
+
+def _tls_listener(settings: BrokerSettings) -> TlsListener | None:
+    if not settings.tls:
+        return None
+    files = settings.tls_files
+    missing = files.missing()
+    if len(missing) == 3 and not files.ca_key.exists():
+        print("no certificates yet: making development ones (bring your own for production)")
+        _certs(settings, settings.tls_names)
+    elif missing:
+        raise ValidationError(f"TLS is on but {', '.join(map(str, missing))} is missing: put the site's "
+                              "certificates there, or run `python -m broker certs`")
+    return TlsListener(settings.tls_port, files.ca_cert.resolve(), files.server_cert.resolve(),
+                       files.server_key.resolve())
+
+
 def _render(settings: BrokerSettings, files: CredentialFiles, template: Path) -> Path:
     data_dir = settings.broker_dir / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
     local = LocalBroker(settings.port, settings.bind, files.passwd.resolve(), files.acl.resolve(),
-                        data_dir.resolve())
+                        data_dir.resolve(), _tls_listener(settings))
     out = settings.broker_dir / "mosquitto.conf"
     out.write_text(render(template.read_text(), local))
     return out
@@ -45,18 +74,31 @@ def build_parser() -> argparse.ArgumentParser:
         "The broker uses each user name as the client id, so a user has one connection at a time: "
         "BROKER_BRIDGES (1) bridge users (bridge, bridge-2, ...; run each bridge with its own "
         "MQTT_USERNAME) and BROKER_DEBUG_USERS (1) read-everything users (debug, debug-2, ...) for "
-        "engineers' mosquitto_sub.",
+        "engineers' mosquitto_sub. TLS: BROKER_TLS (0; 1 = a TLS listener on BROKER_TLS_PORT, 8883, "
+        "and the plain one on loopback only), BROKER_TLS_DIR (SECRETS_DIR/tls: ca.crt, server.crt, "
+        "server.key), BROKER_TLS_NAMES (localhost,127.0.0.1,::1: the host names clients use).",
     )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("credentials", help="generate (or extend) credentials, password file and ACL",
                    description="Write credentials.json, passwd and acl into SECRETS_DIR. Existing "
                    "passwords are kept; users for new units/meters/bridges/debug users are added.")
+    p_certs = sub.add_parser("certs", help="make a development CA and server certificate for TLS",
+                             description="Write ca.crt, ca.key, server.crt and server.key into BROKER_TLS_DIR "
+                             "(SECRETS_DIR/tls). An existing CA is kept (clients trust it); the server "
+                             "certificate is reissued when missing, for other host names, or within 30 days "
+                             "of expiry. Production sites bring certificates from their own CA instead.")
+    p_certs.add_argument("--name", action="append", dest="names", metavar="HOST",
+                         help="host name or IP address clients connect to (repeatable; default "
+                         "BROKER_TLS_NAMES or localhost, 127.0.0.1, ::1)")
+    p_certs.add_argument("--force", action="store_true", help="reissue the server certificate anyway")
     p_render = sub.add_parser("render", help="write the local broker config rendered from mosquitto.conf")
     p_run = sub.add_parser("run", help="generate credentials if needed, render the config, exec mosquitto")
     for p in (p_render, p_run):
         p.add_argument("--port", type=int, help="listener port (default MQTT_PORT or 1883)")
         p.add_argument("--bind", help="listener address (default BROKER_BIND or 127.0.0.1)")
         p.add_argument("--config", type=Path, default=DEFAULT_CONF, help="template (our mosquitto.conf)")
+        p.add_argument("--tls", action="store_true", help="add the TLS listener (as BROKER_TLS=1)")
+        p.add_argument("--tls-port", type=int, help="TLS listener port (default BROKER_TLS_PORT or 8883)")
     return parser
 
 
@@ -79,7 +121,11 @@ def _main(args: argparse.Namespace) -> int:
     if args.command == "credentials":
         _credentials(settings)
         return 0
-    settings = replace(settings, port=args.port or settings.port, bind=args.bind or settings.bind)
+    if args.command == "certs":
+        _certs(settings, check_names(args.names) if args.names else settings.tls_names, force=args.force)
+        return 0
+    settings = replace(settings, port=args.port or settings.port, bind=args.bind or settings.bind,
+                       tls=args.tls or settings.tls, tls_port=args.tls_port or settings.tls_port)
     files = _credentials(settings)
     conf = _render(settings, files, args.config)
     if args.command == "render":
@@ -90,7 +136,9 @@ def _main(args: argparse.Namespace) -> int:
         print("mosquitto is not installed. Install it with:\n"
               "  sudo apt-get install -y mosquitto mosquitto-clients", file=sys.stderr)
         return 1
-    print(f"starting {binary} -c {conf} (listening on {settings.bind}:{settings.port})", flush=True)
+    where = (f"TLS on {settings.bind}:{settings.tls_port}, plain MQTT on 127.0.0.1:{settings.port}" if settings.tls
+             else f"listening on {settings.bind}:{settings.port}")
+    print(f"starting {binary} -c {conf} ({where})", flush=True)
     os.execv(binary, [binary, "-c", str(conf)])  # replace this process: signals reach mosquitto
 
 if __name__ == "__main__":

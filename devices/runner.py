@@ -31,7 +31,7 @@ from devices.units import UnitSimulator
 from plantmodel.confirm import Confirmation
 from plantmodel.errors import ValidationError
 from plantmodel.layout import PlantLayout
-from plantmodel.mqtt import MqttSettings, connect_async, load_credentials, new_client
+from plantmodel.mqtt import MqttSettings, connect_async, connect_failure, load_credentials, new_client
 from plantmodel.readings import Reading, utcnow
 from plantmodel.status import DeviceStatus
 from plantmodel.topics import Topics
@@ -112,7 +112,7 @@ class _Link:
             else:
                 log.error("%s: broker refused the connection: %s; retrying", self.name, reason_code)
             return
-        log.info("%s: connected to %s:%d", self.name, self._settings.host, self._settings.port)
+        log.info("%s: connected to %s", self.name, self._settings.describe())
         self._unreachable_logged = False
         self.on_online()
         self.connected = True  # after the birth message, so nothing overtakes it
@@ -121,8 +121,8 @@ class _Link:
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
         # Logged once per outage: paho retries every 1..30 s and would flood the log.
         level = logging.DEBUG if self._unreachable_logged else logging.WARNING
-        log.log(level, "%s: cannot reach broker %s:%d; retrying", self.name,
-                self._settings.host, self._settings.port)
+        log.log(level, "%s: cannot connect to the broker %s (%s); retrying", self.name,
+                self._settings.describe(), connect_failure())
         self._unreachable_logged = True
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: mqtt.DisconnectFlags,

@@ -11,7 +11,7 @@ from devices.faults import DEFAULT_FAULT_FILE
 from plantmodel.envconf import env_float, env_int, env_path, env_str, layout_from_env
 from plantmodel.errors import ValidationError
 from plantmodel.layout import PlantLayout
-from plantmodel.mqtt import DEFAULT_CREDENTIALS_FILE, DEFAULT_PORT, MqttSettings
+from plantmodel.mqtt import DEFAULT_CREDENTIALS_FILE, MqttSettings
 
 # `--demo`: fast enough to watch (the stack tells the web UI the same periods).
 DEMO_PERIOD_S = 2.0
@@ -49,8 +49,7 @@ class DevicesSettings:
             raise ValidationError(f"DEVICES_STATUS_NTF={status_ntf} must be 0 or 1")
         seed_raw = env.get("DEVICES_SEED", "").strip()
         return cls(
-            mqtt=MqttSettings(host=env_str(env, "MQTT_HOST", "127.0.0.1"),
-                              port=env_int(env, "MQTT_PORT", DEFAULT_PORT, minimum=1)),
+            mqtt=MqttSettings.link_from_env(env),  # each device connects as its own user
             credentials_file=env_path(env, "MQTT_CREDENTIALS_FILE", DEFAULT_CREDENTIALS_FILE),
             topic_root=env_str(env, "PLANT_TOPIC_ROOT", "plant"),
             layout=layout_from_env(env),

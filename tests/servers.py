@@ -14,8 +14,10 @@ from pathlib import Path
 
 import pymysql
 
-from broker.config import DEFAULT_CONF, LocalBroker, render
+from broker.config import DEFAULT_CONF, LocalBroker, TlsListener, render
 from broker.credentials import CredentialFiles, ServiceUsers, generate
+from broker.tls import DEFAULT_NAMES, TlsFiles
+from broker.tls import generate as generate_certs
 from plantmodel.layout import PlantLayout
 from plantmodel.topics import Topics
 
@@ -73,9 +75,19 @@ class MosquittoServer:
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
     services: ServiceUsers = TEST_SERVICE_USERS
+    # As deployed: a TLS listener (development certificates for tls_names) beside the plain one.
+    tls: bool = True
+    tls_port: int = field(default_factory=free_port)
+    tls_names: tuple[str, ...] = DEFAULT_NAMES
 
     def __post_init__(self) -> None:
         self.files = CredentialFiles(self.directory / "secrets")
+        self.tls_files = TlsFiles(self.directory / "secrets" / "tls")
+        listener = None
+        if self.tls:
+            generate_certs(self.tls_files, self.tls_names)
+            listener = TlsListener(self.tls_port, self.tls_files.ca_cert, self.tls_files.server_cert,
+                                   self.tls_files.server_key)
         self.users, _ = generate(self.layout, self.topics, self.files, self.services)
         # Numbered users only: the plain `bridge` and `debug` stay free for tests naming them.
         self._spare = {"bridge": iter(self.services.bridge_users()[1:]),
@@ -83,7 +95,7 @@ class MosquittoServer:
         self._spare_lock = threading.Lock()
         data = self.directory / "data"
         data.mkdir(parents=True, exist_ok=True)
-        local = LocalBroker(self.port, "127.0.0.1", self.files.passwd, self.files.acl, data)
+        local = LocalBroker(self.port, "127.0.0.1", self.files.passwd, self.files.acl, data, listener)
         self.conf = self.directory / "mosquitto.conf"
         self.conf.write_text(render(DEFAULT_CONF.read_text(), local))
         self.log = self.directory / "mosquitto.log"
@@ -93,6 +105,8 @@ class MosquittoServer:
             self.proc = subprocess.Popen([find_binary("mosquitto"), "-c", str(self.conf)],
                                          stdout=log, stderr=subprocess.STDOUT)
         wait_port(self.port, 10, self.proc)
+        if self.tls:
+            wait_port(self.tls_port, 10, self.proc)
 
     def stop(self) -> None:
         terminate(self.proc, 10)
@@ -114,10 +128,13 @@ class MosquittoServer:
             raise RuntimeError(f"all spare {role} users of this broker are taken; raise TEST_SERVICE_USERS")
         return user
 
-    def env(self) -> dict[str, str]:
-        """Environment for a service process talking to this broker."""
-        return {"MQTT_HOST": "127.0.0.1", "MQTT_PORT": str(self.port),
-                "MQTT_CREDENTIALS_FILE": str(self.files.credentials),
+    def env(self, *, tls: bool = False) -> dict[str, str]:
+        """Environment for a service process talking to this broker (over TLS with ``tls``,
+        verifying the certificate against this broker's CA)."""
+        link = ({"MQTT_TLS": "1", "MQTT_CA_FILE": str(self.tls_files.ca_cert), "MQTT_PORT": str(self.tls_port),
+                 "MQTT_HOST": self.tls_names[0]} if tls
+                else {"MQTT_HOST": "127.0.0.1", "MQTT_PORT": str(self.port)})
+        return {**link, "MQTT_CREDENTIALS_FILE": str(self.files.credentials),
                 "PLANT_UNITS": str(self.layout.units), "PLANT_AUTOMATES": str(self.layout.automates),
                 "PLANT_METERS": ",".join(self.layout.meters)}
 

@@ -171,7 +171,7 @@ class LiveFeed:
         client.on_message = self._on_message
         self._client = client
         connect_async(client, self._mqtt_settings)
-        log.info("MQTT: connecting to %s:%d as %r", self._mqtt_settings.host, self._mqtt_settings.port,
+        log.info("MQTT: connecting to %s as %r", self._mqtt_settings.describe(),
                  self._mqtt_settings.username)
 
     def stop(self) -> None:

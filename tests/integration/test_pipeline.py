@@ -89,7 +89,9 @@ def pipeline(request: pytest.FixtureRequest, mosquitto: MosquittoServer,
     url = (request.getfixturevalue("mariadb").create_database() if request.param == "mariadb"
            else f"sqlite:///{tmp / 'plant.db'}")
     web_port = free_port()
-    env = {**mosquitto.env(), "DATABASE_URL": url,
+    # As deployed, the MariaDB run talks MQTT over TLS (every service verifies the broker's
+    # certificate against its CA and host name); the SQLite run over the plain loopback listener.
+    env = {**mosquitto.env(tls=request.param == "mariadb"), "DATABASE_URL": url,
            "BRIDGE_THRESHOLDS_POLL": "0.5", "DEVICES_FAULT_FILE": str(tmp / "faults.json"),
            "DEVICES_METER_PERIOD": str(PERIOD), "DEVICES_ENERGY_INTERVAL": str(ENERGY_INTERVAL), "DEVICES_SEED": "7"}
     spy = Client(mosquitto, mosquitto.debug_user(), ["#"])
@@ -332,3 +334,16 @@ def _kind(topic: str) -> str:
         return "meter online" if parsed.kind == "online" else "meter events"
     return {ReadingTopic: "reading", UnitStatusTopic: "unit status", AlarmTopic: "alarm",
             ConfirmTopic: "confirmation"}[type(parsed)]
+
+
+def test_every_service_talks_over_the_listener_it_was_given(pipeline: Pipeline) -> None:
+    """The MariaDB run is over TLS: bridge, web UI and simulators connected to the TLS port,
+    having verified the broker's certificate (a failed verification never connects)."""
+    url = f"{'mqtts' if pipeline.env.get('MQTT_TLS') == '1' else 'mqtt'}://{pipeline.env['MQTT_HOST']}:" \
+          f"{pipeline.env['MQTT_PORT']}"
+    expected = {"bridge": "connected to " + url, "webui": "MQTT connected", "devices": "connected to " + url}
+    for service in pipeline.services:
+        pipeline.wait(lambda s=service: expected[s.name] in s.log(), 20, f"{service.name} connected via {url}")
+    webui = next(s for s in pipeline.services if s.name == "webui")
+    assert f"connecting to {url} " in webui.log()
+    assert all("cannot connect" not in s.log() for s in pipeline.services)

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from broker.config import DEFAULT_CONF, REPLACED, LocalBroker, directives, render
+from broker.config import DEFAULT_CONF, REPLACED, TLS_OPTIONS, LocalBroker, TlsListener, directives, render
 from broker.credentials import CredentialFiles, ServiceUsers, acl_text, generate, hash_password, users_for
 from broker.settings import BrokerSettings
 from devices.shelly import ShellyPro1PM
@@ -31,21 +31,52 @@ from plantmodel.thresholds import Alarm
 
 def test_rendering_keeps_every_directive_but_paths_and_listener(tmp_path: Path) -> None:
     template = DEFAULT_CONF.read_text()
-    out = render(template, LocalBroker(12345, "127.0.0.1", tmp_path / "p", tmp_path / "a", tmp_path / "d"))
-    kept = [d for d in directives(template) if d[0] not in REPLACED]
+    out = render(template, LocalBroker(12345, "0.0.0.0", tmp_path / "p", tmp_path / "a", tmp_path / "d"))
+    kept = [d for d in directives(template) if d[0] not in REPLACED and d[0] not in TLS_OPTIONS]
     rendered = directives(out)
     for d in kept:
         assert d in rendered
-    assert ("listener", "12345 127.0.0.1") in rendered
+    # Without TLS: one plain listener, on the address asked for, and nothing of the TLS one.
+    assert [v for n, v in rendered if n == "listener"] == ["12345 0.0.0.0"]
+    assert not {n for n, _ in rendered} & set(TLS_OPTIONS)
     assert ("password_file", str(tmp_path / "p")) in rendered
     assert ("allow_anonymous", "false") in rendered
 
 
+def test_with_tls_the_plain_listener_stays_on_loopback(tmp_path: Path) -> None:
+    tls = TlsListener(8883, tmp_path / "ca.crt", tmp_path / "server.crt", tmp_path / "server.key")
+    out = render(DEFAULT_CONF.read_text(),
+                 LocalBroker(1883, "0.0.0.0", tmp_path / "p", tmp_path / "a", tmp_path / "d", tls))
+    rendered = directives(out)
+    assert [v for n, v in rendered if n == "listener"] == ["1883 127.0.0.1", "8883 0.0.0.0"]
+    names = [n for n, _ in rendered]
+    tls_at = names.index("listener", names.index("listener") + 1)
+    after = dict(rendered[tls_at:])  # listener options follow their listener
+    assert after["certfile"] == str(tmp_path / "server.crt")
+    assert after["keyfile"] == str(tmp_path / "server.key")
+    assert after["cafile"] == str(tmp_path / "ca.crt")
+    assert after["tls_version"] == "tlsv1.2"
+    assert after["use_username_as_clientid"] == "true"
+
+
+def test_the_deployed_config_serves_plain_mqtt_on_loopback_only() -> None:
+    """Compose publishes the broker: plain MQTT (passwords in clear) must not be reachable."""
+    conf = directives(DEFAULT_CONF.read_text())
+    listeners = [v for n, v in conf if n == "listener"]
+    assert listeners == ["1883 127.0.0.1", "8883"]
+    tls_part = dict(conf[[n for n, _ in conf].index("listener", [n for n, _ in conf].index("listener") + 1):])
+    assert {"certfile", "keyfile", "tls_version"} <= tls_part.keys()
+
+
 def test_client_ids_are_the_user_names() -> None:
-    """A listener option, silently ignored before the first ``listener`` line (checked on 2.0.11)."""
-    names = [name for name, _ in directives(DEFAULT_CONF.read_text())]
-    assert ("use_username_as_clientid", "true") in directives(DEFAULT_CONF.read_text())
+    """A listener option, silently ignored before the first ``listener`` line (checked on 2.0.11):
+    each listener sets it."""
+    conf = directives(DEFAULT_CONF.read_text())
+    names = [name for name, _ in conf]
+    assert ("use_username_as_clientid", "true") in conf
     assert names.index("listener") < names.index("use_username_as_clientid")
+    after_each = [conf[i + 1] for i, n in enumerate(names) if n == "listener"]
+    assert after_each == [("use_username_as_clientid", "true")] * 2
     out = render(DEFAULT_CONF.read_text(), LocalBroker(1, "127.0.0.1", Path("p"), Path("a"), Path("d")))
     rendered = [name for name, _ in directives(out)]
     assert rendered.index("listener") < rendered.index("use_username_as_clientid")
