@@ -1,6 +1,9 @@
 # One image for every Python service; docker-compose.yml picks the command.
 FROM python:3.11-slim
 ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+# mariadb-client: mariadb-dump and mariadb for `python -m store backup` / `restore`.
+RUN apt-get update && apt-get install -y --no-install-recommends mariadb-client \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY pyproject.toml README.md mosquitto.conf schema.sql ./
 COPY plantmodel ./plantmodel
@@ -11,3 +14,9 @@ COPY devices ./devices
 COPY webui ./webui
 COPY stack ./stack
 RUN pip install . && python -m webui assets
+# Services run as an unprivileged user (uid 10001, what `python -m broker export --owner` hands
+# each service's secrets to). Folders a named volume is mounted on start out owned by it.
+RUN groupadd --system --gid 10001 app \
+    && useradd --system --uid 10001 --gid app --home-dir /app --no-create-home --shell /usr/sbin/nologin app \
+    && mkdir -p /secrets /backups && chown app:app /secrets /backups
+USER 10001:10001

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from broker import tls
 from broker.config import DEFAULT_CONF, LocalBroker, TlsListener, render
-from broker.credentials import CredentialFiles, generate
+from broker.credentials import ROLES, CredentialFiles, export, generate
 from broker.settings import BrokerSettings
 from broker.tls import check_names
 from plantmodel.errors import PlantModelError, ValidationError
@@ -38,6 +38,13 @@ def _certs(settings: BrokerSettings, names: tuple[str, ...], *, force: bool = Fa
         print(f"server certificate for {', '.join(names)}: {files.server_cert} ({result.reason})")
     else:
         print(f"server certificate {files.server_cert} {result.reason}")
+
+
+def _owner(text: str) -> tuple[int, int]:
+    uid, _, gid = text.partition(":")
+    if not (uid.isdigit() and gid.isdigit()):
+        raise ValidationError(f"--owner {text!r}: give numeric UID:GID, e.g. 10001:10001")
+    return int(uid), int(gid)
 
 
 def _tls_listener(settings: BrokerSettings) -> TlsListener | None:
@@ -91,6 +98,14 @@ def build_parser() -> argparse.ArgumentParser:
                          help="host name or IP address clients connect to (repeatable; default "
                          "BROKER_TLS_NAMES or localhost, 127.0.0.1, ::1)")
     p_certs.add_argument("--force", action="store_true", help="reissue the server certificate anyway")
+    p_export = sub.add_parser(
+        "export", help="copy one container's secrets (and nothing else) into a folder",
+        description="broker: passwd, acl and the TLS certificate and key; bridge, webui, devices, debug: "
+        "a credentials.json with only that service's users, and the CA certificate. Files 0600 (certificates "
+        "0644) in a 0700 folder. Run `credentials` (and `certs`) first.")
+    p_export.add_argument("role", choices=ROLES)
+    p_export.add_argument("dest", type=Path, help="folder to write (a volume only that container mounts)")
+    p_export.add_argument("--owner", metavar="UID:GID", help="hand the files to the container's user (needs root)")
     p_render = sub.add_parser("render", help="write the local broker config rendered from mosquitto.conf")
     p_run = sub.add_parser("run", help="generate credentials if needed, render the config, exec mosquitto")
     for p in (p_render, p_run):
@@ -120,6 +135,12 @@ def _main(args: argparse.Namespace) -> int:
     settings = BrokerSettings.from_env(os.environ)
     if args.command == "credentials":
         _credentials(settings)
+        return 0
+    if args.command == "export":
+        owner = _owner(args.owner) if args.owner else None
+        written = export(args.role, CredentialFiles(settings.secrets_dir), settings.layout, settings.services,
+                         args.dest, tls_dir=settings.tls_dir, owner=owner)
+        print(f"{args.role}: {', '.join(p.name for p in written)} in {args.dest}")
         return 0
     if args.command == "certs":
         _certs(settings, check_names(args.names) if args.names else settings.tls_names, force=args.force)

@@ -94,6 +94,65 @@ def users_for(layout: PlantLayout, services: ServiceUsers | None = None) -> list
     return users
 
 
+ROLES = ("broker", "bridge", "webui", "devices", "debug")
+EXPORTED = ("passwd", "acl", "credentials.json", "ca.crt", "server.crt", "server.key")  # every file export writes
+
+
+def role_users(role: str, layout: PlantLayout, services: ServiceUsers | None = None) -> list[str]:
+    """The MQTT users one kind of container runs as: what it may know the passwords of."""
+    services = services or ServiceUsers()
+    match role:
+        case "bridge":
+            return services.bridge_users()
+        case "webui":
+            return [WEBUI_USER]
+        case "devices":
+            return [*(PlantLayout.unit_user(u) for u in range(1, layout.units + 1)), *layout.meters]
+        case "debug":
+            return services.debug_users()
+    raise ValidationError(f"unknown role {role!r}; one of {', '.join(ROLES)}")
+
+
+def export(role: str, files: CredentialFiles, layout: PlantLayout, services: ServiceUsers | None,
+           dest: Path, *, tls_dir: Path | None = None, owner: tuple[int, int] | None = None) -> list[Path]:
+    """Copy into ``dest`` only what one container needs, so that no service holds another's
+    password: the broker gets the password hashes and the ACL (and the TLS certificate and key),
+    a service its own users' passwords (and the CA certificate to verify the broker). ``owner``
+    (uid, gid) hands the files to the container's user (needs root). Returns the files written."""
+    texts: dict[str, bytes] = {}
+    if role == "broker":
+        texts["passwd"] = files.passwd.read_bytes()
+        texts["acl"] = files.acl.read_bytes()
+        tls_names = ("ca.crt", "server.crt", "server.key")
+    else:
+        known = load_credentials(files.credentials)
+        wanted = role_users(role, layout, services)
+        missing = [u for u in wanted if u not in known]
+        if missing:
+            raise ValidationError(f"no password for {', '.join(missing)} in {files.credentials}: run "
+                                  "`python -m broker credentials` with the same layout first")
+        texts["credentials.json"] = (json.dumps({"users": {u: known[u] for u in wanted}}, indent=2) + "\n").encode()
+        tls_names = ("ca.crt",)
+    if tls_dir is not None:
+        for name in tls_names:
+            if (tls_dir / name).is_file():
+                texts[name] = (tls_dir / name).read_bytes()
+    dest.mkdir(parents=True, exist_ok=True)
+    os.chmod(dest, 0o700)
+    written = []
+    for name, data in texts.items():
+        path = dest / name
+        _write_private(path, data, 0o644 if name.endswith(".crt") else 0o600)
+        written.append(path)
+    # What an earlier export left and this role no longer holds (say, TLS files since removed).
+    for name in set(EXPORTED) - set(texts):
+        (dest / name).unlink(missing_ok=True)
+    if owner is not None:
+        for path in (dest, *written):
+            os.chown(path, *owner)
+    return written
+
+
 def acl_text(layout: PlantLayout, topics: Topics, services: ServiceUsers | None = None) -> str:
     services = services or ServiceUsers()
     root = topics.root
@@ -150,9 +209,10 @@ def generate(layout: PlantLayout, topics: Topics, files: CredentialFiles,
     return users, added
 
 
-def _write_private(path: Path, text: str) -> None:
+def _write_private(path: Path, text: str | bytes, mode: int = 0o600) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(text.encode() if isinstance(text, str) else text)
+    os.chmod(tmp, mode)  # O_CREAT's mode does not apply to a leftover .tmp
     os.replace(tmp, path)

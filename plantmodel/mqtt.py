@@ -20,6 +20,7 @@ import paho.mqtt.client as mqtt
 
 from plantmodel.envconf import env_int, env_path, env_str
 from plantmodel.errors import ValidationError
+from plantmodel.placeholders import refuse_placeholder
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ class MqttSettings:
         given, it is looked up for the user in ``MQTT_CREDENTIALS_FILE`` (written by
         ``python -m broker credentials``)."""
         username = env_str(env, "MQTT_USERNAME", default_user)
-        password = env.get("MQTT_PASSWORD", "")
+        password = refuse_placeholder("MQTT_PASSWORD", env.get("MQTT_PASSWORD", ""))
         if not password:
             creds = env_path(env, "MQTT_CREDENTIALS_FILE", DEFAULT_CREDENTIALS_FILE)
             password = load_credentials(creds).get(username, "")

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from plantmodel.envconf import env_float, env_int, env_str
 from plantmodel.errors import ValidationError
 from plantmodel.mqtt import MqttSettings
+from plantmodel.placeholders import refuse_placeholder
 from plantmodel.topics import Topics
 from store.db import DEFAULT_SQLITE_PATH, database_url_from_env
 
@@ -72,7 +73,6 @@ def check_limit(text: str) -> str:
 
 
 SECRET_KEY_MIN = 32
-PLACEHOLDERS = ("change-me", "changeme", "secret", "placeholder", "xxx")
 
 
 def check_secret_key(secret: str) -> str:
@@ -81,8 +81,7 @@ def check_secret_key(secret: str) -> str:
     hint = "generate one with: python -c 'import secrets; print(secrets.token_hex(32))'"
     if not secret:
         raise ValidationError(f"SECRET_KEY is not set ({hint})")
-    if any(p in secret.lower() for p in PLACEHOLDERS):
-        raise ValidationError(f"SECRET_KEY is a placeholder ({hint})")
+    refuse_placeholder("SECRET_KEY", secret, hint)
     if len(secret) < SECRET_KEY_MIN or len(set(secret)) < 8:
         raise ValidationError(f"SECRET_KEY is too short or too simple: at least {SECRET_KEY_MIN} random "
                               f"characters ({hint})")

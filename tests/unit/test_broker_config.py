@@ -12,8 +12,10 @@ from typing import Any
 import pytest
 
 from broker.config import DEFAULT_CONF, REPLACED, TLS_OPTIONS, LocalBroker, TlsListener, directives, render
-from broker.credentials import CredentialFiles, ServiceUsers, acl_text, generate, hash_password, users_for
+from broker.credentials import CredentialFiles, ServiceUsers, acl_text, export, generate, hash_password, users_for
 from broker.settings import BrokerSettings
+from broker.tls import TlsFiles
+from broker.tls import generate as generate_certs
 from devices.shelly import ShellyPro1PM
 from devices.units import UnitSimulator
 from plantmodel import Topics
@@ -285,3 +287,39 @@ def test_service_user_counts_come_from_the_environment() -> None:
 def test_a_meter_named_like_another_user_is_refused() -> None:
     with pytest.raises(ValidationError, match="bridge-2"):
         users_for(PlantLayout(units=1, meters=("bridge-2",)), ServiceUsers(bridges=2))
+
+
+# -- per-service secrets (`python -m broker export`) ---------------------------------------------
+
+def test_each_container_gets_only_its_own_secrets(tmp_path: Path) -> None:
+    """A stolen bridge (or web UI, or simulator) container holds no other service's password; the
+    broker's holds hashes, never a password."""
+    layout = PlantLayout(units=2, automates=3, meters=("shellypro1pm-aa",))
+    services = ServiceUsers(bridges=2)
+    files = CredentialFiles(tmp_path / "secrets")
+    users, _ = generate(layout, Topics(), files, services)
+    tls = TlsFiles(tmp_path / "secrets" / "tls")
+    generate_certs(tls)
+    expected = {"bridge": {"bridge", "bridge-2"}, "webui": {"webui"}, "debug": {"debug"},
+                "devices": {"unit-1", "unit-2", "shellypro1pm-aa"}}
+    for role, names in expected.items():
+        dest = tmp_path / role
+        written = export(role, files, layout, services, dest, tls_dir=tls.directory)
+        assert {p.name for p in written} == {"credentials.json", "ca.crt"}
+        got = json.loads((dest / "credentials.json").read_text())["users"]
+        assert got == {u: users[u] for u in names}
+        assert stat.S_IMODE((dest / "credentials.json").stat().st_mode) == 0o600
+        assert stat.S_IMODE(dest.stat().st_mode) == 0o700
+        assert not (dest / "server.key").exists()
+    broker = export("broker", files, layout, services, tmp_path / "broker", tls_dir=tls.directory)
+    assert {p.name for p in broker} == {"passwd", "acl", "ca.crt", "server.crt", "server.key"}
+    held = b"".join(p.read_bytes() for p in broker)
+    assert not any(pw.encode() in held for pw in users.values())
+    assert stat.S_IMODE((tmp_path / "broker" / "server.key").stat().st_mode) == 0o600
+    # Exported again without TLS files: the stale certificate goes, nothing else is touched.
+    (tmp_path / "bridge" / "notes.txt").write_text("mine")
+    export("bridge", files, layout, services, tmp_path / "bridge")
+    assert sorted(p.name for p in (tmp_path / "bridge").iterdir()) == ["credentials.json", "notes.txt"]
+    # A layout the credentials were not generated for is an error, not a partial file.
+    with pytest.raises(ValidationError, match="unit-3"):
+        export("devices", files, PlantLayout(units=3, automates=3, meters=()), services, tmp_path / "d3")

@@ -12,6 +12,7 @@ from store import history, queries
 from webui.api import ApiError, bp
 from webui.api.devices import automate_or_404, meter_or_404, unit_or_404
 from webui.api.params import PAGE_PARAMS, choice, page, parse_int, query, text, time_range
+from webui.audit import audit
 from webui.auth import current_user, require_role
 from webui.state import web_state
 
@@ -78,5 +79,6 @@ def acknowledge(alarm_id: int) -> Response:
             raise ApiError(409, f"alarm {alarm_id} was already acknowledged by {row.acknowledged_by} at {when}")
         data: dict[str, Any] = queries.alarm_dict(row)
     # After the commit: browsers must never see an acknowledgement that was rolled back.
+    audit("alarm.acknowledge", alarm=alarm_id, source=data.get("source"), measure=data.get("measure"))
     state.feed.alarm_changed(data)
     return jsonify(data)

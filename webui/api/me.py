@@ -8,6 +8,7 @@ from plantmodel.readings import utcnow
 from store import users as user_store
 from webui.api import ApiError, bp
 from webui.api.params import query
+from webui.audit import audit
 from webui.auth import AuthUser, current_user, new_token
 from webui.state import web_state
 
@@ -37,6 +38,7 @@ def rotate_token() -> Response:
             raise ApiError(404, f"user {user.username} no longer exists")
         row.token_hash = digest
         row.updated_at = utcnow()
+    audit("token.create")
     return jsonify(token=token)
 
 
@@ -51,4 +53,6 @@ def revoke_token() -> Response:
         if row is not None and revoked:
             row.token_hash = None
             row.updated_at = utcnow()
+    if revoked:
+        audit("token.revoke")
     return jsonify(revoked=revoked)

@@ -18,6 +18,7 @@ from store import history, queries
 from store import models as orm
 from webui.api import ApiError, bp, invalid_input
 from webui.api.params import PAGE_PARAMS, body_number, body_str, json_body, page, query, required
+from webui.audit import audit
 from webui.auth import current_user, require_role
 from webui.state import web_state
 
@@ -69,6 +70,8 @@ def put_threshold() -> Response | tuple[Response, int]:
         row = queries.get_threshold(session, scope, measure)
         assert row is not None
         item = threshold_item(row)
+    audit("threshold.set", scope=scope, measure=measure, low=threshold.low, high=threshold.high,
+          deadband=threshold.deadband, severity=threshold.severity)
     return jsonify(item), 200 if existed else 201
 
 
@@ -93,6 +96,7 @@ def delete_threshold() -> Response:
             raise ApiError(404, f"no threshold for {measure} at scope {scope}")
         item = threshold_item(row)
         queries.delete_threshold(session, scope, measure, utcnow(), user.username)
+    audit("threshold.delete", scope=scope, measure=measure)
     return jsonify(deleted=item)
 
 

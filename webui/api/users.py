@@ -13,6 +13,7 @@ from store import models as orm
 from store import users as user_store
 from webui.api import ApiError, bp, invalid_input
 from webui.api.params import body_str, json_body, query
+from webui.audit import audit
 from webui.auth import current_user, hash_password, require_role
 from webui.state import web_state
 
@@ -52,6 +53,7 @@ def create_user() -> tuple[Response, int]:
             raise ApiError(409, f"user {username!r} already exists")
         row = user_store.add_user(session, username, password_hash, role, utcnow())
         item = user_item(row)
+    audit("user.create", username=username, role=role)
     return jsonify(item), 201
 
 
@@ -76,6 +78,8 @@ def update_user(username: str) -> Response:
             user_store.set_password(row, password_hash)  # and revokes the API token
         row.updated_at = utcnow()
         item = user_item(row)
+    audit("user.update", username=username, **({"role": role} if role is not None else {}),
+          **({"password": "changed"} if password_hash is not None else {}))
     return jsonify(item)
 
 
@@ -93,4 +97,5 @@ def delete_user(username: str) -> Response:
             user_store.check_admin_remains(session, row, None)
         item = user_item(row)
         session.delete(row)
+    audit("user.delete", username=username)
     return jsonify(deleted=item)
