@@ -18,11 +18,16 @@ from plantmodel.errors import PlantModelError, ValidationError
 from plantmodel.topics import Topics
 
 
-def _credentials(settings: BrokerSettings) -> CredentialFiles:
+def _credentials(settings: BrokerSettings, rotate: list[str] | None = None) -> CredentialFiles:
     files = CredentialFiles(settings.secrets_dir)
-    users, added = generate(settings.layout, Topics(settings.topic_root), files, settings.services)
-    print(f"{len(users)} MQTT users in {files.credentials} ({len(added)} new); "
+    users, added = generate(settings.layout, Topics(settings.topic_root), files, settings.services,
+                            rotate=rotate or ())
+    fresh = [u for u in added if u not in (rotate or ())]
+    print(f"{len(users)} MQTT users in {files.credentials} ({len(fresh)} new); "
           f"password file {files.passwd}, ACL {files.acl}")
+    if rotate:
+        print(f"new password for {', '.join(rotate)}: reload the broker (SIGHUP, or restart it), then give "
+              "each its new password (`python -m broker export`, a device's configuration)")
     print(f"bridge users: {', '.join(settings.services.bridge_users())}; "
           f"debug users: {', '.join(settings.services.debug_users())}")
     return files
@@ -86,9 +91,11 @@ def build_parser() -> argparse.ArgumentParser:
         "server.key), BROKER_TLS_NAMES (localhost,127.0.0.1,::1: the host names clients use).",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("credentials", help="generate (or extend) credentials, password file and ACL",
-                   description="Write credentials.json, passwd and acl into SECRETS_DIR. Existing "
-                   "passwords are kept; users for new units/meters/bridges/debug users are added.")
+    p_creds = sub.add_parser("credentials", help="generate (or extend) credentials, password file and ACL",
+                             description="Write credentials.json, passwd and acl into SECRETS_DIR. Existing "
+                             "passwords are kept; users for new units/meters/bridges/debug users are added.")
+    p_creds.add_argument("--rotate", action="append", metavar="USER",
+                         help="give this user a new password (repeatable), e.g. after a device is stolen")
     p_certs = sub.add_parser("certs", help="make a development CA and server certificate for TLS",
                              description="Write ca.crt, ca.key, server.crt and server.key into BROKER_TLS_DIR "
                              "(SECRETS_DIR/tls). An existing CA is kept (clients trust it); the server "
@@ -134,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
 def _main(args: argparse.Namespace) -> int:
     settings = BrokerSettings.from_env(os.environ)
     if args.command == "credentials":
-        _credentials(settings)
+        _credentials(settings, args.rotate)
         return 0
     if args.command == "export":
         owner = _owner(args.owner) if args.owner else None

@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import secrets
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -188,15 +189,20 @@ def acl_text(layout: PlantLayout, topics: Topics, services: ServiceUsers | None 
 
 
 def generate(layout: PlantLayout, topics: Topics, files: CredentialFiles,
-             services: ServiceUsers | None = None) -> tuple[dict[str, str], list[str]]:
-    """Write credentials.json, passwd and acl; return (all users -> passwords, users added)."""
+             services: ServiceUsers | None = None, *, rotate: Collection[str] = ()) -> tuple[dict[str, str], list[str]]:
+    """Write credentials.json, passwd and acl; return (all users -> passwords, users added or
+    given a new password). Users in ``rotate`` get a new password."""
     files.directory.mkdir(parents=True, exist_ok=True)
     os.chmod(files.directory, 0o700)
     existing = load_credentials(files.credentials)  # one clear error for a garbled file
+    wanted = users_for(layout, services)
+    unknown = sorted(set(rotate) - set(wanted))
+    if unknown:
+        raise ValidationError(f"cannot rotate unknown MQTT users: {', '.join(unknown)}")
     users: dict[str, str] = {}
     added: list[str] = []
-    for user in users_for(layout, services):
-        if user in existing:
+    for user in wanted:
+        if user in existing and user not in rotate:
             users[user] = existing[user]
         else:
             users[user] = secrets.token_urlsafe(18)

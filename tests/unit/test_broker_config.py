@@ -323,3 +323,17 @@ def test_each_container_gets_only_its_own_secrets(tmp_path: Path) -> None:
     # A layout the credentials were not generated for is an error, not a partial file.
     with pytest.raises(ValidationError, match="unit-3"):
         export("devices", files, PlantLayout(units=3, automates=3, meters=()), services, tmp_path / "d3")
+
+
+def test_rotating_a_password_changes_that_one_only(tmp_path: Path) -> None:
+    layout = PlantLayout(units=2, automates=3, meters=())
+    files = CredentialFiles(tmp_path)
+    before, _ = generate(layout, Topics(), files)
+    after, changed = generate(layout, Topics(), files, rotate={"unit-2"})
+    assert changed == ["unit-2"] and after["unit-2"] != before["unit-2"]
+    assert {u: p for u, p in after.items() if u != "unit-2"} == {u: p for u, p in before.items() if u != "unit-2"}
+    stored = next(line for line in files.passwd.read_text().splitlines() if line.startswith("unit-2:"))
+    salt = base64.b64decode(stored.split("$")[3])
+    assert stored == f"unit-2:{hash_password(after['unit-2'], salt)}"  # the broker takes the new one only
+    with pytest.raises(ValidationError, match="unit-9"):
+        generate(layout, Topics(), files, rotate={"unit-9"})
