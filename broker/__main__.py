@@ -45,6 +45,9 @@ def _certs(settings: BrokerSettings, names: tuple[str, ...], *, force: bool = Fa
         print(f"server certificate {files.server_cert} {result.reason}")
 
 
+PROVISIONED = ("broker", "bridge", "webui", "devices")  # the containers of docker-compose.yml
+
+
 def _owner(text: str) -> tuple[int, int]:
     uid, _, gid = text.partition(":")
     if not (uid.isdigit() and gid.isdigit()):
@@ -52,9 +55,8 @@ def _owner(text: str) -> tuple[int, int]:
     return int(uid), int(gid)
 
 
-def _tls_listener(settings: BrokerSettings) -> TlsListener | None:
-    if not settings.tls:
-        return None
+def _ensure_certs(settings: BrokerSettings) -> tls.TlsFiles:
+    """The broker's certificates: a site's own (kept as they are), else development ones."""
     files = settings.tls_files
     missing = files.missing()
     if len(missing) == 3 and not files.ca_key.exists():
@@ -63,6 +65,15 @@ def _tls_listener(settings: BrokerSettings) -> TlsListener | None:
     elif missing:
         raise ValidationError(f"TLS is on but {', '.join(map(str, missing))} is missing: put the site's "
                               "certificates there, or run `python -m broker certs`")
+    else:
+        print(f"TLS certificates in {files.directory}")
+    return files
+
+
+def _tls_listener(settings: BrokerSettings) -> TlsListener | None:
+    if not settings.tls:
+        return None
+    files = _ensure_certs(settings)
     return TlsListener(settings.tls_port, files.ca_cert.resolve(), files.server_cert.resolve(),
                        files.server_key.resolve())
 
@@ -113,6 +124,15 @@ def build_parser() -> argparse.ArgumentParser:
     p_export.add_argument("role", choices=ROLES)
     p_export.add_argument("dest", type=Path, help="folder to write (a volume only that container mounts)")
     p_export.add_argument("--owner", metavar="UID:GID", help="hand the files to the container's user (needs root)")
+    p_prov = sub.add_parser(
+        "provision", help="credentials, certificates and each container's secrets folder, in one go",
+        description="What docker compose's one-shot `credentials` service runs: `credentials`, then `certs` "
+        "when BROKER_TLS_DIR holds no certificate (a site's own are kept), then `export` of each role into "
+        "OUT/<role> (broker, bridge, webui, devices).")
+    p_prov.add_argument("--out", type=Path, required=True, help="folder holding one folder per container")
+    p_prov.add_argument("--owner", metavar="UID:GID",
+                        help="owner of the service folders (the image's user, 10001:10001); the broker's "
+                        "folder stays with the caller (Mosquitto's image takes it over)")
     p_render = sub.add_parser("render", help="write the local broker config rendered from mosquitto.conf")
     p_run = sub.add_parser("run", help="generate credentials if needed, render the config, exec mosquitto")
     for p in (p_render, p_run):
@@ -142,6 +162,15 @@ def _main(args: argparse.Namespace) -> int:
     settings = BrokerSettings.from_env(os.environ)
     if args.command == "credentials":
         _credentials(settings, args.rotate)
+        return 0
+    if args.command == "provision":
+        files = _credentials(settings)
+        _ensure_certs(settings)
+        owner = _owner(args.owner) if args.owner else None
+        for role in PROVISIONED:
+            written = export(role, files, settings.layout, settings.services, args.out / role,
+                             tls_dir=settings.tls_dir, owner=None if role == "broker" else owner)
+            print(f"{role}: {', '.join(p.name for p in written)} in {args.out / role}")
         return 0
     if args.command == "export":
         owner = _owner(args.owner) if args.owner else None

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from broker.__main__ import main as broker_main
 from broker.config import DEFAULT_CONF, REPLACED, TLS_OPTIONS, LocalBroker, TlsListener, directives, render
 from broker.credentials import CredentialFiles, ServiceUsers, acl_text, export, generate, hash_password, users_for
 from broker.settings import BrokerSettings
@@ -337,3 +338,26 @@ def test_rotating_a_password_changes_that_one_only(tmp_path: Path) -> None:
     assert stored == f"unit-2:{hash_password(after['unit-2'], salt)}"  # the broker takes the new one only
     with pytest.raises(ValidationError, match="unit-9"):
         generate(layout, Topics(), files, rotate={"unit-9"})
+
+
+def test_provision_keeps_a_sites_own_certificates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """What compose's one-shot runs: every container's folder, and the certificates a site put in
+    BROKER_TLS_DIR used as they are (development ones only when there are none)."""
+    own = TlsFiles(tmp_path / "site-certs")
+    generate_certs(own, ("broker.plant.example",))
+    own.ca_key.unlink()  # a site's CA key never leaves its CA
+    before = {p.name: p.read_bytes() for p in own.directory.iterdir()}
+    monkeypatch.setenv("SECRETS_DIR", str(tmp_path / "secrets"))
+    monkeypatch.setenv("BROKER_TLS_DIR", str(own.directory))
+    monkeypatch.setenv("PLANT_UNITS", "1")
+    monkeypatch.setenv("PLANT_METER_COUNT", "1")
+    assert broker_main(["provision", "--out", str(tmp_path / "out")]) == 0
+    assert {p.name: p.read_bytes() for p in own.directory.iterdir()} == before
+    assert (tmp_path / "out" / "broker" / "server.crt").read_bytes() == before["server.crt"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["bridge", "broker", "devices", "webui"]
+    assert json.loads((tmp_path / "out" / "webui" / "credentials.json").read_text())["users"].keys() == {"webui"}
+    # Half a set of certificates is an error, not a silent new CA.
+    own.server_key.unlink()
+    assert broker_main(["provision", "--out", str(tmp_path / "out")]) == 2
+    assert "server.key is missing" in capsys.readouterr().err
