@@ -53,7 +53,43 @@ def test_environment_variables_are_read_by_the_code(name: str) -> None:
     assert {"DATABASE_URL", "MQTT_HOST", "MQTT_CREDENTIALS_FILE", "WEBUI_PORT"} <= known  # the scan works
     env = OURS[name]["environment"]
     assert set(env) - known == set()
-    assert make_url(interpolate(env["DATABASE_URL"])).drivername == "mariadb+pymysql"
+
+
+def test_each_service_has_its_own_database_account() -> None:
+    """The bridge is the collector, the web UI datavision (accounts.sql); nothing uses root or an
+    all-privileges account, and the MariaDB image creates no such user (MARIADB_USER)."""
+    accounts = {name: make_url(interpolate(s["environment"]["DATABASE_URL"]))
+                for name, s in OURS.items() if "DATABASE_URL" in s["environment"]}
+    assert {n: u.username for n, u in accounts.items() if n in ("bridge", "webui")} == {
+        "bridge": "plant_collector", "webui": "plant_datavision"}
+    assert all(u.drivername == "mariadb+pymysql" for u in accounts.values())
+    assert "devices" not in accounts and "credentials" not in accounts  # they never touch the database
+    maria = SERVICES["mariadb"]["environment"]
+    assert "MARIADB_USER" not in maria and "MARIADB_PASSWORD" not in maria
+    init = {t: src for t, src in mounts(SERVICES["mariadb"]).items() if t.startswith("/docker-entrypoint-initdb.d/")}
+    assert init == {"/docker-entrypoint-initdb.d/01-schema.sql": "./schema.sql",
+                    "/docker-entrypoint-initdb.d/02-accounts.sh": "./accounts.sh"}
+    assert mounts(SERVICES["mariadb"])[maria["ACCOUNTS_SQL"]] == "./accounts.sql"
+
+
+def test_passwords_have_no_default() -> None:
+    """`${VAR:?}`: compose refuses to start with a password left out of .env (and the services
+    refuse the .env.example placeholders themselves)."""
+    text = (REPO / "docker-compose.yml").read_text()
+    secrets = {v for v in re.findall(r"\$\{([A-Z_]+)", text) if "PASSWORD" in v or v == "SECRET_KEY"}
+    assert secrets >= {"MARIADB_ROOT_PASSWORD", "DB_COLLECTOR_PASSWORD", "DB_DATAVISION_PASSWORD", "SECRET_KEY"}
+    for var in secrets:
+        assert not re.search(rf"\$\{{{var}:-", text), var
+        assert re.search(rf"\$\{{{var}:\?", text), var
+
+
+def test_containers_run_as_an_unprivileged_user() -> None:
+    dockerfile = (REPO / "Dockerfile").read_text()
+    users = re.findall(r"^USER (\S+)$", dockerfile, re.M)
+    assert users and users[-1].split(":")[0] not in ("0", "root")
+    assert [n for n, s in OURS.items() if "user" in s] == ["credentials"]  # the one-shot that hands out secrets
+    owner = OURS["credentials"]["command"][OURS["credentials"]["command"].index("--owner") + 1]
+    assert owner.split(":")[0] == users[-1].split(":")[0]
 
 
 def test_interpolated_variables_are_documented_in_env_example() -> None:
@@ -63,12 +99,27 @@ def test_interpolated_variables_are_documented_in_env_example() -> None:
     assert used <= example
 
 
+def listeners() -> list[tuple[int, str | None]]:
+    conf = directives((REPO / "mosquitto.conf").read_text())
+    out = []
+    for name, value in conf:
+        if name == "listener":
+            port, _, bind = value.partition(" ")
+            out.append((int(port), bind or None))
+    return out
+
+
 def test_ports_agree() -> None:
-    conf = dict(directives((REPO / "mosquitto.conf").read_text()))
-    listener = int(conf["listener"].split()[0])
-    assert SERVICES["mosquitto"]["ports"] == [f"{listener}:{listener}"]
+    """Only TLS is published: plain MQTT listens on the broker container's loopback."""
+    (plain, plain_bind), (tls, tls_bind) = listeners()
+    assert plain_bind == "127.0.0.1" and tls_bind is None
+    assert SERVICES["mosquitto"]["ports"] == [f"{tls}:{tls}"]
     for s in OURS.values():
-        assert s["environment"]["MQTT_HOST"] == "mosquitto" and int(s["environment"]["MQTT_PORT"]) == listener
+        env = s["environment"]
+        assert env["MQTT_HOST"] == "mosquitto" and int(env["MQTT_PORT"]) == tls and env["MQTT_TLS"] == "1"
+    assert f"127.0.0.1 {plain}" in " ".join(SERVICES["mosquitto"]["healthcheck"]["test"])
+    names = OURS["credentials"]["environment"]["BROKER_TLS_NAMES"].split(",")
+    assert "mosquitto" in names  # the name the services verify
     web = SERVICES["webui"]
     port = int(web["command"][web["command"].index("--port") + 1])
     assert web["ports"] == [f"{port}:{port}"]
@@ -95,18 +146,34 @@ def test_volumes_exist_and_hold_the_paths_the_config_names() -> None:
     mq = mounts(SERVICES["mosquitto"])
     assert mq["/mosquitto/config/mosquitto.conf"] == "./mosquitto.conf"
     conf = dict(directives((REPO / "mosquitto.conf").read_text()))
-    for key in ("password_file", "acl_file", "persistence_location"):
+    for key in ("password_file", "acl_file", "persistence_location", "cafile", "certfile", "keyfile"):
         folder = str(PurePosixPath(conf[key]).parent if key != "persistence_location" else conf[key].rstrip("/"))
         assert folder in mq, f"{key} {conf[key]} is not on a mounted volume"
-    # The credentials service writes where mosquitto and the apps read.
     creds = SERVICES["credentials"]
-    secrets_dir = creds["environment"]["SECRETS_DIR"]
-    assert mounts(creds)[secrets_dir] == mq[str(PurePosixPath(conf["password_file"]).parent)]
+    out = PurePosixPath(creds["command"][creds["command"].index("--out") + 1])
+    # `provision` writes each role's folder where that container reads it.
+    assert mounts(creds)[str(out / "broker")] == mq[str(PurePosixPath(conf["password_file"]).parent)]
+    assert mounts(creds)[creds["environment"]["SECRETS_DIR"] + "/tls"] == "./certs"
     for name in ("bridge", "webui", "devices"):
         app = OURS[name]
-        cred_file = PurePosixPath(app["environment"]["MQTT_CREDENTIALS_FILE"])
-        assert mounts(app)[str(cred_file.parent)] == mounts(creds)[secrets_dir]
-    assert mounts(SERVICES["mariadb"])["/docker-entrypoint-initdb.d/01-schema.sql"] == "./schema.sql"
+        folder = str(PurePosixPath(app["environment"]["MQTT_CREDENTIALS_FILE"]).parent)
+        assert str(PurePosixPath(app["environment"]["MQTT_CA_FILE"]).parent) == folder
+        assert mounts(app)[folder] == mounts(creds)[str(out / name)] == f"{name}-secrets"
+        assert any(v.endswith(f":{folder}:ro") for v in app["volumes"])
+
+
+def test_no_container_holds_another_ones_secrets() -> None:
+    """The old finding: every service's MQTT password was mounted into every container."""
+    creds = SERVICES["credentials"]
+    master = mounts(creds)[creds["environment"]["SECRETS_DIR"]]
+    for name, service in SERVICES.items():
+        sources = set(mounts(service).values())
+        if name != "credentials":
+            assert master not in sources, name
+        others = {f"{n}-secrets" for n in ("broker", "bridge", "webui", "devices")} - {
+            f"{'broker' if name == 'mosquitto' else name}-secrets"}
+        if name != "credentials":
+            assert not sources & others, name
 
 
 def test_dockerfile_copies_every_package() -> None:
