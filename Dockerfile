@@ -1,11 +1,12 @@
 # One image for every Python service; docker-compose.yml picks the command.
 FROM python:3.11-slim
-ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+# ACCOUNTS_SQL: where `python -m store accounts` finds the script (the package is installed apart).
+ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 ACCOUNTS_SQL=/app/accounts.sql
 # mariadb-client: mariadb-dump and mariadb for `python -m store backup` / `restore`.
 RUN apt-get update && apt-get install -y --no-install-recommends mariadb-client \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
-COPY pyproject.toml README.md mosquitto.conf schema.sql ./
+COPY pyproject.toml README.md mosquitto.conf schema.sql accounts.sql accounts.sh ./
 COPY plantmodel ./plantmodel
 COPY store ./store
 COPY broker ./broker

@@ -17,6 +17,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError, Interf
 from sqlalchemy.orm import Session, sessionmaker
 
 from plantmodel.errors import ValidationError
+from plantmodel.placeholders import refuse_placeholder
 from store.models import Base
 
 log = logging.getLogger(__name__)
@@ -25,8 +26,17 @@ DEFAULT_SQLITE_PATH = Path("var/plant.db")
 
 
 def database_url_from_env(env: Mapping[str, str]) -> str:
+    """``DATABASE_URL`` (default: SQLite in var/); one with a placeholder password is refused."""
     url = env.get("DATABASE_URL", "").strip()
-    return url or f"sqlite:///{DEFAULT_SQLITE_PATH}"
+    if not url:
+        return f"sqlite:///{DEFAULT_SQLITE_PATH}"
+    try:
+        password = make_url(url).password
+    except ArgumentError:
+        return url  # create_db_engine says what is wrong with it
+    if password is not None:
+        refuse_placeholder("the password in DATABASE_URL", str(password), "see .env.example")
+    return url
 
 
 def create_db_engine(url: str, **kwargs: Any) -> Engine:
@@ -101,16 +111,46 @@ ADDED_COLUMNS = (("readings", "stored_at"), ("power_readings", "stored_at"), ("u
 
 
 def init_schema(engine: Engine) -> None:
-    """Create missing tables and added columns (a no-op on a database built from ``schema.sql``)."""
-    Base.metadata.create_all(engine)
+    """Create missing tables and added columns (a no-op on a database built from ``schema.sql``).
+
+    A least-privilege account (``accounts.sql``: no DDL, and some tables not even visible to it)
+    changes nothing: on an up-to-date schema this passes; on one that lacks a table or column it
+    may use, it raises :class:`SchemaOutdated` naming the administrator's upgrade."""
+    try:
+        Base.metadata.create_all(engine)
+    except DBAPIError as exc:
+        if error_code(exc) not in _DDL_DENIED:
+            raise
+        _check_tables(engine)  # a least-privilege account: it may not create tables
     inspector = inspect(engine)
+    visible = set(inspector.get_table_names())  # (to a least-privilege account, those granted to it)
     for table, column in ADDED_COLUMNS:
-        if column not in {c["name"] for c in inspector.get_columns(table)}:
+        if table in visible and column not in {c["name"] for c in inspector.get_columns(table)}:
             col = Base.metadata.tables[table].c[column]
             ddl = f"ALTER TABLE {table} ADD COLUMN {column} {col.type.compile(engine.dialect)} NULL"
-            with engine.begin() as conn:
-                conn.execute(text(ddl))
+            try:
+                with engine.begin() as conn:
+                    conn.execute(text(ddl))
+            except DBAPIError as exc:
+                if error_code(exc) not in _DDL_DENIED:
+                    raise
+                raise SchemaOutdated(engine, f"column {table}.{column} is missing") from None
             log.warning("added column %s.%s to a database from an older release", table, column)
+
+
+def _check_tables(engine: Engine) -> None:
+    """Raise :class:`SchemaOutdated` for a missing table this account has a grant on. (MariaDB tells
+    "missing" only about those: for any other table the answer is "denied", missing or not.)"""
+    with engine.connect() as conn:
+        for table in Base.metadata.sorted_tables:
+            try:
+                exists = engine.dialect.has_table(conn, table.name)
+            except DBAPIError as exc:
+                if error_code(exc) not in _DDL_DENIED:
+                    raise
+                continue  # another account's table
+            if not exists:
+                raise SchemaOutdated(engine, f"table {table.name} is missing")
 
 
 def describe(url: str | URL) -> str:
@@ -130,6 +170,20 @@ _UNKNOWN_DATABASE = 1049
 
 class DatabaseUnavailable(Exception):
     """The database could not be reached (or refused us); ``str()`` is one line for the user."""
+
+
+# "command denied" for a table or a column: a least-privilege account met DDL or a table not granted.
+_DDL_DENIED = frozenset({1142, 1143})
+
+
+class SchemaOutdated(DatabaseUnavailable):
+    """The schema lacks something and this account may not add it (not retried: an administrator
+    must upgrade the schema first)."""
+
+    def __init__(self, engine: Engine, what: str) -> None:
+        super().__init__(f"database {describe(engine.url)}: {what}, and user {engine.url.username} may not change "
+                         "the schema: run the administrator's schema upgrade first (python -m store accounts, "
+                         "see README \"Database accounts\"), then start again")
 
 
 def connect_database(engine: Engine) -> None:

@@ -329,8 +329,12 @@ def record_rejected(session: Session, topic: str, payload: bytes, reason: str, r
 # -- thresholds ---------------------------------------------------------------------------------------
 
 def seed_default_thresholds(session: Session, now: datetime) -> int:
-    """Insert the default thresholds that are missing (never overwrites an edited one)."""
-    rows = [_threshold_row(t, now, "defaults") for t in default_thresholds()]
+    """Insert the default thresholds that are missing (never overwrites an edited one). Writes
+    nothing when none is missing: the bridge's database account may only read thresholds."""
+    present = {(s, m) for s, m in session.execute(select(orm.Threshold.scope, orm.Threshold.measure))}
+    rows = [_threshold_row(t, now, "defaults") for t in default_thresholds() if (t.scope, t.measure) not in present]
+    if not rows:
+        return 0
     before = session.scalar(select(func.count()).select_from(orm.Threshold)) or 0
     insert_ignoring_duplicates(session, orm.Threshold.__table__, rows, ["scope", "measure"])
     after = session.scalar(select(func.count()).select_from(orm.Threshold)) or 0
@@ -399,11 +403,13 @@ def save_alarm_events(session: Session, events: Sequence[Alarm]) -> None:
     """Persist alarm transitions: 'active' inserts a row, 'cleared' closes the open one."""
     for ev in events:
         if ev.state == "active":
+            # cleared_at and acknowledged_* left out (NULL by default): MariaDB wants UPDATE rights on
+            # every column an INSERT … ON DUPLICATE KEY UPDATE names, and the bridge's account must
+            # not be able to acknowledge (accounts.sql).
             row = {
                 "source": ev.source.key, "measure": ev.measure, "bound": ev.bound, "severity": ev.severity,
                 "state": "active", "value": ev.value, "limit_value": ev.limit, "last_value": ev.value,
-                "raised_at": ev.raised_at, "cleared_at": None, "acknowledged_at": None,
-                "acknowledged_by": None, **_source_columns(ev.source),
+                "raised_at": ev.raised_at, **_source_columns(ev.source),
             }
             insert_ignoring_duplicates(session, orm.Alarm.__table__, [row], ["source", "measure", "raised_at"])
         else:

@@ -195,6 +195,10 @@ class MariaDBServer:
     def url(self, database: str) -> str:
         return f"mariadb+pymysql://{self.user}:{self.password}@127.0.0.1:{self.port}/{database}?charset=utf8mb4"
 
+    def root_url(self, database: str = "") -> str:
+        """root's SQLAlchemy URL (unix socket): the account that may create users and grant."""
+        return f"mariadb+pymysql://root@localhost/{database}?unix_socket={self.socket}&charset=utf8mb4"
+
     def stop(self) -> None:
         terminate(self.proc, 30)  # InnoDB may need a while to shut down cleanly
         self.proc = None

@@ -36,7 +36,7 @@ def interpolate(value: str) -> str:
 
 
 def test_expected_services() -> None:
-    assert set(SERVICES) == {"credentials", "mariadb", "mosquitto", "bridge", "webui", "devices"}
+    assert set(SERVICES) == {"credentials", "mariadb", "mosquitto", "bridge", "webui", "devices", "backup"}
 
 
 @pytest.mark.parametrize("name", sorted(OURS))
@@ -64,6 +64,7 @@ def test_each_service_has_its_own_database_account() -> None:
         "bridge": "plant_collector", "webui": "plant_datavision"}
     assert all(u.drivername == "mariadb+pymysql" for u in accounts.values())
     assert "devices" not in accounts and "credentials" not in accounts  # they never touch the database
+    assert accounts["backup"].username == "plant_delegate"  # reads every table, no DDL
     maria = SERVICES["mariadb"]["environment"]
     assert "MARIADB_USER" not in maria and "MARIADB_PASSWORD" not in maria
     init = {t: src for t, src in mounts(SERVICES["mariadb"]).items() if t.startswith("/docker-entrypoint-initdb.d/")}
@@ -114,8 +115,11 @@ def test_ports_agree() -> None:
     (plain, plain_bind), (tls, tls_bind) = listeners()
     assert plain_bind == "127.0.0.1" and tls_bind is None
     assert SERVICES["mosquitto"]["ports"] == [f"{tls}:{tls}"]
-    for s in OURS.values():
+    for name, s in OURS.items():
         env = s["environment"]
+        if name == "backup":  # the database only
+            assert "MQTT_HOST" not in env
+            continue
         assert env["MQTT_HOST"] == "mosquitto" and int(env["MQTT_PORT"]) == tls and env["MQTT_TLS"] == "1"
     assert f"127.0.0.1 {plain}" in " ".join(SERVICES["mosquitto"]["healthcheck"]["test"])
     names = OURS["credentials"]["environment"]["BROKER_TLS_NAMES"].split(",")

@@ -1,0 +1,147 @@
+"""``python -m store``: database maintenance — back up, restore, the database accounts.
+
+Each command group adds its subcommands in its own ``add_parser(sub)`` (see :func:`build_parser`)
+and sets ``handler``, a function of the parsed arguments returning the exit code: ``main`` runs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from plantmodel.errors import PlantModelError
+from store import accounts
+from store.backup import BackupError, BackupSettings, backup, human_size, restore
+from store.db import describe
+
+log = logging.getLogger("store")
+
+ENV_HELP = ("Configuration comes from the environment: DATABASE_URL (sqlite:///var/plant.db), BACKUP_DIR "
+            "(var/backups), BACKUP_KEEP (14 newest kept; 0 = no limit), BACKUP_MAX_AGE_DAYS (0 = no limit).")
+
+
+# -- backup / restore -------------------------------------------------------------------------------------
+
+def add_backup_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "backup", help="write a compressed, consistent backup of the database, then rotate old ones away",
+        description="Back up the database of DATABASE_URL into BACKUP_DIR as <name>-<UTC time>.sql.gz "
+        "(MariaDB: mariadb-dump --single-transaction, a consistent snapshot taken while the bridge writes) or "
+        "<name>-<UTC time>.sqlite.gz (SQLite: its online backup API). The file gets its name only once it is "
+        "complete, and only its owner can read it. Then the backups of this database beyond the newest "
+        "BACKUP_KEEP, or older than BACKUP_MAX_AGE_DAYS, are removed (files named otherwise are never "
+        "touched). A MariaDB account needs SELECT, SHOW VIEW and TRIGGER on the database. " + ENV_HELP)
+    p.add_argument("--dir", type=Path, help="folder for the backups (default: BACKUP_DIR or var/backups)")
+    p.add_argument("--keep", type=int, help="how many backups of this database to keep (default: BACKUP_KEEP "
+                   "or 14; 0 = all)")
+    p.add_argument("--every", type=float, metavar="SECONDS",
+                   help="keep running: back up now and then every SECONDS (e.g. 86400, the daily job in "
+                   "docker-compose.yml) until SIGTERM / Ctrl-C; a failed backup is logged and tried again at "
+                   "the next turn")
+    p.set_defaults(handler=cmd_backup)
+
+    p = sub.add_parser(
+        "restore", help="replace the database's content by a backup file",
+        description="Restore FILE (written by `backup`) into the database of DATABASE_URL: a .sql.gz into "
+        "MariaDB (through the mariadb client), a .sqlite.gz into SQLite. The whole file is checked first. "
+        "A database that holds tables is refused unless --force: a restore replaces all the data "
+        "(stop the bridge and the web UI first). The MariaDB account needs to create, drop and fill "
+        "tables. " + ENV_HELP)
+    p.add_argument("file", type=Path, metavar="FILE", help="a backup file (.sql.gz or .sqlite.gz)")
+    p.add_argument("--force", action="store_true",
+                   help="replace a database that holds tables (every table it has is dropped first)")
+    p.set_defaults(handler=cmd_restore)
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    settings = BackupSettings.from_env(os.environ)
+    if args.keep is not None and args.keep < 0:
+        raise PlantModelError("--keep must be >= 0")
+    if args.every is None:
+        _backup_once(settings, args)
+        return 0
+    if not args.every > 0:
+        raise PlantModelError("--every must be > 0 seconds")
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    log.info("backing up %s every %g s", describe(settings.database_url), args.every)
+    next_run = time.monotonic()
+    while not stop.is_set():
+        try:
+            _backup_once(settings, args)
+        except PlantModelError as exc:  # configuration errors were raised above, before the loop
+            log.error("backup failed: %s", exc)
+        except (OSError, SQLAlchemyError) as exc:
+            log.error("backup failed: %s: %s", type(exc).__name__, exc)
+        next_run += args.every
+        while not stop.is_set() and time.monotonic() < next_run:
+            time.sleep(min(1.0, max(0.0, next_run - time.monotonic())))  # polled: see store.db._sleep_unless
+    log.info("stopped")
+    return 0
+
+
+def _backup_once(settings: BackupSettings, args: argparse.Namespace) -> None:
+    result = backup(settings, directory=args.dir, keep=args.keep)
+    rotated = f"; {len(result.rotated)} older backup(s) rotated away" if result.rotated else ""
+    log.info("backup of %s written: %s (%s, %.1f s)%s", describe(settings.database_url), result.path,
+             human_size(result.size), result.seconds, rotated)
+    for path in result.rotated:
+        log.debug("removed %s", path)
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    settings = BackupSettings.from_env(os.environ)
+    result = restore(settings.database_url, args.file, force=args.force)
+    replaced = f"; replaced the {result.dropped} tables and views it held" if result.dropped else ""
+    log.info("restored %s into %s: %d tables (%.1f s)%s", args.file, describe(settings.database_url),
+             result.tables, result.seconds, replaced)
+    return 0
+
+
+# -- entry point ------------------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m store",
+        description="Maintenance of the plant's database (DATABASE_URL): backups and restores, and the "
+        "database accounts of accounts.sql. "
+        "Exit status: 0 done, 1 failed (dump, restore, database, files; or a restore refused without --force), "
+        "2 configuration or usage error.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    add_backup_parsers(sub)
+    accounts.add_parser(sub)
+    # More command groups go here, one call each: each sets a `handler(args) -> exit code`.
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)  # before reading the environment, so --help always works
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.handler(args))
+    except BackupError as exc:  # the work failed (or was refused): say why, in one line
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except PlantModelError as exc:  # configuration or usage
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except SQLAlchemyError as exc:
+        print(f"error: database: {exc.__class__.__name__}: {exc.args[0] if exc.args else exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
