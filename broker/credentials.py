@@ -124,7 +124,7 @@ def export(role: str, files: CredentialFiles, layout: PlantLayout, services: Ser
     if role == "broker":
         texts["passwd"] = files.passwd.read_bytes()
         texts["acl"] = files.acl.read_bytes()
-        tls_names = ("ca.crt", "server.crt", "server.key")
+        tls_names: tuple[str, ...] = ("ca.crt", "server.crt", "server.key")
     else:
         known = load_credentials(files.credentials)
         wanted = role_users(role, layout, services)

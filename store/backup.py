@@ -289,7 +289,7 @@ def _dump_mariadb(url: URL, partial: Path) -> None:
     dump = _binary("mariadb-dump", "mysqldump")
     with _options_file(url) as options, tempfile.TemporaryFile() as errors:
         # The option file must come first: the tools read it only there.
-        argv = [dump, f"--defaults-extra-file={options}", *DUMP_OPTIONS, "--", url.database]
+        argv = [dump, f"--defaults-extra-file={options}", *DUMP_OPTIONS, "--", str(url.database)]
         tail = b""
         tables = _DumpedTables()
         with os.fdopen(_create_private(partial), "wb") as raw:
@@ -436,7 +436,7 @@ def _restore_mariadb(url: URL, file: Path, force: bool) -> tuple[int, int]:
         raise _refuse(url, existing)
     dropped = _drop_mariadb_tables(url) if existing else 0
     with _options_file(url) as options, tempfile.TemporaryFile() as errors:
-        argv = [client, f"--defaults-extra-file={options}", *CLIENT_OPTIONS, "--", url.database]
+        argv = [client, f"--defaults-extra-file={options}", *CLIENT_OPTIONS, "--", str(url.database)]
         proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errors)
         assert proc.stdin is not None
         fed = False
