@@ -26,6 +26,11 @@ plant_accounts() {
             echo "accounts.sh: $var is not set" >&2
             return 2
         fi
+        # The services' driver (PyMySQL) sends a password as latin-1: a non-ASCII one would never work.
+        if [[ $(LC_ALL=C; [[ $value =~ ^[\ -~]+$ ]] && echo ok) != ok ]]; then
+            echo "accounts.sh: $var must be printable ASCII" >&2
+            return 2
+        fi
         case ${value,,} in  # the placeholders of plantmodel/placeholders.py
             *change-me* | *changeme* | *change_me* | *secret* | *placeholder* | *xxx*)
                 echo "accounts.sh: $var is a placeholder: set a real secret" >&2
@@ -37,7 +42,14 @@ plant_accounts() {
         sets+="SET @${var,,} = CONVERT(UNHEX('$hex') USING utf8mb4);"$'\n'
     done
     if declare -F docker_process_sql >/dev/null; then
-        # Sourced by the image's entrypoint: its client, as root, on MARIADB_DATABASE.
+        # Sourced by the image's entrypoint: its client, as root, on MARIADB_DATABASE. Root's
+        # password comes from the same .env: refuse its placeholder too.
+        local root=${MARIADB_ROOT_PASSWORD:-}
+        case ${root,,} in
+            *change-me* | *changeme* | *change_me* | *secret* | *placeholder* | *xxx*)
+                echo "accounts.sh: MARIADB_ROOT_PASSWORD is a placeholder: set a real secret" >&2
+                return 2 ;;
+        esac
         { printf '%s' "$sets"; cat "$sql"; } | docker_process_sql
     else
         if [[ $# -lt 1 || $1 == -* ]]; then

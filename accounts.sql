@@ -121,8 +121,11 @@ GRANT SELECT, INSERT,
       UPDATE (meter_id, ts, received_at, stored_at, output, apower, voltage, current, freq, pf, energy_wh,
               ret_energy_wh, temperature_c)
       ON power_readings TO plant_collector@'%';
--- Not acknowledged_at / acknowledged_by: a stolen bridge password must not silence an alarm.
-GRANT SELECT, INSERT,
+-- Not acknowledged_at / acknowledged_by, neither inserted nor updated: a stolen bridge password
+-- must not acknowledge an alarm in an operator's name.
+GRANT SELECT,
+      INSERT (source, unit_id, automate_no, meter_id, measure, bound, severity, state, value, limit_value,
+              last_value, raised_at),
       UPDATE (source, unit_id, automate_no, meter_id, measure, bound, severity, state, value, limit_value,
               last_value, raised_at, cleared_at)
       ON alarms TO plant_collector@'%';
@@ -144,6 +147,13 @@ GRANT SELECT, INSERT ON threshold_changes TO plant_datavision@'%';
 GRANT SELECT, INSERT, DELETE,
       UPDATE (password_hash, role, token_hash, updated_at, last_login_at, session_version)
       ON users TO plant_datavision@'%';
+
+-- Connections per account, so that one stolen password cannot take all of the server's (151 by
+-- default) and stop the bridge from writing: SQLAlchemy's pool opens at most 15 per process (5 +
+-- 10 overflow), so 60 leaves room for four bridges or four web UI processes.
+ALTER USER plant_collector@'%' WITH MAX_USER_CONNECTIONS 60;
+ALTER USER plant_datavision@'%' WITH MAX_USER_CONNECTIONS 60;
+ALTER USER plant_delegate@'%' WITH MAX_USER_CONNECTIONS 20;
 
 -- The default alarm thresholds (DOMAIN.md §1 and 3500 W; the same as plantmodel.thresholds.
 -- default_thresholds(), which tests/integration/test_db_accounts.py checks): the bridge seeds them

@@ -131,8 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
         "OUT/<role> (broker, bridge, webui, devices).")
     p_prov.add_argument("--out", type=Path, required=True, help="folder holding one folder per container")
     p_prov.add_argument("--owner", metavar="UID:GID",
-                        help="owner of the service folders (the image's user, 10001:10001); the broker's "
-                        "folder stays with the caller (Mosquitto's image takes it over)")
+                        help="owner of the service folders (the image's user, 10001:10001)")
+    p_prov.add_argument("--broker-owner", metavar="UID:GID",
+                        help="owner of the broker's folder (Mosquitto's image: 1883:1883)")
     p_render = sub.add_parser("render", help="write the local broker config rendered from mosquitto.conf")
     p_run = sub.add_parser("run", help="generate credentials if needed, render the config, exec mosquitto")
     for p in (p_render, p_run):
@@ -167,9 +168,10 @@ def _main(args: argparse.Namespace) -> int:
         files = _credentials(settings)
         _ensure_certs(settings)
         owner = _owner(args.owner) if args.owner else None
+        broker_owner = _owner(args.broker_owner) if args.broker_owner else None
         for role in PROVISIONED:
             written = export(role, files, settings.layout, settings.services, args.out / role,
-                             tls_dir=settings.tls_dir, owner=None if role == "broker" else owner)
+                             tls_dir=settings.tls_dir, owner=broker_owner if role == "broker" else owner)
             print(f"{role}: {', '.join(p.name for p in written)} in {args.out / role}")
         return 0
     if args.command == "export":

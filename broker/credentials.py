@@ -14,12 +14,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import secrets
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
+from broker.files import Owner, private_dir, write_private
 from plantmodel.errors import ValidationError
 from plantmodel.layout import PlantLayout
 from plantmodel.mqtt import load_credentials
@@ -97,6 +97,7 @@ def users_for(layout: PlantLayout, services: ServiceUsers | None = None) -> list
 
 ROLES = ("broker", "bridge", "webui", "devices", "debug")
 EXPORTED = ("passwd", "acl", "credentials.json", "ca.crt", "server.crt", "server.key")  # every file export writes
+EXPORT_MARK = ".broker-export"  # written by export: a folder it may clean up
 
 
 def role_users(role: str, layout: PlantLayout, services: ServiceUsers | None = None) -> list[str]:
@@ -115,7 +116,7 @@ def role_users(role: str, layout: PlantLayout, services: ServiceUsers | None = N
 
 
 def export(role: str, files: CredentialFiles, layout: PlantLayout, services: ServiceUsers | None,
-           dest: Path, *, tls_dir: Path | None = None, owner: tuple[int, int] | None = None) -> list[Path]:
+           dest: Path, *, tls_dir: Path | None = None, owner: Owner | None = None) -> list[Path]:
     """Copy into ``dest`` only what one container needs, so that no service holds another's
     password: the broker gets the password hashes and the ACL (and the TLS certificate and key),
     a service its own users' passwords (and the CA certificate to verify the broker). ``owner``
@@ -138,20 +139,32 @@ def export(role: str, files: CredentialFiles, layout: PlantLayout, services: Ser
         for name in tls_names:
             if (tls_dir / name).is_file():
                 texts[name] = (tls_dir / name).read_bytes()
-    dest.mkdir(parents=True, exist_ok=True)
-    os.chmod(dest, 0o700)
+    _check_export_dest(dest, files, tls_dir)
+    private_dir(dest, owner)
     written = []
     for name, data in texts.items():
         path = dest / name
-        _write_private(path, data, 0o644 if name.endswith(".crt") else 0o600)
+        write_private(path, data, 0o644 if name.endswith(".crt") else 0o600, owner)
         written.append(path)
+    write_private(dest / EXPORT_MARK, f"{role}\n".encode(), 0o600, owner)
     # What an earlier export left and this role no longer holds (say, TLS files since removed).
     for name in set(EXPORTED) - set(texts):
-        (dest / name).unlink(missing_ok=True)
-    if owner is not None:
-        for path in (dest, *written):
-            os.chown(path, *owner)
+        (dest / name).unlink(missing_ok=True)  # a link planted under that name goes, not its target
     return written
+
+
+def _check_export_dest(dest: Path, files: CredentialFiles, tls_dir: Path | None) -> None:
+    """Refuse a folder that holds secrets export did not write: the master credentials or the
+    certificates (export cleans up after itself there, and would destroy them)."""
+    if not dest.exists():
+        return
+    ours = {files.directory.resolve(), *((tls_dir.resolve(),) if tls_dir else ())}
+    if dest.resolve() in ours:
+        raise ValidationError(f"{dest} is where the credentials or certificates themselves live: export into "
+                              "a folder of its own")
+    if not (dest / EXPORT_MARK).exists() and any((dest / name).exists() for name in EXPORTED):
+        raise ValidationError(f"{dest} holds secrets `python -m broker export` did not write (no {EXPORT_MARK}): "
+                              "export into an empty folder or one it wrote")
 
 
 def acl_text(layout: PlantLayout, topics: Topics, services: ServiceUsers | None = None) -> str:
@@ -192,8 +205,7 @@ def generate(layout: PlantLayout, topics: Topics, files: CredentialFiles,
              services: ServiceUsers | None = None, *, rotate: Collection[str] = ()) -> tuple[dict[str, str], list[str]]:
     """Write credentials.json, passwd and acl; return (all users -> passwords, users added or
     given a new password). Users in ``rotate`` get a new password."""
-    files.directory.mkdir(parents=True, exist_ok=True)
-    os.chmod(files.directory, 0o700)
+    private_dir(files.directory)
     existing = load_credentials(files.credentials)  # one clear error for a garbled file
     wanted = users_for(layout, services)
     unknown = sorted(set(rotate) - set(wanted))
@@ -209,16 +221,7 @@ def generate(layout: PlantLayout, topics: Topics, files: CredentialFiles,
             added.append(user)
     # Keep users of devices no longer configured out of the broker files, but not forgotten.
     retired = {u: p for u, p in existing.items() if u not in users}
-    _write_private(files.credentials, json.dumps({"users": users, "retired": retired}, indent=2) + "\n")
-    _write_private(files.passwd, "".join(f"{u}:{hash_password(p)}\n" for u, p in users.items()))
-    _write_private(files.acl, acl_text(layout, topics, services))
+    write_private(files.credentials, (json.dumps({"users": users, "retired": retired}, indent=2) + "\n").encode())
+    write_private(files.passwd, "".join(f"{u}:{hash_password(p)}\n" for u, p in users.items()).encode())
+    write_private(files.acl, acl_text(layout, topics, services).encode())
     return users, added
-
-
-def _write_private(path: Path, text: str | bytes, mode: int = 0o600) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(text.encode() if isinstance(text, str) else text)
-    os.chmod(tmp, mode)  # O_CREAT's mode does not apply to a leftover .tmp
-    os.replace(tmp, path)

@@ -12,7 +12,6 @@ import contextlib
 import datetime as dt
 import ipaddress
 import logging
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from broker.files import private_dir, write_private
 from plantmodel.errors import ValidationError
 
 log = logging.getLogger(__name__)
@@ -97,15 +97,6 @@ def check_names(names: Sequence[str]) -> tuple[str, ...]:
     return tuple(clean)
 
 
-def _write_private(path: Path, data: bytes, mode: int) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    os.chmod(tmp, mode)  # O_CREAT's mode does not apply to an existing leftover .tmp
-    os.replace(tmp, path)
-
-
 def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
     return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                              serialization.NoEncryption())
@@ -159,8 +150,7 @@ def generate(files: TlsFiles, names: Sequence[str] = DEFAULT_NAMES, *, force: bo
     needed (always with ``force``). Keys are EC P-256, written 0600."""
     names = check_names(names)
     now = now or dt.datetime.now(dt.UTC)
-    files.directory.mkdir(parents=True, exist_ok=True)
-    os.chmod(files.directory, 0o700)
+    private_dir(files.directory)
     loaded = _load_ca(files)
     ca_created = loaded is None
     if loaded is None:
@@ -181,8 +171,8 @@ def generate(files: TlsFiles, names: Sequence[str] = DEFAULT_NAMES, *, force: bo
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
             .sign(ca_key, hashes.SHA256())
         )
-        _write_private(files.ca_key, _pem_key(ca_key), 0o600)
-        _write_private(files.ca_cert, ca_cert.public_bytes(serialization.Encoding.PEM), 0o644)
+        write_private(files.ca_key, _pem_key(ca_key), 0o600)
+        write_private(files.ca_cert, ca_cert.public_bytes(serialization.Encoding.PEM), 0o644)
     else:
         ca_cert, ca_key = loaded
     reason = "forced" if force else _why_issue(files, names, ca_cert, now)
@@ -203,6 +193,6 @@ def generate(files: TlsFiles, names: Sequence[str] = DEFAULT_NAMES, *, force: bo
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
-    _write_private(files.server_key, _pem_key(key), 0o600)
-    _write_private(files.server_cert, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+    write_private(files.server_key, _pem_key(key), 0o600)
+    write_private(files.server_cert, cert.public_bytes(serialization.Encoding.PEM), 0o644)
     return CertsResult(ca_created, True, reason)

@@ -46,6 +46,10 @@ def check_password(role: str, password: str | None) -> str:
     variable = ACCOUNTS[role][1]
     if not password:
         raise ValidationError(f"{variable} is not set: the {ACCOUNTS[role][0]} account needs a password")
+    if not all(" " <= c <= "~" for c in password):
+        # PyMySQL sends a password as latin-1: a non-ASCII one set here would never log in.
+        raise ValidationError(f"{variable} must be printable ASCII (e.g. python3 -c 'import secrets; "
+                              "print(secrets.token_urlsafe(24))')")
     return refuse_placeholder(variable, password)
 
 

@@ -26,6 +26,7 @@ import os
 import re
 import shutil
 import sqlite3
+import stat
 import subprocess
 import tempfile
 import time
@@ -70,10 +71,14 @@ DUMP_OPTIONS = (
 )
 # --binary-mode: no client-side translation of the dump (\r\n, \0); the client's own commands
 # other than DELIMITER are not interpreted either.
-CLIENT_OPTIONS = ("--default-character-set=utf8mb4", "--binary-mode")
+# --binary-mode: client commands (\\! shell, source, system) in a crafted dump are not run.
+# --local-infile=0: nor is LOAD DATA LOCAL INFILE, which would copy our files (the environment,
+# keys) into the database.
+CLIENT_OPTIONS = ("--default-character-set=utf8mb4", "--binary-mode", "--local-infile=0")
 DUMP_COMPLETED = b"-- Dump completed"
 CHUNK = 1 << 20
 STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
+FUTURE_SLACK = timedelta(hours=1)  # a backup named later than now + this is "from the future"
 
 
 class BackupError(PlantModelError):
@@ -154,6 +159,8 @@ def list_backups(directory: Path, prefix: str, kind: Kind) -> list[BackupFile]:
         m = pattern.fullmatch(entry.name)
         if m is None or not entry.is_file(follow_symlinks=False):
             continue
+        if entry.stat(follow_symlinks=False).st_uid != os.geteuid():  # someone else's file: not ours to judge
+            continue
         try:
             taken = datetime.strptime(m.group(1), STAMP_FORMAT).replace(tzinfo=UTC)
         except ValueError:  # 20261399T...: not a time, not ours
@@ -168,7 +175,13 @@ def rotate(directory: Path, prefix: str, kind: Kind, *, keep: int, max_age_days:
     (0: no limit), judged by the time in their names; never ``protect`` (the backup just written),
     never a file not named like ours. Returns what was removed."""
     removed = []
-    for rank, item in enumerate(list_backups(directory, prefix, kind)):
+    # Named after a time still to come: a clock that jumped, or planted. They neither count
+    # towards `keep` (they would push real backups out) nor are removed.
+    backups = list_backups(directory, prefix, kind)
+    future = [b for b in backups if b.taken_at > now + FUTURE_SLACK]
+    for item in future:
+        log.warning("backup %s is dated in the future: left alone, not counted", item.path.name)
+    for rank, item in enumerate(b for b in backups if b not in future):
         if protect is not None and item.path == protect:
             continue
         too_many = keep > 0 and rank >= keep
@@ -245,6 +258,10 @@ def _make_private_dir(directory: Path) -> None:
     if not directory.is_dir():
         directory.mkdir(mode=0o700, parents=True)
         log.info("created backup folder %s", directory)
+    mode = directory.stat().st_mode
+    if mode & 0o022 and not mode & stat.S_ISVTX:
+        # Others could plant files there that rotation would weigh against the real backups.
+        raise BackupError(f"backup folder {directory} is writable by other users: chmod go-w it")
 
 
 def _create_private(path: Path) -> int:
@@ -293,7 +310,8 @@ def _dump_mariadb(url: URL, partial: Path) -> None:
         tail = b""
         tables = _DumpedTables()
         with os.fdopen(_create_private(partial), "wb") as raw:
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors)
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors,
+                                    env=_tool_env())
             try:
                 assert proc.stdout is not None
                 with gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6, mtime=0) as out:
@@ -322,6 +340,11 @@ def _dump_mariadb(url: URL, partial: Path) -> None:
                           "back up as an account that reads every table (plant_delegate or plant_admin)")
     if message:
         log.warning("%s: %s", Path(dump).name, message)
+
+
+def _tool_env() -> dict[str, str]:
+    """The MariaDB tools' environment: where to find things, nothing secret."""
+    return {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR")}
 
 
 class _DumpedTables:
@@ -437,7 +460,9 @@ def _restore_mariadb(url: URL, file: Path, force: bool) -> tuple[int, int]:
     dropped = _drop_mariadb_tables(url) if existing else 0
     with _options_file(url) as options, tempfile.TemporaryFile() as errors:
         argv = [client, f"--defaults-extra-file={options}", *CLIENT_OPTIONS, "--", str(url.database)]
-        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errors)
+        # Nothing of ours in its environment (DATABASE_URL holds a password).
+        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errors,
+                                env=_tool_env())
         assert proc.stdin is not None
         fed = False
         try:

@@ -31,11 +31,13 @@ def database_url_from_env(env: Mapping[str, str]) -> str:
     if not url:
         return f"sqlite:///{DEFAULT_SQLITE_PATH}"
     try:
-        password = make_url(url).password
+        parsed = make_url(url)
     except ArgumentError:
         return url  # create_db_engine says what is wrong with it
-    if password is not None:
-        refuse_placeholder("the password in DATABASE_URL", str(password), "see .env.example")
+    # The driver also takes a password from the query string.
+    for password in (parsed.password, parsed.query.get("password"), parsed.query.get("passwd")):
+        if password is not None:
+            refuse_placeholder("the password in DATABASE_URL", str(password), "see .env.example")
     return url
 
 

@@ -64,7 +64,7 @@ def find_binary(name: str) -> str:
 
 # The broker ties client ids to users (use_username_as_clientid), so every concurrent client and
 # every separate persistent session needs its own user: plenty of spare bridges and debug users.
-TEST_SERVICE_USERS = ServiceUsers(bridges=20, debug=20)
+TEST_SERVICE_USERS = ServiceUsers(bridges=40, debug=40)
 
 
 @dataclass

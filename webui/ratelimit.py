@@ -17,6 +17,8 @@ from flask import Flask, Response, make_response, render_template, request
 from flask_limiter import Limiter, RequestLimit
 from flask_limiter.util import get_remote_address
 
+from plantmodel.text import printable
+
 log = logging.getLogger(__name__)
 
 LOCKED = "Too many failed log-ins: try again in a few minutes."
@@ -31,8 +33,9 @@ def _failed(resp: Response) -> bool:
 
 
 def _breach(limit: RequestLimit) -> Response:
-    log.warning("log-in locked for %s (%s): %s", request.form.get("username", "")[:64], request.remote_addr,
-                limit.limit)
+    # Escaped and quoted: the name is the unauthenticated sender's text (a newline would forge a log line).
+    log.warning("log-in locked for %r (%s): %s", printable(request.form.get("username", "")[:64]),
+                request.remote_addr, limit.limit)
     return make_response(render_template("login.html", next=request.form.get("next", ""), error=LOCKED), 429)
 
 

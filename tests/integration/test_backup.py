@@ -390,3 +390,52 @@ def test_help_and_the_compose_command_parse() -> None:
         with pytest.raises(SystemExit) as exit_:
             parser.parse_args(argv)
         assert exit_.value.code == 0
+
+
+def test_a_crafted_dump_runs_no_client_command_and_reads_no_local_file(mariadb: MariaDBServer, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A backup file is input like any other: one planted in the backups folder must not run a
+    shell (`\\!`, `system`) nor copy our files (the environment holds DATABASE_URL's password) into
+    the database through LOAD DATA LOCAL INFILE."""
+    url = mariadb.create_database()
+    monkeypatch.setenv("DATABASE_URL", url)  # what `python -m store restore` has in its environment
+    marker = tmp_path / "shell-ran"
+    crafted = tmp_path / "plant_1-20261121T030000Z.sql.gz"
+    for body in (f"CREATE TABLE loot (x LONGBLOB);\n\\! touch {marker}\nsystem touch {marker}\n",
+                 "CREATE TABLE loot (x LONGBLOB);\n"
+                 "LOAD DATA LOCAL INFILE '/proc/self/environ' INTO TABLE loot LINES TERMINATED BY '\\0';\n"):
+        crafted.write_bytes(gzip.compress((body + "-- Dump completed on 2026-11-21  3:00:00\n").encode()))
+        with pytest.raises(BackupError):
+            restore(url, crafted, force=True)
+        assert not marker.exists()
+        engine = create_db_engine(url)
+        try:
+            with engine.connect() as conn:
+                rows = conn.execute(text("SELECT x FROM loot")).scalars().all() if inspect(conn).has_table("loot") \
+                    else []
+        finally:
+            engine.dispose()
+        assert not any(b"DATABASE_URL" in bytes(r) for r in rows)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="handing a file to another user needs root")
+def test_files_planted_by_another_user_push_no_backup_out(tmp_path: Path) -> None:
+    """Three files named like tomorrow's backups, planted by another user: with BACKUP_KEEP=3 they
+    used to count as the newest three, and every real backup was rotated away."""
+    url = f"sqlite:///{tmp_path / 'plant.db'}"
+    init_schema(create_db_engine(url))
+    folder = tmp_path / "backups"
+    folder.mkdir(mode=0o700)
+    now = datetime(2026, 11, 21, 3, 0, 0, tzinfo=UTC)
+    real = [backup(BackupSettings(url, folder, keep=3), now=now - timedelta(days=d)).path for d in (3, 2, 1)]
+    planted = [folder / f"plant-{(now + timedelta(hours=h)):%Y%m%dT%H%M%S}Z.sqlite.gz" for h in (-12, 24, 48)]
+    for path in planted:
+        path.write_bytes(b"x")
+        os.chown(path, 65534, 65534)  # nobody
+    latest = backup(BackupSettings(url, folder, keep=3), now=now)
+    assert sorted(latest.rotated) == [real[0]]  # the oldest real one, as if nothing had been planted
+    assert all(p.exists() for p in (*real[1:], latest.path, *planted))  # and theirs are not ours to delete
+    # A folder others may write to is refused outright.
+    folder.chmod(0o777)
+    with pytest.raises(BackupError, match="writable by other users"):
+        backup(BackupSettings(url, folder, keep=3), now=now)

@@ -158,6 +158,8 @@ def test_webui_refuses_a_forgeable_secret_key(key: str, expected: str, tmp_path:
      "the password in DATABASE_URL is a placeholder"),
     (["store", "backup"], {"DATABASE_URL": "mariadb+pymysql://plant_delegate:CHANGE-ME@127.0.0.1:1/plant"},
      "the password in DATABASE_URL is a placeholder"),
+    (["bridge", "run"], {"DATABASE_URL": "mariadb+pymysql://plant_collector@127.0.0.1:1/plant?password=change-me"},
+     "the password in DATABASE_URL is a placeholder"),
 ])
 def test_services_refuse_the_env_example_placeholders(command: list[str], env: dict[str, str], expected: str,
                                                       tmp_path: Path) -> None:

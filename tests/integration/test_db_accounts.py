@@ -119,6 +119,9 @@ def test_collector_writes_telemetry_only(accounts: Accounts) -> None:
                 "DELETE FROM thresholds WHERE measure = 'salmonella_ppm'",
                 # Silencing an alarm: an acknowledgement is the operators' alone.
                 "UPDATE alarms SET acknowledged_at = NOW(), acknowledged_by = 'operator'",
+                "INSERT INTO alarms (source, measure, bound, severity, state, value, limit_value, last_value, "
+                "raised_at, acknowledged_at, acknowledged_by) VALUES ('units/1/automates/1', 'ph', 'high', "
+                "'warning', 'active', 9, 7.2, 9, NOW(), NOW(), 'alice')",
                 "INSERT INTO thresholds (scope, measure, low, high, deadband, severity, updated_at, updated_by) "
                 "VALUES ('units/1', 'salmonella_ppm', NULL, 1000000, 0, 'info', NOW(), 'evil')",
                 *AUDIT_TAMPERING, *DATA_TAMPERING, *DDL]:
@@ -210,6 +213,12 @@ def test_account_scripts_create_and_rotate_accounts(accounts: Accounts) -> None:
     proc = subprocess.run([*sh, db, *client], env=_script_env(**{**PASSWORDS, "collector": "change-me"}),
                           capture_output=True, text=True)
     assert proc.returncode == 2 and "DB_COLLECTOR_PASSWORD is a placeholder" in proc.stderr
+    # A non-ASCII password would be set, and then never work: the services' driver sends latin-1.
+    proc = subprocess.run([*sh, db, *client], env=_script_env(**{**PASSWORDS, "collector": "pässwort-Adm-1"}),
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and "DB_COLLECTOR_PASSWORD must be printable ASCII" in proc.stderr
+    with pytest.raises(ValidationError, match="DB_COLLECTOR_PASSWORD must be printable ASCII"):
+        apply_accounts(server.root_url(), db, {**PASSWORDS, "collector": "pässwort-Adm-1"})
     with pytest.raises(ValidationError, match="DB_DATAVISION_PASSWORD is not set"):
         apply_accounts(server.root_url(), db, {**PASSWORDS, "datavision": ""})
     # accounts.sql by hand, without its passwords or with a placeholder: one clear error.
@@ -242,6 +251,12 @@ def test_account_scripts_create_and_rotate_accounts(accounts: Accounts) -> None:
             **_script_env(**PASSWORDS), "MARIADB_CLIENT": find_binary("mariadb"), "SOCK": str(server.socket),
             "DB": db, "ACCOUNTS_SQL": str(REPO / "accounts.sql"), "INITDB_SCRIPT": str(REPO / "accounts.sh")})
         assert proc.returncode == 0, proc.stderr
+        # ... where root's password is in the same .env: its placeholder is refused as well.
+        proc = subprocess.run(["bash", "-c", init], capture_output=True, text=True, env={
+            **_script_env(**PASSWORDS), "MARIADB_CLIENT": find_binary("mariadb"), "SOCK": str(server.socket),
+            "DB": db, "ACCOUNTS_SQL": str(REPO / "accounts.sql"), "INITDB_SCRIPT": str(REPO / "accounts.sh"),
+            "MARIADB_ROOT_PASSWORD": "change-me-root"})
+        assert proc.returncode == 2 and "MARIADB_ROOT_PASSWORD is a placeholder" in proc.stderr
     # `python -m store accounts` (store.accounts.run), passwords from the environment: again idempotent.
     args = argparse.Namespace(url=server.root_url(), database=db, sql=REPO / "accounts.sql")
     env = {variable: PASSWORDS[role] for role, (_, variable) in ACCOUNTS.items()}
@@ -405,3 +420,15 @@ def test_the_delegate_backs_up_what_the_services_cannot(accounts: Accounts, tmp_
         # mariadb-dump alone would write a dump without the tables it may not read, exit 0.
         assert refused_.returncode == 1 and "may not read them" in refused_.stderr, refused_.stderr
         assert not list((tmp_path / role).glob("*.sql.gz"))
+
+
+def test_no_account_can_take_every_connection(accounts: Accounts) -> None:
+    """151 connections of the web UI's account once left the bridge with `Too many connections`."""
+    with accounts.engine("root").connect() as conn:
+        rows = conn.execute(text("SELECT user, max_user_connections FROM mysql.user WHERE user LIKE 'plant\\_%'"))
+        limits = {str(user): int(n) for user, n in rows}
+    assert 0 < limits["plant_collector"] <= 60 and 0 < limits["plant_datavision"] <= 60
+    assert 0 < limits["plant_delegate"] <= 20
+    with accounts.engine("root").connect() as conn:
+        server_max = conn.execute(text("SELECT @@max_connections")).scalar_one()
+    assert sum(v for k, v in limits.items() if k != "plant_admin") < server_max

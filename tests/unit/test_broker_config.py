@@ -320,7 +320,8 @@ def test_each_container_gets_only_its_own_secrets(tmp_path: Path) -> None:
     # Exported again without TLS files: the stale certificate goes, nothing else is touched.
     (tmp_path / "bridge" / "notes.txt").write_text("mine")
     export("bridge", files, layout, services, tmp_path / "bridge")
-    assert sorted(p.name for p in (tmp_path / "bridge").iterdir()) == ["credentials.json", "notes.txt"]
+    assert sorted(p.name for p in (tmp_path / "bridge").iterdir()) == [".broker-export", "credentials.json",
+                                                                       "notes.txt"]
     # A layout the credentials were not generated for is an error, not a partial file.
     with pytest.raises(ValidationError, match="unit-3"):
         export("devices", files, PlantLayout(units=3, automates=3, meters=()), services, tmp_path / "d3")
@@ -361,3 +362,47 @@ def test_provision_keeps_a_sites_own_certificates(tmp_path: Path, monkeypatch: p
     own.server_key.unlink()
     assert broker_main(["provision", "--out", str(tmp_path / "out")]) == 2
     assert "server.key is missing" in capsys.readouterr().err
+
+
+def test_export_writes_through_no_planted_link(tmp_path: Path) -> None:
+    """compose's root one-shot writes again into folders other containers own: a link planted there
+    (`acl.tmp -> the CA's key`) must not make it overwrite or chown anything outside."""
+    layout = PlantLayout(units=1, automates=1, meters=())
+    files = CredentialFiles(tmp_path / "secrets")
+    generate(layout, Topics(), files)
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    dest = tmp_path / "out"
+    export("broker", files, layout, None, dest)
+    for name in ("acl", "acl.tmp", "passwd.tmp", ".acl.tmp", "server.key"):
+        (dest / name).unlink(missing_ok=True)
+        (dest / name).symlink_to(victim)
+    export("broker", files, layout, None, dest)
+    assert victim.read_text() == "precious"
+    assert not (dest / "acl").is_symlink() and (dest / "acl").read_bytes() == files.acl.read_bytes()
+    assert not (dest / "server.key").exists() and not (dest / "server.key").is_symlink()  # cleaned up, target kept
+    # The folder itself as a link: refused.
+    linked = tmp_path / "linked"
+    linked.symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    (tmp_path / "elsewhere").mkdir()
+    with pytest.raises(ValidationError, match="is a link"):
+        export("broker", files, layout, None, linked)
+
+
+def test_export_refuses_the_folders_holding_the_secrets_themselves(tmp_path: Path) -> None:
+    """`export bridge var/secrets` would have cleaned up passwd and acl and left one password."""
+    layout = PlantLayout(units=1, automates=1, meters=())
+    files = CredentialFiles(tmp_path / "secrets")
+    generate(layout, Topics(), files)
+    tls = TlsFiles(tmp_path / "secrets" / "tls")
+    generate_certs(tls)
+    before = {p: p.read_bytes() for p in (tmp_path / "secrets").rglob("*") if p.is_file()}
+    for dest in (files.directory, tls.directory, tmp_path / "secrets" / ".." / "secrets"):
+        with pytest.raises(ValidationError, match="where the credentials or certificates themselves live"):
+            export("bridge", files, layout, None, dest, tls_dir=tls.directory)
+    other = tmp_path / "someone-elses"
+    other.mkdir()
+    (other / "credentials.json").write_text("{}")
+    with pytest.raises(ValidationError, match="did not write"):
+        export("bridge", files, layout, None, other)
+    assert {p: p.read_bytes() for p in (tmp_path / "secrets").rglob("*") if p.is_file()} == before

@@ -3,6 +3,7 @@ password costs nothing."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -47,3 +48,16 @@ def test_limits_are_checked_at_start() -> None:
         check_limit("often")
     with pytest.raises(ValueError, match="is not a rate limit"):
         WebSettings.from_env({"WEBUI_LOGIN_LIMIT_USER": "lots"})
+
+
+def test_a_locked_out_name_cannot_forge_log_lines(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The name comes from whoever posts the form, before any log-in: a newline in it would write a
+    fake AUDIT line for a SIEM or `grep AUDIT` to trust."""
+    client = make_web_app(tmp_path, login_limit_user="100 per minute", login_limit_address="1 per minute").test_client()
+    forged = "x\nAUDIT user='admin' from=10.0.0.5 action=user.delete username='boss'\x1b[2J"
+    assert attempt(client, "nobody", "wrong", "10.9.9.9") == 401
+    caplog.set_level(logging.WARNING, logger="webui.ratelimit")
+    assert attempt(client, forged, "wrong", "10.9.9.9") == 429
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "webui.ratelimit"]
+    assert "\n" not in line and "\x1b" not in line
+    assert line.startswith("log-in locked for ") and "x\\\\x0aAUDIT" in line
