@@ -115,7 +115,7 @@ def test_old_tls_versions_and_plain_mqtt_are_refused_on_the_tls_port(mosquitto: 
         ctx.wrap_socket(raw, server_hostname="localhost")
     user = mosquitto.debug_user()
     plain = MqttSettings("127.0.0.1", mosquitto.tls_port, user, mosquitto.users[user])
-    assert attempt(plain, timeout=3) != "connected"
+    assert attempt(plain, timeout=1.5) != "connected"
 
 
 def test_mosquitto_sub_over_tls(mosquitto: MosquittoServer) -> None:

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -149,12 +150,28 @@ def test_passwords_are_salted_argon2id_hashes(app: Flask) -> None:
 
 
 def _cli(db: Path, *argv: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    """``python -m webui users …`` as a process: the real entry point."""
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{db}"}
     return subprocess.run([sys.executable, "-m", "webui", "users", *argv], cwd=ROOT, env=env, input=stdin,
                           capture_output=True, text=True, timeout=60)
 
 
-def test_users_command_creates_the_first_admin_and_manages_users(tmp_path: Path) -> None:
+def _in_process(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+                ) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """The same command through ``webui.__main__.main`` in this process: a second each saved."""
+    from webui.__main__ import main
+
+    def cli(db: Path, *argv: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        monkeypatch.setenv("DATABASE_URL", f"sqlite:///{db}")
+        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+        code = main(["users", *argv])
+        out = capsys.readouterr()
+        return subprocess.CompletedProcess(argv, code, out.out, out.err)
+    return cli
+
+
+def test_users_command_creates_the_first_admin_and_manages_users(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
     db = tmp_path / "plant.db"
     made = _cli(db, "add", "alice", "--role", "admin", "--password-stdin", stdin="alice-secret-1\n")
     assert made.returncode == 0, made.stderr
@@ -163,28 +180,29 @@ def test_users_command_creates_the_first_admin_and_manages_users(tmp_path: Path)
     alice = authenticate(sessions, "alice", "alice-secret-1")
     assert alice is not None and alice.role == "admin"
 
-    again = _cli(db, "add", "alice", "--password-stdin", stdin="x" * 8 + "\n")
+    cli = _in_process(monkeypatch, capsys)  # the rest in this process
+    again = cli(db, "add", "alice", "--password-stdin", stdin="x" * 8 + "\n")
     assert again.returncode == 2 and "already exists" in again.stderr
-    short = _cli(db, "add", "bob", "--password-stdin", stdin="short\n")
+    short = cli(db, "add", "bob", "--password-stdin", stdin="short\n")
     assert short.returncode == 2 and "at least 8" in short.stderr
-    generated = _cli(db, "add", "bob", "--role", "operator", "--generate")
+    generated = cli(db, "add", "bob", "--role", "operator", "--generate")
     password = generated.stdout.strip().rsplit("password: ", 1)[1]
     assert authenticate(sessions, "bob", password) is not None
 
-    token = _cli(db, "token", "bob").stdout.strip()
+    token = cli(db, "token", "bob").stdout.strip()
     from webui.auth import user_for_token
 
     bob = user_for_token(sessions, token)
     assert bob is not None and bob.username == "bob" and bob.via_token
-    listing = _cli(db, "list").stdout
+    listing = cli(db, "list").stdout
     assert "alice" in listing and "bob" in listing and "operator" in listing
 
-    assert _cli(db, "set-role", "alice", "viewer").returncode == 2  # the last admin stays admin
-    assert _cli(db, "delete", "alice").returncode == 2
-    assert _cli(db, "set-role", "bob", "admin").returncode == 0
-    assert _cli(db, "delete", "alice").returncode == 0
+    assert cli(db, "set-role", "alice", "viewer").returncode == 2  # the last admin stays admin
+    assert cli(db, "delete", "alice").returncode == 2
+    assert cli(db, "set-role", "bob", "admin").returncode == 0
+    assert cli(db, "delete", "alice").returncode == 0
     assert authenticate(sessions, "alice", "alice-secret-1") is None
-    missing = _cli(db, "passwd", "nobody", "--generate")
+    missing = cli(db, "passwd", "nobody", "--generate")
     assert missing.returncode == 2 and "no user 'nobody'" in missing.stderr
 
 
