@@ -47,6 +47,8 @@ class StackSettings:
     web_port: int
     database_url: str
     metrics_port: int = 9108  # the bridge's Prometheus endpoint (0: none)
+    # The services talk MQTT over TLS, as deployed (0: plain MQTT on mqtt_port only).
+    tls_port: int = 18883
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> StackSettings:
@@ -59,6 +61,7 @@ class StackSettings:
             # The default SQLite file lives in the var dir, which main() creates.
             database_url=env.get("DATABASE_URL", "").strip() or f"sqlite:///{var_dir / 'plant.db'}",
             metrics_port=env_int(env, "BRIDGE_METRICS_PORT", 9108, minimum=0),
+            tls_port=env_int(env, "BROKER_TLS_PORT", 18883, minimum=0),
         )
 
 
@@ -130,11 +133,14 @@ class Supervisor:
 
     def env(self) -> dict[str, str]:
         s = self.settings
+        tls = ({"MQTT_TLS": "1", "MQTT_PORT": str(s.tls_port),
+                "MQTT_CA_FILE": str(s.var_dir / "secrets" / "tls" / "ca.crt")} if s.tls_port
+               else {"MQTT_PORT": str(s.mqtt_port)})
         return {
             **os.environ,
             "PYTHONUNBUFFERED": "1",
             "MQTT_HOST": "127.0.0.1",
-            "MQTT_PORT": str(s.mqtt_port),
+            **tls,
             "MQTT_CREDENTIALS_FILE": str(s.var_dir / "secrets" / "credentials.json"),
             "SECRETS_DIR": str(s.var_dir / "secrets"),
             "BROKER_DIR": str(s.var_dir / "broker"),
@@ -159,9 +165,11 @@ class Supervisor:
 
     def start(self) -> None:
         s = self.settings
-        broker = self.spawn("broker", ["broker", "run", "--port", str(s.mqtt_port)])
-        if not wait_port(s.mqtt_port, broker, 15):
-            raise RuntimeError(f"the broker did not start; see {self.logs / 'broker.log'}")
+        tls = ["--tls", "--tls-port", str(s.tls_port)] if s.tls_port else []
+        broker = self.spawn("broker", ["broker", "run", "--port", str(s.mqtt_port), *tls])
+        for port in (s.mqtt_port, *((s.tls_port,) if s.tls_port else ())):
+            if not wait_port(port, broker, 15):
+                raise RuntimeError(f"the broker did not start; see {self.logs / 'broker.log'}")
         self.spawn("bridge", ["bridge", "run"])
         webui = self.spawn("webui", ["webui", "run", "--port", str(s.web_port)])
         self.spawn("devices", ["devices", "run", *(["--demo"] if self.demo else [])])
@@ -183,6 +191,8 @@ class Supervisor:
             f"  Logs:        {self.logs}/",
             "  Watch MQTT:  mosquitto_sub -h 127.0.0.1 -p {port} -u debug -P '{pw}' -v -t '#'".format(
                 port=s.mqtt_port, pw=creds["debug"]),
+            *([f"  MQTT TLS:    127.0.0.1:{s.tls_port}, what the services use (mosquitto_sub … -p {s.tls_port} "
+               f"--cafile {s.var_dir / 'secrets' / 'tls' / 'ca.crt'})"] if s.tls_port else []),
             "  Show alarms: python -m devices fault set --unit 2 --automate 3 --measure tank_temp_c --values 4.6",
             "Press Ctrl-C to stop everything.",
             "",
@@ -229,7 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m stack",
         description="Run broker, bridge, web UI and simulators locally until Ctrl-C. Environment: "
-        "MQTT_PORT (18830), WEBUI_PORT (8080), DATABASE_URL (sqlite:///<PLANT_VAR_DIR>/plant.db), PLANT_VAR_DIR (var), "
+        "MQTT_PORT (18830, plain MQTT on loopback), BROKER_TLS_PORT (18883, MQTT over TLS, which the services "
+        "use; 0 = none), WEBUI_PORT (8080), DATABASE_URL (sqlite:///<PLANT_VAR_DIR>/plant.db), PLANT_VAR_DIR (var), "
         "PLANT_UNITS, PLANT_AUTOMATES, PLANT_METER_COUNT / PLANT_METERS, SECRET_KEY (default: a key kept in "
         "var/secrets).",
     )
@@ -258,7 +269,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     settings = StackSettings(settings.var_dir, pick_port(settings.mqtt_port, "MQTT"),
                              pick_port(settings.web_port, "web UI"), settings.database_url,
-                             pick_port(settings.metrics_port, "bridge metrics") if settings.metrics_port else 0)
+                             pick_port(settings.metrics_port, "bridge metrics") if settings.metrics_port else 0,
+                             pick_port(settings.tls_port, "MQTT over TLS") if settings.tls_port else 0)
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -30,17 +30,18 @@ def pid_alive(pid: int) -> bool:
 
 
 def test_demo_stack_runs_and_ctrl_c_leaves_nothing(tmp_path: Path) -> None:
-    web_port, mqtt_port = free_port(), free_port()
+    web_port, mqtt_port, tls_port = free_port(), free_port(), free_port()
     var = tmp_path / "var"
     stack = Service("stack", ["stack", "--progress", "2"],
                     {"PLANT_VAR_DIR": str(var), "MQTT_PORT": str(mqtt_port), "WEBUI_PORT": str(web_port),
-                     "DATABASE_URL": f"sqlite:///{var / 'plant.db'}"}, tmp_path)
+                     "BROKER_TLS_PORT": str(tls_port), "DATABASE_URL": f"sqlite:///{var / 'plant.db'}"}, tmp_path)
     try:
         wait_for(lambda: "Press Ctrl-C" in stack.log(), 60, "the banner", services=[stack])
         log = stack.log()
         assert f"http://127.0.0.1:{web_port}/" in log
         sub_line = re.search(r"mosquitto_sub -h 127.0.0.1 -p (\d+) -u debug -P '([^']+)' -v -t '#'", log)
         assert sub_line and int(sub_line.group(1)) == mqtt_port
+        assert f"MQTT TLS:    127.0.0.1:{tls_port}" in log
         pids = [int(p) for p in re.findall(r"started \w+ +pid (\d+)", log)]
         assert len(pids) == 4
 
@@ -57,6 +58,10 @@ def test_demo_stack_runs_and_ctrl_c_leaves_nothing(tmp_path: Path) -> None:
         with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/", timeout=5) as page:
             assert page.status == 200
         engine.dispose()
+        # As deployed, the services went over TLS, having verified the demo CA's certificate.
+        logs = var / "logs"
+        assert f"connected to mqtts://127.0.0.1:{tls_port}" in (logs / "bridge.log").read_text()
+        assert f"connected to mqtts://127.0.0.1:{tls_port}" in (logs / "devices.log").read_text()
     finally:
         code = stack.stop(signal.SIGINT, timeout=60)
     assert code == 0, stack.log()[-3000:]
