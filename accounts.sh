@@ -47,7 +47,7 @@ plant_accounts() {
         local root=${MARIADB_ROOT_PASSWORD:-}
         case ${root,,} in
             *change-me* | *changeme* | *change_me* | *secret* | *placeholder* | *xxx*)
-                echo "accounts.sh: MARIADB_ROOT_PASSWORD is a placeholder: set a real secret" >&2
+                echo "accounts.sh: MARIADB_ROOT_PASSWORD is a placeholder: set a real one in .env, then remove the mariadb-data volume (docker compose down -v): the image has already set root's password" >&2
                 return 2 ;;
         esac
         { printf '%s' "$sets"; cat "$sql"; } | docker_process_sql

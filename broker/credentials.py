@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import secrets
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -139,8 +140,9 @@ def export(role: str, files: CredentialFiles, layout: PlantLayout, services: Ser
         for name in tls_names:
             if (tls_dir / name).is_file():
                 texts[name] = (tls_dir / name).read_bytes()
-    _check_export_dest(dest, files, tls_dir)
+    _check_export_dest(dest, files, tls_dir)  # before anything is created, chmod-ed or chown-ed
     private_dir(dest, owner)
+    _check_export_dest(dest, files, tls_dir)
     written = []
     for name, data in texts.items():
         path = dest / name
@@ -155,13 +157,14 @@ def export(role: str, files: CredentialFiles, layout: PlantLayout, services: Ser
 
 def _check_export_dest(dest: Path, files: CredentialFiles, tls_dir: Path | None) -> None:
     """Refuse a folder that holds secrets export did not write: the master credentials or the
-    certificates (export cleans up after itself there, and would destroy them)."""
-    if not dest.exists():
-        return
-    ours = {files.directory.resolve(), *((tls_dir.resolve(),) if tls_dir else ())}
-    if dest.resolve() in ours:
-        raise ValidationError(f"{dest} is where the credentials or certificates themselves live: export into "
-                              "a folder of its own")
+    certificates (export cleans up after itself there, and would destroy them). Compared as
+    files (device and inode), whatever path leads there."""
+    for ours in (files.directory, *((tls_dir,) if tls_dir else ())):
+        same = (os.path.samefile(dest, ours) if dest.exists() and ours.exists()
+                else os.path.realpath(dest) == os.path.realpath(ours))  # `y/..` where y is still to make
+        if same:
+            raise ValidationError(f"{dest} is where the credentials or certificates themselves live: export "
+                                  "into a folder of its own")
     if not (dest / EXPORT_MARK).exists() and any((dest / name).exists() for name in EXPORTED):
         raise ValidationError(f"{dest} holds secrets `python -m broker export` did not write (no {EXPORT_MARK}): "
                               "export into an empty folder or one it wrote")

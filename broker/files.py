@@ -21,16 +21,16 @@ Owner = tuple[int, int]  # uid, gid
 
 
 def private_dir(path: Path, owner: Owner | None = None) -> None:
-    """Create ``path`` (0700), or check it: a real folder (not a link) belonging to us or to
-    ``owner``; then make it 0700 and hand it to ``owner``."""
+    """Create ``path`` (0700), or check it: a real folder (not a link), and if someone else's (an
+    operator's ./certs), not one others may write to; then make it 0700 and hand it to ``owner``."""
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
     st = os.lstat(path)
     if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
         raise ValidationError(f"{path} is a link or not a folder: refusing to write secrets through it")
     allowed = {os.geteuid(), *((owner[0],) if owner else ())}
-    if st.st_uid not in allowed:
-        raise ValidationError(f"{path} belongs to uid {st.st_uid}, not to us or to the files' owner: "
-                              "refusing to write secrets there")
+    if st.st_uid not in allowed and st.st_mode & 0o022:
+        raise ValidationError(f"{path} belongs to uid {st.st_uid} and others may write to it: refusing to "
+                              "write secrets there")
     os.chmod(path, 0o700, follow_symlinks=False)
     if owner is not None:
         os.chown(path, *owner, follow_symlinks=False)

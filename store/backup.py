@@ -26,7 +26,6 @@ import os
 import re
 import shutil
 import sqlite3
-import stat
 import subprocess
 import tempfile
 import time
@@ -44,6 +43,7 @@ from sqlalchemy.exc import ArgumentError
 from plantmodel.envconf import DEFAULT_VAR_DIR, env_float, env_int, env_path
 from plantmodel.errors import PlantModelError, ValidationError
 from store.db import RETRYABLE, _cause, _problem, check_sqlite_folder, create_db_engine, database_url_from_env, describe
+from store.dumpcheck import UnsafeDump, check_lines
 from store.models import Base
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,10 @@ DUMP_OPTIONS = (
 # --binary-mode: client commands (\\! shell, source, system) in a crafted dump are not run.
 # --local-infile=0: nor is LOAD DATA LOCAL INFILE, which would copy our files (the environment,
 # keys) into the database.
-CLIENT_OPTIONS = ("--default-character-set=utf8mb4", "--binary-mode", "--local-infile=0")
+# --init-command: the dump's own SQL mode from the first line, so that the server reads strings
+# as store/dumpcheck.py did (backslash escapes on), whatever the server's global mode.
+CLIENT_OPTIONS = ("--default-character-set=utf8mb4", "--binary-mode", "--local-infile=0",
+                  "--init-command=SET SESSION sql_mode='NO_AUTO_VALUE_ON_ZERO'")
 DUMP_COMPLETED = b"-- Dump completed"
 CHUNK = 1 << 20
 STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
@@ -231,6 +234,8 @@ def _remove_stale_partials(directory: Path, prefix: str, now: datetime) -> None:
     pattern = re.compile(rf"\.{re.escape(prefix)}-\d{{8}}T\d{{6}}Z\.\d+\.partial(?:\.db)?")
     for entry in os.scandir(directory):
         if pattern.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
+            if entry.stat(follow_symlinks=False).st_uid != os.geteuid():
+                continue  # someone else's (a sticky folder would refuse to let us remove it anyway)
             modified = datetime.fromtimestamp(entry.stat(follow_symlinks=False).st_mtime, UTC)
             if now - modified > STALE_PARTIAL:
                 Path(entry.path).unlink(missing_ok=True)
@@ -258,10 +263,13 @@ def _make_private_dir(directory: Path) -> None:
     if not directory.is_dir():
         directory.mkdir(mode=0o700, parents=True)
         log.info("created backup folder %s", directory)
-    mode = directory.stat().st_mode
-    if mode & 0o022 and not mode & stat.S_ISVTX:
-        # Others could plant files there that rotation would weigh against the real backups.
+    st = directory.stat()
+    if st.st_mode & 0o022:
+        # Others could plant files there: weighed against the real backups, or restored.
         raise BackupError(f"backup folder {directory} is writable by other users: chmod go-w it")
+    if st.st_uid != os.geteuid():
+        raise BackupError(f"backup folder {directory} belongs to uid {st.st_uid}, who could delete or replace the "
+                          "backups: use a folder of the user running the backups")
 
 
 def _create_private(path: Path) -> int:
@@ -414,6 +422,9 @@ def restore(database_url: str, file: Path, *, force: bool = False) -> RestoreRes
     kind: Kind = "sqlite" if url.get_backend_name() == "sqlite" else "sql"
     if not file.is_file():
         raise BackupError(f"no backup file {file}")
+    if file.stat().st_mode & 0o022:
+        raise BackupError(f"{file} is writable by other users (anyone could have changed it): check it, then "
+                          "chmod go-w it")
     other: Kind = "sql" if kind == "sqlite" else "sqlite"
     if file.name.endswith(f".{other}.gz"):
         which = "a MariaDB dump" if other == "sql" else "a SQLite backup"
@@ -443,12 +454,27 @@ def _gunzip_chunks(file: Path) -> Iterator[bytes]:
 
 
 def _check_dump(file: Path) -> None:
-    """A whole pass over the file before the database is touched: complete gzip stream, ending
-    with the dump's own completion line."""
-    tail = b""
-    for chunk in _gunzip_chunks(file):
-        tail = (tail + chunk)[-256:]
-    if not _last_line(tail).startswith(DUMP_COMPLETED):
+    """A whole pass over the file before the database is touched: complete gzip stream, only
+    statements mariadb-dump writes (store/dumpcheck.py), ending with its completion line."""
+    last = b""
+
+    def lines() -> Iterator[bytes]:
+        nonlocal last
+        try:
+            with gzip.open(file, "rb") as f:
+                for line in f:
+                    if line.strip():
+                        last = line
+                    yield line
+        except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError
+            raise BackupError(f"{file} is not a complete gzip file ({exc or type(exc).__name__}): "
+                              "damaged or truncated") from None
+
+    try:
+        check_lines(lines(), str(file))
+    except UnsafeDump as exc:
+        raise BackupError(str(exc)) from None
+    if not last.startswith(DUMP_COMPLETED):
         raise BackupError(f"{file} is not a complete MariaDB dump (no '-- Dump completed' line at its end)")
 
 
@@ -534,6 +560,12 @@ def _restore_sqlite(url: URL, file: Path, force: bool) -> tuple[int, int]:
             source = sqlite3.connect(copy)
             try:
                 _check_sqlite(source, str(file))
+                # Our schema has none: one in a backup file would run on the bridge's next write.
+                extra = source.execute("SELECT type || ' ' || name FROM sqlite_master "
+                                       "WHERE type IN ('trigger', 'view')").fetchall()
+                if extra:
+                    raise BackupError(f"{file} holds {', '.join(r[0] for r in extra)}, which our schema does not "
+                                      "have: refusing to restore it")
                 tables = _sqlite_objects(source)
                 existing = _sqlite_objects_of(target_path)
                 if existing and not force:

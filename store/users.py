@@ -19,7 +19,7 @@ MIN_PASSWORD_LENGTH = 8
 
 
 def check_username(username: str) -> str:
-    if not _USERNAME.match(username):
+    if not _USERNAME.fullmatch(username):  # match's $ would let a final newline in
         raise ValidationError(f"user name {username!r} must be 1-64 letters, digits or _ . @ -")
     return username
 

@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import signal
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -435,7 +436,61 @@ def test_files_planted_by_another_user_push_no_backup_out(tmp_path: Path) -> Non
     latest = backup(BackupSettings(url, folder, keep=3), now=now)
     assert sorted(latest.rotated) == [real[0]]  # the oldest real one, as if nothing had been planted
     assert all(p.exists() for p in (*real[1:], latest.path, *planted))  # and theirs are not ours to delete
-    # A folder others may write to is refused outright.
+    # A folder others may write to, or someone else's, is refused outright; so is such a file to restore.
     folder.chmod(0o777)
     with pytest.raises(BackupError, match="writable by other users"):
         backup(BackupSettings(url, folder, keep=3), now=now)
+    folder.chmod(0o1777)  # sticky (like /tmp): others may still plant files
+    with pytest.raises(BackupError, match="writable by other users"):
+        backup(BackupSettings(url, folder, keep=3), now=now)
+    folder.chmod(0o700)
+    os.chown(folder, 65534, 65534)
+    with pytest.raises(BackupError, match="belongs to uid 65534"):
+        backup(BackupSettings(url, folder, keep=3), now=now)
+    latest.path.chmod(0o666)
+    with pytest.raises(BackupError, match="writable by other users"):
+        restore(url, latest.path, force=True)
+    # A partial file someone else left is not ours to remove (it used to fail every backup).
+    os.chown(folder, 0, 0)
+    stale = folder / ".plant-20200101T000000Z.1.partial"
+    stale.write_bytes(b"x")
+    os.chown(stale, 65534, 65534)
+    os.utime(stale, (0, 0))
+    backup(BackupSettings(url, folder, keep=3), now=now + timedelta(minutes=1))
+    assert stale.exists()
+
+
+def test_a_real_dump_with_a_statement_slipped_in_is_refused_untouched(mariadb: MariaDBServer, tmp_path: Path) -> None:
+    """Restores run as plant_admin: `SET PASSWORD` in a backup file would hand that account to
+    whoever could write the file; a trigger would acknowledge every alarm."""
+    url = mariadb.create_database()
+    fill(url)
+    before = snapshot(url)
+    file = backup(BackupSettings(url, tmp_path / "b")).path
+    content = gzip.decompress(file.read_bytes())
+    for evil in (b"SET PASSWORD = PASSWORD('attacker-known-1');\n",
+                 b"CREATE TRIGGER ack BEFORE INSERT ON alarms FOR EACH ROW SET NEW.acknowledged_by = 'alice';\n"):
+        tampered = tmp_path / file.name
+        tampered.write_bytes(gzip.compress(content.replace(b"UNLOCK TABLES;\n", b"UNLOCK TABLES;\n" + evil, 1)))
+        with pytest.raises(BackupError, match="not something mariadb-dump writes"):
+            restore(url, tampered, force=True)
+        assert snapshot(url) == before
+    restore(url, file, force=True)  # the untouched backup still restores
+    assert snapshot(url) == before
+
+
+def test_a_sqlite_backup_with_a_trigger_is_refused(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'plant.db'}"
+    fill(url)
+    before = snapshot(url)
+    file = backup(BackupSettings(url, tmp_path / "b")).path
+    raw = tmp_path / "raw.db"
+    raw.write_bytes(gzip.decompress(file.read_bytes()))
+    with sqlite3.connect(raw) as conn:
+        conn.execute("CREATE TRIGGER ack AFTER INSERT ON alarms BEGIN "
+                     "UPDATE alarms SET acknowledged_by = 'alice' WHERE id = NEW.id; END")
+    tampered = tmp_path / file.name
+    tampered.write_bytes(gzip.compress(raw.read_bytes()))
+    with pytest.raises(BackupError, match="trigger ack"):
+        restore(url, tampered, force=True)
+    assert snapshot(url) == before

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import requests
+import yaml
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
@@ -432,3 +433,22 @@ def test_no_account_can_take_every_connection(accounts: Accounts) -> None:
     with accounts.engine("root").connect() as conn:
         server_max = conn.execute(text("SELECT @@max_connections")).scalar_one()
     assert sum(v for k, v in limits.items() if k != "plant_admin") < server_max
+
+
+def test_load_data_local_cannot_skip_the_column_grants(accounts: Accounts, tmp_path: Path) -> None:
+    """MariaDB checks no column-level INSERT grant for LOAD DATA without a column list: with
+    local_infile on, the collector inserted an alarm acknowledged by 'alice'. The server runs with
+    --local-infile=0 (docker-compose.yml, the test server)."""
+    row = tmp_path / "alarm.tsv"
+    row.write_text("\t".join(["999", "units/1/automates/1", "1", "1", "\\N", "ph", "high", "warning", "active",
+                              "9", "7.2", "9", "2026-01-01 00:00:00", "\\N", "2026-01-01 00:01:00", "alice"]) + "\n")
+    engine = create_db_engine(accounts.urls["collector"], connect_args={"local_infile": True})
+    try:
+        with pytest.raises(DBAPIError), engine.begin() as conn:
+            conn.execute(text(f"LOAD DATA LOCAL INFILE '{row}' INTO TABLE alarms"))
+    finally:
+        engine.dispose()
+    with accounts.engine("root").connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM alarms WHERE acknowledged_by = 'alice'")).scalar_one() == 0
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    assert "--local-infile=0" in compose["services"]["mariadb"]["command"]

@@ -397,9 +397,12 @@ def test_export_refuses_the_folders_holding_the_secrets_themselves(tmp_path: Pat
     tls = TlsFiles(tmp_path / "secrets" / "tls")
     generate_certs(tls)
     before = {p: p.read_bytes() for p in (tmp_path / "secrets").rglob("*") if p.is_file()}
-    for dest in (files.directory, tls.directory, tmp_path / "secrets" / ".." / "secrets"):
+    # Through a folder that does not exist yet, too: `y/..` is only made to land there.
+    for dest in (files.directory, tls.directory, tmp_path / "secrets" / ".." / "secrets",
+                 tmp_path / "secrets" / "y" / ".." / "tls", tmp_path / "secrets" / "z" / ".."):
         with pytest.raises(ValidationError, match="where the credentials or certificates themselves live"):
             export("bridge", files, layout, None, dest, tls_dir=tls.directory)
+    assert not (tmp_path / "secrets" / "y").exists()  # refused before anything was made
     other = tmp_path / "someone-elses"
     other.mkdir()
     (other / "credentials.json").write_text("{}")
