@@ -27,7 +27,8 @@
 --
 -- Why some UPDATE grants are wide: `INSERT … ON DUPLICATE KEY UPDATE` (the bridge's idempotent
 -- writes, store/queries.py) needs UPDATE on every column it inserts, not only on those it updates.
--- readings and rejected_messages are written with plain INSERTs: there the collector has no UPDATE.
+-- readings, power_readings and rejected_messages are written with plain INSERTs: there the collector
+-- has no UPDATE (stored data stays as it was stored).
 
 -- Refuse to run without a database or with a missing / placeholder password (one clear error).
 SET @plant_accounts_problem = CASE
@@ -117,10 +118,7 @@ GRANT SELECT, INSERT, UPDATE ON automate_sequences TO plant_collector@'%';
 GRANT SELECT, INSERT, UPDATE ON source_versions TO plant_collector@'%';
 GRANT SELECT, INSERT, UPDATE ON meter_states TO plant_collector@'%';
 GRANT SELECT, INSERT, UPDATE ON device_status TO plant_collector@'%';
-GRANT SELECT, INSERT,
-      UPDATE (meter_id, ts, received_at, stored_at, output, apower, voltage, current, freq, pf, energy_wh,
-              ret_energy_wh, temperature_c)
-      ON power_readings TO plant_collector@'%';
+GRANT SELECT, INSERT ON power_readings TO plant_collector@'%';
 -- Not acknowledged_at / acknowledged_by, neither inserted nor updated: a stolen bridge password
 -- must not acknowledge an alarm in an operator's name.
 GRANT SELECT,

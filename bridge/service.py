@@ -202,7 +202,7 @@ def write_plan(session: Session, plan: BatchPlan, known: set[Key] | None = None)
     # Meters seen without a sample yet (e.g. just came online); insert_power_samples ensures the rest.
     queries.ensure_meters(session, plan.meters_seen - {s.meter for s, _ in plan.samples}, now)
     queries.insert_readings(session, plan.readings, now, known=known, new_only=True)
-    queries.insert_power_samples(session, plan.samples, now)
+    queries.insert_power_samples(session, plan.samples, now, new_only=True)
     for device, state, ts, rx in plan.states:
         queries.set_device_state(session, device, state, ts, rx)
     queries.save_alarm_events(session, plan.alarms)

@@ -122,7 +122,10 @@ def insert_readings(session: Session, readings: Sequence[tuple[Reading, datetime
 
 
 def insert_power_samples(session: Session, samples: Sequence[tuple[PowerSample, datetime]],
-                         stored_at: datetime | None = None) -> None:
+                         stored_at: datetime | None = None, *, new_only: bool = False) -> None:
+    """Store power samples; one already stored is skipped, or with ``new_only`` refused
+    (IntegrityError). The bridge uses ``new_only``: it looked every key up under the meter's lock,
+    and a plain INSERT needs no UPDATE right (accounts.sql: stored samples stay as they are)."""
     if not samples:
         return
     ensure_meters(session, [s.meter for s, _ in samples], max(t for _, t in samples))
@@ -132,7 +135,10 @@ def insert_power_samples(session: Session, samples: Sequence[tuple[PowerSample, 
         row["meter_id"] = row.pop("meter")
         row["ts"], row["received_at"], row["stored_at"] = s.ts, t, stored_at
         rows.append(row)
-    insert_ignoring_duplicates(session, orm.PowerReading.__table__, rows, ["meter_id", "ts"])
+    if new_only:
+        session.execute(insert(orm.PowerReading), rows)
+    else:
+        insert_ignoring_duplicates(session, orm.PowerReading.__table__, rows, ["meter_id", "ts"])
 
 
 def stored_readings(session: Session, keys: Iterable[tuple[int, int, datetime]]

@@ -105,7 +105,7 @@ DDL = ["DROP TABLE readings", "ALTER TABLE alarms ADD COLUMN evil INT", "CREATE 
        "TRUNCATE TABLE alarms", "CREATE INDEX evil ON readings (ph)"]
 AUDIT_TAMPERING = ["DELETE FROM threshold_changes", "UPDATE threshold_changes SET changed_by = 'nobody'"]
 DATA_TAMPERING = ["DELETE FROM readings", "UPDATE readings SET ph = 7.0", "DELETE FROM alarms",
-                  "DELETE FROM power_readings"]
+                  "DELETE FROM power_readings", "UPDATE power_readings SET apower = 0"]
 
 
 def test_collector_writes_telemetry_only(accounts: Accounts) -> None:
