@@ -13,6 +13,15 @@
 # 02-accounts.sh) and accounts.sql anywhere outside that folder, named by ACCOUNTS_SQL (default: next
 # to this script). The image runs it once, on an empty data volume, on MARIADB_DATABASE.
 
+# True for the placeholders of plantmodel/placeholders.py (one list, repeated here: no Python in
+# the MariaDB image).
+plant_placeholder() {
+    case ${1,,} in
+        *change-me* | *changeme* | *change_me* | *secret* | *placeholder* | *xxx*) return 0 ;;
+    esac
+    return 1
+}
+
 plant_accounts() {
     local sql=${ACCOUNTS_SQL:-$(dirname "${BASH_SOURCE[0]}")/accounts.sql}
     local var value hex sets=""
@@ -31,11 +40,10 @@ plant_accounts() {
             echo "accounts.sh: $var must be printable ASCII" >&2
             return 2
         fi
-        case ${value,,} in  # the placeholders of plantmodel/placeholders.py
-            *change-me* | *changeme* | *change_me* | *secret* | *placeholder* | *xxx*)
-                echo "accounts.sh: $var is a placeholder: set a real secret" >&2
-                return 2 ;;
-        esac
+        if plant_placeholder "$value"; then
+            echo "accounts.sh: $var is a placeholder: set a real secret" >&2
+            return 2
+        fi
         # In hex: no quoting of any character can go wrong.
         hex=$(printf '%s' "$value" | od -An -v -tx1 | tr -d ' \n')
         var=${var#DB_}
@@ -44,12 +52,10 @@ plant_accounts() {
     if declare -F docker_process_sql >/dev/null; then
         # Sourced by the image's entrypoint: its client, as root, on MARIADB_DATABASE. Root's
         # password comes from the same .env: refuse its placeholder too.
-        local root=${MARIADB_ROOT_PASSWORD:-}
-        case ${root,,} in
-            *change-me* | *changeme* | *change_me* | *secret* | *placeholder* | *xxx*)
-                echo "accounts.sh: MARIADB_ROOT_PASSWORD is a placeholder: set a real one in .env, then remove the mariadb-data volume (docker compose down -v): the image has already set root's password" >&2
-                return 2 ;;
-        esac
+        if plant_placeholder "${MARIADB_ROOT_PASSWORD:-}"; then
+            echo "accounts.sh: MARIADB_ROOT_PASSWORD is a placeholder: set a real one in .env, then remove the mariadb-data volume (docker compose down -v): the image has already set root's password" >&2
+            return 2
+        fi
         { printf '%s' "$sets"; cat "$sql"; } | docker_process_sql
     else
         if [[ $# -lt 1 || $1 == -* ]]; then

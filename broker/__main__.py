@@ -12,6 +12,7 @@ from pathlib import Path
 from broker import tls
 from broker.config import DEFAULT_CONF, LocalBroker, TlsListener, render
 from broker.credentials import ROLES, CredentialFiles, export, generate
+from broker.files import Owner
 from broker.settings import BrokerSettings
 from broker.tls import check_names
 from plantmodel.errors import PlantModelError, ValidationError
@@ -48,10 +49,11 @@ def _certs(settings: BrokerSettings, names: tuple[str, ...], *, force: bool = Fa
 PROVISIONED = ("broker", "bridge", "webui", "devices")  # the containers of docker-compose.yml
 
 
-def _owner(text: str) -> tuple[int, int]:
+def _owner(text: str) -> Owner:
+    """``UID:GID`` (an argparse type: a malformed one is a usage error)."""
     uid, _, gid = text.partition(":")
     if not (uid.isdigit() and gid.isdigit()):
-        raise ValidationError(f"--owner {text!r}: give numeric UID:GID, e.g. 10001:10001")
+        raise argparse.ArgumentTypeError(f"{text!r}: give numeric UID:GID, e.g. 10001:10001")
     return int(uid), int(gid)
 
 
@@ -123,16 +125,17 @@ def build_parser() -> argparse.ArgumentParser:
         "0644) in a 0700 folder. Run `credentials` (and `certs`) first.")
     p_export.add_argument("role", choices=ROLES)
     p_export.add_argument("dest", type=Path, help="folder to write (a volume only that container mounts)")
-    p_export.add_argument("--owner", metavar="UID:GID", help="hand the files to the container's user (needs root)")
+    p_export.add_argument("--owner", type=_owner, metavar="UID:GID",
+                          help="hand the files to the container's user (needs root)")
     p_prov = sub.add_parser(
         "provision", help="credentials, certificates and each container's secrets folder, in one go",
         description="What docker compose's one-shot `credentials` service runs: `credentials`, then `certs` "
         "when BROKER_TLS_DIR holds no certificate (a site's own are kept), then `export` of each role into "
         "OUT/<role> (broker, bridge, webui, devices).")
     p_prov.add_argument("--out", type=Path, required=True, help="folder holding one folder per container")
-    p_prov.add_argument("--owner", metavar="UID:GID",
+    p_prov.add_argument("--owner", type=_owner, metavar="UID:GID",
                         help="owner of the service folders (the image's user, 10001:10001)")
-    p_prov.add_argument("--broker-owner", metavar="UID:GID",
+    p_prov.add_argument("--broker-owner", type=_owner, metavar="UID:GID",
                         help="owner of the broker's folder (Mosquitto's image: 1883:1883)")
     p_render = sub.add_parser("render", help="write the local broker config rendered from mosquitto.conf")
     p_run = sub.add_parser("run", help="generate credentials if needed, render the config, exec mosquitto")
@@ -167,17 +170,14 @@ def _main(args: argparse.Namespace) -> int:
     if args.command == "provision":
         files = _credentials(settings)
         _ensure_certs(settings)
-        owner = _owner(args.owner) if args.owner else None
-        broker_owner = _owner(args.broker_owner) if args.broker_owner else None
         for role in PROVISIONED:
             written = export(role, files, settings.layout, settings.services, args.out / role,
-                             tls_dir=settings.tls_dir, owner=broker_owner if role == "broker" else owner)
+                             tls_dir=settings.tls_dir, owner=args.broker_owner if role == "broker" else args.owner)
             print(f"{role}: {', '.join(p.name for p in written)} in {args.out / role}")
         return 0
     if args.command == "export":
-        owner = _owner(args.owner) if args.owner else None
         written = export(args.role, CredentialFiles(settings.secrets_dir), settings.layout, settings.services,
-                         args.dest, tls_dir=settings.tls_dir, owner=owner)
+                         args.dest, tls_dir=settings.tls_dir, owner=args.owner)
         print(f"{args.role}: {', '.join(p.name for p in written)} in {args.dest}")
         return 0
     if args.command == "certs":

@@ -162,7 +162,7 @@ def list_backups(directory: Path, prefix: str, kind: Kind) -> list[BackupFile]:
         m = pattern.fullmatch(entry.name)
         if m is None or not entry.is_file(follow_symlinks=False):
             continue
-        if entry.stat(follow_symlinks=False).st_uid != os.geteuid():  # someone else's file: not ours to judge
+        if not _ours(entry):  # someone else's file: not ours to judge
             continue
         try:
             taken = datetime.strptime(m.group(1), STAMP_FORMAT).replace(tzinfo=UTC)
@@ -170,6 +170,11 @@ def list_backups(directory: Path, prefix: str, kind: Kind) -> list[BackupFile]:
             continue
         found.append(BackupFile(Path(entry.path), taken, int(m.group(2) or 0)))
     return sorted(found, key=lambda b: b.order, reverse=True)
+
+
+def _ours(entry: os.DirEntry[str]) -> bool:
+    """Owned by the user running the backup (another user's file is neither counted nor removed)."""
+    return entry.stat(follow_symlinks=False).st_uid == os.geteuid()
 
 
 def rotate(directory: Path, prefix: str, kind: Kind, *, keep: int, max_age_days: float, now: datetime,
@@ -234,7 +239,7 @@ def _remove_stale_partials(directory: Path, prefix: str, now: datetime) -> None:
     pattern = re.compile(rf"\.{re.escape(prefix)}-\d{{8}}T\d{{6}}Z\.\d+\.partial(?:\.db)?")
     for entry in os.scandir(directory):
         if pattern.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
-            if entry.stat(follow_symlinks=False).st_uid != os.geteuid():
+            if not _ours(entry):
                 continue  # someone else's (a sticky folder would refuse to let us remove it anyway)
             modified = datetime.fromtimestamp(entry.stat(follow_symlinks=False).st_mtime, UTC)
             if now - modified > STALE_PARTIAL:
@@ -443,14 +448,21 @@ def _refuse(url: URL, tables: list[str]) -> BackupError:
                        "replaces all its data: stop the bridge and the web UI, then run again with --force")
 
 
-def _gunzip_chunks(file: Path) -> Iterator[bytes]:
+@contextlib.contextmanager
+def _unpacked(file: Path) -> Iterator[gzip.GzipFile]:
+    """``file`` decompressed; a damaged or truncated one raises :class:`BackupError` while read."""
     try:
         with gzip.open(file, "rb") as f:
-            while chunk := f.read(CHUNK):
-                yield chunk
+            yield f
     except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError
         raise BackupError(f"{file} is not a complete gzip file ({exc or type(exc).__name__}): "
                           "damaged or truncated") from None
+
+
+def _gunzip_chunks(file: Path) -> Iterator[bytes]:
+    with _unpacked(file) as f:
+        while chunk := f.read(CHUNK):
+            yield chunk
 
 
 def _check_dump(file: Path) -> None:
@@ -460,15 +472,11 @@ def _check_dump(file: Path) -> None:
 
     def lines() -> Iterator[bytes]:
         nonlocal last
-        try:
-            with gzip.open(file, "rb") as f:
-                for line in f:
-                    if line.strip():
-                        last = line
-                    yield line
-        except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError
-            raise BackupError(f"{file} is not a complete gzip file ({exc or type(exc).__name__}): "
-                              "damaged or truncated") from None
+        with _unpacked(file) as f:
+            for line in f:
+                if line.strip():
+                    last = line
+                yield line
 
     try:
         check_lines(lines(), str(file))
