@@ -106,6 +106,8 @@ GRANT INSERT ON threshold_changes TO plant_delegate@'%';
 GRANT INSERT, UPDATE, DELETE ON units TO plant_delegate@'%';
 GRANT INSERT, UPDATE, DELETE ON automates TO plant_delegate@'%';
 GRANT INSERT, UPDATE, DELETE ON meters TO plant_delegate@'%';
+GRANT INSERT, UPDATE ON devices TO plant_delegate@'%';
+GRANT INSERT, UPDATE ON device_tokens TO plant_delegate@'%';
 
 -- collector (the bridge). SELECT where it reads back (conflicts, sequences, SELECT … FOR UPDATE on
 -- source_versions); never users, threshold_changes; no DELETE anywhere.
@@ -119,6 +121,12 @@ GRANT SELECT, INSERT, UPDATE ON source_versions TO plant_collector@'%';
 GRANT SELECT, INSERT, UPDATE ON meter_states TO plant_collector@'%';
 GRANT SELECT, INSERT, UPDATE ON device_status TO plant_collector@'%';
 GRANT SELECT, INSERT ON power_readings TO plant_collector@'%';
+-- The registry: what a device says of itself, never its name or whether it is disabled (a new row is
+-- inserted with INSERT IGNORE, so no UPDATE on disabled is needed).
+GRANT SELECT,
+      INSERT (device, model, generation, firmware, disabled, first_seen, last_seen),
+      UPDATE (model, generation, firmware, first_seen, last_seen, removed_at)
+      ON devices TO plant_collector@'%';
 -- Not acknowledged_at / acknowledged_by, neither inserted nor updated: a stolen bridge password
 -- must not acknowledge an alarm in an operator's name.
 GRANT SELECT,
@@ -142,6 +150,11 @@ GRANT SELECT, UPDATE (acknowledged_at, acknowledged_by) ON alarms TO plant_datav
 GRANT SELECT, INSERT, DELETE, UPDATE (low, high, deadband, severity, updated_at, updated_by)
       ON thresholds TO plant_datavision@'%';
 GRANT SELECT, INSERT ON threshold_changes TO plant_datavision@'%';
+GRANT SELECT, INSERT (device, name, disabled, updated_at, updated_by),
+      UPDATE (name, disabled, removed_at, updated_at, updated_by)
+      ON devices TO plant_datavision@'%';
+GRANT SELECT, INSERT, UPDATE (revoked_at, revoked_by, last_used_at) ON device_tokens TO plant_datavision@'%';
+GRANT SELECT, INSERT, UPDATE (from_state, outcome, answered_at, detail) ON switch_actions TO plant_datavision@'%';
 GRANT SELECT, INSERT, DELETE,
       UPDATE (password_hash, role, token_hash, updated_at, last_login_at, session_version)
       ON users TO plant_datavision@'%';

@@ -48,6 +48,8 @@ CREATE TABLE IF NOT EXISTS meter_states (
     status      TEXT         NOT NULL,   -- JSON: the switch:0 status merged so far
     complete    BOOLEAN      NOT NULL,   -- a full status was part of it
     updated_at  DATETIME(3)  NOT NULL,
+    energy_offset_wh DOUBLE  NULL,       -- energy counted before the counter's resets (see power_readings)
+    last_ts     DATETIME(3)  NULL,       -- the newest device time merged (older frames are late: no reset check)
     PRIMARY KEY (meter_id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
@@ -99,6 +101,8 @@ CREATE TABLE IF NOT EXISTS power_readings (
     energy_wh      DOUBLE       NULL,       -- aenergy.total
     ret_energy_wh  DOUBLE       NULL,       -- ret_aenergy.total
     temperature_c  DOUBLE       NULL,
+    errors         VARCHAR(255) NULL,       -- the device's error flags (overtemp, ...), comma-separated
+    energy_offset_wh DOUBLE     NULL,       -- counters lost to resets before this row: energy_wh + this = energy counted
     PRIMARY KEY (id),
     -- idempotent writes, "latest per meter" and "time range per meter"
     UNIQUE KEY uq_power_readings_meter_ts (meter_id, ts),
@@ -190,4 +194,55 @@ CREATE TABLE IF NOT EXISTS threshold_changes (
     new_value   TEXT         NULL,       -- JSON; NULL when deleted
     PRIMARY KEY (id),
     KEY ix_threshold_changes_changed_at (changed_at)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+-- The device registry: one row per unit (units/3) or meter (meters/<id>), created by the bridge on
+-- first contact; name, disabled and removed_at are the administrators' (column grants in accounts.sql).
+CREATE TABLE IF NOT EXISTS devices (
+    device      VARCHAR(96)  NOT NULL,   -- units/3 | meters/<id>: the source vocabulary
+    name        VARCHAR(64)  NULL,
+    model       VARCHAR(64)  NULL,       -- as the device says it (Shelly.GetDeviceInfo, Gen1 announce, unit birth)
+    generation  INT          NULL,       -- Shelly API generation (1, 2, 3, 4), NULL for units
+    firmware    VARCHAR(96)  NULL,
+    disabled    BOOLEAN      NOT NULL,   -- its data is rejected with a reason
+    first_seen  DATETIME(3)  NULL,       -- NULL: registered by an administrator, not heard from yet
+    last_seen   DATETIME(3)  NULL,
+    removed_at  DATETIME(3)  NULL,       -- hidden from the lists; cleared when it is heard from again
+    updated_at  DATETIME(3)  NULL,       -- the last administrator's edit
+    updated_by  VARCHAR(64)  NULL,
+    PRIMARY KEY (device)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+-- Tokens of the legacy HTTP senders (POST /collector/info, /webhook/): one device each; only the
+-- SHA-256 is stored.
+CREATE TABLE IF NOT EXISTS device_tokens (
+    id            INT          NOT NULL AUTO_INCREMENT,
+    device        VARCHAR(96)  NOT NULL,   -- units/3 | meters/<id>
+    token_hash    VARCHAR(64)  NOT NULL,
+    label         VARCHAR(64)  NULL,
+    created_at    DATETIME(3)  NOT NULL,
+    created_by    VARCHAR(64)  NOT NULL,
+    revoked_at    DATETIME(3)  NULL,
+    revoked_by    VARCHAR(64)  NULL,
+    last_used_at  DATETIME(3)  NULL,
+    PRIMARY KEY (id),
+    UNIQUE KEY uq_device_tokens_token_hash (token_hash),
+    KEY ix_device_tokens_device (device)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+-- Every remote switch of a meter's output: who, when, from where, from which state to which, and
+-- what the device answered.
+CREATE TABLE IF NOT EXISTS switch_actions (
+    id            BIGINT       NOT NULL AUTO_INCREMENT,
+    meter_id      VARCHAR(64)  NOT NULL,
+    requested_at  DATETIME(3)  NOT NULL,
+    requested_by  VARCHAR(64)  NOT NULL,
+    remote_addr   VARCHAR(64)  NULL,
+    from_state    VARCHAR(8)   NULL,       -- on | off; NULL: not known
+    to_state      VARCHAR(8)   NOT NULL,   -- on | off
+    outcome       VARCHAR(16)  NOT NULL,   -- pending | confirmed | error | timeout
+    answered_at   DATETIME(3)  NULL,
+    detail        VARCHAR(255) NULL,       -- the device's answer or error
+    PRIMARY KEY (id),
+    KEY ix_switch_actions_meter (meter_id, requested_at)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;

@@ -1,9 +1,12 @@
 """Shelly Pro 1PM simulator (pure logic, no MQTT), behaving like the Gen2 device (DOMAIN.md §2).
 
-The meter measures an EV charger that cycles idle → ramp → plateau → taper → idle. Each
+The meter measures an EV charger that cycles idle → ramp → plateau → taper → idle
+(:class:`MeterPhysics`, shared with the Gen1 simulator of :mod:`devices.shelly1`). Each
 :meth:`ShellyPro1PM.tick` returns the MQTT messages the real device would publish: a
 ``NotifyStatus`` with only the fields that changed notably since the last notification (never
 an unchanged value), plus the full status on ``status/switch:0`` when ``status_ntf`` is on.
+
+Both simulators offer the interface :class:`MeterDevice` that the MQTT runner drives.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import math
 import random
 import re
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from devices.faults import FaultInjector
 from plantmodel.errors import ValidationError
@@ -60,6 +63,37 @@ MEASURE_FIELDS = {
     "apower": "apower", "voltage": "voltage", "current": "current", "freq": "freq", "pf": "pf",
     "energy_wh": "aenergy", "ret_energy_wh": "ret_aenergy", "temperature_c": "temperature",
 }
+
+
+Message = tuple[str, str]  # (topic, payload) a device publishes (QoS 1, not retained)
+
+
+class MeterDevice(Protocol):
+    """What the MQTT runner needs of a simulated meter, Gen1 or Gen2."""
+
+    id: str
+    gen: int
+
+    @property
+    def online_topic(self) -> str:
+        """Retained ``true`` on connect, ``false`` as last will."""
+        ...
+
+    def subscriptions(self) -> list[str]:
+        """Topics the device subscribes to on every (re)connect."""
+        ...
+
+    def birth(self, now: datetime) -> list[Message]:
+        """What the device publishes right after its ``online`` message, on every connect."""
+        ...
+
+    def tick(self, now: datetime) -> list[Message]:
+        """Advance to ``now``; what the device publishes."""
+        ...
+
+    def handle_message(self, topic: str, payload: bytes | str, now: datetime | None = None) -> list[Message]:
+        """A message received on one of :meth:`subscriptions`; what the device publishes in answer."""
+        ...
 
 
 class RpcError(Exception):
@@ -128,7 +162,9 @@ def power_factor(apower: float) -> float:
     return 0.5 + 0.48 * min(1.0, apower / 500.0)
 
 
-def _mac(meter: str) -> str:
+def mac_of(meter: str) -> str:
+    """The device's MAC (12 upper-case hex digits): the tail of a Shelly id such as
+    ``shellypro1pm-a8032ab1c2d3``, otherwise derived from the id."""
     tail = meter.rsplit("-", 1)[-1]
     if re.fullmatch(r"[0-9a-fA-F]{12}", tail):
         return tail.upper()
@@ -144,8 +180,78 @@ def _valid_src(src: str) -> bool:
     return not any(c in src for c in "+#\x00") and not src.startswith("$")
 
 
+class MeterPhysics:
+    """What a 1PM meters, whatever its generation: an EV charger behind the relay, the mains
+    (voltage, frequency), the device's own temperature and its energy counter, plus the faults
+    (:mod:`devices.faults`) that override the published values of its measures.
+
+    The simulators own the time: they call :meth:`integrate` (energy at the power held since the
+    last tick) then :meth:`advance`, and :meth:`poll_faults` once per report.
+    """
+
+    def __init__(self, meter_id: str, rng: random.Random, *, faults: FaultInjector | None = None,
+                 energy_wh: float | None = None) -> None:
+        self.target = MeterSource(meter_id).key  # fault target: meters/<id>
+        self._rng = rng
+        self._faults = faults
+        self.output = True
+        self.load = ChargerLoad(rng)
+        self.voltage = rng.uniform(229.0, 231.0)
+        self.freq = 50.0 + rng.uniform(-0.02, 0.02)
+        self.temp_c = rng.uniform(31.0, 34.0)
+        # None: a device that has been in use for a while (a counter that survives reboots).
+        self.energy_wh = rng.uniform(1_000.0, 50_000.0) if energy_wh is None else energy_wh
+        self.forced: dict[str, float] = {}  # fault values in effect (measure -> value)
+
+    @property
+    def power_w(self) -> float:
+        """The true active power: the charger's while the relay is on, none while it is off."""
+        return self.load.power if self.output else 0.0
+
+    def integrate(self, dt: float) -> float:
+        """Add ``dt`` seconds of energy at the present power; returns that power (W)."""
+        p = self.power_w
+        self.energy_wh += p * max(0.0, dt) / 3600.0
+        return p
+
+    def advance(self, dt: float) -> None:
+        """Move the electrical and thermal state ``dt`` seconds forward."""
+        if self.output:
+            self.load.advance(dt)
+        self.voltage = min(232.0, max(228.0, self.voltage + self._rng.gauss(0.0, 0.15)))
+        self.freq = min(50.05, max(49.95, self.freq + self._rng.gauss(0.0, 0.005)))
+        # The relay heats with the load, with a few minutes' lag.
+        target = 32.0 + 25.0 * self.power_w / PLATEAU_W[1]
+        self.temp_c += (target - self.temp_c) * (1.0 - math.exp(-dt / 180.0))
+
+    def poll_faults(self) -> dict[str, float]:
+        """Take the next value of every fault on this meter (advances their cycles)."""
+        if self._faults is not None:
+            self.forced = self._faults.forced(self.target)
+        return self.forced
+
+    def true_values(self) -> dict[str, float]:
+        return {"apower": self.power_w, "voltage": self.voltage, "freq": self.freq,
+                "temperature_c": self.temp_c, "energy_wh": self.energy_wh, "ret_energy_wh": 0.0}
+
+    def values(self) -> dict[str, float]:
+        """Measure -> value to publish: the true values, overridden by the faults in effect (which
+        may add ``current`` and ``pf``)."""
+        return {**self.true_values(), **self.forced}
+
+    def switch(self, on: bool) -> bool:
+        """Switch the relay; returns whether it was on. Switched on again, the charger starts idle."""
+        was_on = self.output
+        if on != was_on:
+            self.output = on
+            self.load.reset()
+        return was_on
+
+
 class ShellyPro1PM:
     """One simulated Shelly Pro 1PM (device id = MQTT topic prefix)."""
+
+    gen = 2
 
     def __init__(self, meter_id: str, rng: random.Random | None = None, *,
                  energy_interval: float = 60.0, status_ntf: bool = False,
@@ -153,49 +259,54 @@ class ShellyPro1PM:
         if energy_interval <= 0:
             raise ValueError("energy_interval must be > 0")
         self.id = check_meter_id(meter_id)
-        self.target = MeterSource(meter_id).key
         self.energy_interval = energy_interval
         self.status_ntf = status_ntf
-        self.mac = _mac(meter_id)
+        self.mac = mac_of(meter_id)
         self._rng = rng if rng is not None else random.Random()
-        self._faults = faults
+        self._meter = MeterPhysics(meter_id, self._rng, faults=faults)
+        self.target = self._meter.target
         self._boot = (start or utcnow()).timestamp()
         self._last = self._boot  # device time of the last tick (unix s)
 
-        self.output = True
         self.source = "init"
-        self._load = ChargerLoad(self._rng)
-        self._voltage = self._rng.uniform(229.0, 231.0)
-        self._freq = 50.0 + self._rng.uniform(-0.02, 0.02)
-        self._temp_c = self._rng.uniform(31.0, 34.0)
-        self._energy_wh = self._rng.uniform(1_000.0, 50_000.0)  # a device that has been in use
         self._minute_start = math.floor(self._boot / energy_interval) * energy_interval
         self._minute_mwh = 0.0
         self._by_minute = [0.0, 0.0, 0.0]
 
-        self._forced: dict[str, float] = {}  # fault values in effect since the last tick
         self.status = self._compose()
         self._reported = copy.deepcopy(self.status)  # what consumers know (they asked GetStatus)
 
-    # -- physics ---------------------------------------------------------------------------
     @property
-    def _power_w(self) -> float:
-        return self._load.power if self.output else 0.0
+    def output(self) -> bool:
+        return self._meter.output
 
+    # -- MeterDevice interface (MQTT wiring in devices.runner) -----------------------------------
+    @property
+    def online_topic(self) -> str:
+        return Topics.shelly(self.id, "online")
+
+    def subscriptions(self) -> list[str]:
+        return [Topics.shelly(self.id, "rpc")]
+
+    def birth(self, now: datetime) -> list[Message]:
+        # Nothing but `online`: status is sent on change, a late consumer asks Switch.GetStatus.
+        return []
+
+    def handle_message(self, topic: str, payload: bytes | str, now: datetime | None = None) -> list[Message]:
+        if topic != Topics.shelly(self.id, "rpc"):
+            log.debug("%s: ignoring a message on %s", self.id, topic)
+            return []
+        answer = self.handle_rpc(payload, now)
+        return [] if answer is None else [answer]
+
+    # -- physics ---------------------------------------------------------------------------
     def _advance(self, dt: float) -> None:
         """Move the electrical and thermal state ``dt`` seconds forward."""
-        if self.output:
-            self._load.advance(dt)
-        self._voltage = min(232.0, max(228.0, self._voltage + self._rng.gauss(0.0, 0.15)))
-        self._freq = min(50.05, max(49.95, self._freq + self._rng.gauss(0.0, 0.005)))
-        # The relay heats with the load, with a few minutes' lag.
-        target = 32.0 + 25.0 * self._power_w / PLATEAU_W[1]
-        self._temp_c += (target - self._temp_c) * (1.0 - math.exp(-dt / 180.0))
+        self._meter.advance(dt)
 
     def _integrate(self, t0: float, t1: float) -> bool:
         """Energy from t0 to t1 at the present power; True when a minute boundary was crossed."""
-        p, rolled, t = self._power_w, False, t0
-        self._energy_wh += p * max(0.0, t1 - t0) / 3600.0
+        p, rolled, t = self._meter.integrate(t1 - t0), False, t0
         while t < t1:
             end = min(t1, self._minute_start + self.energy_interval)
             self._minute_mwh += p * (end - t) / 3.6  # W·s -> mWh
@@ -207,14 +318,10 @@ class ShellyPro1PM:
                 rolled = True
         return rolled
 
-    def _true_values(self) -> dict[str, float]:
-        return {"apower": self._power_w, "voltage": self._voltage, "freq": self._freq,
-                "temperature_c": self._temp_c, "energy_wh": self._energy_wh, "ret_energy_wh": 0.0}
-
     def _compose(self) -> dict[str, Any]:
         """The full switch status: true values, overridden by the faults in effect; pf and current
         follow the (possibly forced) power so that current = P / (V·pf) always holds."""
-        v = {**self._true_values(), **self._forced}
+        v = self._meter.values()
         apower, voltage = round(v["apower"], 1), round(v["voltage"], 1)
         pf = round(v["pf"] if "pf" in v else power_factor(apower), 2)
         # From the published (rounded) values, so a consumer finds the same relation.
@@ -239,15 +346,14 @@ class ShellyPro1PM:
         }
 
     # -- notifications ----------------------------------------------------------------------
-    def tick(self, now: datetime) -> list[tuple[str, str]]:
+    def tick(self, now: datetime) -> list[Message]:
         """Advance to ``now``; the (topic, payload) messages the device publishes."""
         t = now.timestamp()
         dt = max(0.0, t - self._last)
         rolled = self._integrate(self._last, t)  # energy at the power held since the last tick
         self._last = max(self._last, t)
         self._advance(dt)
-        if self._faults is not None:
-            self._forced = self._faults.forced(self.target)
+        self._meter.poll_faults()
         self.status = self._compose()
         changed = self._changes(self.status, rolled)
         if not changed:
@@ -262,7 +368,7 @@ class ShellyPro1PM:
     def _changes(self, status: dict[str, Any], rolled: bool) -> dict[str, Any]:
         """The fields of ``status`` a NotifyStatus must carry (never an unchanged one)."""
         old = self._reported
-        forced = {MEASURE_FIELDS[m] for m in self._forced}
+        forced = {MEASURE_FIELDS[m] for m in self._meter.forced}
         out: dict[str, Any] = {k: status[k] for k in ("source", "output") if status[k] != old[k]}
 
         def notable(key: str, delta: float) -> bool:
@@ -339,10 +445,8 @@ class ShellyPro1PM:
 
     def set_output(self, on: bool) -> bool:
         """Switch the relay; returns whether it was on. The change is notified at the next tick."""
-        was_on = self.output
+        was_on = self._meter.switch(on)
         if on != was_on:
-            self.output = on
             self.source = "MQTT"
-            self._load.reset()
             self.status = self._compose()
         return was_on

@@ -109,7 +109,9 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
 
 # Nullable columns added after a release, created on a database that predates them. (Alembic takes
 # this over with the schema-evolution work; until then this list is the whole history.)
-ADDED_COLUMNS = (("readings", "stored_at"), ("power_readings", "stored_at"), ("users", "session_version"))
+ADDED_COLUMNS = (("readings", "stored_at"), ("power_readings", "stored_at"), ("users", "session_version"),
+                 ("power_readings", "errors"), ("power_readings", "energy_offset_wh"),
+                 ("meter_states", "energy_offset_wh"), ("meter_states", "last_ts"))
 
 
 def init_schema(engine: Engine) -> None:

@@ -128,6 +128,10 @@ class MeterState(Base):
     status: Mapped[str] = mapped_column(Text)  # JSON: the switch:0 status as merged so far
     complete: Mapped[bool] = mapped_column(Boolean)  # a full status was part of it
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Energy counted before the device's counter resets, and the newest device time merged.
+    # (Nullable: added to existing databases by store.db.ADDED_COLUMNS.)
+    energy_offset_wh: Mapped[float | None] = mapped_column(Double)
+    last_ts: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Reading(Base):
@@ -193,6 +197,9 @@ class PowerReading(Base):
     energy_wh: Mapped[float | None] = mapped_column(Double)
     ret_energy_wh: Mapped[float | None] = mapped_column(Double)
     temperature_c: Mapped[float | None] = mapped_column(Double)
+    errors: Mapped[str | None] = mapped_column(String(255))  # the device's error flags, comma-separated
+    # What the counter's resets before this row lost: energy_wh + energy_offset_wh = energy counted.
+    energy_offset_wh: Mapped[float | None] = mapped_column(Double)
 
 
 class DeviceState(Base):
@@ -304,3 +311,64 @@ class ThresholdChange(Base):
     action: Mapped[str] = mapped_column(String(8))  # set | delete
     old_value: Mapped[str | None] = mapped_column(Text)  # JSON {low, high, deadband, severity}, null if new
     new_value: Mapped[str | None] = mapped_column(Text)  # JSON, null when deleted
+
+
+class Device(Base):
+    """The device registry: a unit (``units/3``) or meter (``meters/<id>``), created by the bridge on
+    first contact with what the device says of itself; ``name``, ``disabled`` and ``removed_at`` are
+    the administrators' (accounts.sql grants the columns that way)."""
+
+    __tablename__ = "devices"
+    __table_args__ = TABLE_ARGS
+
+    device: Mapped[str] = mapped_column(String(96), primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(64))
+    model: Mapped[str | None] = mapped_column(String(64))
+    generation: Mapped[int | None] = mapped_column(Integer)
+    firmware: Mapped[str | None] = mapped_column(String(96))
+    disabled: Mapped[bool] = mapped_column(Boolean)
+    first_seen: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_seen: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_by: Mapped[str | None] = mapped_column(String(64))
+
+
+class DeviceToken(Base):
+    """A legacy HTTP sender's token (``/collector/info``, ``/webhook/``), for one device; SHA-256 only."""
+
+    __tablename__ = "device_tokens"
+    __table_args__ = (
+        UniqueConstraint("token_hash", name="uq_device_tokens_token_hash"),
+        Index("ix_device_tokens_device", "device"),
+        TABLE_ARGS,
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    device: Mapped[str] = mapped_column(String(96))
+    token_hash: Mapped[str] = mapped_column(String(64))
+    label: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_by: Mapped[str] = mapped_column(String(64))
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_by: Mapped[str | None] = mapped_column(String(64))
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class SwitchAction(Base):
+    """Audit of remote switching: who switched which meter, when, from where, from which state to
+    which, and what the device answered."""
+
+    __tablename__ = "switch_actions"
+    __table_args__ = (Index("ix_switch_actions_meter", "meter_id", "requested_at"), TABLE_ARGS)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    meter_id: Mapped[str] = mapped_column(String(64))
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    requested_by: Mapped[str] = mapped_column(String(64))
+    remote_addr: Mapped[str | None] = mapped_column(String(64))
+    from_state: Mapped[str | None] = mapped_column(String(8))
+    to_state: Mapped[str] = mapped_column(String(8))
+    outcome: Mapped[str] = mapped_column(String(16))  # pending | confirmed | error | timeout
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    detail: Mapped[str | None] = mapped_column(String(255))
