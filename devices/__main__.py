@@ -1,6 +1,7 @@
 """``python -m devices``: run the simulators, or manage injected faults.
 
     python -m devices run [--demo] [--period S] [--units-only | --meters-only] [--units N] [--automates N]
+                          [--gen1 ID[,ID...]] [--status-ntf]
     python -m devices fault set --unit U --automate A --measure M --values 4.5[,4.0,...]
     python -m devices fault set --meter ID --measure apower --values 3800
     python -m devices fault clear [--unit U --automate A | --meter ID] [--measure M]
@@ -19,7 +20,13 @@ from collections.abc import Sequence
 from types import FrameType
 
 from devices.faults import Fault, load_faults, save_faults
-from devices.settings import DEMO_ENERGY_INTERVAL_S, DEMO_PERIOD_S, DevicesSettings
+from devices.settings import (
+    DEMO_ENERGY_INTERVAL_S,
+    DEMO_PERIOD_S,
+    GEN1_UPDATE_FRACTION,
+    DevicesSettings,
+    parse_meter_ids,
+)
 from plantmodel.errors import ValidationError
 from plantmodel.layout import PlantLayout
 from plantmodel.sources import AutomateSource, MeterSource, parse_source
@@ -28,9 +35,10 @@ from plantmodel.sources import AutomateSource, MeterSource, parse_source
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m devices",
-        description="Simulated production units and Shelly Pro 1PM meters publishing over MQTT. "
-                    "Settings come from the environment (MQTT_HOST, PLANT_UNITS, DEVICES_PERIOD, "
-                    "DEVICES_BUFFER, DEVICES_RESEND_AFTER, ...).")
+        description="Simulated production units and Shelly power meters (Pro 1PM Gen2, or 1PM Gen1) "
+                    "publishing over MQTT. Settings come from the environment (MQTT_HOST, PLANT_UNITS, "
+                    "PLANT_METERS, DEVICES_PERIOD, DEVICES_BUFFER, DEVICES_RESEND_AFTER, "
+                    "DEVICES_GEN1_METERS, DEVICES_STATUS_NTF, ...).")
     sub = parser.add_subparsers(dest="command", metavar="{run,fault}")
     defaults = DevicesSettings()
 
@@ -43,7 +51,14 @@ def build_parser() -> argparse.ArgumentParser:
                "and, when the bridge reports a gap for DEVICES_RESEND_AFTER seconds "
                f"({defaults.resend_after:g}), the missing range. At most DEVICES_BUFFER "
                f"({defaults.buffer_size}) unconfirmed readings per unit: when full the oldest is "
-               "dropped and counted in the log. A stop waits a few seconds for the last confirmations.")
+               "dropped and counted in the log. A stop waits a few seconds for the last confirmations. "
+               "Meters are Shelly Pro 1PM (Gen2: <id>/online, <id>/events/rpc, RPC on <id>/rpc) unless "
+               "listed in DEVICES_GEN1_METERS / --gen1: those speak the Gen1 Shelly 1PM API under "
+               "shellies/<id>/ (relay/0, relay/0/power in W, relay/0/energy in watt-minutes, temperature, "
+               "overtemperature, announce; commands on shellies/<id>/relay/0/command and shellies/command), "
+               f"their values every {GEN1_UPDATE_FRACTION:g} x DEVICES_ENERGY_INTERVAL "
+               f"({defaults.gen1_update_period:g} s, {DEMO_ENERGY_INTERVAL_S * GEN1_UPDATE_FRACTION:g} s "
+               "with --demo).")
     run.add_argument("--demo", action="store_true",
                      help=f"fast demo: a report every {DEMO_PERIOD_S:g} s, meter energy "
                           f"minute of {DEMO_ENERGY_INTERVAL_S:g} s")
@@ -54,6 +69,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--units", type=int, metavar="N", help="number of units (overrides PLANT_UNITS)")
     run.add_argument("--automates", type=int, metavar="N",
                      help="automates per unit (overrides PLANT_AUTOMATES)")
+    run.add_argument("--gen1", metavar="ID[,ID...]",
+                     help="comma separated meter ids of the layout to simulate as Gen1 Shelly 1PM "
+                          "(topics shellies/<id>/...); the other meters stay Gen2. Overrides "
+                          "DEVICES_GEN1_METERS (default: none); an id not in the layout is an error, "
+                          "--gen1 '' makes every meter Gen2")
+    run.add_argument("--status-ntf", action="store_true",
+                     help="Gen2 meters also publish their full switch status on <id>/status/switch:0 "
+                          "after every change, as a real device with its status_ntf option on (off by "
+                          "default, like the device; same as DEVICES_STATUS_NTF=1). NotifyStatus on "
+                          "<id>/events/rpc is sent either way")
 
     fault = sub.add_parser("fault", help="inject, clear or list faults (DEVICES_FAULT_FILE)",
                            description="Faults force the published value of one measure; the "
@@ -162,6 +187,10 @@ def _run_command(args: argparse.Namespace, settings: DevicesSettings) -> int:
                                         automates=args.automates if args.automates is not None
                                         else layout.automates, meters=layout.meters)
     changes.update(run_units=not args.meters_only, run_meters=not args.units_only)
+    if args.gen1 is not None:
+        changes["gen1_meters"] = parse_meter_ids(args.gen1, "--gen1")
+    if args.status_ntf:
+        changes["status_ntf"] = True
     settings = dataclasses.replace(settings, **changes)  # type: ignore[arg-type]
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -181,8 +210,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:  # bare `python -m devices` runs the simulators
         args = parser.parse_args(["run"])
+    env = dict(os.environ)
+    if args.command == "run" and args.gen1 is not None:
+        env.pop("DEVICES_GEN1_METERS", None)  # overridden: its value must not stop the run
     try:
-        settings = DevicesSettings.from_env(os.environ)
+        settings = DevicesSettings.from_env(env)
         if args.command == "fault":
             return _fault_command(args, settings)
         return _run_command(args, settings)

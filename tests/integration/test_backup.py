@@ -225,12 +225,12 @@ def test_restore_refuses_a_database_with_tables_unless_forced(database_url: str,
     result = cli(["restore", str(file)], env)
     assert result.returncode == 1
     line = only_error_line(result)
-    assert "is not empty (15 tables: " in line and "--force" in line
+    assert "is not empty (18 tables: " in line and "--force" in line
     assert snapshot(database_url) == changed  # untouched
 
     result = cli(["restore", "--force", str(file)], env)
     assert result.returncode == 0, result.stderr
-    assert "replaced the 15 tables" in result.stderr
+    assert "replaced the 18 tables" in result.stderr
     assert_same(snapshot(database_url), before)  # exactly the backup: the new row and table are gone
 
 
