@@ -24,7 +24,7 @@ from broker.files import Owner, private_dir, write_private
 from plantmodel.errors import ValidationError
 from plantmodel.layout import PlantLayout
 from plantmodel.mqtt import load_credentials
-from plantmodel.topics import Topics
+from plantmodel.topics import GEN1_COMMAND, Topics
 
 BRIDGE_USER = "bridge"
 WEBUI_USER = "webui"
@@ -188,9 +188,13 @@ def acl_text(layout: PlantLayout, topics: Topics, services: ServiceUsers | None 
         ]
     lines += [
         "",
-        "# webui: read-only.",
+        "# webui: reads the live topics; publishes what legacy HTTP senders post (/collector/info,",
+        "# /webhook/) and the operators' remote switching of the meters, nothing else.",
         f"user {WEBUI_USER}",
         *(f"topic read {t}" for t in topics.live_subscriptions()),
+        *(f"topic write {t}" for t in topics.legacy_publications()),
+        *(line for meter in layout.meters for line in (
+            f"topic write {Topics.shelly(meter, 'rpc')}", f"topic write {Topics.gen1(meter, 'relay/0/command')}")),
     ]
     for debug in services.debug_users():
         lines += ["", "# debug: read-only access to everything, for mosquitto_sub.", f"user {debug}", "topic read #"]
@@ -199,8 +203,11 @@ def acl_text(layout: PlantLayout, topics: Topics, services: ServiceUsers | None 
                   f"user {PlantLayout.unit_user(unit)}", f"topic write {topics.unit_prefix(unit)}",
                   f"topic read {topics.confirmation(unit)}"]
     for meter in layout.meters:
-        lines += ["", "# Shelly meter: its own prefix only; it reads its RPC requests.",
-                  f"user {meter}", f"topic write {meter}/#", f"topic read {Topics.shelly(meter, 'rpc')}"]
+        lines += ["", "# Shelly meter: its own prefix only (Gen2: <id>/, Gen1: shellies/<id>/); it reads its RPC",
+                  "# requests (Gen2), its relay commands and the Gen1 broadcast (announce).",
+                  f"user {meter}", f"topic write {meter}/#", f"topic write {Topics.gen1(meter, '#')}",
+                  f"topic read {Topics.shelly(meter, 'rpc')}", f"topic read {Topics.gen1(meter, 'relay/0/command')}",
+                  f"topic read {GEN1_COMMAND}"]
     return "\n".join(lines) + "\n"
 
 

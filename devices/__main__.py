@@ -61,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
                "with --demo).")
     run.add_argument("--demo", action="store_true",
                      help=f"fast demo: a report every {DEMO_PERIOD_S:g} s, meter energy "
-                          f"minute of {DEMO_ENERGY_INTERVAL_S:g} s")
+                          f"minute of {DEMO_ENERGY_INTERVAL_S:g} s (Gen1 meters' values every "
+                          f"{DEMO_ENERGY_INTERVAL_S * GEN1_UPDATE_FRACTION:g} s)")
     run.add_argument("--period", type=float, metavar="S", help="seconds between two unit reports")
     only = run.add_mutually_exclusive_group()
     only.add_argument("--units-only", action="store_true", help="run the production units only")

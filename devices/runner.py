@@ -26,7 +26,8 @@ from paho.mqtt.reasoncodes import ReasonCode
 from devices.buffer import SendWindow, UnconfirmedReadings
 from devices.faults import FaultFile, FaultInjector
 from devices.settings import DevicesSettings
-from devices.shelly import ShellyPro1PM
+from devices.shelly import MeterDevice, ShellyPro1PM
+from devices.shelly1 import Shelly1PM
 from devices.units import UnitSimulator
 from plantmodel.confirm import Confirmation
 from plantmodel.errors import ValidationError
@@ -268,22 +269,29 @@ class UnitLink(_Link):
 
 
 class MeterLink(_Link):
-    """A Shelly Pro 1PM: ``<id>/online`` birth / last will, notifications, RPC answers."""
+    """A Shelly meter, Gen2 (Pro 1PM: ``<id>/online``, notifications, RPC answers) or Gen1 (1PM:
+    ``shellies/<id>/online``, periodic values, commands): retained ``true`` birth / ``false`` last
+    will on the device's online topic, then what the simulator publishes (:class:`MeterDevice`)."""
 
-    def __init__(self, sim: ShellyPro1PM, mqtt_settings: MqttSettings, credentials: dict[str, str],
+    def __init__(self, sim: MeterDevice, mqtt_settings: MqttSettings, credentials: dict[str, str],
                  credentials_file: str, wake: threading.Event) -> None:
         super().__init__(sim.id, mqtt_settings, credentials, credentials_file, wake)
         self.sim = sim
-        self._lock = threading.Lock()  # ticks (main thread) vs RPC requests (paho thread)
-        self.client.will_set(Topics.shelly(sim.id, "online"), METER_OFFLINE, qos=1, retain=True)
+        self._lock = threading.Lock()  # ticks (main thread) vs requests and connects (paho thread)
+        self.client.will_set(sim.online_topic, METER_OFFLINE, qos=1, retain=True)
         self.client.on_message = self._on_message
 
     def on_online(self) -> None:
-        self.publish(Topics.shelly(self.sim.id, "online"), METER_ONLINE, retain=True)
-        self.client.subscribe(Topics.shelly(self.sim.id, "rpc"), qos=1)
+        self.publish(self.sim.online_topic, METER_ONLINE, retain=True)
+        for topic in self.sim.subscriptions():  # a clean session forgets them: on every connect
+            self.client.subscribe(topic, qos=1)
+        with self._lock:
+            messages = self.sim.birth(utcnow())
+        for topic, payload in messages:
+            self.publish(topic, payload)
 
     def goodbye(self) -> mqtt.MQTTMessageInfo | None:
-        return self.publish(Topics.shelly(self.sim.id, "online"), METER_OFFLINE, retain=True)
+        return self.publish(self.sim.online_topic, METER_OFFLINE, retain=True)
 
     def tick(self, now: datetime) -> None:
         with self._lock:
@@ -297,11 +305,21 @@ class MeterLink(_Link):
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         try:
             with self._lock:
-                answer = self.sim.handle_rpc(bytes(message.payload))
-            if answer is not None:
-                self.publish(*answer)
+                answers = self.sim.handle_message(message.topic, bytes(message.payload))
+            for topic, payload in answers:
+                self.publish(topic, payload)
         except Exception:  # an exception here would kill paho's network thread
-            log.exception("%s: error handling RPC request %r", self.name, message.payload[:200])
+            log.exception("%s: error handling a message on %s: %r", self.name, message.topic,
+                          message.payload[:200])
+
+
+def make_meter(meter_id: str, settings: DevicesSettings, rng: random.Random,
+               faults: FaultInjector | None = None) -> MeterDevice:
+    """The simulator of one layout meter: Gen1 when listed in ``settings.gen1_meters``, else Gen2."""
+    if meter_id in settings.gen1_meters:
+        return Shelly1PM(meter_id, rng, update_period=settings.gen1_update_period, faults=faults)
+    return ShellyPro1PM(meter_id, rng, energy_interval=settings.energy_interval,
+                        status_ntf=settings.status_ntf, faults=faults)
 
 
 class DeviceRunner:
@@ -327,9 +345,7 @@ class DeviceRunner:
             for u in range(1, layout.units + 1)
         ] if settings.run_units else []
         self.meters = [
-            MeterLink(ShellyPro1PM(m, random.Random(seeds.getrandbits(64)),
-                                   energy_interval=settings.energy_interval,
-                                   status_ntf=settings.status_ntf, faults=self.faults),
+            MeterLink(make_meter(m, settings, random.Random(seeds.getrandbits(64)), self.faults),
                       settings.mqtt, credentials, cred_file, self._wake)
             for m in layout.meters
         ] if settings.run_meters else []
@@ -346,7 +362,7 @@ class DeviceRunner:
             link.start()
         log.info("started %d units (%d automates each, a report every %gs) and %d meters (%s) "
                  "on %s:%d; faults from %s", len(self.units), s.layout.automates, s.period,
-                 len(self.meters), ", ".join(m.name for m in self.meters) or "-", s.mqtt.host,
+                 len(self.meters), ", ".join(f"{m.name} Gen{m.sim.gen}" for m in self.meters) or "-", s.mqtt.host,
                  s.mqtt.port, s.fault_file)
         next_unit = next_meter = time.monotonic()
         try:

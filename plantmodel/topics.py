@@ -13,6 +13,11 @@
     <shelly-prefix>/status/switch:0            full switch status (when status_ntf is on)
     <shelly-prefix>/rpc                        RPC requests to the device
     <shelly-prefix>/bridge/rpc                 RPC answers to the bridge (its requests' ``src``)
+    <shelly-prefix>/webui/rpc                  RPC answers to the web UI (remote switching)
+    shellies/<id>/relay/0                      Shelly Gen1: on / off (/power W, /energy W·min, /command)
+    shellies/<id>/online | announce | temperature | overtemperature    Shelly Gen1
+    shellies/command                           Gen1 broadcast command (``announce``)
+    <root>/meters/<id>/power                   PowerSample of a legacy HTTP sender (the web UI's /webhook/)
 """
 
 from __future__ import annotations
@@ -29,8 +34,11 @@ _NUM_RE = re.compile(r"[1-9][0-9]{0,3}")
 
 # Shelly Gen2 topics under a device prefix, and the ``src`` suffix the bridge's requests carry so
 # that the device answers under its *own* prefix (the ACL lets a meter write nowhere else).
-SHELLY_SUFFIXES = ("online", "events/rpc", "status/switch:0", "bridge/rpc")
+SHELLY_SUFFIXES = ("online", "events/rpc", "status/switch:0", "bridge/rpc", "webui/rpc")
 BRIDGE_RPC_SUFFIX = "bridge"
+WEBUI_RPC_SUFFIX = "webui"
+GEN1_ROOT = "shellies"  # Shelly Gen1 devices publish under shellies/<id>/ whatever their configuration
+GEN1_COMMAND = f"{GEN1_ROOT}/command"
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +68,24 @@ class ShellyTopic:
     kind: str  # one of SHELLY_SUFFIXES
 
 
-ParsedTopic = ReadingTopic | UnitStatusTopic | AlarmTopic | ShellyTopic | ConfirmTopic
+@dataclass(frozen=True, slots=True)
+class Gen1Topic:
+    meter: str  # the Gen1 device id (shelly1pm-…)
+    kind: str  # what follows shellies/<id>/: relay/0, relay/0/power, online, announce, …
+
+
+@dataclass(frozen=True, slots=True)
+class Gen1CommandTopic:
+    """``shellies/command``: a broadcast to every Gen1 device (ours: ``announce``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class MeterPowerTopic:
+    meter: str
+
+
+ParsedTopic = (ReadingTopic | UnitStatusTopic | AlarmTopic | ShellyTopic | ConfirmTopic | Gen1Topic
+               | Gen1CommandTopic | MeterPowerTopic)
 
 
 class Topics:
@@ -100,6 +125,24 @@ class Topics:
         return f"{check_meter_id(meter)}/{suffix}"
 
     @staticmethod
+    def gen1(meter: str, suffix: str) -> str:
+        """``shellies/<id>/<suffix>`` (``relay/0/command``, ``announce``, …) of a Gen1 device."""
+        return f"{GEN1_ROOT}/{check_meter_id(meter)}/{suffix}"
+
+    def meter_power(self, meter: str) -> str:
+        """Where the web UI publishes what a legacy HTTP sender (``/webhook/``) posted for a meter."""
+        return f"{self.root}/meters/{check_meter_id(meter)}/power"
+
+    def legacy_publications(self) -> list[str]:
+        """What the web UI may publish for the legacy HTTP senders (the ACL's lines)."""
+        return [f"{self.root}/units/+/automates/+/readings", f"{self.root}/meters/+/power"]
+
+    @staticmethod
+    def webui_reply_src(meter: str) -> str:
+        """``src`` of the web UI's RPC requests (remote switching): answers on ``<meter>/webui/rpc``."""
+        return f"{check_meter_id(meter)}/{WEBUI_RPC_SUFFIX}"
+
+    @staticmethod
     def rpc_reply(src: str) -> str:
         """Where a Shelly answers an RPC request: ``<src>/rpc``, ``src`` being the requester's."""
         return f"{src}/rpc"
@@ -120,7 +163,8 @@ class Topics:
         """What one bridge of a partitioned group listens to: the whole subtree of each of its
         units and the whole prefix of each of its meters. Over all partitions this is every topic
         a device may publish on (the broker's ACL allows a device nothing else)."""
-        return [f"{self.root}/units/{u}/#" for u in units] + [f"{m}/#" for m in meters]
+        return ([f"{self.root}/units/{u}/#" for u in units] + [f"{m}/#" for m in meters]
+                + [f"{GEN1_ROOT}/{m}/#" for m in meters] + [f"{self.root}/meters/{m}/#" for m in meters])
 
     def live_subscriptions(self) -> list[str]:
         """What the web UI listens to: readings, unit status, alarms and meters' events."""
@@ -132,6 +176,14 @@ class Topics:
             "+/events/rpc",
             "+/status/switch:0",
             "+/bridge/rpc",
+            "+/webui/rpc",
+            f"{GEN1_ROOT}/+/relay/0",
+            f"{GEN1_ROOT}/+/relay/0/power",
+            f"{GEN1_ROOT}/+/relay/0/energy",
+            f"{GEN1_ROOT}/+/online",
+            f"{GEN1_ROOT}/+/overtemperature",
+            f"{GEN1_ROOT}/+/temperature",
+            f"{self.root}/meters/+/power",
         ]
 
     # -- parsing ------------------------------------------------------------------------------
@@ -147,9 +199,23 @@ class Topics:
                 return UnitStatusTopic(self._num(rest[1], topic))
             if len(rest) == 3 and rest[0] == "confirm" and rest[1] == "units":
                 return ConfirmTopic(self._num(rest[2], topic))
+            if len(rest) == 3 and rest[0] == "meters" and rest[2] == "power":
+                try:
+                    return MeterPowerTopic(check_meter_id(rest[1]))
+                except ValidationError:
+                    pass
             if len(rest) >= 3 and rest[0] == "alarms" and rest[-1] in MEASURES:
                 try:
                     return AlarmTopic(parse_source("/".join(rest[1:-1])), rest[-1])
+                except ValidationError:
+                    pass
+            raise TopicError(f"unknown topic {topic!r}")
+        if parts[0] == GEN1_ROOT:
+            if topic == GEN1_COMMAND:
+                return Gen1CommandTopic()
+            if len(parts) >= 3:
+                try:
+                    return Gen1Topic(check_meter_id(parts[1]), "/".join(parts[2:]))
                 except ValidationError:
                     pass
             raise TopicError(f"unknown topic {topic!r}")
@@ -172,6 +238,9 @@ class Topics:
 __all__ = [
     "AlarmTopic",
     "ConfirmTopic",
+    "Gen1CommandTopic",
+    "Gen1Topic",
+    "MeterPowerTopic",
     "MeterSource",
     "ParsedTopic",
     "ReadingTopic",

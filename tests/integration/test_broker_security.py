@@ -52,8 +52,10 @@ def test_a_unit_publishes_only_in_its_own_subtree(mosquitto: MosquittoServer) ->
 def test_meter_bridge_webui_and_debug_permissions(mosquitto: MosquittoServer) -> None:
     meter, other = mosquitto.layout.meters[0], mosquitto.layout.meters[1]
     # (Only the topics under test: other tests' services share this broker.)
-    spy = Client(mosquitto, mosquitto.debug_user(), [f"{meter}/#", f"{other}/#", "plant/units/#", "plant/alarms/#"])
-    m = Client(mosquitto, meter, [f"{meter}/rpc", f"{other}/rpc"])
+    spy = Client(mosquitto, mosquitto.debug_user(), [f"{meter}/#", f"{other}/#", "plant/units/#", "plant/alarms/#",
+                                                     "shellies/#", "plant/meters/#"])
+    m = Client(mosquitto, meter, [f"{meter}/rpc", f"{other}/rpc", f"shellies/{meter}/relay/0/command",
+                                  f"shellies/{other}/relay/0/command"])
     bridge = Client(mosquitto, mosquitto.bridge_user())
     webui = Client(mosquitto, "webui")
     debug = Client(mosquitto, mosquitto.debug_user())
@@ -66,13 +68,25 @@ def test_meter_bridge_webui_and_debug_permissions(mosquitto: MosquittoServer) ->
         bridge.publish(f"{other}/rpc", "request-other")
         bridge.publish("plant/alarms/units/1/automates/1/ph", "alarm")
         bridge.publish("plant/units/1/automates/1/readings", "forged by bridge")
-        webui.publish("plant/units/1/automates/1/readings", "forged by webui")
+        m.publish(f"shellies/{meter}/relay/0/power", "gen1")
+        m.publish(f"shellies/{other}/relay/0/power", "forged gen1")
+        m.publish("plant/meters/x/power", "forged power")
+        # The web UI: the legacy senders' topics and the meters' commands, nothing else.
+        webui.publish("plant/units/1/automates/1/readings", "legacy reading")
+        webui.publish("plant/meters/x/power", "legacy power")
+        webui.publish(f"{meter}/rpc", "switch")
+        webui.publish(f"shellies/{other}/relay/0/command", "on")
+        webui.publish("plant/units/1/status", "forged by webui")
+        webui.publish("plant/alarms/units/1/automates/1/ph", "forged by webui")
+        webui.publish(f"{meter}/events/rpc", "forged by webui")
+        webui.publish("shellies/x/relay/0/command", "forged by webui")
         debug.publish("plant/units/1/automates/1/readings", "forged by debug")
         settle()
         seen = sorted(p.decode() for _, p, retained in spy.received() if not retained)
-        assert seen == ["alarm", "answer", "request", "request-other", "true"]
-        # A meter reads its own RPC topic only.
-        assert [p for _, p, retained in m.received() if not retained] == [b"request"]
+        assert seen == ["alarm", "answer", "gen1", "legacy power", "legacy reading", "on", "request",
+                        "request-other", "switch", "true"]
+        # A meter reads its own RPC and command topics only.
+        assert sorted(p for _, p, retained in m.received() if not retained) == [b"request", b"switch"]
     finally:
         for c in (spy, m, bridge, webui, debug):
             c.close()

@@ -251,10 +251,13 @@ def test_acl_is_least_privilege() -> None:
     sections = acl_sections(acl_text(PlantLayout(units=2, meters=("m1",)), Topics()))
     assert set(sections) == {"bridge", "webui", "debug", "unit-1", "unit-2", "m1"}
     assert sections["unit-2"] == ["topic write plant/units/2/#", "topic read plant/confirm/units/2"]
-    assert sections["m1"] == ["topic write m1/#", "topic read m1/rpc"]
-    assert all(line.startswith("topic read") for line in sections["webui"] + sections["debug"])
+    assert sections["m1"] == ["topic write m1/#", "topic write shellies/m1/#", "topic read m1/rpc",
+                              "topic read shellies/m1/relay/0/command", "topic read shellies/command"]
     assert sections["debug"] == ["topic read #"]
-    assert sections["webui"] == [f"topic read {t}" for t in Topics().live_subscriptions()]
+    # The web UI writes only the legacy senders' topics and the meters' command topics.
+    assert sections["webui"] == [*(f"topic read {t}" for t in Topics().live_subscriptions()),
+                                 "topic write plant/units/+/automates/+/readings", "topic write plant/meters/+/power",
+                                 "topic write m1/rpc", "topic write shellies/m1/relay/0/command"]
     assert sections["bridge"] == ["topic read #", "topic write plant/alarms/#", "topic write plant/bridge/status",
                                   "topic write plant/confirm/#", "topic write +/rpc"]
 
