@@ -66,7 +66,22 @@ METER_MEASURES: dict[str, Measure] = {
     )
 }
 
-MEASURES: dict[str, Measure] = {**AUTOMATE_MEASURES, **METER_MEASURES}
+# A meter's error flags (Gen2 ``errors``, Gen1 ``overtemperature`` / ``relay/0`` = ``overpower``): 1 while
+# the device reports it, else 0. Not columns (``power_readings.errors`` keeps the device's own list):
+# they exist to raise alarms through the same thresholds as the measures. ``device_error`` is any
+# error the device reports that is not one of the named ones (newer firmware adds some).
+METER_ERRORS: dict[str, Measure] = {
+    m.name: m
+    for m in (
+        _m("overtemp", "Device over-temperature", "", None, 0.5, 1, 0, 1, "critical", 0),
+        _m("overpower", "Over-power (output cut)", "", None, 0.5, 1, 0, 1, "critical", 0),
+        _m("overvoltage", "Over-voltage", "", None, 0.5, 1, 0, 1, "critical", 0),
+        _m("device_error", "Other device error", "", None, 0.5, 1, 0, 1, "warning", 0),
+    )
+}
+METER_ALARM_MEASURES: dict[str, Measure] = {**METER_MEASURES, **METER_ERRORS}  # what a meter alarms on
+
+MEASURES: dict[str, Measure] = {**AUTOMATE_MEASURES, **METER_ALARM_MEASURES}
 
 AUTOMATE_TYPE_MIN = 0x0000BA20
 AUTOMATE_TYPE_MAX = 0x0000BA2F

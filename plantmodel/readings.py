@@ -50,7 +50,7 @@ class Reading:
     unit: int
     automate: int
     type: str
-    seq: int
+    seq: int | None  # None: a legacy HTTP sender's reading (no seq): the bridge numbers it
     ts: datetime
     tank_temp_c: float
     ext_temp_c: float
@@ -71,7 +71,8 @@ class Reading:
         check_boot(self.boot)
         if not _TYPE_RE.fullmatch(self.type):
             raise ValidationError(f"field 'type' = {self.type!r} must look like 0x0000BA27")
-        check_column_int(self.seq, "field 'seq'", 0, SEQ_MAX)
+        if self.seq is not None:
+            check_column_int(self.seq, "field 'seq'", 0, SEQ_MAX)
         if self.ts.tzinfo is None:
             raise ValidationError("field 'ts' must be timezone-aware")
         for name, measure in AUTOMATE_MEASURES.items():
@@ -90,6 +91,8 @@ class Reading:
         data["ts"] = format_ts(self.ts)
         if self.boot is None:
             del data["boot"]
+        if self.seq is None:
+            del data["seq"]
         return data
 
     def to_json(self) -> str:
@@ -101,7 +104,7 @@ class Reading:
             unit=require_int(data, "unit"),
             automate=require_int(data, "automate"),
             type=require_str(data, "type"),
-            seq=require_int(data, "seq"),
+            seq=None if data.get("seq") is None else require_int(data, "seq"),
             ts=parse_ts(require_str(data, "ts")),
             **{name: require_number(data, name) for name in AUTOMATE_MEASURES},
             boot=check_boot(data.get("boot")),

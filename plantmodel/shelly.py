@@ -8,16 +8,18 @@ once it has seen a full status it yields complete :class:`PowerSample` values fo
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass
+import re
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from plantmodel.errors import ValidationError
 from plantmodel.jsonutil import dumps, loads_object, number
-from plantmodel.measures import METER_MEASURES
+from plantmodel.measures import METER_ERRORS, METER_MEASURES
 from plantmodel.sources import check_meter_id
 
 SWITCH_KEY = "switch:0"
+OTHER_ERROR = "device_error"  # the alarm of an error the device reports that METER_ERRORS does not name
 NOTIFY_METHODS = ("NotifyStatus", "NotifyFullStatus", "NotifyEvent")
 MAX_DEPTH = 32  # a real Gen2 frame nests 5 levels at most
 
@@ -155,6 +157,10 @@ class PowerSample:
     energy_wh: float | None
     ret_energy_wh: float | None
     temperature_c: float | None
+    errors: tuple[str, ...] = ()  # the device's error flags (Gen2 ``errors``), sorted
+    # What the energy counter's resets lost before this sample (see SwitchState): energy_wh plus this
+    # is the energy counted since the meter was first seen.
+    energy_offset_wh: float = 0.0
 
     def __post_init__(self) -> None:
         check_meter_id(self.meter)
@@ -165,16 +171,95 @@ class PowerSample:
                     f"{name} = {value} is absurd (plausible {measure.plausible_min:g}.."
                     f"{measure.plausible_max:g} {measure.unit})"
                 )
+        check_errors(self.errors)
+        if not 0 <= self.energy_offset_wh <= METER_MEASURES["energy_wh"].plausible_max:
+            raise ValidationError(f"energy offset {self.energy_offset_wh} Wh is absurd")
 
     def measures(self) -> dict[str, float]:
         return {n: v for n in METER_MEASURES if (v := getattr(self, n)) is not None}
+
+    def alarm_values(self) -> dict[str, float]:
+        """The measures and the error flags (1 while the device reports the error): what alarms."""
+        flags = {e: float(e in self.errors) for e in METER_ERRORS if e != OTHER_ERROR}
+        flags[OTHER_ERROR] = float(any(e not in METER_ERRORS for e in self.errors))
+        return {**self.measures(), **flags}
+
+    @property
+    def energy_total_wh(self) -> float | None:
+        """The energy counted across the counter's resets (never going back)."""
+        return None if self.energy_wh is None else self.energy_wh + self.energy_offset_wh
 
     def to_dict(self) -> dict[str, Any]:
         from plantmodel.readings import format_ts
 
         data = asdict(self)
         data["ts"] = format_ts(self.ts)
+        data["errors"] = list(self.errors)
+        data["energy_total_wh"] = self.energy_total_wh
         return data
+
+    def to_json(self) -> str:
+        return dumps(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PowerSample:
+        """Our own JSON form (``to_dict``), as the web UI publishes a legacy sender's sample on
+        ``<root>/meters/<id>/power``. Derived keys (``energy_total_wh``) are ignored."""
+        from plantmodel.readings import parse_ts
+
+        def opt(key: str) -> float | None:
+            v = data.get(key)
+            return None if v is None else number(v, key)
+
+        output = data.get("output")
+        if output is not None and not isinstance(output, bool):
+            raise ValidationError("field 'output' must be true or false")
+        meter = data.get("meter")
+        if not isinstance(meter, str):
+            raise ValidationError("missing field 'meter'")
+        ts = data.get("ts")
+        if not isinstance(ts, str):
+            raise ValidationError("missing field 'ts'")
+        return cls(meter=meter, ts=parse_ts(ts), output=output,
+                   **{name: opt(name) for name in METER_MEASURES},
+                   errors=_errors(data.get("errors")), energy_offset_wh=0.0)
+
+    @classmethod
+    def from_json(cls, payload: bytes | str) -> PowerSample:
+        return cls.from_dict(loads_object(payload, "power sample"))
+
+
+MAX_ERRORS = 16
+_ERROR_RE = re.compile(r"[A-Za-z0-9_.:-]{1,32}")
+
+
+def check_errors(errors: tuple[str, ...]) -> tuple[str, ...]:
+    if len(errors) > MAX_ERRORS or not all(isinstance(e, str) and _ERROR_RE.fullmatch(e) for e in errors):
+        raise ValidationError(f"'errors' must be at most {MAX_ERRORS} names of 1 to 32 letters, digits, "
+                              f"'_', '.', ':' or '-'")
+    return errors
+
+
+def _errors(value: Any) -> tuple[str, ...]:
+    """A device's ``errors`` list; absent or null: none."""
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise ValidationError("switch field 'errors' must be a list")
+    return check_errors(tuple(sorted(set(value)))) if all(isinstance(e, str) for e in value) \
+        else check_errors(tuple(value))
+
+
+@dataclass(frozen=True, slots=True)
+class CounterReset:
+    """A meter's energy counter went back: a reboot or ``Switch.ResetCounters``, never negative
+    consumption. What was counted before (``before_wh``) is added to the offset from then on."""
+
+    meter: str
+    ts: datetime
+    before_wh: float
+    after_wh: float
+    offset_wh: float  # the offset in force from this sample on
 
 
 def sample_from_switch(meter: str, ts: datetime, sw: dict[str, Any]) -> PowerSample:
@@ -208,6 +293,7 @@ def sample_from_switch(meter: str, ts: datetime, sw: dict[str, Any]) -> PowerSam
         energy_wh=opt(sub("aenergy"), "total", "aenergy.total"),
         ret_energy_wh=opt(sub("ret_aenergy"), "total", "ret_aenergy.total"),
         temperature_c=opt(sub("temperature"), "tC", "temperature.tC"),
+        errors=_errors(sw.get("errors")),
     )
 
 
@@ -223,41 +309,74 @@ def switch_from_sample(sample: PowerSample) -> dict[str, Any]:
                             ("temperature", "tC", sample.temperature_c)):
         if value is not None:
             sw[key] = {sub: value}
+    if sample.errors:
+        sw["errors"] = list(sample.errors)
     return sw
 
 
 class SwitchState:
-    """The merged switch status of one meter, as a consumer reconstructs it.
+    """The merged switch status of one meter, as a consumer reconstructs it (the bridge and the web
+    UI's live feed alike).
 
     A frame is validated *before* it is merged: a rejected frame leaves the state as it was, so
-    one absurd value (``voltage: 5000``) cannot poison every later partial.
+    one absurd value (``voltage: 5000``) cannot poison every later partial. The state also follows
+    the energy counter: a total lower than the one before is a reset (:class:`CounterReset`), and
+    the energy counted before it is carried in ``energy_offset_wh`` so that the total counted never
+    goes back. A frame older than the newest merged (``last_ts``; a redelivery) is not taken for a
+    reset.
     """
 
     def __init__(self, meter: str) -> None:
         self.meter = check_meter_id(meter)
         self.status: dict[str, Any] = {}
         self.complete = False  # seen a full status since start (else: ask the device)
+        self.energy_offset_wh = 0.0
+        self.last_ts: datetime | None = None
 
     def copy(self) -> SwitchState:
         """A copy that a later merge cannot change (merges build new dicts, never edit ``status``)."""
         other = SwitchState(self.meter)
         other.status, other.complete = self.status, self.complete
+        other.energy_offset_wh, other.last_ts = self.energy_offset_wh, self.last_ts
         return other
 
+    def restore(self, other: SwitchState) -> None:
+        """Take back the state of a :meth:`copy` (a refused frame's effect undone)."""
+        self.status, self.complete = other.status, other.complete
+        self.energy_offset_wh, self.last_ts = other.energy_offset_wh, other.last_ts
+
+    def apply(self, sw: dict[str, Any], ts: datetime, *, full: bool) -> tuple[PowerSample, CounterReset | None]:
+        """Take a full status (``full``) or merge the changed fields of a partial one; returns the
+        merged sample at ``ts`` (fields never seen yet are None until a full status arrives) and
+        the counter reset it shows, if any."""
+        merged = copy.deepcopy(sw) if full else merge(self.status, sw)
+        sample = sample_from_switch(self.meter, ts, merged)
+        before = _energy_total(self.status)
+        late = self.last_ts is not None and ts < self.last_ts
+        reset = None
+        offset = self.energy_offset_wh
+        if not late and before is not None and sample.energy_wh is not None and sample.energy_wh < before:
+            offset += before
+            reset = CounterReset(self.meter, ts, before, sample.energy_wh, offset)
+        sample = replace(sample, energy_offset_wh=offset)  # validates the offset, before anything changes
+        self.status = merged
+        self.complete = self.complete or full
+        self.energy_offset_wh = offset
+        if not late:
+            self.last_ts = ts
+        return sample, reset
+
     def apply_full(self, sw: dict[str, Any], ts: datetime) -> PowerSample:
-        """Replace the state with a full status; returns its sample at ``ts``."""
-        sample = sample_from_switch(self.meter, ts, sw)
-        self.status = copy.deepcopy(sw)
-        self.complete = True
-        return sample
+        return self.apply(sw, ts, full=True)[0]
 
     def apply_partial(self, sw: dict[str, Any], ts: datetime) -> PowerSample:
-        """Merge the changed fields of a NotifyStatus; returns the merged sample at ``ts`` (fields
-        never seen yet are None until a full status arrives)."""
-        merged = merge(self.status, sw)
-        sample = sample_from_switch(self.meter, ts, merged)
-        self.status = merged
-        return sample
+        return self.apply(sw, ts, full=False)[0]
+
+
+def _energy_total(status: dict[str, Any]) -> float | None:
+    energy = status.get("aenergy")
+    total = energy.get("total") if isinstance(energy, dict) else None
+    return float(total) if isinstance(total, int | float) and not isinstance(total, bool) else None
 
 
 # -- building frames (the simulator and the bridge's requests) -------------------------------------

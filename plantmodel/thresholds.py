@@ -22,7 +22,7 @@ from typing import Any
 
 from plantmodel.errors import ValidationError
 from plantmodel.jsonutil import dumps, loads_object, require_number, require_str
-from plantmodel.measures import AUTOMATE_MEASURES, MEASURES, METER_MEASURES
+from plantmodel.measures import AUTOMATE_MEASURES, MEASURES, METER_ALARM_MEASURES
 from plantmodel.readings import format_ts, parse_ts
 from plantmodel.sources import AutomateSource, MeterSource, Source, parse_source
 from plantmodel.undo import UndoLog
@@ -80,7 +80,7 @@ class Threshold:
         if self.measure not in MEASURES:
             raise ValidationError(f"unknown measure {self.measure!r}; known: {', '.join(MEASURES)}")
         check_scope(self.scope)
-        if self.scope.startswith("meters/") and self.measure not in METER_MEASURES:
+        if self.scope.startswith("meters/") and self.measure not in METER_ALARM_MEASURES:
             raise ValidationError(f"{self.measure!r} is not a meter measure")
         if self.scope.startswith("units/") and self.measure not in AUTOMATE_MEASURES:
             raise ValidationError(f"{self.measure!r} is not an automate measure")
@@ -222,7 +222,7 @@ class Alarm:
         # Fix (property tests): the measure, bound, severity and state were taken as they came, so an
         # accepted alarm could fail its own to_json() (KeyError on an unknown measure) or carry a
         # state the pages do not know.
-        measures = AUTOMATE_MEASURES if isinstance(alarm.source, AutomateSource) else METER_MEASURES
+        measures = AUTOMATE_MEASURES if isinstance(alarm.source, AutomateSource) else METER_ALARM_MEASURES
         if alarm.measure not in measures:
             raise ValidationError(f"field 'measure' = {alarm.measure!r} is not a measure of {alarm.source.label}")
         for key, allowed in (("bound", ("low", "high")), ("severity", SEVERITIES),

@@ -133,6 +133,8 @@ def insert_power_samples(session: Session, samples: Sequence[tuple[PowerSample, 
     for s, t in samples:
         row = s.to_dict()
         row["meter_id"] = row.pop("meter")
+        del row["energy_total_wh"]  # derived
+        row["errors"] = ",".join(s.errors) or None
         row["ts"], row["received_at"], row["stored_at"] = s.ts, t, stored_at
         rows.append(row)
     if new_only:
@@ -541,4 +543,6 @@ def sample_from_row(row: orm.PowerReading) -> PowerSample:
     return PowerSample(meter=row.meter_id, ts=row.ts, output=row.output, apower=row.apower,
                        voltage=row.voltage, current=row.current, freq=row.freq, pf=row.pf,
                        energy_wh=row.energy_wh, ret_energy_wh=row.ret_energy_wh,
-                       temperature_c=row.temperature_c)
+                       temperature_c=row.temperature_c,
+                       errors=tuple(row.errors.split(",")) if row.errors else (),
+                       energy_offset_wh=row.energy_offset_wh or 0.0)

@@ -136,6 +136,10 @@ def _status(device: str, state: str, ts: datetime) -> LiveUpdate:
     return LiveUpdate("status", device, {"device": device, "state": state, "ts": format_ts(ts)})
 
 
+class MqttUnavailable(Exception):
+    """The web UI cannot publish now (not connected, or paho refused the message)."""
+
+
 class LiveFeed:
     """Subscribes to the live topics and pushes the translated events to the browsers' rooms.
 
@@ -155,6 +159,9 @@ class LiveFeed:
         self.views = Views()
         self.push = Coalescer(self._emit_to, push_interval)
         self._client: mqtt.Client | None = None
+        # Called with every message (topic, payload) on paho's thread, after the translation: the
+        # remote switching waits there for the devices' answers.
+        self.listeners: list[Callable[[str, bytes], None]] = []
 
     @property
     def connected(self) -> bool:
@@ -181,6 +188,17 @@ class LiveFeed:
             self._client = None
             self.metrics.mqtt_disconnected()
         self.push.stop()
+
+    def publish(self, topic: str, payload: str, *, qos: int = 1) -> mqtt.MQTTMessageInfo:
+        """Publish on the web UI's MQTT connection (legacy HTTP ingest, remote switching); raises
+        :class:`MqttUnavailable` when not connected (the caller answers 503)."""
+        client = self._client
+        if client is None or not client.is_connected():
+            raise MqttUnavailable("the web UI is not connected to the MQTT broker")
+        info = client.publish(topic, payload, qos=qos)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            raise MqttUnavailable(f"MQTT publish failed: {mqtt.error_string(info.rc)}")
+        return info
 
     def handle(self, topic: str, payload: bytes) -> None:
         """Translate one message: updates wait in ``push`` for their rooms, alarms go out at once."""
@@ -244,7 +262,13 @@ class LiveFeed:
             log.warning("MQTT disconnected (%s); paho reconnects", reason_code)
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        payload = bytes(msg.payload)
         try:
-            self.handle(msg.topic, bytes(msg.payload))
+            self.handle(msg.topic, payload)
         except Exception:  # a bug here must not kill paho's network thread
             log.exception("error forwarding the message on %r", msg.topic)
+        for listener in self.listeners:
+            try:
+                listener(msg.topic, payload)
+            except Exception:
+                log.exception("error in a listener of the message on %r", msg.topic)

@@ -1,16 +1,22 @@
-"""Shelly Pro 1PM simulator: notifications, energy counters, RPC and fault injection."""
+"""Shelly Pro 1PM simulator: notifications, energy counters, RPC, fault injection and its MQTT wiring."""
 
 from __future__ import annotations
 
 import json
 import random
+import threading
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
+import paho.mqtt.client as mqtt
 import pytest
 
 from devices.faults import Fault, FaultInjector
+from devices.runner import MeterLink
 from devices.shelly import ShellyPro1PM
+from plantmodel.mqtt import MqttSettings
+from plantmodel.readings import utcnow
 from plantmodel.shelly import (
     SWITCH_KEY,
     RpcNotification,
@@ -271,3 +277,60 @@ def test_switch_set_bad_arguments(params: dict[str, Any], code: int) -> None:
     sim = meter()
     _, answer = rpc(sim, "Switch.Set", params)
     assert answer["error"]["code"] == code and sim.output is True
+
+
+def test_status_ntf_also_follows_a_switch_change() -> None:
+    sim = meter(status_ntf=True)
+    sim.tick(at(1))
+    rpc(sim, "Switch.Set", {"id": 0, "on": False})
+    messages = sim.tick(at(2))
+    assert [t for t, _ in messages] == [EVENTS, STATUS]
+    full = json.loads(messages[1][1])
+    assert full["output"] is False and full["source"] == "MQTT" and full == get_status(sim)
+
+
+# -- the MeterDevice interface and its MQTT wiring (MeterLink) ---------------------------------------
+
+class FakeClient:
+    """The publish / subscribe seam of paho: records what a link hands over."""
+
+    def __init__(self) -> None:
+        self.published: list[tuple[str, str, int, bool]] = []
+        self.subscribed: list[tuple[str, int]] = []
+
+    def subscribe(self, topic: str, qos: int = 0) -> tuple[int, int]:
+        self.subscribed.append((topic, qos))
+        return mqtt.MQTT_ERR_SUCCESS, 1000 + len(self.subscribed)
+
+    def publish(self, topic: str, payload: str, qos: int = 0, retain: bool = False) -> Any:
+        self.published.append((topic, payload, qos, retain))
+        return SimpleNamespace(rc=mqtt.MQTT_ERR_SUCCESS, mid=len(self.published))
+
+
+def test_gen2_device_interface() -> None:
+    sim = meter()
+    assert sim.gen == 2 and sim.online_topic == f"{METER}/online"
+    assert sim.subscriptions() == [f"{METER}/rpc"] and sim.birth(at(0)) == []
+    ((topic, payload),) = sim.handle_message(f"{METER}/rpc", request(4, "tool/x", "Switch.GetStatus", {"id": 0}))
+    assert topic == "tool/x/rpc" and json.loads(payload)["result"] == sim.status
+    assert sim.handle_message(f"{METER}/rpc", b"garbage") == []
+    assert sim.handle_message(f"{METER}/other", request(4, "tool/x", "Switch.GetStatus")) == []
+
+
+def test_meter_link_gen2_birth_rpc_and_notifications() -> None:
+    sim = ShellyPro1PM(METER, random.Random(3))
+    link = MeterLink(sim, MqttSettings(), {METER: "pw"}, "creds", threading.Event())
+    assert link.client._will_topic == f"{METER}/online".encode() and link.client._will_retain
+    fake = FakeClient()
+    link.client = fake  # type: ignore[assignment]
+    link.on_online()
+    assert fake.published == [(f"{METER}/online", "true", 1, True)]
+    assert fake.subscribed == [(f"{METER}/rpc", 1)]
+    link._on_message(None, None, SimpleNamespace(  # type: ignore[arg-type]
+        topic=f"{METER}/rpc", payload=request(8, "tool/x", "Switch.Set", {"id": 0, "on": False}).encode()))
+    topic, payload, _qos, retain = fake.published[-1]
+    assert topic == "tool/x/rpc" and json.loads(payload)["result"] == {"was_on": True} and not retain
+    link.connected = True
+    link.tick(utcnow() + timedelta(seconds=1))
+    assert fake.published[-1][0] == EVENTS
+    assert link.goodbye() is not None and fake.published[-1] == (f"{METER}/online", "false", 1, True)

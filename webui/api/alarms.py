@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Response, jsonify
 
-from plantmodel.measures import AUTOMATE_MEASURES, MEASURES, METER_MEASURES
+from plantmodel.measures import AUTOMATE_MEASURES, MEASURES, METER_ALARM_MEASURES
 from plantmodel.readings import MAX_AUTOMATE, MAX_UNIT, format_ts, utcnow
 from store import history, queries
 from webui.api import ApiError, bp
@@ -55,7 +55,7 @@ def alarms() -> Response:
 def _check_measure(measure: str, unit: int | None, meter: str | None) -> None:
     if measure not in MEASURES:
         raise ApiError(400, f"measure={measure!r} is unknown (known: {', '.join(MEASURES)})")
-    if meter is not None and measure not in METER_MEASURES:
+    if meter is not None and measure not in METER_ALARM_MEASURES:
         raise ApiError(400, f"measure={measure!r} is not a meter measure")
     if unit is not None and measure not in AUTOMATE_MEASURES:
         raise ApiError(400, f"measure={measure!r} is not an automate measure")
