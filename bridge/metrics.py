@@ -133,6 +133,9 @@ class BridgeMetrics:
             "bridge_lost_readings_total", "Readings declared lost (a gap that never filled)", registry=r)
         self.alarm_transitions_total = Counter(
             "bridge_alarm_transitions_total", "Alarms raised (active) and cleared", ["state"], registry=r)
+        self.counter_resets_total = Counter(
+            "bridge_meter_counter_resets_total", "Energy counters of meters that went back (a reboot or "
+            "ResetCounters): counted, never negative consumption", registry=r)
         self.db_errors_total = Counter(
             "bridge_db_errors_total", "Transient database failures of a batch (all retried: lock conflicts at once, "
             "an unreachable database with back-off)", registry=r)
@@ -196,6 +199,9 @@ class BridgeMetrics:
 
     def internal_error(self, count: int = 1) -> None:
         self.internal_errors_total.inc(count)
+
+    def counter_reset(self, _meter: str) -> None:
+        self.counter_resets_total.inc()
 
     def gaps(self, count: int = 1) -> None:
         self.gaps_total.inc(count)

@@ -28,29 +28,35 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from plantmodel import shelly
+from plantmodel.decode import (
+    AlarmEvent,
+    AskStatus,
+    Decoder,
+    DeviceInfo,
+    Event,
+    Ignored,
+    OnlineEvent,
+    Own,
+    ReadingEvent,
+    RpcAnswer,
+    SwitchEvent,
+    device_of,
+)
 from plantmodel.errors import ValidationError
 from plantmodel.jsonutil import loads_object
 from plantmodel.readings import Reading, check_boot, format_ts
 from plantmodel.sequence import Key, Lost, SeqState, SequenceTracker, Verdict
-from plantmodel.shelly import PowerSample, RpcNotification, RpcResponse, SwitchState
-from plantmodel.sources import AutomateSource, MeterSource, automate_key, unit_key
-from plantmodel.status import DeviceStatus
+from plantmodel.shelly import CounterReset, PowerSample, SwitchState
+from plantmodel.sources import AutomateSource, MeterSource, automate_key
 from plantmodel.storage import SEQ_MAX
 from plantmodel.text import printable
 from plantmodel.thresholds import Alarm, AlarmEngine, ThresholdSet
-from plantmodel.topics import (
-    AlarmTopic,
-    ConfirmTopic,
-    ReadingTopic,
-    ShellyTopic,
-    Topics,
-    UnitStatusTopic,
-)
+from plantmodel.topics import ReadingTopic, Topics
 from plantmodel.undo import UndoLog
 
 log = logging.getLogger(__name__)
@@ -120,6 +126,8 @@ class MeterStatus:
 
     status: dict[str, Any]
     complete: bool
+    energy_offset_wh: float = 0.0
+    last_ts: datetime | None = None
 
 
 Lookup = Callable[[Wanted], Stored]
@@ -143,6 +151,9 @@ class BatchPlan:
     meter_states: dict[str, MeterStatus] = field(default_factory=dict)  # merged statuses to persist
     versions: dict[str, int] = field(default_factory=dict)  # sources changed: their new version
     lost: list[Lost] = field(default_factory=list)
+    resets: list[CounterReset] = field(default_factory=list)  # meters' energy counters gone back
+    devices_seen: dict[str, datetime] = field(default_factory=dict)  # registry key -> last heard from
+    device_info: dict[str, DeviceInfo] = field(default_factory=dict)  # what devices said of themselves
     # Readings planned without looking them up (above everything settled): a unique-key error on
     # insert means another writer stored one after all; the service then redoes the batch verified.
     unverified: int = 0
@@ -158,14 +169,19 @@ class _ProcState:
     last_full: dict[str, datetime] = field(default_factory=dict)  # last full status per meter
     rpc_asked: dict[str, datetime] = field(default_factory=dict)
     rpc_id: int = 0
+    unasked: set[str] = field(default_factory=set)  # meters that cannot be asked (Gen1, legacy HTTP)
 
 
 # -- decoded messages (first pass: pure parsing, no state) -----------------------------------------
 
 @dataclass(frozen=True, slots=True)
-class _Reading:
+class _Events:
     msg: RawMessage
-    reading: Reading
+    events: list[Event]
+
+    @property
+    def reading(self) -> Reading | None:
+        return self.events[0].reading if len(self.events) == 1 and isinstance(self.events[0], ReadingEvent) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,35 +197,22 @@ class _Held:
     error: str
 
 
-@dataclass(frozen=True, slots=True)
-class _Own:
-    msg: RawMessage
+_Decoded = _Events | _Rejected | _Held
+LEGACY_BOOT = "http"  # the life of a legacy HTTP sender's readings, which the bridge numbers
+METERS_PREFIX = "meters/"  # MeterSource.key
 
 
-@dataclass(frozen=True, slots=True)
-class _Status:
-    msg: RawMessage
-    unit: int
-    status: DeviceStatus
-
-
-@dataclass(frozen=True, slots=True)
-class _Shelly:
-    msg: RawMessage
-    topic: ShellyTopic
-    frame: shelly.RpcFrame | None  # events/rpc, bridge/rpc
-    switch: dict[str, Any] | None  # status/switch:0
-    online: bool | None  # online
-    ts: datetime | None = None  # the device time the frame carries, if any
-
-
-_Decoded = _Reading | _Rejected | _Held | _Own | _Status | _Shelly
+def _ms(ts: datetime) -> datetime:
+    """What a stored DATETIME(3) gives back: a receive time used as a row's key."""
+    return ts.replace(microsecond=ts.microsecond // 1000 * 1000)
 
 
 class Processor:
     def __init__(self, topics: Topics, thresholds: ThresholdSet, *, max_future_skew: float = 300.0,
                  rpc_retry: float = 30.0, gap_timeout: float = 300.0, status_refresh: float = 300.0) -> None:
         self.topics = topics
+        self.decoder = Decoder(topics)
+        self.disabled: frozenset[str] = frozenset()  # registry keys whose data is refused
         self._undo = UndoLog()
         self.alarms = AlarmEngine(thresholds, self._undo)
         self.sequences = SequenceTracker(timedelta(seconds=gap_timeout), self._undo)
@@ -221,6 +224,10 @@ class Processor:
 
     def set_thresholds(self, thresholds: ThresholdSet) -> None:
         self.alarms.thresholds = thresholds
+
+    def set_disabled(self, devices: frozenset[str]) -> None:
+        """The devices an administrator disabled (registry keys): their data is rejected."""
+        self.disabled = devices
 
     def load_sequences(self, states: dict[Key, SeqState], now: datetime,
                        versions: dict[str, int] | None = None) -> None:
@@ -264,20 +271,25 @@ class Processor:
         sample_keys: set[SampleKey] = set()
         meters: set[str] = set()
         for d in decoded:
-            if isinstance(d, _Reading):
-                r = d.reading
-                key = (r.unit, r.automate)
-                automates.add(key)
-                if verify or not self.sequences.beyond(key, r.seq, r.boot):
-                    reading_keys.add((r.unit, r.automate, r.ts))
-                else:
-                    plan.unverified += 1
+            if isinstance(d, _Events):
+                for ev in d.events:
+                    if isinstance(ev, ReadingEvent):
+                        r = ev.reading
+                        key = (r.unit, r.automate)
+                        automates.add(key)
+                        if verify or r.seq is None or not self.sequences.beyond(key, r.seq, r.boot):
+                            reading_keys.add((r.unit, r.automate, r.ts))
+                        else:
+                            plan.unverified += 1
+                    elif isinstance(ev, SwitchEvent):
+                        meters.add(ev.meter)
+                        sample_keys.add((ev.meter, ev.ts or _ms(d.msg.received_at)))
+                    elif isinstance(ev, AskStatus):
+                        meters.add(ev.meter)
+                    elif isinstance(ev, OnlineEvent) and ev.device.startswith(METERS_PREFIX):
+                        meters.add(ev.device[len(METERS_PREFIX):])
             elif isinstance(d, _Rejected) and d.seq is not None:
                 automates.add(d.seq[0])
-            elif isinstance(d, _Shelly):
-                meters.add(d.topic.meter)
-                if d.ts is not None:
-                    sample_keys.add((d.topic.meter, d.ts))
         sources: dict[str, Key | str] = {automate_key(*k): k for k in automates}
         sources.update((MeterSource(m).key, m) for m in meters)
         stored = lookup(Wanted(reading_keys, sample_keys, {src: self.versions.get(src) for src in sources}))
@@ -296,7 +308,7 @@ class Processor:
         self._lost(plan, self.sequences.take_lost(), "given up: too many gaps open")
         for meter in plan.meters_seen:
             sw = st.meters[meter]
-            plan.meter_states[meter] = MeterStatus(sw.status, sw.complete)
+            plan.meter_states[meter] = MeterStatus(sw.status, sw.complete, sw.energy_offset_wh, sw.last_ts)
         changed = [automate_key(*k) for k in plan.sequences] + [MeterSource(m).key for m in plan.meters_seen]
         for src in changed:
             self._undo.save(self.versions, src)
@@ -323,6 +335,7 @@ class Processor:
                 else:
                     sw = self._st.meters[which] = SwitchState(which)
                     sw.status, sw.complete = ms.status, ms.complete
+                    sw.energy_offset_wh, sw.last_ts = ms.energy_offset_wh, ms.last_ts
             else:
                 seq = stored.sequences.get(which)
                 if seq is not None:
@@ -338,6 +351,7 @@ class Processor:
         undo.save(st.last_full, meter)
         undo.save(st.rpc_asked, meter)
         undo.save_member(st.offline, meter)
+        undo.save_member(st.unasked, meter)
 
     def _lost(self, plan: BatchPlan, lost: list[Lost], why: str) -> None:
         for gap in lost:
@@ -353,6 +367,8 @@ class Processor:
         plan = BatchPlan()
         for meter in list(self._st.meters):
             last = self._st.last_full.get(meter)
+            if meter in self._st.unasked:
+                continue
             if meter not in self._st.offline and (last is None or now - last >= self.status_refresh):
                 self._ask_status(meter, now, plan, force=False)
         return plan.publish
@@ -362,53 +378,13 @@ class Processor:
         try:
             if reject_reason is not None:
                 return _Rejected(msg, reject_reason, self._seq_of(msg))
-            if msg.topic == self.topics.bridge_status():
-                return _Own(msg)
-            parsed = self.topics.parse(msg.topic) if not self._is_rpc_request(msg.topic) else None
-            if parsed is None:
-                return self._rpc_request(msg)
-            if isinstance(parsed, AlarmTopic | ConfirmTopic):
-                return _Own(msg)  # ours (only bridges may write there), seen through '#'
-            if isinstance(parsed, ReadingTopic):
-                reading = Reading.from_json(msg.payload)
-                if AutomateSource(reading.unit, reading.automate) != parsed.source:
-                    raise ValidationError(
-                        f"payload is for unit {reading.unit} automate {reading.automate} "
-                        f"but was published on {parsed.source.key}")
-                return _Reading(msg, reading)
-            if isinstance(parsed, UnitStatusTopic):
-                return _Status(msg, parsed.unit, DeviceStatus.from_json(msg.payload))
-            assert isinstance(parsed, ShellyTopic)
-            if parsed.kind == "online":
-                return _Shelly(msg, parsed, None, None, shelly.parse_online(msg.payload))
-            if parsed.kind == "status/switch:0":
-                return _Shelly(msg, parsed, None, shelly.parse_switch_status(msg.payload), None)
-            frame = shelly.parse_rpc_frame(msg.payload)
-            ts = frame.ts if isinstance(frame, RpcNotification) else frame.switch_status()[1]
-            return _Shelly(msg, parsed, frame, None, None, ts)
+            return _Events(msg, self.decoder.decode(msg.topic, msg.payload))
         except ValidationError as exc:
             return _Rejected(msg, exc.reason, self._seq_of(msg))
         except Exception as exc:
             log.exception("internal error decoding %s; the message is held (not acknowledged)",
                           printable(msg.topic))
             return _Held(msg, f"{type(exc).__name__}: {exc}")
-
-    @staticmethod
-    def _is_rpc_request(topic: str) -> bool:
-        parts = topic.split("/")
-        return len(parts) == 2 and parts[1] == "rpc"
-
-    def _rpc_request(self, msg: RawMessage) -> _Decoded:
-        """``<meter>/rpc``: our own requests to a meter come back through '#'; anything else there
-        was published by the meter itself (its ACL allows its whole prefix)."""
-        meter = msg.topic.split("/")[0]
-        try:
-            _id, src, _method, _params = shelly.parse_request(msg.payload)
-            if src == Topics.shelly_reply_src(meter):
-                return _Own(msg)
-        except ValidationError:
-            pass
-        return _Rejected(msg, "not stored: an RPC request on the meter's request topic not sent by the bridge")
 
     def _seq_of(self, msg: RawMessage) -> SeqHint | None:
         """Best effort: the (automate, seq) a rejected reading claims, so that its seq counts as
@@ -432,22 +408,43 @@ class Processor:
         return (src.unit, src.automate), seq, boot
 
     def _seq_hint(self, d: _Decoded) -> SeqHint | None:
-        if isinstance(d, _Reading):
-            return (d.reading.unit, d.reading.automate), d.reading.seq, d.reading.boot
+        r = d.reading if isinstance(d, _Events) else None
+        if r is not None and r.seq is not None:
+            return (r.unit, r.automate), r.seq, r.boot
         return None
 
     # -- second pass -------------------------------------------------------------------------------
     def _apply(self, d: _Decoded, stored: Stored, batch: Stored, plan: BatchPlan) -> None:
         if isinstance(d, _Rejected):
             self._reject(plan, d.msg, d.reason, d.seq)
-        elif isinstance(d, _Held):
+            return
+        if isinstance(d, _Held):
             plan.held.append((d.msg, d.error))
-        elif isinstance(d, _Reading):
-            self._reading(d.msg, d.reading, stored, batch, plan)
-        elif isinstance(d, _Status):
-            plan.states.append((unit_key(d.unit), d.status.state, d.status.ts, d.msg.received_at))
-        elif isinstance(d, _Shelly):
-            self._shelly(d, stored, batch, plan)
+            return
+        msg = d.msg
+        devices = {k for ev in d.events if (k := device_of(ev)) is not None}
+        refused = sorted(devices & self.disabled)
+        if refused:
+            raise ValidationError(f"device {refused[0]} is disabled by an administrator: its data is not stored")
+        for device in devices:
+            plan.devices_seen[device] = msg.received_at
+        for ev in d.events:
+            match ev:
+                case ReadingEvent(reading=reading):
+                    self._reading(msg, reading, stored, batch, plan)
+                case OnlineEvent(device=device, online=online, ts=ts):
+                    self._online(msg, device, online, ts, plan)
+                case SwitchEvent():
+                    self._switch(msg, ev, stored, batch, plan)
+                case AskStatus(meter=meter):
+                    self._ask_status(meter, msg.received_at, plan, force=True)
+                    self._ask_info(meter, plan)
+                case DeviceInfo(device=device):
+                    plan.device_info[device] = ev
+                case Ignored() | RpcAnswer():
+                    plan.ignored += 1
+                case Own() | AlarmEvent():
+                    pass  # ours (only the bridge and the web UI may write there), seen through '#'
 
     def _reject(self, plan: BatchPlan, msg: RawMessage, reason: str, seq: SeqHint | None) -> None:
         plan.rejected.append((msg, reason))
@@ -468,10 +465,21 @@ class Processor:
         self._check_clock(reading.ts, msg.received_at)
         src = AutomateSource(reading.unit, reading.automate)
         key: Key = (reading.unit, reading.automate)
+        row_key = (reading.unit, reading.automate, reading.ts)
+        if reading.seq is None:
+            # A legacy HTTP sender's reading (no seq; its key was looked up): numbered here, under
+            # the automate's lock, in a life of its own. Nothing is ever asked back from it.
+            have = stored.readings.get(row_key) or batch.readings.get(row_key)
+            if have is not None and have.measures == reading.measures():
+                plan.duplicates += 1
+                return
+            st = self.sequences.states.get(key)
+            seq = st.newest + 1 if st is not None and st.boot == LEGACY_BOOT else 0
+            reading = replace(reading, seq=seq, boot=LEGACY_BOOT)
+        assert reading.seq is not None
         implausible = self.sequences.implausible(key, reading.seq, reading.boot)
         if implausible is not None:
             raise ValidationError(implausible)
-        row_key = (reading.unit, reading.automate, reading.ts)
         have = stored.readings.get(row_key) or batch.readings.get(row_key)
         if have is not None:
             if have.seq != reading.seq or have.measures != reading.measures():
@@ -507,52 +515,72 @@ class Processor:
             log.log(logging.WARNING if ev.state == "active" else logging.INFO,
                     "alarm %s: %s %s = %s (limit %s)", ev.state, ev.source.label, ev.measure, ev.value, ev.limit)
 
-    # -- Shelly ----------------------------------------------------------------------------------
-    def _shelly(self, d: _Shelly, stored: Stored, batch: Stored, plan: BatchPlan) -> None:
-        meter, msg = d.topic.meter, d.msg
+    # -- meters ----------------------------------------------------------------------------------
+    def _online(self, msg: RawMessage, device: str, online: bool, ts: datetime | None, plan: BatchPlan) -> None:
+        plan.states.append((device, "online" if online else "offline", ts or msg.received_at, msg.received_at))
+        if not device.startswith(METERS_PREFIX):
+            return
+        meter = device[len(METERS_PREFIX):]
+        self._meter_state(meter, plan)
+        if online:
+            self._st.offline.discard(meter)
+        else:
+            self._st.offline.add(meter)
+
+    def _meter_state(self, meter: str, plan: BatchPlan) -> SwitchState:
         self._touch_meter(meter)
+        plan.meters_seen.add(meter)
         state = self._st.meters.get(meter)
-        first_seen = state is None
         if state is None:
             state = self._st.meters[meter] = SwitchState(meter)
-        plan.meters_seen.add(meter)
-        if d.online is not None:
-            plan.states.append((MeterSource(meter).key, "online" if d.online else "offline",
-                                msg.received_at, msg.received_at))
-            if d.online:  # (re)connected: what it sends next are only changes, so ask for everything
-                self._st.offline.discard(meter)
-                self._ask_status(meter, msg.received_at, plan, force=True)
-            else:
-                self._st.offline.add(meter)
-            return
-        # Merges build new dicts: references suffice to put a refused frame's effect back.
-        before = (state.status, state.complete, self._st.last_full.get(meter))
+        return state
+
+    def _switch(self, msg: RawMessage, ev: SwitchEvent, stored: Stored, batch: Stored, plan: BatchPlan) -> None:
+        meter = ev.meter
+        first_seen = meter not in self._st.meters
+        state = self._meter_state(meter, plan)
+        if ev.protocol != "gen2":
+            self._st.unasked.add(meter)
+        if ev.ts is not None:
+            self._check_clock(ev.ts, msg.received_at)
+        # No device time (status/switch:0, Gen1): stored under the bridge's receive time.
+        ts = ev.ts or _ms(msg.received_at)
+        before = state.copy()
         try:
-            sample = self._merge(d, state, plan)
+            sample, reset = state.apply(ev.status, ts, full=ev.full)
         except ValidationError:
             # The frame is refused and the state kept as it was; ask for a full status all the same,
             # since what the meter believes and what we hold may now differ.
             self._ask_status(meter, msg.received_at, plan, force=False)
             raise
+        if ev.full:
+            self._st.last_full[meter] = msg.received_at
+        if ev.answer:
+            self._st.rpc_asked.pop(meter, None)
         if not state.complete:
             self._ask_status(meter, msg.received_at, plan, force=first_seen)
-        if sample is None:
-            return
         row_key = (meter, sample.ts)
-        have = stored.samples.get(row_key) or batch.samples.get(row_key)
+        have = stored.samples.get(row_key)
+        planned = batch.samples.get(row_key)
+        if have is None and planned is not None and ev.ts is None:
+            # Two time-less frames of one meter within a millisecond (Gen1 sends power and energy
+            # back to back): one row, the merged state after both.
+            plan.samples = [(sample, t) if s.meter == meter and s.ts == sample.ts else (s, t)
+                            for s, t in plan.samples]
+            batch.samples[row_key] = StoredSample(None, sample)
+            self._counter_reset(reset, plan)
+            self._alarm(plan, self.alarms.evaluate(MeterSource(meter), sample.alarm_values(), sample.ts))
+            return
+        have = have or planned
         if have is not None:
-            if isinstance(d.frame, RpcResponse):
+            if ev.answer or ev.ts is None:
                 # sys.unixtime has whole seconds: two answers (e.g. to the ask on the retained
                 # "online" and on the reconnect) can share one. The state took this one; the row of
                 # that second stays the first.
                 plan.duplicates += 1
                 return
-            if _differs(have.sample, sample, d):
-                state.status, state.complete, last_full = before  # as if it never came
-                if last_full is None:
-                    self._st.last_full.pop(meter, None)
-                else:
-                    self._st.last_full[meter] = last_full
+            if _differs(have.sample, sample, ev):
+                state.restore(before)  # as if it never came
                 where = f"id {have.id}" if have.id is not None else "received earlier in this batch"
                 raise ValidationError(f"conflicts with the stored power reading of meter {meter} at "
                                       f"{format_ts(sample.ts)} ({where}): same meter and time, other values")
@@ -560,46 +588,27 @@ class Processor:
             return
         plan.samples.append((sample, msg.received_at))
         batch.samples[row_key] = StoredSample(None, sample)
-        self._alarm(plan, self.alarms.evaluate(MeterSource(meter), sample.measures(), sample.ts))
+        self._counter_reset(reset, plan)
+        self._alarm(plan, self.alarms.evaluate(MeterSource(meter), sample.alarm_values(), sample.ts))
 
-    def _merge(self, d: _Shelly, state: SwitchState, plan: BatchPlan) -> PowerSample | None:
-        """Validate and merge one frame into the meter's state; the sample to store, if the frame
-        carries a device time (``status/switch:0`` and Switch.GetStatus answers carry none)."""
-        msg = d.msg
-        if d.switch is not None:  # status/switch:0
-            state.apply_full(d.switch, msg.received_at)
-            self._st.last_full[state.meter] = msg.received_at
-            return None
-        frame = d.frame
-        ts = d.ts
-        if ts is not None:
-            self._check_clock(ts, msg.received_at)
-        if isinstance(frame, RpcNotification):
-            sw = frame.switch
-            if sw is None or frame.method == "NotifyEvent":
-                # Device chatter with no measurement (a button event, Wi-Fi signal, a firmware
-                # update notice): known, valid and not ours to store. Counted, not rejected, or a
-                # real Gen2 device would fill rejected_messages with healthy traffic.
-                plan.ignored += 1
-                return None
-            if frame.method == "NotifyFullStatus":
-                sample = state.apply_full(sw, ts or msg.received_at)
-                self._st.last_full[state.meter] = msg.received_at
-            else:
-                sample = state.apply_partial(sw, ts or msg.received_at)
-        else:
-            assert isinstance(frame, RpcResponse)
-            if frame.error is not None:
-                raise ValidationError(f"not stored: the meter answered an RPC with an error: {frame.error}")
-            sw, _ = frame.switch_status()
-            if sw is None:
-                raise ValidationError(f"not stored: RPC answer without a {shelly.SWITCH_KEY} status")
-            sample = state.apply_full(sw, ts or msg.received_at)
-            self._st.last_full[state.meter] = msg.received_at
-            self._st.rpc_asked.pop(state.meter, None)
-        return sample if ts is not None else None
+    @staticmethod
+    def _counter_reset(reset: CounterReset | None, plan: BatchPlan) -> None:
+        if reset is None:
+            return
+        plan.resets.append(reset)
+        log.warning("meter %s: energy counter reset (%.3f Wh -> %.3f Wh at %s); %.3f Wh counted before it "
+                    "are kept as its offset", reset.meter, reset.before_wh, reset.after_wh, format_ts(reset.ts),
+                    reset.offset_wh)
+
+    def _ask_info(self, meter: str, plan: BatchPlan) -> None:
+        """``Shelly.GetDeviceInfo``: model, generation and firmware for the device registry."""
+        self._st.rpc_id += 1
+        body = shelly.request(self._st.rpc_id, Topics.shelly_reply_src(meter), "Shelly.GetDeviceInfo")
+        plan.publish.append(Outgoing(Topics.shelly(meter, "rpc"), body))
 
     def _ask_status(self, meter: str, now: datetime, plan: BatchPlan, *, force: bool) -> None:
+        if meter in self._st.unasked:
+            return  # a Gen1 meter or a legacy sender: it has no RPC (and resends its values itself)
         asked = self._st.rpc_asked.get(meter)
         if not force and asked is not None and now - asked < self.rpc_retry:
             return
@@ -609,12 +618,14 @@ class Processor:
         plan.publish.append(Outgoing(Topics.shelly(meter, "rpc"), body))
 
 
-def _differs(have: PowerSample, new: PowerSample, d: _Shelly) -> bool:
+def _differs(have: PowerSample, new: PowerSample, ev: SwitchEvent) -> bool:
     """Whether a frame disagrees with the stored sample under the same (meter, ts): only the
     fields the frame itself carries count (a partial says nothing about the others)."""
     carried = set(new.measures()) | {"output"}
-    if isinstance(d.frame, RpcNotification) and d.frame.method == "NotifyStatus" and d.frame.switch is not None:
-        partial = shelly.sample_from_switch(new.meter, new.ts, d.frame.switch)
-        carried = {k for k, v in partial.to_dict().items() if v is not None} - {"meter", "ts"}
+    if not ev.full:
+        partial = shelly.sample_from_switch(new.meter, new.ts, ev.status)
+        carried = {k for k, v in partial.to_dict().items() if v is not None} - {"meter", "ts", "errors",
+                                                                                 "energy_offset_wh",
+                                                                                 "energy_total_wh"}
     old, cur = have.to_dict(), new.to_dict()
     return any(old.get(k) != cur.get(k) for k in carried)

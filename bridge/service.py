@@ -26,6 +26,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any
 
@@ -196,8 +197,29 @@ def lookup_in(session: Session, sessions: sessionmaker[Session] | None = None) -
     return lookup
 
 
-def write_plan(session: Session, plan: BatchPlan, known: set[Key] | None = None) -> None:
-    """Everything of one batch, in the caller's transaction. ``known``: automates that exist."""
+LAST_SEEN_EVERY = timedelta(seconds=30)
+
+
+class RegistryWrites:
+    """Which device registry rows this bridge knows exist, and when it last wrote each one's
+    last_seen: that is written at most every LAST_SEEN_EVERY, not with every batch (a row update
+    per device per batch, on the hot path, for a figure shown to the minute)."""
+
+    def __init__(self) -> None:
+        self.written: dict[str, datetime] = {}
+
+    def due(self, plan: BatchPlan) -> dict[str, datetime]:
+        return {k: t for k, t in plan.devices_seen.items()
+                if k not in self.written or t - self.written[k] >= LAST_SEEN_EVERY}
+
+    def done(self, seen: dict[str, datetime]) -> None:
+        self.written.update(seen)
+
+
+def write_plan(session: Session, plan: BatchPlan, known: set[Key] | None = None,
+               registry: RegistryWrites | None = None) -> dict[str, datetime]:
+    """Everything of one batch, in the caller's transaction. ``known``: automates that exist.
+    Returns the registry's last_seen it wrote (for ``registry.done`` after the commit)."""
     now = utcnow()  # stored_at: the write, just before the commit
     # Meters seen without a sample yet (e.g. just came online); insert_power_samples ensures the rest.
     queries.ensure_meters(session, plan.meters_seen - {s.meter for s, _ in plan.samples}, now)
@@ -209,8 +231,14 @@ def write_plan(session: Session, plan: BatchPlan, known: set[Key] | None = None)
     for msg, reason in plan.rejected:
         queries.record_rejected(session, msg.topic, msg.payload, reason, msg.received_at)
     queries.save_sequences(session, plan.sequences, now)
-    queries.save_meter_states(session, {m: (st.status, st.complete) for m, st in plan.meter_states.items()}, now)
+    queries.save_meter_states(session, {m: (st.status, st.complete, st.energy_offset_wh, st.last_ts)
+                                        for m, st in plan.meter_states.items()}, now)
+    registry = registry or RegistryWrites()
+    seen = registry.due(plan)
+    queries.record_devices(session, seen, {k: (i.model, i.generation, i.firmware) for k, i in plan.device_info.items()},
+                           set(registry.written))
     queries.bump_versions(session, plan.versions)  # (the processor counts on +1)
+    return seen
 
 
 class Bridge:
@@ -231,6 +259,7 @@ class Bridge:
         self._thresholds_version: object = None
         self._link = 0  # counts disconnects: which connection a message came on
         self._known_automates: set[Key] = set()  # committed: no upsert of their rows per batch
+        self._registry = RegistryWrites()
         # latest-only topic -> (the one handed to paho, the newer one waiting for it)
         self._latest: dict[str, tuple[mqtt.MQTTMessageInfo, Outgoing | None]] = {}
         self.processor = Processor(self.topics, ThresholdSet([]), max_future_skew=settings.max_future_skew,
@@ -262,6 +291,7 @@ class Bridge:
             if added:
                 log.info("seeded %d default thresholds", added)
         self._reload_thresholds(force=True)
+        self._reload_disabled()
         with self.sessions() as session:
             # Versions first: a state another bridge commits meanwhile is then newer than its
             # version says, and reloaded at its first lock (never the reverse: older state taken
@@ -370,8 +400,9 @@ class Bridge:
                     next_poll = now + self.settings.thresholds_poll
                     try:
                         self._reload_thresholds()
+                        self._reload_disabled()
                     except SQLAlchemyError as exc:
-                        log.warning("cannot check thresholds: %s", exc)
+                        log.warning("cannot check thresholds and disabled devices: %s", exc)
                 if batch:
                     self._handle(batch)
                     self._busy = False
@@ -467,7 +498,7 @@ class Bridge:
             with self.sessions.begin() as session:
                 plan = self.processor.process(part, lookup_in(session, self.sessions), reject_reason=reason,
                                               verify=verify)
-                write_plan(session, plan, self._known_automates)
+                seen = write_plan(session, plan, self._known_automates, self._registry)
         except BaseException as exc:
             self.processor.undo()  # the batch's effect on our state is undone with it
             if plan is not None and plan.unverified and is_duplicate_key(exc):
@@ -479,6 +510,9 @@ class Bridge:
         self.metrics.observe_device_times([r.ts for r, _ in plan.readings] + [s.ts for s, _ in plan.samples],
                                           utcnow())
         self._known_automates.update((r.unit, r.automate) for r, _ in plan.readings)
+        self._registry.done(seen)
+        for reset in plan.resets:
+            self.metrics.counter_reset(reset.meter)
         return plan
 
     def _hold(self, msg: RawMessage, exc: BaseException) -> None:
@@ -550,6 +584,13 @@ class Bridge:
         for msg, reason in plan.rejected:
             m.rejected(reason)
             log.warning("rejected message on %s: %s", printable(msg.topic), printable(reason))
+
+    def _reload_disabled(self) -> None:
+        with self.sessions() as session:
+            disabled = queries.disabled_devices(session)
+        if disabled != self.processor.disabled:
+            log.info("disabled devices: %s", ", ".join(sorted(disabled)) or "none")
+        self.processor.set_disabled(disabled)
 
     def _reload_thresholds(self, force: bool = False) -> None:
         with self.sessions() as session:

@@ -19,6 +19,9 @@ from plantmodel.measures import METER_ERRORS, METER_MEASURES
 from plantmodel.sources import check_meter_id
 
 SWITCH_KEY = "switch:0"
+# Gen1 reports each error on its own topic (``overtemperature`` 0/1, ``relay/0`` = ``overpower``): kept
+# as ``{"flags": {"overtemp": true}}`` in the merged status, so one clearing does not erase another.
+FLAGS_KEY = "flags"
 OTHER_ERROR = "device_error"  # the alarm of an error the device reports that METER_ERRORS does not name
 NOTIFY_METHODS = ("NotifyStatus", "NotifyFullStatus", "NotifyEvent")
 MAX_DEPTH = 32  # a real Gen2 frame nests 5 levels at most
@@ -69,6 +72,27 @@ class RpcResponse:
 
 
 RpcFrame = RpcNotification | RpcResponse
+
+
+def device_info(frame: RpcResponse) -> tuple[str | None, int | None, str | None] | None:
+    """(model, generation, firmware) of a ``Shelly.GetDeviceInfo`` answer, None for other answers.
+    The real answer: ``{"id", "mac", "model": "SPSW-201XE16EU", "gen": 2, "fw_id": "2023…", "ver":
+    "1.0.3", "app": "Pro1PM", …}``."""
+    r = frame.result
+    if r is None or SWITCH_KEY in r or "gen" not in r:
+        return None
+    gen = r.get("gen")
+    if isinstance(gen, bool) or not isinstance(gen, int) or not 1 <= gen <= 99:
+        raise ValidationError("Shelly.GetDeviceInfo: 'gen' must be a small whole number")
+    return (_short(r.get("model"), "model", 64), gen, _short(r.get("ver") or r.get("fw_id"), "ver", 96))
+
+
+def _short(value: Any, key: str, size: int) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.isprintable() or len(value) > size:
+        raise ValidationError(f"field {key!r} must be printable text of at most {size} characters")
+    return value
 
 
 def unix_to_dt(ts: float) -> datetime:
@@ -240,14 +264,15 @@ def check_errors(errors: tuple[str, ...]) -> tuple[str, ...]:
     return errors
 
 
-def _errors(value: Any) -> tuple[str, ...]:
-    """A device's ``errors`` list; absent or null: none."""
+def _errors(value: Any, flags: dict[str, Any] | None = None) -> tuple[str, ...]:
+    """A device's ``errors`` list (absent or null: none), and the errors of ``flags`` set to true
+    (Gen1 says each error on a topic of its own: see :data:`FLAGS_KEY`)."""
     if value is None:
-        return ()
-    if not isinstance(value, list):
-        raise ValidationError("switch field 'errors' must be a list")
-    return check_errors(tuple(sorted(set(value)))) if all(isinstance(e, str) for e in value) \
-        else check_errors(tuple(value))
+        value = []
+    if not isinstance(value, list) or not all(isinstance(e, str) for e in value):
+        raise ValidationError("switch field 'errors' must be a list of names")
+    named = set(value) | {k for k, v in (flags or {}).items() if v is True}
+    return check_errors(tuple(sorted(named)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,7 +318,7 @@ def sample_from_switch(meter: str, ts: datetime, sw: dict[str, Any]) -> PowerSam
         energy_wh=opt(sub("aenergy"), "total", "aenergy.total"),
         ret_energy_wh=opt(sub("ret_aenergy"), "total", "ret_aenergy.total"),
         temperature_c=opt(sub("temperature"), "tC", "temperature.tC"),
-        errors=_errors(sw.get("errors")),
+        errors=_errors(sw.get("errors"), sub(FLAGS_KEY)),
     )
 
 

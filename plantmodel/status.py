@@ -16,10 +16,18 @@ STATES = ("online", "offline")
 class DeviceStatus:
     state: str
     ts: datetime
+    # What a unit may say of itself in its birth message (the device registry keeps it).
+    model: str | None = None
+    firmware: str | None = None
 
     def __post_init__(self) -> None:
         if self.state not in STATES:
             raise ValidationError(f"field 'state' must be one of {STATES}, got {self.state!r}")
+        for key, size in (("model", 64), ("firmware", 96)):
+            value = getattr(self, key)
+            if value is not None and (not isinstance(value, str) or not value.isprintable()
+                                      or not 0 < len(value) <= size):
+                raise ValidationError(f"field {key!r} must be printable text of 1 to {size} characters")
 
     @classmethod
     def online(cls) -> DeviceStatus:
@@ -30,9 +38,12 @@ class DeviceStatus:
         return cls("offline", utcnow())
 
     def to_json(self) -> str:
-        return dumps({"state": self.state, "ts": format_ts(self.ts)})
+        data = {"state": self.state, "ts": format_ts(self.ts)}
+        data.update({k: v for k in ("model", "firmware") if (v := getattr(self, k)) is not None})
+        return dumps(data)
 
     @classmethod
     def from_json(cls, payload: bytes | str) -> DeviceStatus:
         data = loads_object(payload, "status")
-        return cls(require_str(data, "state"), parse_ts(require_str(data, "ts")))
+        return cls(require_str(data, "state"), parse_ts(require_str(data, "ts")), data.get("model"),
+                   data.get("firmware"))

@@ -257,20 +257,53 @@ def _seq_state(row: orm.AutomateSequence) -> SeqState:
                     prev_boot=row.prev_boot)
 
 
-def meter_states(session: Session, meters: Iterable[str]) -> dict[str, tuple[dict[str, Any], bool]]:
-    """meter -> (merged switch status, complete) of those stored."""
+MeterStateRow = tuple[dict[str, Any], bool, float, datetime | None]  # status, complete, energy offset, last ts
+
+
+def meter_states(session: Session, meters: Iterable[str]) -> dict[str, MeterStateRow]:
+    """meter -> (merged switch status, complete, energy offset, newest device time) of those stored."""
     ids = sorted(set(meters))
     if not ids:
         return {}
     m = orm.MeterState
-    return {row.meter_id: (json.loads(row.status), row.complete)
+    return {row.meter_id: (json.loads(row.status), row.complete, row.energy_offset_wh or 0.0, row.last_ts)
             for row in session.scalars(select(m).where(m.meter_id.in_(ids)))}
 
 
-def save_meter_states(session: Session, states: dict[str, tuple[dict[str, Any], bool]], now: datetime) -> None:
-    rows = [{"meter_id": k, "status": dumps(status), "complete": complete, "updated_at": now}
-            for k, (status, complete) in sorted(states.items())]
-    upsert(session, orm.MeterState.__table__, rows, ["meter_id"], ["status", "complete", "updated_at"])
+def save_meter_states(session: Session, states: dict[str, MeterStateRow], now: datetime) -> None:
+    rows = [{"meter_id": k, "status": dumps(status), "complete": complete, "updated_at": now,
+             "energy_offset_wh": offset, "last_ts": last_ts}
+            for k, (status, complete, offset, last_ts) in sorted(states.items())]
+    upsert(session, orm.MeterState.__table__, rows, ["meter_id"],
+           ["status", "complete", "updated_at", "energy_offset_wh", "last_ts"])
+
+
+# -- the device registry (the bridge's side: what devices say of themselves) ---------------------------
+
+def disabled_devices(session: Session) -> frozenset[str]:
+    return frozenset(session.scalars(select(orm.Device.device).where(orm.Device.disabled.is_(True))))
+
+
+def record_devices(session: Session, seen: dict[str, datetime], info: dict[str, tuple[str | None, int | None,
+                   str | None]], known: set[str]) -> None:
+    """Create the registry rows of devices heard from for the first time (``known``: rows known to
+    exist), and update last_seen, removed_at and what devices said of themselves. ``disabled`` is
+    only ever inserted (False), never updated: the bridge's account may not."""
+    d = orm.Device
+    new = sorted(k for k in set(seen) | set(info) if k not in known)
+    if new:
+        # (An upsert of last_seen, not a no-op one on the key: the account may update last_seen only.)
+        upsert(session, d.__table__, [{"device": k, "disabled": False, "first_seen": seen.get(k),
+                                       "last_seen": seen.get(k)} for k in new], ["device"], ["last_seen"])
+    for key in sorted(seen):
+        # first_seen of an administrator's pre-registered row is set the first time it is heard from.
+        session.execute(update(d).where(d.device == key).values(
+            last_seen=seen[key], removed_at=None, first_seen=func.coalesce(d.first_seen, seen[key])))
+    for key, (model, generation, firmware) in sorted(info.items()):
+        values = {k: v for k, v in (("model", model), ("generation", generation), ("firmware", firmware))
+                  if v is not None}
+        if values:
+            session.execute(update(d).where(d.device == key).values(**values))
 
 
 def active_alarms_of(session: Session, sources: Iterable[str]) -> dict[str, list[Alarm]]:
@@ -446,12 +479,14 @@ def alarm_from_row(row: orm.Alarm) -> Alarm:
 
 def alarm_dict(row: orm.Alarm) -> dict[str, Any]:
     """What the web UI and API show of one alarm row: ``Alarm.to_dict()`` plus its database id,
-    ``cleared_at``, ``acknowledged_at`` and ``acknowledged_by`` (null until acknowledged)."""
+    ``cleared_at``, ``acknowledged_at`` and ``acknowledged_by`` (null until acknowledged), and
+    ``name``: the registry's name of its unit or meter (null if none; read once per session)."""
     return {
         "id": row.id, **alarm_from_row(row).to_dict(),
         "cleared_at": None if row.cleared_at is None else format_ts(row.cleared_at),
         "acknowledged_at": None if row.acknowledged_at is None else format_ts(row.acknowledged_at),
         "acknowledged_by": row.acknowledged_by,
+        "name": _cached_names(Session.object_session(row)).get(device_of_source(row.source)),
     }
 
 
@@ -471,6 +506,68 @@ def open_alarms(session: Session) -> list[orm.Alarm]:
 def active_alarms(session: Session) -> list[Alarm]:
     rows = session.scalars(select(orm.Alarm).where(orm.Alarm.state == "active").order_by(orm.Alarm.raised_at))
     return [alarm_from_row(r) for r in rows]
+
+
+# -- device registry (web UI: names, disable, remove) ----------------------------------------------------
+# The web UI's account may INSERT only (device, name, disabled, updated_at, updated_by) and UPDATE only
+# (name, disabled, removed_at, updated_at, updated_by) of ``devices`` (accounts.sql): these functions
+# write nothing else. The bridge fills model, generation, firmware, first_seen and last_seen.
+
+_NAMES_CACHE = "device_names"  # Session.info key: {device: name} read once per session
+
+
+def device_of_source(source: str) -> str:
+    """The registry key a source key belongs to: an automate's is its unit's (``units/3/automates/7``
+    -> ``units/3``); a unit's or meter's key is its own."""
+    parts = source.split("/")
+    return "/".join(parts[:2]) if len(parts) == 4 and parts[0] == "units" else source
+
+
+def device_rows(session: Session) -> list[orm.Device]:
+    return list(session.scalars(select(orm.Device).order_by(orm.Device.device)))
+
+
+def get_device(session: Session, device: str) -> orm.Device | None:
+    return session.scalar(select(orm.Device).where(orm.Device.device == device)
+                          .execution_options(populate_existing=True))
+
+
+def device_names(session: Session) -> dict[str, str]:
+    """{device key: name} of the named devices."""
+    return {d: n for d, n in session.execute(select(orm.Device.device, orm.Device.name)
+                                             .where(orm.Device.name.is_not(None)))}
+
+
+def removed_devices(session: Session) -> set[str]:
+    """The keys of the removed devices (hidden from the lists)."""
+    return set(session.scalars(select(orm.Device.device).where(orm.Device.removed_at.is_not(None))))
+
+
+def _cached_names(session: Session | None) -> dict[str, str]:
+    if session is None:
+        return {}
+    names = session.info.get(_NAMES_CACHE)
+    if names is None:
+        names = session.info[_NAMES_CACHE] = device_names(session)
+    return cast(dict[str, str], names)
+
+
+def register_device(session: Session, device: str, changes: dict[str, Any], now: datetime, by: str) -> None:
+    """Set ``changes`` (``name`` and/or ``disabled``) of a device, creating its row if missing (an
+    administrator may name or disable a device before it ever connects: first_seen stays NULL)."""
+    assert set(changes) <= {"name", "disabled"}, changes
+    row = {"device": device, "name": None, "disabled": False, **changes, "updated_at": now, "updated_by": by}
+    # One upsert: the bridge may be creating the same row at this moment.
+    upsert(session, orm.Device.__table__, [row], ["device"], [*changes, "updated_at", "updated_by"])
+    session.info.pop(_NAMES_CACHE, None)
+
+
+def set_device_removed(session: Session, device: str, removed: bool, now: datetime, by: str) -> None:
+    """Remove (hide from the lists) or restore a device, creating its row if missing. Its data stays."""
+    register_device(session, device, {}, now, by)
+    session.execute(update(orm.Device).where(orm.Device.device == device)
+                    .values(removed_at=now if removed else None, updated_at=now, updated_by=by),
+                    execution_options={"synchronize_session": False})
 
 
 # -- latest values (web UI) ------------------------------------------------------------------------------

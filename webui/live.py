@@ -25,23 +25,15 @@ from flask_socketio import SocketIO
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from plantmodel.decode import AlarmEvent, Decoder, OnlineEvent, ReadingEvent, SwitchEvent
+from plantmodel.decode import Event as DecodedEvent
 from plantmodel.errors import ValidationError
 from plantmodel.mqtt import MqttSettings, connect_async, new_client
-from plantmodel.readings import Reading, format_ts, utcnow
-from plantmodel.shelly import (
-    PowerSample,
-    RpcNotification,
-    merge,
-    parse_online,
-    parse_rpc_frame,
-    parse_switch_status,
-    sample_from_switch,
-    switch_from_sample,
-)
-from plantmodel.sources import MeterSource, unit_key
-from plantmodel.status import DeviceStatus
+from plantmodel.readings import format_ts, utcnow
+from plantmodel.shelly import PowerSample, SwitchState, switch_from_sample
+from plantmodel.sources import AutomateSource, MeterSource
 from plantmodel.thresholds import Alarm
-from plantmodel.topics import AlarmTopic, ParsedTopic, ReadingTopic, ShellyTopic, Topics, UnitStatusTopic
+from plantmodel.topics import Topics
 from store import queries
 from webui.metrics import WebMetrics
 from webui.push import ALARMS_ROOM, Coalescer, Views, rooms_for
@@ -65,71 +57,58 @@ Event = LiveUpdate | Alarm
 
 
 class LiveTranslator:
-    """Topic + payload -> events. Not thread-safe: only paho's network thread calls it.
+    """Topic + payload -> events, through the one device decoder (:mod:`plantmodel.decode`). Not
+    thread-safe: only paho's network thread calls it.
 
-    It keeps each meter's merged switch status, because a Shelly NotifyStatus carries only the
-    fields that changed and the page must still show the unchanged ones.
+    It keeps each meter's merged switch status (:class:`SwitchState`, as the bridge does), because
+    a Shelly NotifyStatus or a Gen1 value carries only what changed and the page must still show the
+    unchanged ones.
     """
 
     def __init__(self, topics: Topics, *, clock: Callable[[], datetime] = utcnow) -> None:
         self.topics = topics
+        self.decoder = Decoder(topics)
         self._clock = clock
-        self._switch: dict[str, dict[str, Any]] = {}
+        self._meters: dict[str, SwitchState] = {}
 
     def seed(self, sample: PowerSample) -> None:
         """Start a meter from its stored latest sample, unless live data already arrived."""
-        self._switch.setdefault(sample.meter, switch_from_sample(sample))
+        if sample.meter not in self._meters:
+            state = self._meters[sample.meter] = SwitchState(sample.meter)
+            state.status = switch_from_sample(sample)
+            state.energy_offset_wh, state.last_ts = sample.energy_offset_wh, sample.ts
 
     def translate(self, topic: str, payload: bytes) -> list[Event]:
         if not payload:
             return []  # a retained message being cleared, not data
         try:
-            return self._translate(self.topics.parse(topic), payload)
+            events = self.decoder.decode(topic, payload)
         except ValidationError as exc:
             # The bridge records rejects; the live view just skips them.
             log.warning("skipping message on %r: %s", topic, exc.reason)
             return []
+        out: list[Event] = []
+        for ev in events:
+            try:
+                out.extend(self._translate(ev))
+            except ValidationError as exc:
+                log.warning("skipping message on %r: %s", topic, exc.reason)
+        return out
 
-    def _translate(self, parsed: ParsedTopic, payload: bytes) -> list[Event]:
-        match parsed:
-            case ReadingTopic(source=src):
-                reading = Reading.from_json(payload)
-                if (reading.unit, reading.automate) != (src.unit, src.automate):
-                    raise ValidationError(f"payload is for unit {reading.unit} automate {reading.automate}"
-                                          f" but was published on {src.key}")
-                return [LiveUpdate("readings", src.key, reading.to_dict())]
-            case UnitStatusTopic(unit=unit):
-                status = DeviceStatus.from_json(payload)
-                return [_status(unit_key(unit), status.state, status.ts)]
-            case AlarmTopic(source=source, measure=measure):
-                alarm = Alarm.from_json(payload)
-                if alarm.key != (source.key, measure):
-                    raise ValidationError(f"alarm for {alarm.key} published on another topic")
-                return [alarm]
-            case ShellyTopic(meter=meter, kind="online"):
-                state = "online" if parse_online(payload) else "offline"
-                return [_status(MeterSource(meter).key, state, self._clock())]
-            case ShellyTopic(meter=meter, kind="status/switch:0"):
-                return self._switch_update(meter, parse_switch_status(payload), full=True, ts=None)
-            case ShellyTopic(meter=meter):  # events/rpc, or the answer to the bridge's request
-                frame = parse_rpc_frame(payload)
-                if isinstance(frame, RpcNotification):
-                    sw = frame.switch
-                    if frame.method == "NotifyEvent" or sw is None:
-                        return []
-                    return self._switch_update(meter, sw, full=frame.method == "NotifyFullStatus",
-                                               ts=frame.ts)
-                sw, ts = frame.switch_status()
-                return [] if sw is None else self._switch_update(meter, sw, full=True, ts=ts)
+    def _translate(self, ev: DecodedEvent) -> list[Event]:
+        match ev:
+            case ReadingEvent(reading=reading):
+                return [LiveUpdate("readings", AutomateSource(reading.unit, reading.automate).key, reading.to_dict())]
+            case OnlineEvent(device=device, online=online, ts=ts):
+                return [_status(device, "online" if online else "offline", ts or self._clock())]
+            case AlarmEvent():
+                return [ev.alarm()]
+            case SwitchEvent(meter=meter, status=status, full=full, ts=ts):
+                state = self._meters.get(meter) or SwitchState(meter)
+                sample, _reset = state.apply(status, ts or self._clock(), full=full)  # validated before kept
+                self._meters[meter] = state
+                return [LiveUpdate("power", MeterSource(meter).key, sample.to_dict())]
         return []
-
-    def _switch_update(self, meter: str, sw: dict[str, Any], *, full: bool,
-                       ts: datetime | None) -> list[Event]:
-        merged = merge({} if full else self._switch.get(meter, {}), sw)
-        # Validate before keeping it, so one absurd frame cannot poison the meter's state.
-        sample = sample_from_switch(meter, ts or self._clock(), merged)
-        self._switch[meter] = merged
-        return [LiveUpdate("power", MeterSource(meter).key, sample.to_dict())]
 
 
 def _status(device: str, state: str, ts: datetime) -> LiveUpdate:

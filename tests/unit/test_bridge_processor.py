@@ -138,7 +138,9 @@ def test_shelly_online_asks_again_and_bad_frames_are_rejected() -> None:
     plan = p.process([msg(f"{METER}/online", b"true"), msg(f"{METER}/online", b"maybe"),
                       msg(f"{METER}/events/rpc", {"method": "NotifyStatus"})])
     assert plan.states[0][:2] == (f"meters/{METER}", "online")
-    assert [o.topic for o in plan.publish] == [f"{METER}/rpc"]
+    # Its full status, and what it is (for the device registry).
+    assert [(o.topic, json.loads(o.payload)["method"]) for o in plan.publish] == [
+        (f"{METER}/rpc", "Shelly.GetStatus"), (f"{METER}/rpc", "Shelly.GetDeviceInfo")]
     assert len(plan.rejected) == 2
 
 
