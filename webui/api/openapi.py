@@ -10,6 +10,7 @@ from typing import Any
 
 from flask import Response, jsonify, request
 
+from plantmodel import legacy
 from plantmodel.measures import AUTOMATE_MEASURES, MEASURES, METER_MEASURES
 from plantmodel.thresholds import SEVERITIES
 from store.history import ALARM_STATES
@@ -85,8 +86,15 @@ def _schemas() -> dict[str, Schema]:
     power: dict[str, Schema] = {
         "meter": {"type": "string"}, "ts": ts, "output": _nullable({"type": "boolean"}),
         **{m.name: _nullable({**num, "description": f"{m.label} ({m.unit})"}) for m in METER_MEASURES.values()},
+        "errors": {"type": "array", "items": {"type": "string"},
+                   "description": "the device's error flags (overtemp, overpower, overvoltage, …)"},
+        "energy_offset_wh": {**num, "description": "energy the counter's resets lost before this sample (Wh)"},
+        "energy_total_wh": _nullable({**num, "description": "energy_wh + energy_offset_wh: counted across "
+                                                           "resets, never going back (Wh)"}),
     }
     received = {**ts, "description": "when the server received it"}
+    device_name = {"type": "string", "minLength": 1, "maxLength": 64, "examples": ["Ligne 2"]}
+    name = _nullable({**device_name, "description": "the name an administrator gave it (device registry)"})
     stored = _nullable({**ts, "description": "when the bridge wrote it (null for rows stored before this field)"})
     alarm = _obj({
         "id": {"type": "integer"}, "source": {"type": "string", "examples": ["units/1/automates/2"]},
@@ -96,6 +104,7 @@ def _schemas() -> dict[str, Schema]:
         "bound": {"type": "string", "enum": ["low", "high"]}, "severity": {"type": "string", "enum": list(SEVERITIES)},
         "state": {"type": "string", "enum": ["active", "cleared"]}, "since": ts, "raised_at": ts,
         "cleared_at": _nullable(ts), "acknowledged_at": _nullable(ts), "acknowledged_by": _nullable({"type": "string"}),
+        "name": _nullable({**device_name, "description": "the registry's name of its unit or meter"}),
     }, required=["id", "source", "label", "measure", "value", "limit", "bound", "severity", "state", "since",
                  "raised_at", "cleared_at", "acknowledged_at", "acknowledged_by"])
     limit_values = {"low": _nullable(num), "high": _nullable(num)}
@@ -109,13 +118,14 @@ def _schemas() -> dict[str, Schema]:
         "PowerSample": _obj(power),
         "PowerRow": _obj({**power, "received_at": received, "stored_at": stored}),
         "Alarm": alarm,
-        "Unit": _obj({"unit": {"type": "integer"},
+        "Unit": _obj({"unit": {"type": "integer"}, "name": name,
                       "state": _nullable({"type": "string", "enum": ["online", "offline"]}),
                       "automates": {"type": "array", "items": _obj({"automate": {"type": "integer"},
                                                                     "type": {"type": "string"}})}}),
         "Automate": _obj({"unit": {"type": "integer"}, "automate": {"type": "integer"}, "type": {"type": "string"},
+                          "name": {**name, "description": "its unit's name"},
                           "latest": _nullable(_ref("Reading"))}),
-        "Meter": _obj({"meter": {"type": "string"}, "first_seen": ts, "last_seen": ts,
+        "Meter": _obj({"meter": {"type": "string"}, "name": name, "first_seen": ts, "last_seen": ts,
                        "state": _nullable({"type": "string", "enum": ["online", "offline"]}),
                        "latest": _nullable(_ref("PowerSample"))}),
         "Series": _obj({
@@ -147,11 +157,32 @@ def _schemas() -> dict[str, Schema]:
         "ThresholdChange": _obj({"changed_at": ts, "changed_by": {"type": "string"}, "scope": {"type": "string"},
                                  "measure": {"type": "string"}, "action": {"type": "string", "enum": ["set", "delete"]},
                                  "old": _nullable(threshold_values), "new": _nullable(threshold_values)}),
+        "Device": _obj({
+            "device": {"type": "string", "examples": ["units/3", "meters/shellypro1pm-a8032ab1c2d3"]},
+            "kind": {"type": "string", "enum": ["unit", "meter"]}, "name": name,
+            "model": _nullable({"type": "string", "description": "as the device says it (Shelly.GetDeviceInfo, "
+                                                                 "Gen1 announce)"}),
+            "generation": _nullable({"type": "integer", "description": "Shelly API generation; null for units"}),
+            "firmware": _nullable({"type": "string"}),
+            "disabled": {"type": "boolean", "description": "the bridge rejects its data, with a reason"},
+            "first_seen": _nullable({**ts, "description": "null: registered by an administrator, never heard from"}),
+            "last_seen": _nullable(ts),
+            "removed_at": _nullable({**ts, "description": "hidden from the lists since (its data stays)"}),
+            "updated_at": _nullable({**ts, "description": "the last administrator's change"}),
+            "updated_by": _nullable({"type": "string"}),
+            "state": _nullable({"type": "string", "enum": ["online", "offline"]}),
+        }),
+        "DeviceInput": _obj({
+            "name": _nullable({**device_name, "description": "1 to 64 printable characters (surrounding spaces "
+                                                             "are stripped); null removes the name"}),
+            "disabled": {"type": "boolean"},
+        }, required=[]),
         "User": _obj({"username": {"type": "string"}, "role": {"type": "string", "enum": list(ROLES)},
                       "created_at": ts, "last_login_at": _nullable(ts), "has_token": {"type": "boolean"}}),
         "Measurement": _obj({"meter": {"type": "string"}, "power": _nullable(num), "voltage": _nullable(num),
                              "current": _nullable(num), "energy": _nullable({**num, "description": "Wh"}),
                              "timestamp": ts}),
+        **_device_token_schemas(ts),
     }
 
 
@@ -161,6 +192,11 @@ def _parameters() -> dict[str, Schema]:
         "unit": _param("unit", "path", {"type": "integer", "minimum": 1}, "unit number"),
         "automate": _param("automate", "path", {"type": "integer", "minimum": 1}, "automate number in the unit"),
         "meter": _param("meter", "path", {"type": "string"}, "meter id, e.g. shellypro1pm-a8032ab1c2d3"),
+        "device": _param("device", "path", {"type": "string",
+                                            "pattern": r"^(units/[1-9][0-9]*|meters/[A-Za-z0-9][A-Za-z0-9_.-]*)$"},
+                         "`units/<u>` or `meters/<id>`, its slash unescaped: /api/devices/units/3"),
+        "removed": _param("removed", "query", {"type": "string", "enum": ["0", "1"], "default": "0"},
+                          "1: also the devices an administrator removed"),
         "start": _param("start", "query", dt, "ISO 8601 (Z or offset; no offset = UTC); inclusive"),
         "end": _param("end", "query", dt, "ISO 8601; inclusive; must not be before start"),
         "page": _param("page", "query", {"type": "integer", "minimum": 1, "default": 1},
@@ -193,6 +229,134 @@ def _history_paths(prefix: str, what: str, ids: list[Schema], row: str, csv_head
     }
 
 
+def _switch_paths() -> dict[str, Schema]:
+    ts = {"type": "string", "format": "date-time"}
+    state = _nullable({"type": "string", "enum": ["on", "off"]})
+    common: dict[str, Schema] = {
+        "outcome": {"type": "string", "enum": ["confirmed", "error", "timeout"]}, "meter": {"type": "string"},
+        "on": {"type": "boolean", "description": "the state asked for"},
+        "was_on": _nullable({"type": "boolean", "description": "Gen2: the device's answer; Gen1: the latest "
+                                                               "state known before the command"}),
+        "action_id": {"type": "integer", "description": "the row of GET .../switch-actions"}}
+    failed = _obj({"error": {"type": "string"}, "status": {"type": "integer"}, **common,
+                   "code": {"type": "integer", "description": "the device's RPC error code (Gen2)"}},
+                  required=["error", "status", *common])
+    action = _obj({"id": {"type": "integer"}, "meter": {"type": "string"}, "requested_at": ts,
+                   "requested_by": {"type": "string"}, "remote_addr": _nullable({"type": "string"}),
+                   "from_state": {**state, "description": "null: not known"},
+                   "to_state": {"type": "string", "enum": ["on", "off"]},
+                   "outcome": {"type": "string", "enum": ["pending", "confirmed", "error", "timeout"]},
+                   "answered_at": _nullable(ts), "detail": _nullable({"type": "string"})})
+    return {
+        "/api/meters/{meter}/switch": {"post": _op(
+            "Switch the meter's output on or off and wait for the device's answer", {
+                "200": _json("the device confirmed", _obj({**common, "answered_at": ts,
+                                                           "detail": {"type": "string"}})),
+                "502": _json("the device refused (its RPC error)", failed),
+                "503": _json("not sent: the web UI is not connected to the MQTT broker", failed),
+                "504": _json("no answer within WEBUI_SWITCH_TIMEOUT (5 s): the state is unknown", failed),
+                **_err(400, 403, 404)},
+            params=[_p("meter")], role="operator",
+            body=_obj({"on": {"type": "boolean", "description": "true = on, false = off"}}),
+            description="Gen2 meters get `Switch.Set` over MQTT RPC (`<meter>/rpc`, answer on "
+                        "`<meter>/webui/rpc`), Gen1 meters `on`/`off` on `shellies/<meter>/relay/0/command` "
+                        "(confirmed by their next `relay/0` state). Every attempt is audited (see "
+                        "`switch-actions`) before anything is sent.")},
+        "/api/meters/{meter}/switch-actions": {"get": _op(
+            "Audit of the meter's remote switching, newest first", {
+                "200": _json("a page of switch actions", _page_of(action)), **_err(400, 404)},
+            params=[_p("meter"), _p("page"), _p("per_page")])},
+    }
+
+
+def _device_token_schemas(ts: Schema) -> dict[str, Schema]:
+    token = {
+        "id": {"type": "integer"},
+        "device": {"type": "string", "examples": ["units/3", "meters/legacy-pro1pm"]},
+        "kind": {"type": "string", "enum": ["unit", "meter"]},
+        "route": {"type": "string", "enum": ["/collector/info", "/webhook/"], "description": "where it may send"},
+        "label": _nullable({"type": "string", "maxLength": 64}), "active": {"type": "boolean"},
+        "created_at": ts, "created_by": {"type": "string"}, "revoked_at": _nullable(ts),
+        "revoked_by": _nullable({"type": "string"}), "last_used_at": _nullable(
+            {**ts, "description": "last accepted request (updated at most once a minute)"}),
+    }
+    return {"DeviceToken": _obj(token),
+            "NewDeviceToken": _obj({**token, "token": {"type": "string", "description": "the secret, shown once "
+                                                                                        "(only its SHA-256 is kept)"}})}
+
+
+def _device_token_paths() -> dict[str, Schema]:
+    return {"/api/device-tokens": {
+        "get": _op("Tokens of the legacy HTTP senders (never the secrets)", {"200": _json(
+            "every token, active first", _obj({"items": {"type": "array", "items": _ref("DeviceToken")}})),
+            **_err(400, 403)}, role="admin"),
+        "post": _op("Create a legacy HTTP sender's token", {"201": _json(
+            "the token, with its secret shown this once", _ref("NewDeviceToken")), **_err(400, 403)},
+            role="admin", body=_obj({"device": {"type": "string", "description": "units/<u> (may POST "
+                                                "/collector/info for that unit) or meters/<id> (may call /webhook/)"},
+                                     "label": _nullable({"type": "string", "maxLength": 64})}, required=["device"]),
+            description="Audited (`device_token.create`)."),
+        "delete": _op("Revoke a legacy HTTP sender's token", {"200": _json(
+            "the revoked token", _obj({"revoked": _ref("DeviceToken")})), **_err(400, 403, 404, 409)},
+            role="admin", params=[_param("id", "query", {"type": "integer", "minimum": 1}, "the token's id",
+                                         required=True)],
+            description="The row is kept (who revoked it, when); the sender gets 401 from then on. 409 when "
+                        "already revoked. Audited (`device_token.revoke`)."),
+    }}
+
+
+def _ingest_paths() -> dict[str, Schema]:
+    num = {"oneOf": [{"type": "number"}, {"type": "string", "pattern": r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)"
+                                                                       r"([eE][+-]?[0-9]+)?$"}]}
+    collector = _obj({
+        "unityId": {"oneOf": [{"type": "integer"}, {"type": "string"}], "description": "the token's unit"},
+        **{f: {**num, "description": f"-> {name}"} for f, name in legacy.COLLECTOR_FIELDS.items()},
+        "automate": {"type": "integer", "minimum": 1, "default": 1},
+        "timestamp": {"type": "string", "format": "date-time", "description": "the unit's clock, ISO 8601 UTC "
+                                                                                "(or `ts`); default: receive time"},
+        "type": {"type": "string", "pattern": "^0[xX][0-9A-Fa-f]{8}$",
+                 "description": "default: the automate's stored type, else 0x00000000 (unknown)"},
+        "product_kg": {**num, "description": "default: the drop of milk since the automate's previous reading"},
+    }, required=["unityId", *legacy.COLLECTOR_FIELDS], extra=True)
+    meter_fields = {"power": "W", "voltage": "V", "current": "A", "energy": "Wh"}
+    webhook = _obj({f: {**num, "description": unit} for f, unit in meter_fields.items()}, extra=True)
+    token = _param("token", "query", {"type": "string"}, "the device token, when the sender can only set a URL "
+                                                          "(it is then a secret in the URL)")
+    answers = {
+        **_err(400, 403),
+        "413": _json("the body is too large", _ref("Error")),
+        "429": _json("too many requests (see Retry-After)", _ref("Error")),
+        "503": _json("the broker did not accept it: send it again (see Retry-After)", _ref("Error")),
+    }
+    accepted = {"accepted": {"type": "boolean"}, "topic": {"type": "string"}}
+    how = ("Authenticated by a device token (`Authorization: Bearer <token>` or `Token <token>`, "
+           "`X-Device-Token`, or `?token=`); 401 unknown or revoked, 403 a token of another device. "
+           "Published on the broker at QoS 1 (answered after its PUBACK), then stored by the bridge. "
+           "Unknown fields are ignored; a missing, repeated or non-numeric field is a 400 naming it.")
+
+    def body(schema: Schema) -> Schema:
+        return {"required": True, "content": {"application/json": {"schema": schema},
+                                              "application/x-www-form-urlencoded": {"schema": schema}}}
+
+    sample = _json("accepted by the broker; the original collector's fields", _obj({
+        **accepted, "meter": {"type": "string"}, "power": {"type": "number"}, "voltage": {"type": "number"},
+        "current": {"type": "number"}, "energy": {"type": "number"},
+        "timestamp": {"type": "string", "format": "date-time"}}))
+    return {
+        "/collector/info": {"post": {**_op("A legacy production unit's reading (seed 1)", {
+            "200": _json("accepted by the broker", _obj({**accepted, "reading": _ref("Reading")})), **answers},
+            params=[token], description=how), "requestBody": body(collector)}},
+        "/webhook/": {
+            "get": _op("A Shelly webhook's measurement, as a query string (seed 2)", {"200": sample, **answers},
+                       params=[token, *(_param(f, "query", num, u, required=True) for f, u in meter_fields.items())],
+                       description=how + " The server adds the timestamp."),
+            "post": {**_op("A Shelly webhook's measurement, as JSON (seed 2)", {"200": sample, **answers},
+                           params=[token], description=how + " The server adds the timestamp."),
+                     "requestBody": body(webhook)},
+        },
+    }
+
+
 def openapi_document() -> dict[str, Any]:
     automate_ids = [_p("unit"), _p("automate")]
     automate_csv = "ts,received_at,stored_at,seq," + ",".join(AUTOMATE_MEASURES)
@@ -221,11 +385,13 @@ def openapi_document() -> dict[str, Any]:
             "units with their automates' latest readings, meters, device states, active alarms, measures",
             {"type": "object"}), **_err()})},
         "/api/units": {"get": _op("Units and their automates", {"200": _json(
-            "all units", _obj({"items": {"type": "array", "items": _ref("Unit")}})), **_err(400)})},
+            "all units but the removed ones", _obj({"items": {"type": "array", "items": _ref("Unit")}})),
+            **_err(400)}, params=[_p("removed")])},
         "/api/units/{unit}": {"get": _op("One unit", {"200": _json("the unit", _ref("Unit")), **_err(400, 404)},
                                          params=[_p("unit")])},
         "/api/automates": {"get": _op("Every automate with its latest reading", {"200": _json(
-            "all automates", _obj({"items": {"type": "array", "items": _ref("Automate")}})), **_err(400)})},
+            "all automates but those of removed units", _obj({"items": {"type": "array", "items": _ref("Automate")}})),
+            **_err(400)}, params=[_p("removed")])},
         "/api/units/{unit}/automates": {"get": _op("The automates of one unit", {"200": _json(
             "its automates", _obj({"items": {"type": "array", "items": _ref("Automate")}})), **_err(400, 404)},
             params=[_p("unit")])},
@@ -235,10 +401,12 @@ def openapi_document() -> dict[str, Any]:
         **_history_paths("/api/units/{unit}/automates/{automate}", "one automate", automate_ids, "ReadingRow",
                          automate_csv),
         "/api/meters": {"get": _op("Power meters with their state and latest sample", {"200": _json(
-            "all meters", _obj({"items": {"type": "array", "items": _ref("Meter")}})), **_err(400)})},
+            "all meters but the removed ones", _obj({"items": {"type": "array", "items": _ref("Meter")}})),
+            **_err(400)}, params=[_p("removed")])},
         "/api/meters/{meter}": {"get": _op("One meter", {"200": _json("the meter", _ref("Meter")),
                                                          **_err(400, 404)}, params=[_p("meter")])},
         **_history_paths("/api/meters/{meter}", "one meter", [_p("meter")], "PowerRow", meter_csv),
+        **_switch_paths(),
         "/api/alarms": {"get": _op("Alarm history, newest raised first", {"200": _json(
             "a page of alarms", _page_of(_ref("Alarm"))), **_err(400, 404)}, params=alarm_params)},
         "/api/alarms/{alarm_id}/ack": {"post": _op(
@@ -264,6 +432,31 @@ def openapi_document() -> dict[str, Any]:
         "/api/thresholds/changes": {"get": _op("Audit trail of threshold changes, newest first", {
             "200": _json("a page of changes", _page_of(_ref("ThresholdChange"))), **_err(400, 404)},
             params=[_p("page"), _p("per_page")])},
+        "/api/devices": {"get": _op("The device registry: every unit and meter", {"200": _json(
+            "units by number, then meters; removed ones included",
+            _obj({"items": {"type": "array", "items": _ref("Device")}})), **_err(400)})},
+        "/api/devices/{device}": {
+            "get": _op("One device of the registry", {"200": _json("the device", _ref("Device")),
+                                                      **_err(400, 404)}, params=[_p("device")]),
+            "patch": _op("Name, disable or enable a device", {
+                "200": _json("the device", _ref("Device")),
+                "201": _json("registered: the device was not in the registry yet", _ref("Device")),
+                **_err(400, 403, 404)}, params=[_p("device")], body=_ref("DeviceInput"), role="admin",
+                description="Send `name` and/or `disabled`. A device the bridge has not heard from yet is "
+                            "registered (named or disabled before it connects). The bridge rejects a disabled "
+                            "device's data with a reason. Audited."),
+        },
+        "/api/devices/{device}/remove": {"post": _op(
+            "Remove a device: hide it from the lists", {"200": _json("the device", _ref("Device")),
+                                                        **_err(400, 403, 404)},
+            params=[_p("device")], role="admin",
+            description="Its readings, alarms and audit stay. The lists (`/api/units`, `/api/meters`, the "
+                        "overview) leave it out unless asked with `removed=1`. Removed again when removed: "
+                        "no change. The bridge restores a removed device it hears from again. Audited.")},
+        "/api/devices/{device}/restore": {"post": _op(
+            "Restore a removed device to the lists", {"200": _json("the device", _ref("Device")),
+                                                      **_err(400, 403, 404)},
+            params=[_p("device")], role="admin", description="Audited.")},
         "/api/users": {
             "get": _op("Users", {"200": _json("all users", _obj({"items": {"type": "array",
                                                                           "items": _ref("User")}})),
@@ -299,6 +492,7 @@ def openapi_document() -> dict[str, Any]:
                 **_err(400, 404)},
             params=[_param("meter", "query", {"type": "string"}, "one meter (404 if unknown)"),
                     _p("start"), _p("end")])},
+        **_device_token_paths(),
         "/api/openapi.json": {"get": _op("This document", {"200": _json("OpenAPI 3.1", {"type": "object"}),
                                                            **_err(400)})},
     }
@@ -319,6 +513,8 @@ def openapi_document() -> dict[str, Any]:
         "servers": [{"url": request.host_url.rstrip("/")}],
         "security": [{"bearerAuth": []}, {"cookieAuth": []}],
         "paths": paths,
+        # Not under /api (the original collectors' URLs) and authenticated by device tokens, not users.
+        "x-legacy-ingest": _ingest_paths(),
         "components": {
             "securitySchemes": {
                 "bearerAuth": {"type": "http", "scheme": "bearer", "description": "API token (abb_...)"},
