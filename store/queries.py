@@ -10,6 +10,7 @@ from typing import Any, cast
 
 from sqlalchemy import FromClause, Table, and_, case, func, insert, or_, select, text, update
 from sqlalchemy.dialects import mysql, sqlite
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from plantmodel.jsonutil import dumps
@@ -292,9 +293,14 @@ def record_devices(session: Session, seen: dict[str, datetime], info: dict[str, 
     d = orm.Device
     new = sorted(k for k in set(seen) | set(info) if k not in known)
     if new:
-        # (An upsert of last_seen, not a no-op one on the key: the account may update last_seen only.)
-        upsert(session, d.__table__, [{"device": k, "disabled": False, "first_seen": seen.get(k),
-                                       "last_seen": seen.get(k)} for k in new], ["device"], ["last_seen"])
+        rows = [{"device": k, "disabled": False, "first_seen": seen.get(k), "last_seen": seen.get(k)} for k in new]
+        if _is_mariadb(session):
+            # INSERT IGNORE, not ON DUPLICATE KEY UPDATE: that needs UPDATE on every column inserted
+            # (disabled, the key), which the bridge's account must not have. Here IGNORE can only skip
+            # an existing row: the table has no foreign key, and the values are validated keys.
+            session.execute(insert(d).prefix_with("IGNORE"), rows)
+        else:
+            insert_ignoring_duplicates(session, d.__table__, rows, ["device"])
     for key in sorted(seen):
         # first_seen of an administrator's pre-registered row is set the first time it is heard from.
         session.execute(update(d).where(d.device == key).values(
@@ -556,18 +562,33 @@ def register_device(session: Session, device: str, changes: dict[str, Any], now:
     """Set ``changes`` (``name`` and/or ``disabled``) of a device, creating its row if missing (an
     administrator may name or disable a device before it ever connects: first_seen stays NULL)."""
     assert set(changes) <= {"name", "disabled"}, changes
-    row = {"device": device, "name": None, "disabled": False, **changes, "updated_at": now, "updated_by": by}
-    # One upsert: the bridge may be creating the same row at this moment.
-    upsert(session, orm.Device.__table__, [row], ["device"], [*changes, "updated_at", "updated_by"])
-    session.info.pop(_NAMES_CACHE, None)
+    values = {**changes, "updated_at": now, "updated_by": by}
+    _write_device(session, device, values, values)
 
 
 def set_device_removed(session: Session, device: str, removed: bool, now: datetime, by: str) -> None:
     """Remove (hide from the lists) or restore a device, creating its row if missing. Its data stays."""
-    register_device(session, device, {}, now, by)
-    session.execute(update(orm.Device).where(orm.Device.device == device)
-                    .values(removed_at=now if removed else None, updated_at=now, updated_by=by),
-                    execution_options={"synchronize_session": False})
+    _write_device(session, device, {"removed_at": now if removed else None, "updated_at": now, "updated_by": by},
+                  {"updated_at": now, "updated_by": by})
+
+
+def _write_device(session: Session, device: str, values: dict[str, Any], inserted: dict[str, Any]) -> None:
+    """UPDATE the device's row with ``values``; without a row, INSERT one (``inserted``) first. Not an
+    upsert: MariaDB wants UPDATE rights on every column an INSERT … ON DUPLICATE KEY UPDATE names, the
+    key included, and the web UI's account has none on ``device``."""
+    d = orm.Device
+    stmt = update(d).where(d.device == device).values(**values)
+    opts = {"synchronize_session": False}
+    if cast(Any, session.execute(stmt, execution_options=opts)).rowcount:
+        session.info.pop(_NAMES_CACHE, None)
+        return
+    try:
+        with session.begin_nested():
+            session.execute(insert(d).values({"device": device, "name": None, "disabled": False, **inserted}))
+    except IntegrityError:
+        pass  # the bridge created it meanwhile: update it
+    session.execute(stmt, execution_options=opts)
+    session.info.pop(_NAMES_CACHE, None)
 
 
 # -- latest values (web UI) ------------------------------------------------------------------------------

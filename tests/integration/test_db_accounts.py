@@ -125,6 +125,10 @@ def test_collector_writes_telemetry_only(accounts: Accounts) -> None:
                 "'warning', 'active', 9, 7.2, 9, NOW(), NOW(), 'alice')",
                 "INSERT INTO thresholds (scope, measure, low, high, deadband, severity, updated_at, updated_by) "
                 "VALUES ('units/1', 'salmonella_ppm', NULL, 1000000, 0, 'info', NOW(), 'evil')",
+                # The registry: what a device says of itself, never whether it is disabled, or its name.
+                "UPDATE devices SET disabled = 0", "UPDATE devices SET name = 'x'", "DELETE FROM devices",
+                "UPDATE devices SET device = 'units/99' WHERE device = 'units/1'",
+                "SELECT * FROM device_tokens", "SELECT * FROM switch_actions",
                 *AUDIT_TAMPERING, *DATA_TAMPERING, *DDL]:
         refused(collector, sql)
 
@@ -143,6 +147,10 @@ def test_datavision_reads_and_writes_only_what_the_ui_needs(accounts: Accounts) 
                 "raised_at) VALUES ('units/1/automates/1', 'ph', 'high', 'warning', 'active', 9, 7.2, 9, NOW())",
                 "UPDATE users SET username = 'other'",  # who a row is stays put
                 "SELECT * FROM rejected_messages",
+                # What a device says of itself is the bridge's; tokens and switch audit are append-only.
+                "UPDATE devices SET model = 'x', firmware = 'y', last_seen = NOW()", "DELETE FROM devices",
+                "UPDATE device_tokens SET token_hash = 'x', device = 'units/2'", "DELETE FROM device_tokens",
+                "UPDATE switch_actions SET requested_by = 'x', to_state = 'on'", "DELETE FROM switch_actions",
                 *AUDIT_TAMPERING, *DATA_TAMPERING, *DDL]:
         refused(datavision, sql)
 
