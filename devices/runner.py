@@ -16,6 +16,7 @@ import logging
 import random
 import threading
 import time
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -38,6 +39,9 @@ from plantmodel.status import DeviceStatus
 from plantmodel.topics import Topics
 
 log = logging.getLogger(__name__)
+
+UNIT_MODEL = "ABB-SIM-UNIT"  # what the simulated units say they are (the device registry shows it)
+UNIT_FIRMWARE = "sim-1"
 
 WINDOW = 100  # un-acknowledged messages handed to paho per client
 SHUTDOWN_FLUSH_S = 5.0  # how long a stop may wait for the units' readings to be confirmed
@@ -162,7 +166,9 @@ class UnitLink(_Link):
         self.client.on_subscribe = self._on_subscribe
 
     def on_online(self) -> None:
-        self.publish(self.topics.unit_status(self.sim.unit), DeviceStatus.online().to_json(), retain=True)
+        # The birth says what the unit is (the device registry keeps it).
+        birth = replace(DeviceStatus.online(), model=UNIT_MODEL, firmware=UNIT_FIRMWARE)
+        self.publish(self.topics.unit_status(self.sim.unit), birth.to_json(), retain=True)
         # A clean session forgets subscriptions, so subscribe on every connect; the retained
         # confirmation then tells what the bridge committed while we were away.
         _, self._subscribe_mid = self.client.subscribe(self.confirm_topic, qos=1)
