@@ -125,6 +125,8 @@ class UnconfirmedReadings:
         """Hold ``reading`` and queue it for sending; returns the reading dropped to make room."""
         if reading.unit != self.unit:
             raise ValueError(f"reading of unit {reading.unit} added to unit {self.unit}")
+        if reading.seq is None:
+            raise ValueError("a unit numbers its readings: seq is required")
         payload = reading.to_json()  # outside the lock: paho's thread should not wait on JSON
         with self._lock:
             seqs = self._by_automate.setdefault(reading.automate, OrderedDict())

@@ -113,6 +113,27 @@ def reset_demo_admin(sessions: sessionmaker[Session]) -> str:
     return password
 
 
+# Fixed tokens of the legacy HTTP senders, so that the README's curl lines work verbatim against the
+# demo. Demo only: python -m stack is never how the plant runs (a real token comes from an admin:
+# /admin/senders, POST /api/device-tokens or python -m webui token create).
+DEMO_LEGACY_METER = "legacy-pro1pm"
+DEMO_TOKENS = {"demo-unit-1": "units/1", "demo-webhook": f"meters/{DEMO_LEGACY_METER}"}
+
+
+def ensure_demo_tokens(sessions: sessionmaker[Session]) -> None:
+    """Create the demo's sender tokens (or make them usable again if someone revoked them)."""
+    from webui.api.tokens import add_device_token  # the web UI's code loads only when the stack starts
+    from webui.auth import token_hash
+
+    with sessions.begin() as session:
+        for token, device in DEMO_TOKENS.items():
+            row = session.scalar(select(orm.DeviceToken).where(orm.DeviceToken.token_hash == token_hash(token)))
+            if row is None:
+                add_device_token(session, device, "demo (python -m stack)", "stack", token=token)
+            elif row.revoked_at is not None or row.device != device:
+                row.revoked_at, row.revoked_by, row.device = None, None, device
+
+
 def secret_key(var_dir: Path) -> str:
     """The web UI's session key, kept in var/secrets so logins survive a restart of the demo."""
     path = var_dir / "secrets" / "webui-secret-key"
@@ -194,6 +215,8 @@ class Supervisor:
             *([f"  MQTT TLS:    127.0.0.1:{s.tls_port}, what the services use (mosquitto_sub … -p {s.tls_port} "
                f"--cafile {s.var_dir / 'secrets' / 'tls' / 'ca.crt'})"] if s.tls_port else []),
             "  Show alarms: python -m devices fault set --unit 2 --automate 3 --measure tank_temp_c --values 4.6",
+            f"  Legacy HTTP: demo tokens {', '.join(f'{t!r} ({d})' for t, d in DEMO_TOKENS.items())} for "
+            "POST /collector/info and /webhook/ (README: Legacy HTTP senders)",
             "Press Ctrl-C to stop everything.",
             "",
         ])
@@ -282,6 +305,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         sessions = make_sessionmaker(engine)
         sup.admin_password = reset_demo_admin(sessions)
+        ensure_demo_tokens(sessions)
         sup.start()
         print(sup.banner(), flush=True)
         next_progress = time.monotonic() + args.progress

@@ -104,11 +104,13 @@ def insert_readings(session: Session, readings: Sequence[tuple[Reading, datetime
         types = {k: t for k, t in types.items() if k not in known}
     if types:
         ensure_automates(session, types, min(t for _, t in readings))
+    if any(r.seq is None for r, _ in readings):  # the bridge numbers a legacy sender's readings first
+        raise ValueError("a reading without a seq cannot be stored")
     if new_only and _is_mariadb(session):
         # The hot path of the bridge: SQL text built in one go (see store.bulk).
         bulk.insert_rows(session, f"INSERT INTO readings (unit_id,automate_no,seq,ts,received_at,stored_at,"
                                   f"{','.join(AUTOMATE_MEASURES)})",
-                         bulk.reading_rows([(r.unit, r.automate, r.seq, r.ts, t, stored_at,
+                         bulk.reading_rows([(r.unit, r.automate, r.seq or 0, r.ts, t, stored_at,
                                              [getattr(r, m) for m in AUTOMATE_MEASURES]) for r, t in readings]))
         return
     rows = [
@@ -541,7 +543,7 @@ def get_device(session: Session, device: str) -> orm.Device | None:
 def device_names(session: Session) -> dict[str, str]:
     """{device key: name} of the named devices."""
     return {d: n for d, n in session.execute(select(orm.Device.device, orm.Device.name)
-                                             .where(orm.Device.name.is_not(None)))}
+                                             .where(orm.Device.name.is_not(None))) if n is not None}
 
 
 def removed_devices(session: Session) -> set[str]:

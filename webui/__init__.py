@@ -16,11 +16,13 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from plantmodel.topics import Topics
 from store.db import create_db_engine, make_sessionmaker
-from webui import api, auth, login, metrics, ratelimit, security, sockets, views
+from webui import api, auth, ingest, login, metrics, ratelimit, security, sockets, views
+from webui.api import switch as _switch_routes  # noqa: F401  (its routes join api.bp before install)
 from webui.live import LiveFeed
 from webui.metrics import WebMetrics
 from webui.settings import WebSettings
 from webui.state import EXTENSION, WebState, web_state
+from webui.switching import Switcher
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +44,9 @@ def create_app(settings: WebSettings, *, sessionmaker: orm.sessionmaker[orm.Sess
     web_metrics = WebMetrics()  # per app, never prometheus_client's global registry
     feed = LiveFeed(settings.mqtt, Topics(settings.topic_root), socketio, sessionmaker,
                     push_interval=settings.push_interval, metrics=web_metrics)
-    app.extensions[EXTENSION] = WebState(settings, sessionmaker, socketio, feed, web_metrics)
+    switcher = Switcher(feed.publish, timeout=settings.switch_timeout)
+    feed.listeners.append(switcher.handle)  # the meters' answers to remote switching
+    app.extensions[EXTENSION] = WebState(settings, sessionmaker, socketio, feed, web_metrics, switcher)
 
     app.register_blueprint(login.bp)
     app.register_blueprint(views.bp)
@@ -50,7 +54,8 @@ def create_app(settings: WebSettings, *, sessionmaker: orm.sessionmaker[orm.Sess
     metrics.install(app, web_metrics)
     auth.install(app)  # after every blueprint: it marks the static route public
     security.install(app, https=settings.https)
-    ratelimit.install(app, per_user=settings.login_limit_user, per_address=settings.login_limit_address)
+    limiter = ratelimit.install(app, per_user=settings.login_limit_user, per_address=settings.login_limit_address)
+    ingest.install(app, limiter)  # legacy HTTP senders (/collector/info, /webhook/), rate-limited
     app.register_error_handler(SQLAlchemyError, _database_unavailable)
     sockets.register(socketio, web_state(app))
     if start_mqtt:

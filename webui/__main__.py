@@ -1,4 +1,5 @@
-"""``python -m webui``: serve the dashboard, manage its users, fetch its front-end assets."""
+"""``python -m webui``: serve the dashboard, manage its users and the legacy senders' tokens, fetch its
+front-end assets."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ log = logging.getLogger("webui")
 
 ENV_HELP = ("Configuration comes from the environment: DATABASE_URL, MQTT_HOST, MQTT_PORT, MQTT_USERNAME, "
             "MQTT_PASSWORD, MQTT_CREDENTIALS_FILE, PLANT_TOPIC_ROOT, WEBUI_HOST, WEBUI_PORT, SECRET_KEY, "
-            "WEBUI_REPORT_PERIOD, WEBUI_METER_PERIOD, WEBUI_PUSH_INTERVAL.")
+            "WEBUI_REPORT_PERIOD, WEBUI_METER_PERIOD, WEBUI_PUSH_INTERVAL, WEBUI_SWITCH_TIMEOUT.")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,6 +70,16 @@ def build_parser() -> argparse.ArgumentParser:
     token = usub.add_parser("token", help="issue a new API token for a user (replaces the old one) and print it")
     token.add_argument("username")
 
+    tokens = sub.add_parser("token", help="manage the legacy HTTP senders' tokens (/collector/info, /webhook/)")
+    tsub = tokens.add_subparsers(dest="action", metavar="ACTION", required=True)
+    tcreate = tsub.add_parser("create", help="create a token for one device and print it (shown once)")
+    tcreate.add_argument("--device", required=True,
+                         help="units/<u> (may POST /collector/info for that unit) or meters/<id> (may call /webhook/)")
+    tcreate.add_argument("--label", help="where the sender is, what it is (at most 64 characters)")
+    tsub.add_parser("list", help="list the tokens (never the secrets)")
+    trevoke = tsub.add_parser("revoke", help="revoke a token (the record is kept)")
+    trevoke.add_argument("id", type=int, help="the token's id (see token list)")
+
     fetch = sub.add_parser("assets", help="fetch Chart.js and the Socket.IO client from the npm registry "
                                           "(NPM_REGISTRY, default https://registry.npmjs.org) into static/vendor")
     fetch.add_argument("--force", action="store_true", help="fetch again even when the pinned versions are present")
@@ -84,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
             return _users(args)
         if args.command == "assets":
             return _assets(args)
+        if args.command == "token":
+            return _tokens(args)
         return _run(getattr(args, "host", None), getattr(args, "port", None))
     except PlantModelError as exc:  # configuration or usage
         print(f"webui: {exc}", file=sys.stderr)
@@ -205,6 +218,53 @@ def _users(args: argparse.Namespace) -> int:
             token, digest = new_token()
             user.token_hash = digest
             print(token)
+    return 0
+
+
+# -- legacy senders' tokens -----------------------------------------------------------------------------
+
+def _cli_user() -> str:
+    """Who ran the command, for created_by / revoked_by (the account may have no name in a container)."""
+    try:
+        return f"cli:{getpass.getuser()}"[:64]
+    except (KeyError, OSError):
+        return "cli"
+
+
+def _tokens(args: argparse.Namespace) -> int:
+    from store import models as orm
+    from webui.api.tokens import add_device_token, device_tokens, revoke_device_token, token_item
+
+    audit_log = logging.getLogger("webui.audit")  # the same AUDIT lines as the API's
+    sessions = _sessions()
+    if args.action == "list":
+        with sessions() as session:
+            items = [token_item(row) for row in device_tokens(session)]
+        print(f"{'id':>5} {'device':32} {'state':8} {'last used':24} label")
+        for t in items:
+            print(f"{t['id']:>5} {t['device']:32} {'active' if t['active'] else 'revoked':8} "
+                  f"{t['last_used_at'] or 'never':24} {t['label'] or ''}")
+        return 0
+    if args.action == "create":
+        with sessions.begin() as session:
+            row, token = add_device_token(session, args.device, args.label, _cli_user())
+            token_id = row.id
+        audit_log.info("AUDIT user=%r from=cli action=device_token.create id=%d device=%r", _cli_user(), token_id,
+                 args.device)
+        print(token)
+        print(f"token {token_id} for {args.device}: shown this once, only its hash is stored", file=sys.stderr)
+        return 0
+    with sessions.begin() as session:  # revoke
+        found = session.get(orm.DeviceToken, args.id)
+        if found is None:
+            raise PlantModelError(f"no device token {args.id}")
+        row = found
+        if row.revoked_at is not None:
+            raise PlantModelError(f"device token {args.id} was already revoked by {row.revoked_by}")
+        revoke_device_token(row, _cli_user())
+        device = row.device
+    audit_log.info("AUDIT user=%r from=cli action=device_token.revoke id=%d device=%r", _cli_user(), args.id, device)
+    print(f"revoked token {args.id} of {device}")
     return 0
 
 

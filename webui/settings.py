@@ -33,12 +33,15 @@ class WebSettings:
     # Failed log-ins allowed per user name and per address before a lock-out (limits syntax).
     login_limit_user: str = "5 per 15 minutes"
     login_limit_address: str = "20 per 15 minutes"
+    # Remote switching: how long a switch request waits for the meter's answer (seconds).
+    switch_timeout: float = 5.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> WebSettings:
         """``DATABASE_URL``, ``MQTT_*`` (user ``webui`` by default), ``PLANT_TOPIC_ROOT``,
-        ``WEBUI_HOST``, ``WEBUI_PORT``, ``SECRET_KEY``, ``WEBUI_REPORT_PERIOD``, ``WEBUI_METER_PERIOD``
-        and ``WEBUI_PUSH_INTERVAL``."""
+        ``WEBUI_HOST``, ``WEBUI_PORT``, ``SECRET_KEY``, ``WEBUI_REPORT_PERIOD``, ``WEBUI_METER_PERIOD``,
+        ``WEBUI_PUSH_INTERVAL`` and ``WEBUI_SWITCH_TIMEOUT`` (5 s: a remote switch without the
+        meter's answer by then is reported as timed out)."""
         root = env_str(env, "PLANT_TOPIC_ROOT", "plant")
         Topics(root)  # fail at start-up, not on the first message, when the root is invalid
         secret = env_str(env, "SECRET_KEY", "")
@@ -58,7 +61,17 @@ class WebSettings:
             https=https in ("1", "true", "yes"),
             login_limit_user=check_limit(env_str(env, "WEBUI_LOGIN_LIMIT_USER", "5 per 15 minutes")),
             login_limit_address=check_limit(env_str(env, "WEBUI_LOGIN_LIMIT_ADDRESS", "20 per 15 minutes")),
+            switch_timeout=check_switch_timeout(env_float(env, "WEBUI_SWITCH_TIMEOUT", 5.0, minimum=0.1)),
         )
+
+
+SWITCH_TIMEOUT_MAX = 60.0  # a request thread (and the operator) waits this long at most
+
+
+def check_switch_timeout(seconds: float) -> float:
+    if not seconds <= SWITCH_TIMEOUT_MAX:
+        raise ValidationError(f"WEBUI_SWITCH_TIMEOUT={seconds:g} must be <= {SWITCH_TIMEOUT_MAX:g} s")
+    return seconds
 
 
 def check_limit(text: str) -> str:

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from webui.live import LiveFeed
 from webui.metrics import WebMetrics
 from webui.settings import WebSettings
+from webui.switching import Switcher
 
 EXTENSION = "webui"
 
@@ -23,6 +24,7 @@ class WebState:
     socketio: SocketIO
     feed: LiveFeed
     metrics: WebMetrics  # this app's own registry, served at /metrics
+    switcher: Switcher  # remote switching of the meters (a listener of ``feed``)
 
 
 def web_state(app: Flask | None = None) -> WebState:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, render_template
+from flask import Blueprint, Response, current_app, jsonify, render_template, request
 from jinja2.utils import htmlsafe_json_dumps
 from markupsafe import Markup
 from sqlalchemy import text
@@ -46,11 +46,29 @@ def _ordered_json(value: Any) -> Markup:
     return htmlsafe_json_dumps(value, dumps=current_app.json.dumps)
 
 
-def _nav_meters() -> list[str]:
+def _nav_meters() -> list[dict[str, str | None]]:
+    """The meters menu: [{id, name}], removed meters left out."""
     if current_user() is None:
         return []
     with web_state().make_session() as session:
-        return [m.id for m in queries.meters(session)]
+        names, removed = queries.device_names(session), queries.removed_devices(session)
+        return [{"id": m.id, "name": names.get(MeterSource(m.id).key)} for m in queries.meters(session)
+                if MeterSource(m.id).key not in removed]
+
+
+def _registry(session: Session, *, hide_removed: bool = True) -> dict[str, Any]:
+    """What the overview needs of the device registry: ``names`` ({device: name}), ``disabled`` and
+    ``hidden`` (the removed devices, unless the page was asked for them with ``?removed=1``)."""
+    rows = queries.device_rows(session)
+    return {"names": {r.device: r.name for r in rows if r.name is not None},
+            "disabled": [r.device for r in rows if r.disabled],
+            "hidden": [r.device for r in rows if r.removed_at is not None] if hide_removed else []}
+
+
+def _unit_names(session: Session) -> dict[int, str]:
+    """{unit number: name} of the named units."""
+    return {int(key.split("/")[1]): name for key, name in queries.device_names(session).items()
+            if key.startswith("units/")}
 
 
 def _page_config() -> dict[str, Any]:
@@ -74,7 +92,9 @@ def _not_found(message: str) -> tuple[str, int]:
 @bp.get("/")
 def index() -> str:
     # The page draws this snapshot at once, then follows the live events.
-    return render_template("overview.html", snapshot=load_snapshot(web_state().make_session))
+    with web_state().make_session() as session:
+        registry = _registry(session, hide_removed=request.args.get("removed") != "1")
+    return render_template("overview.html", snapshot=load_snapshot(web_state().make_session), registry=registry)
 
 
 @bp.get("/units/<int:unit>")
@@ -83,28 +103,33 @@ def unit_view(unit: int) -> str | tuple[str, int]:
     snapshot = unit_snapshot(web_state().make_session, unit)
     if snapshot is None:
         return _not_found(f"Unit {unit} is unknown.")
-    return render_template("overview.html", snapshot=snapshot, unit=unit)
+    with web_state().make_session() as session:
+        registry = _registry(session, hide_removed=False)  # asked for by its number: shown even if removed
+    return render_template("overview.html", snapshot=snapshot, unit=unit, registry=registry,
+                           unit_name=registry["names"].get(unit_key(unit)))
 
 
 @bp.get("/units/<int:unit>/automates/<int:automate>")
 def automate_view(unit: int, automate: int) -> str | tuple[str, int]:
     with web_state().make_session() as session:
         units = _unit_automates(session)
+        unit_names = _unit_names(session)
     if unit not in units:
         return _not_found(f"Unit {unit} is unknown.")
     if automate not in units[unit]:
         return _not_found(f"Unit {unit} has no automate {automate}.")
     return render_template("automate.html", unit=unit, automate=automate, units=units,
-                           measures=AUTOMATE_MEASURES)
+                           measures=AUTOMATE_MEASURES, unit_names=unit_names)
 
 
 @bp.get("/meters/<meter>")
 def meter_view(meter: str) -> str | tuple[str, int]:
     with web_state().make_session() as session:
         known = session.get(orm.Meter, meter) is not None
+        name = queries.device_names(session).get(MeterSource(meter).key) if known else None
     if not known:
         return _not_found(f"Meter {meter} is unknown.")
-    return render_template("meter.html", meter=meter, measures=METER_MEASURES)
+    return render_template("meter.html", meter=meter, measures=METER_MEASURES, meter_name=name)
 
 
 @bp.get("/alarms")
@@ -113,10 +138,11 @@ def alarms() -> str:
         units = _unit_automates(session)
         meters = [m.id for m in queries.meters(session)]
         open_alarms = [queries.alarm_dict(row) for row in reversed(queries.open_alarms(session))]
+        names = queries.device_names(session)
     user = current_user()
     return render_template("alarms.html", open_alarms=open_alarms, units=units, meters=meters,
                            measures={**AUTOMATE_MEASURES, **METER_MEASURES},
-                           can_ack=user is not None and user.can("operator"))
+                           can_ack=user is not None and user.can("operator"), names=names)
 
 
 @bp.get("/admin/thresholds")
@@ -136,6 +162,23 @@ def thresholds() -> str:
 @require_role("admin")
 def users() -> str:
     return render_template("users.html", roles=ROLES)
+
+
+@bp.get("/admin/senders")
+@require_role("admin")
+def senders() -> str:
+    """Tokens of the legacy HTTP senders (/collector/info, /webhook/): list, create, revoke."""
+    with web_state().make_session() as session:  # suggestions for the device field
+        devices = [unit_key(u) for u in sorted(_unit_automates(session))]
+        devices += [MeterSource(m.id).key for m in queries.meters(session)]
+    return render_template("senders.html", devices=devices)
+
+
+@bp.get("/admin/devices")
+@require_role("admin")
+def devices() -> str:
+    # The table comes from GET /api/devices (static/devices.js).
+    return render_template("devices.html")
 
 
 @bp.get("/healthz")

@@ -10,7 +10,9 @@ from collections.abc import Callable
 import pytest
 from playwright.sync_api import Page, expect
 
+from plantmodel.layout import default_meter_ids
 from tests.browser.conftest import Stack, screenshot
+from tests.processes import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
@@ -186,3 +188,28 @@ def test_admin_edits_a_threshold_and_the_audit_shows_it(page_as: Callable[..., P
     expect(row).to_have_count(0)
     audit = stack.cli("bridge", "thresholds", "list")
     assert "units/4" not in audit  # deleted for the bridge too
+
+
+def test_the_energy_figure_keeps_counting_across_a_counter_reset(page_as: Callable[..., Page],
+                                                                 stack: Stack) -> None:
+    meter = default_meter_ids(2)[0]
+    page = page_as("viewer")
+    page.goto(f"{stack.url}/meters/{meter}")
+    expect(page.locator("#energy")).to_have_attribute("data-wh", re.compile(r"\d"))
+    before = float(page.locator("#energy").get_attribute("data-wh") or "nan")
+    # The meter's counter restarts from 0.5 Wh, as after a reboot.
+    stack.cli("devices", "fault", "set", "--meter", meter, "--measure", "energy_wh", "--values", "0.5")
+    try:
+        def reset_stored() -> bool:
+            latest = page.request.get(f"{stack.url}/api/meters/{meter}").json()["latest"]
+            return latest is not None and latest["energy_wh"] == 0.5 and latest["energy_offset_wh"] > 0
+        wait_for(reset_stored, 30, "the counter reset to be stored")
+        # Live, then after a reload: the figure shown never went back.
+        expect(page.locator("#energy")).not_to_have_attribute("data-wh", str(before))
+        assert float(page.locator("#energy").get_attribute("data-wh") or "nan") >= before
+        page.reload()
+        expect(page.locator("#energy")).to_have_attribute("data-wh", re.compile(r"\d"))
+        assert float(page.locator("#energy").get_attribute("data-wh") or "nan") >= before
+        screenshot(page, "meter-after-counter-reset")
+    finally:
+        stack.cli("devices", "fault", "clear")

@@ -18,7 +18,7 @@ from store import history, queries
 from tests.webapp import METER, TS, USERS, csrf, login, make_reading, make_web_app, token_for
 from webui import web_state
 
-SAMPLE_ARGS = {"unit": 1, "automate": 1, "meter": METER, "alarm_id": 1, "username": "viewer"}
+SAMPLE_ARGS = {"unit": 1, "automate": 1, "meter": METER, "alarm_id": 1, "username": "viewer", "device": "units/1"}
 
 
 class Api:
@@ -162,9 +162,9 @@ def test_me_and_token_rotation(api: Api) -> None:
 def test_units_and_automates(api: Api) -> None:
     units = api.json("/api/units")["items"]
     assert units == [
-        {"unit": 1, "state": "online", "automates": [{"automate": 1, "type": "0x0000BA27"},
-                                                     {"automate": 2, "type": "0x0000BA27"}]},
-        {"unit": 2, "state": None, "automates": [{"automate": 1, "type": "0x0000BA27"}]},
+        {"unit": 1, "name": None, "state": "online", "automates": [{"automate": 1, "type": "0x0000BA27"},
+                                                                   {"automate": 2, "type": "0x0000BA27"}]},
+        {"unit": 2, "name": None, "state": None, "automates": [{"automate": 1, "type": "0x0000BA27"}]},
     ]
     assert api.json("/api/units/2") == units[1]
     assert error(api.get("/api/units/9"), 404) == "unit 9 is unknown"

@@ -49,6 +49,7 @@ def error_response(status: int, message: str) -> Response:
 def install(app: Flask) -> None:
     """Register the API blueprint and the JSON error handlers for ``/api`` paths."""
     # Imported for their routes on ``bp``.
+    import webui.api.tokens  # noqa: F401  (the legacy HTTP senders' tokens)
     from webui.api import alarms, devices, legacy, me, openapi, plant, thresholds, timeseries, users  # noqa: F401
 
     app.register_blueprint(bp)

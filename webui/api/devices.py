@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 from flask import Response, jsonify
@@ -12,8 +14,8 @@ from plantmodel.readings import MAX_AUTOMATE, MAX_UNIT, format_ts
 from plantmodel.sources import METER_ID_RE, MeterSource, unit_key
 from store import history, queries
 from store import models as orm
-from webui.api import ApiError, bp
-from webui.api.params import query
+from webui.api import ApiError, bp, registry  # noqa: F401  (registry: for its routes, /api/devices)
+from webui.api.params import choice, query
 from webui.state import web_state
 
 # -- lookups (404 for what does not exist) -----------------------------------------------------------
@@ -62,17 +64,24 @@ def _times(row: orm.Reading | orm.PowerReading) -> dict[str, str | None]:
             "stored_at": None if row.stored_at is None else format_ts(row.stored_at)}
 
 
-def _automate_item(a: orm.Automate, latest: orm.Reading | None) -> dict[str, Any]:
-    return {"unit": a.unit_id, "automate": a.automate_no, "type": a.type,
+def _automate_item(a: orm.Automate, latest: orm.Reading | None, names: dict[str, str]) -> dict[str, Any]:
+    return {"unit": a.unit_id, "automate": a.automate_no, "type": a.type, "name": names.get(unit_key(a.unit_id)),
             "latest": None if latest is None else queries.reading_from_row(latest, a.type).to_dict()}
 
 
-def _units(session: Session, only: int | None = None) -> list[dict[str, Any]]:
+def _hidden(session: Session, args: Mapping[str, str]) -> AbstractSet[str]:
+    """The removed devices a list leaves out, unless asked for with ``removed=1``."""
+    return set() if choice(args, "removed", ("0", "1"), "0") == "1" else queries.removed_devices(session)
+
+
+def _units(session: Session, only: int | None = None, hidden: AbstractSet[str] = frozenset()) -> list[dict[str, Any]]:
     states = {d.device: d.state for d in queries.device_states(session)}
+    names = queries.device_names(session)
     units: dict[int, dict[str, Any]] = {
-        u.id: {"unit": u.id, "state": states.get(unit_key(u.id)), "automates": []}
+        u.id: {"unit": u.id, "name": names.get(unit_key(u.id)), "state": states.get(unit_key(u.id)),
+               "automates": []}
         for u in session.scalars(select(orm.Unit).order_by(orm.Unit.id))
-        if only is None or u.id == only
+        if (only is None or u.id == only) and unit_key(u.id) not in hidden
     }
     for a in queries.automates(session):
         if a.unit_id in units:
@@ -80,14 +89,18 @@ def _units(session: Session, only: int | None = None) -> list[dict[str, Any]]:
     return list(units.values())
 
 
-def _automates(session: Session, unit: int | None = None) -> list[dict[str, Any]]:
+def _automates(session: Session, unit: int | None = None,
+               hidden: AbstractSet[str] = frozenset()) -> list[dict[str, Any]]:
     latest = {(r.unit_id, r.automate_no): r for r in queries.latest_readings(session)}
-    return [_automate_item(a, latest.get((a.unit_id, a.automate_no)))
-            for a in queries.automates(session) if unit is None or a.unit_id == unit]
+    names = queries.device_names(session)
+    return [_automate_item(a, latest.get((a.unit_id, a.automate_no)), names)
+            for a in queries.automates(session)
+            if (unit is None or a.unit_id == unit) and unit_key(a.unit_id) not in hidden]
 
 
-def _meter_item(m: orm.Meter, state: str | None, latest: orm.PowerReading | None) -> dict[str, Any]:
-    return {"meter": m.id, "first_seen": format_ts(m.first_seen), "last_seen": format_ts(m.last_seen),
+def _meter_item(m: orm.Meter, name: str | None, state: str | None,
+                latest: orm.PowerReading | None) -> dict[str, Any]:
+    return {"meter": m.id, "name": name, "first_seen": format_ts(m.first_seen), "last_seen": format_ts(m.last_seen),
             "state": state,
             "latest": None if latest is None else queries.sample_from_row(latest).to_dict()}
 
@@ -96,9 +109,9 @@ def _meter_item(m: orm.Meter, state: str | None, latest: orm.PowerReading | None
 
 @bp.get("/units")
 def units() -> Response:
-    query(())
+    args = query(("removed",))
     with web_state().make_session() as session:
-        return jsonify(items=_units(session))
+        return jsonify(items=_units(session, hidden=_hidden(session, args)))
 
 
 @bp.get("/units/<int:unit>")
@@ -111,9 +124,9 @@ def unit_detail(unit: int) -> Response:
 
 @bp.get("/automates")
 def all_automates() -> Response:
-    query(())
+    args = query(("removed",))
     with web_state().make_session() as session:
-        return jsonify(items=_automates(session))
+        return jsonify(items=_automates(session, hidden=_hidden(session, args)))
 
 
 @bp.get("/units/<int:unit>/automates")
@@ -129,17 +142,21 @@ def automate_detail(unit: int, automate: int) -> Response:
     query(())
     with web_state().make_session() as session:
         a = automate_or_404(session, unit, automate)
-        return jsonify(_automate_item(a, history.latest_row(session, history.automate_source(unit, automate))))
+        return jsonify(_automate_item(a, history.latest_row(session, history.automate_source(unit, automate)),
+                                      queries.device_names(session)))
 
 
 @bp.get("/meters")
 def meters() -> Response:
-    query(())
+    args = query(("removed",))
     with web_state().make_session() as session:
+        hidden = _hidden(session, args)
         latest = {p.meter_id: p for p in queries.latest_power_readings(session)}
         states = {d.device: d.state for d in queries.device_states(session)}
-        return jsonify(items=[_meter_item(m, states.get(MeterSource(m.id).key), latest.get(m.id))
-                              for m in queries.meters(session)])
+        names = queries.device_names(session)
+        return jsonify(items=[_meter_item(m, names.get(MeterSource(m.id).key), states.get(MeterSource(m.id).key),
+                                          latest.get(m.id))
+                              for m in queries.meters(session) if MeterSource(m.id).key not in hidden])
 
 
 @bp.get("/meters/<meter>")
@@ -147,5 +164,6 @@ def meter_detail(meter: str) -> Response:
     query(())
     with web_state().make_session() as session:
         m = meter_or_404(session, meter)
-        return jsonify(_meter_item(m, device_state(session, MeterSource(meter).key),
+        key = MeterSource(meter).key
+        return jsonify(_meter_item(m, queries.device_names(session).get(key), device_state(session, key),
                                    history.latest_row(session, history.meter_source(meter))))

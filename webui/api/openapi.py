@@ -270,7 +270,7 @@ def _switch_paths() -> dict[str, Schema]:
 
 
 def _device_token_schemas(ts: Schema) -> dict[str, Schema]:
-    token = {
+    token: dict[str, Schema] = {
         "id": {"type": "integer"},
         "device": {"type": "string", "examples": ["units/3", "meters/legacy-pro1pm"]},
         "kind": {"type": "string", "enum": ["unit", "meter"]},

@@ -11,7 +11,23 @@
   function label(a) {
     return a.label || (a.meter ? `meter ${a.meter}` : `unit ${a.unit} automate ${a.automate}`);
   }
-  const sourceCell = (a) => `<a href="${esc(P.sourceUrl(a))}">${esc(label(a))}</a>`;
+  // The name of the alarm's unit or meter (the device registry); the page's names when the alarm came
+  // without one (a live alarm whose row was not found).
+  function nameOf(a) {
+    if (a.name) return a.name;
+    const device = a.meter ? `meters/${a.meter}` : `units/${a.unit}`;
+    return (cfg.names || {})[device] || "";
+  }
+  function named(a) { // text
+    const name = nameOf(a);
+    return name ? `${name}${a.meter ? "" : ` · automate ${a.automate}`} (${label(a)})` : label(a);
+  }
+  function sourceText(a) { // HTML
+    const name = nameOf(a);
+    if (!name) return esc(label(a));
+    return `${esc(name)}${a.meter ? "" : ` · automate ${esc(a.automate)}`} <small class="device-id">${esc(label(a))}</small>`;
+  }
+  const sourceCell = (a) => `<a href="${esc(P.sourceUrl(a))}">${sourceText(a)}</a>`;
   const measureLabel = (a) => esc(P.measureInfo(a.measure).label);
   const value = (a) => `${P.fmtMeasure(a.measure, a.value)}${a.unit_of_measure ? ` ${esc(a.unit_of_measure)}` : ""}`;
   const limit = (a) => `${a.bound === "low" ? "below" : "above"} ${P.fmtMeasure(a.measure, a.limit)}`;
@@ -51,7 +67,7 @@
       const alarm = await P.api("POST", `/api/alarms/${encodeURIComponent(button.dataset.alarmId)}/ack`);
       P.applyAlarm(alarm);
       msg.classList.remove("error");
-      P.showMessage(msg, `Acknowledged: ${label(alarm)} ${P.measureInfo(alarm.measure).label}.`);
+      P.showMessage(msg, `Acknowledged: ${named(alarm)} ${P.measureInfo(alarm.measure).label}.`);
       loadHistory(historyPager.page);
     } catch (err) {
       msg.classList.add("error");

@@ -36,8 +36,10 @@
     const high = highLimit();
     $("#power-limit").textContent = high === null ? "no limit" : over ? `⚠ above the ${P.num(high, 0)} W limit` : `limit ${P.num(high, 0)} W`;
     const energy = $("#energy");
-    energy.textContent = P.kwh(p && p.energy_wh);
-    energy.dataset.wh = p && p.energy_wh !== null ? String(p.energy_wh) : "";
+    // Counted across the device's counter resets (energy_wh + energy_offset_wh): never goes back.
+    const total = p ? (p.energy_total_wh ?? p.energy_wh) : null;
+    energy.textContent = P.kwh(total);
+    energy.dataset.wh = total !== null && total !== undefined ? String(total) : "";
     $("#voltage").textContent = P.fmtMeasure("voltage", p && p.voltage);
     $("#current").textContent = P.fmtMeasure("current", p && p.current);
     const ts = $("#last-ts");
@@ -143,6 +145,63 @@
   setInterval(() => {
     if (loaded) slide();
   }, 15000);
+
+  // -- remote switching (operators and admins) -----------------------------------------------------------
+  // The page shows what the device answered (or that it did not), never the request as if done.
+  const switchStatus = $("#switch-status");
+  const switchButtons = [$("#switch-on"), $("#switch-off")].filter(Boolean);
+  const stateWord = (on) => (on === null || on === undefined ? "unknown" : on ? "on" : "off");
+  function switchSaid(text, failed) {
+    switchStatus.classList.toggle("error", Boolean(failed));
+    P.showMessage(switchStatus, text);
+  }
+  async function switchTo(on) {
+    switchButtons.forEach((b) => { b.disabled = true; });
+    switchStatus.dataset.outcome = "pending";
+    switchSaid(`Switching ${stateWord(on)}: waiting for the meter's answer…`, false);
+    try {
+      const r = await P.api("POST", `${base}/switch`, { on });
+      const at = r.answered_at ? new Date(r.answered_at).toLocaleTimeString() : "?";
+      const was = r.was_on === null || r.was_on === undefined ? "previous state unknown" : `was ${stateWord(r.was_on)}`;
+      switchStatus.dataset.outcome = r.outcome;
+      switchSaid(`Switched ${stateWord(r.on)} by the device at ${at} (${was})`, false);
+      $("#output-state").textContent = `relay ${stateWord(r.on)}`;
+    } catch (err) {
+      // 504: "No answer from the meter within 5 s — its state is unknown"; 502: the device's error.
+      switchStatus.dataset.outcome = { 502: "error", 503: "error", 504: "timeout" }[err.status] || "refused";
+      switchSaid(err.message, true);
+    } finally {
+      switchButtons.forEach((b) => { b.disabled = false; });
+      loadActions(1);
+    }
+  }
+  switchButtons.forEach((b) => b.addEventListener("click", () => switchTo(b.dataset.on === "true")));
+
+  const actionsBody = $("#switch-actions tbody");
+  const actionsPager = P.pager("switch-actions", (pageNo) => loadActions(pageNo));
+  const actionRow = (a) =>
+    `<tr data-id="${esc(a.id)}" data-outcome="${esc(a.outcome)}">` +
+    `<td data-label="Requested">${P.timeTag(a.requested_at)}</td>` +
+    `<td data-label="By" title="${esc(a.remote_addr ? `from ${a.remote_addr}` : "")}">${esc(a.requested_by)}</td>` +
+    `<td data-label="From → to">${esc(a.from_state || "?")} → ${esc(a.to_state)}</td>` +
+    `<td data-label="Outcome"><span class="outcome outcome-${esc(a.outcome)}">${esc(a.outcome)}</span></td>` +
+    `<td data-label="Answered">${P.timeTag(a.answered_at)}</td>` +
+    `<td data-label="Device's answer" class="detail">${esc(a.detail || "")}</td></tr>`;
+  async function loadActions(pageNo) {
+    let data;
+    try {
+      data = await P.api("GET", `${base}/switch-actions${P.query({ page: pageNo, per_page: 10 })}`);
+    } catch (err) {
+      actionsBody.innerHTML = `<tr class="empty"><td colspan="6">${esc(`Could not load the switch actions: ${err.message}`)}</td></tr>`;
+      return;
+    }
+    const items = data.items || [];
+    actionsBody.innerHTML = items.length ? items.map(actionRow).join("")
+      : '<tr class="empty"><td colspan="6">No remote switching yet.</td></tr>';
+    $("#switch-actions").dataset.rows = String(items.length);
+    actionsPager.show(data.page, data.pages);
+  }
+  loadActions(1);
 
   // Also from the REST API, so the page fills even before (or without) the live connection.
   P.api("GET", `${base}/readings${P.query({ order: "desc", per_page: 10 })}`)

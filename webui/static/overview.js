@@ -19,6 +19,17 @@
   const meters = new Map(); // meter id -> PowerSample dict | null
   const devices = {}; // "units/3" | "meters/<id>" -> {state, ts}
   const active = new Map(); // "source|measure" -> active alarm
+  // The device registry as the page was rendered: names, disabled devices, removed (hidden) ones.
+  const registry = JSON.parse($("#registry").textContent);
+  const hidden = new Set(registry.hidden || []);
+  const disabled = new Set(registry.disabled || []);
+  const nameOf = (device) => (registry.names || {})[device] || "";
+  // "Ligne 2 <small>unit 2</small>", or "Unit 2" when it has no name (HTML, escaped).
+  function deviceTitle(device, plain, id) {
+    const name = nameOf(device);
+    const off = disabled.has(device) ? ' <small class="device-disabled">(disabled)</small>' : "";
+    return (name ? `${esc(name)} <small class="device-id">${esc(id)}</small>` : esc(plain)) + off;
+  }
 
   const newer = (old, ts) => !old || !old.ts || old.ts <= ts; // ISO UTC strings of one format sort as text
   // A reading is newer by the unit's own count (seq), as the bridge decides: one stamped in the
@@ -31,6 +42,7 @@
     return units.get(unit);
   }
   function applyReading(r) {
+    if (hidden.has(`units/${r.unit}`)) return false;
     const autos = automatesOf(r.unit);
     const cur = autos.get(r.automate);
     if (cur && !newerReading(cur.reading, r)) return false;
@@ -38,6 +50,7 @@
     return true;
   }
   function applyPower(p) {
+    if (hidden.has(`meters/${p.meter}`)) return false;
     if (!newer(meters.get(p.meter), p.ts)) return false;
     meters.set(p.meter, p);
     return true;
@@ -63,12 +76,12 @@
     for (const u of s.units || []) {
       for (const a of u.automates) {
         if (a.reading) applyReading({ ...a.reading, type: a.reading.type || a.type });
-        else if (!automatesOf(a.unit).has(a.automate)) automatesOf(a.unit).set(a.automate, { ...a, reading: null });
+        else if (!hidden.has(`units/${a.unit}`) && !automatesOf(a.unit).has(a.automate)) automatesOf(a.unit).set(a.automate, { ...a, reading: null });
       }
     }
     for (const m of s.meters || []) {
       if (m.power) applyPower(m.power);
-      else if (!meters.has(m.meter)) meters.set(m.meter, null);
+      else if (!hidden.has(`meters/${m.meter}`) && !meters.has(m.meter)) meters.set(m.meter, null);
     }
     for (const [device, st] of Object.entries(s.devices || {})) applyStatus({ device, ...st });
     if (s.alarms) {
@@ -112,7 +125,7 @@
     $("#units").innerHTML = unitIds.length ? unitIds.map((u) => {
       const autos = [...units.get(u).keys()].sort((a, b) => a - b);
       return `<section class="unit card" id="unit-${u}" data-unit="${u}" aria-labelledby="unit-${u}-title">` +
-        `<h2 id="unit-${u}-title"><a href="/units/${u}">Unit ${u}</a> <span class="badge" data-device="units/${u}"></span></h2>` +
+        `<h2 id="unit-${u}-title"><a href="/units/${u}">${deviceTitle(`units/${u}`, `Unit ${u}`, `unit ${u}`)}</a> <span class="badge" data-device="units/${u}"></span></h2>` +
         `<div class="cells">${autos.map((a) => {
           const source = `units/${u}/automates/${a}`;
           return `<a class="cell" href="/${source}" data-source="${source}" data-unit="${u}" data-automate="${a}"></a>`;
@@ -172,7 +185,8 @@
       stale: a.reading ? `no reading since ${new Date(a.reading.ts).toLocaleString()}` : "no reading yet",
       normal: "all values received",
     }[state];
-    setState(el, state, `Unit ${a.unit} automate ${a.automate}: ${state} — ${why}`);
+    const unitName = nameOf(`units/${a.unit}`);
+    setState(el, state, `${unitName ? `${unitName} (unit ${a.unit})` : `Unit ${a.unit}`} automate ${a.automate}: ${state} — ${why}`);
   }
 
   function renderMeter(id) {
@@ -183,12 +197,12 @@
     // The default limit (an override is shown on the meter's page); the alarm state is the cell's.
     const high = P.config.measures.meter.apower ? P.config.measures.meter.apower.high : null;
     const apowerOver = p && p.apower !== null && high !== null && p.apower > high;
-    el.innerHTML = `<th scope="row" data-label="Meter"><a href="/meters/${encodeURIComponent(id)}">${esc(id)}</a></th>` +
+    el.innerHTML = `<th scope="row" data-label="Meter"><a href="/meters/${encodeURIComponent(id)}">${deviceTitle(`meters/${id}`, id, id)}</a></th>` +
       `<td data-label="State"><span class="badge" data-state="${esc(badge.state)}" title="${esc(badge.title)}">${esc(badge.state)}</span> ` +
       `<span class="state-label"></span></td>` +
       `<td data-label="Power (W)" data-measure="apower" class="num${apowerOver ? " over" : ""}">${P.fmtMeasure("apower", p && p.apower)}</td>` +
       `<td data-label="Voltage (V)" data-measure="voltage" class="num">${P.fmtMeasure("voltage", p && p.voltage)}</td>` +
-      `<td data-label="Energy (kWh)" data-measure="energy_wh" class="num">${P.kwh(p && p.energy_wh)}</td>` +
+      `<td data-label="Energy (kWh)" data-measure="energy_wh" class="num">${P.kwh(p && (p.energy_total_wh ?? p.energy_wh))}</td>` +
       `<td data-label="Updated">${p ? P.timeTag(p.ts) : "—"}</td>`;
     el.dataset.state = "";
     refreshMeter(el, id);
@@ -197,7 +211,7 @@
   function refreshMeter(el, id) {
     const p = meters.get(id);
     const state = stateOf(`meters/${id}`, `meters/${id}`, p && p.ts, "meter");
-    setState(el, state, `Meter ${id}: ${state}`);
+    setState(el, state, `Meter ${nameOf(`meters/${id}`) ? `${nameOf(`meters/${id}`)} (${id})` : id}: ${state}`);
   }
 
   function renderUnitBadges() {
