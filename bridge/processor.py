@@ -367,7 +367,7 @@ class Processor:
         plan = BatchPlan()
         for meter in list(self._st.meters):
             last = self._st.last_full.get(meter)
-            if meter in self._st.unasked:
+            if meter in self._st.unasked or MeterSource(meter).key in self.disabled:
                 continue
             if meter not in self._st.offline and (last is None or now - last >= self.status_refresh):
                 self._ask_status(meter, now, plan, force=False)
@@ -539,15 +539,19 @@ class Processor:
         meter = ev.meter
         first_seen = meter not in self._st.meters
         state = self._meter_state(meter, plan)
-        if ev.protocol != "gen2":
+        if ev.protocol == "gen1" and meter not in self._st.unasked:
+            # A Gen1 meter has no RPC to ask; and the registry learns its generation even if its
+            # announce (not retained) was missed.
             self._st.unasked.add(meter)
+            key = MeterSource(meter).key
+            plan.device_info.setdefault(key, DeviceInfo(key, None, 1, None))
         if ev.ts is not None:
             self._check_clock(ev.ts, msg.received_at)
         # No device time (status/switch:0, Gen1): stored under the bridge's receive time.
         ts = ev.ts or _ms(msg.received_at)
         before = state.copy()
         try:
-            sample, reset = state.apply(ev.status, ts, full=ev.full)
+            sample, reset = state.apply(ev.status, ts, full=ev.full, device_time=ev.ts is not None)
         except ValidationError:
             # The frame is refused and the state kept as it was; ask for a full status all the same,
             # since what the meter believes and what we hold may now differ.
@@ -607,8 +611,8 @@ class Processor:
         plan.publish.append(Outgoing(Topics.shelly(meter, "rpc"), body))
 
     def _ask_status(self, meter: str, now: datetime, plan: BatchPlan, *, force: bool) -> None:
-        if meter in self._st.unasked:
-            return  # a Gen1 meter or a legacy sender: it has no RPC (and resends its values itself)
+        if meter in self._st.unasked or MeterSource(meter).key in self.disabled:
+            return  # a Gen1 meter has no RPC (and resends its values itself); a disabled one is left alone
         asked = self._st.rpc_asked.get(meter)
         if not force and asked is not None and now - asked < self.rpc_retry:
             return

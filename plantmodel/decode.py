@@ -11,7 +11,7 @@ Shelly Gen2 (+3/4)   ``<prefix>/online``, ``events/rpc``, ``status/switch:0``,  
                      ``bridge/rpc``, ``webui/rpc``
 Shelly Gen1          ``shellies/<id>/relay/0[/power|/energy]``, ``online``,     :mod:`plantmodel.shelly1`
                      ``announce``, ``temperature``, ``overtemperature``
-legacy HTTP          ``<root>/meters/<id>/power`` (and the readings topic)      :mod:`plantmodel.legacy`
+legacy HTTP          ``<root>/legacy/units/…/readings``, ``<root>/legacy/meters/<id>/power``  :mod:`plantmodel.legacy`
 ===================  =====================================================  ==========================
 
 Every meter protocol becomes :class:`SwitchEvent`: fields of a Gen2 switch status (a Gen1 power
@@ -40,6 +40,7 @@ from plantmodel.topics import (
     ConfirmTopic,
     Gen1CommandTopic,
     Gen1Topic,
+    LegacyReadingTopic,
     MeterPowerTopic,
     ReadingTopic,
     ShellyTopic,
@@ -158,11 +159,17 @@ class Decoder:
             return [self._rpc_request(parts[0], payload)]
         parsed = self.topics.parse(topic)
         match parsed:
-            case ReadingTopic(source=src):
+            case ReadingTopic(source=src) | LegacyReadingTopic(source=src):
                 reading = Reading.from_json(payload)
                 if (reading.unit, reading.automate) != (src.unit, src.automate):
                     raise ValidationError(f"payload is for unit {reading.unit} automate {reading.automate} "
                                           f"but was published on {src.key}")
+                # A unit numbers its readings; a legacy HTTP sender's (only the web UI publishes
+                # those, in a tree of their own) are numbered by the bridge.
+                legacy = isinstance(parsed, LegacyReadingTopic)
+                if legacy != (reading.seq is None):
+                    raise ValidationError("a legacy sender's reading carries no 'seq'" if legacy
+                                          else "missing field 'seq'")
                 return [ReadingEvent(reading)]
             case UnitStatusTopic(unit=unit):
                 return _unit_status(unit, payload)

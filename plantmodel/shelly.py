@@ -257,10 +257,15 @@ MAX_ERRORS = 16
 _ERROR_RE = re.compile(r"[A-Za-z0-9_.:-]{1,32}")
 
 
+ERRORS_COLUMN = 255  # power_readings.errors VARCHAR(255): the names comma-separated
+
+
 def check_errors(errors: tuple[str, ...]) -> tuple[str, ...]:
     if len(errors) > MAX_ERRORS or not all(isinstance(e, str) and _ERROR_RE.fullmatch(e) for e in errors):
         raise ValidationError(f"'errors' must be at most {MAX_ERRORS} names of 1 to 32 letters, digits, "
                               f"'_', '.', ':' or '-'")
+    if len(",".join(errors)) > ERRORS_COLUMN:
+        raise ValidationError(f"'errors' names take more than {ERRORS_COLUMN} characters together")
     return errors
 
 
@@ -370,24 +375,32 @@ class SwitchState:
         self.status, self.complete = other.status, other.complete
         self.energy_offset_wh, self.last_ts = other.energy_offset_wh, other.last_ts
 
-    def apply(self, sw: dict[str, Any], ts: datetime, *, full: bool) -> tuple[PowerSample, CounterReset | None]:
+    def apply(self, sw: dict[str, Any], ts: datetime, *, full: bool,
+              device_time: bool = True) -> tuple[PowerSample, CounterReset | None]:
         """Take a full status (``full``) or merge the changed fields of a partial one; returns the
         merged sample at ``ts`` (fields never seen yet are None until a full status arrives) and
-        the counter reset it shows, if any."""
-        merged = copy.deepcopy(sw) if full else merge(self.status, sw)
+        the counter reset it shows, if any.
+
+        ``device_time``: ``ts`` is the device's clock (else the receive time of a frame that has
+        none). A frame whose device time is older than the newest merged one is late (a redelivery,
+        or another bridge's): its row is the current state with its fields, but it changes nothing.
+        Receive times are never compared with device times (the two clocks differ)."""
+        if device_time and self.last_ts is not None and ts < self.last_ts:
+            merged = merge(self.status, sw)
+            return replace(sample_from_switch(self.meter, ts, merged), energy_offset_wh=self.energy_offset_wh), None
+        merged = _known(copy.deepcopy(sw) if full else merge(self.status, sw))
         sample = sample_from_switch(self.meter, ts, merged)
         before = _energy_total(self.status)
-        late = self.last_ts is not None and ts < self.last_ts
         reset = None
         offset = self.energy_offset_wh
-        if not late and before is not None and sample.energy_wh is not None and sample.energy_wh < before:
+        if before is not None and sample.energy_wh is not None and sample.energy_wh < before * RESET_FRACTION:
             offset += before
             reset = CounterReset(self.meter, ts, before, sample.energy_wh, offset)
         sample = replace(sample, energy_offset_wh=offset)  # validates the offset, before anything changes
         self.status = merged
         self.complete = self.complete or full
         self.energy_offset_wh = offset
-        if not late:
+        if device_time:
             self.last_ts = ts
         return sample, reset
 
@@ -396,6 +409,34 @@ class SwitchState:
 
     def apply_partial(self, sw: dict[str, Any], ts: datetime) -> PowerSample:
         return self.apply(sw, ts, full=False)[0]
+
+
+# A counter that drops below this fraction of its last total restarted (a reboot, ResetCounters:
+# it starts again near 0). A smaller drop is an old value seen again — a Gen1 or status_ntf frame
+# redelivered after a bridge crash carries no time to tell it by — never a reset (else what was
+# counted would be counted twice). A real reset of a counter that reaches half its old total
+# before its first frame is then missed: the total shown goes back by less than that half.
+RESET_FRACTION = 0.5
+
+# What a merged status keeps (what we store, with room for the device's bookkeeping): a frame's
+# other fields are validated and ignored, so the state stored for other bridges stays small.
+_KEPT = {"output": None, "apower": None, "voltage": None, "current": None,
+         "freq": None, "pf": None, "errors": None, FLAGS_KEY: None,
+         "aenergy": ("total",), "ret_aenergy": ("total",), "temperature": ("tC",)}
+
+
+def _known(status: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, subkeys in _KEPT.items():
+        if key not in status:
+            continue
+        value = status[key]
+        if subkeys is not None and isinstance(value, dict):
+            value = {k: value[k] for k in subkeys if k in value}
+        elif key == FLAGS_KEY and isinstance(value, dict):
+            value = {k: v is True for k, v in value.items() if k in METER_ERRORS}
+        out[key] = value
+    return out
 
 
 def _energy_total(status: dict[str, Any]) -> float | None:

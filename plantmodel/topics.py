@@ -17,7 +17,8 @@
     shellies/<id>/relay/0                      Shelly Gen1: on / off (/power W, /energy W·min, /command)
     shellies/<id>/online | announce | temperature | overtemperature    Shelly Gen1
     shellies/command                           Gen1 broadcast command (``announce``)
-    <root>/meters/<id>/power                   PowerSample of a legacy HTTP sender (the web UI's /webhook/)
+    <root>/legacy/units/<u>/automates/<a>/readings   reading without seq of a legacy HTTP sender (/collector/info)
+    <root>/legacy/meters/<id>/power            PowerSample of a legacy HTTP sender (the web UI's /webhook/)
 """
 
 from __future__ import annotations
@@ -84,8 +85,15 @@ class MeterPowerTopic:
     meter: str
 
 
+@dataclass(frozen=True, slots=True)
+class LegacyReadingTopic:
+    """A legacy HTTP sender's reading, published by the web UI (only it may write there)."""
+
+    source: AutomateSource
+
+
 ParsedTopic = (ReadingTopic | UnitStatusTopic | AlarmTopic | ShellyTopic | ConfirmTopic | Gen1Topic
-               | Gen1CommandTopic | MeterPowerTopic)
+               | Gen1CommandTopic | MeterPowerTopic | LegacyReadingTopic)
 
 
 class Topics:
@@ -131,11 +139,16 @@ class Topics:
 
     def meter_power(self, meter: str) -> str:
         """Where the web UI publishes what a legacy HTTP sender (``/webhook/``) posted for a meter."""
-        return f"{self.root}/meters/{check_meter_id(meter)}/power"
+        return f"{self.root}/legacy/meters/{check_meter_id(meter)}/power"
+
+    def legacy_reading(self, unit: int, automate: int) -> str:
+        """Where the web UI publishes a legacy HTTP sender's reading (``/collector/info``): a tree
+        of its own, so that the web UI's MQTT user cannot write where the units do."""
+        return f"{self.root}/legacy/{AutomateSource(unit, automate).key}/readings"
 
     def legacy_publications(self) -> list[str]:
         """What the web UI may publish for the legacy HTTP senders (the ACL's lines)."""
-        return [f"{self.root}/units/+/automates/+/readings", f"{self.root}/meters/+/power"]
+        return [f"{self.root}/legacy/units/+/automates/+/readings", f"{self.root}/legacy/meters/+/power"]
 
     @staticmethod
     def webui_reply_src(meter: str) -> str:
@@ -164,7 +177,8 @@ class Topics:
         units and the whole prefix of each of its meters. Over all partitions this is every topic
         a device may publish on (the broker's ACL allows a device nothing else)."""
         return ([f"{self.root}/units/{u}/#" for u in units] + [f"{m}/#" for m in meters]
-                + [f"{GEN1_ROOT}/{m}/#" for m in meters] + [f"{self.root}/meters/{m}/#" for m in meters])
+                + [f"{GEN1_ROOT}/{m}/#" for m in meters] + [f"{self.root}/legacy/units/{u}/#" for u in units]
+                + [f"{self.root}/legacy/meters/{m}/#" for m in meters])
 
     def live_subscriptions(self) -> list[str]:
         """What the web UI listens to: readings, unit status, alarms and meters' events."""
@@ -183,7 +197,7 @@ class Topics:
             f"{GEN1_ROOT}/+/online",
             f"{GEN1_ROOT}/+/overtemperature",
             f"{GEN1_ROOT}/+/temperature",
-            f"{self.root}/meters/+/power",
+            *self.legacy_publications(),
         ]
 
     # -- parsing ------------------------------------------------------------------------------
@@ -199,11 +213,13 @@ class Topics:
                 return UnitStatusTopic(self._num(rest[1], topic))
             if len(rest) == 3 and rest[0] == "confirm" and rest[1] == "units":
                 return ConfirmTopic(self._num(rest[2], topic))
-            if len(rest) == 3 and rest[0] == "meters" and rest[2] == "power":
+            if len(rest) == 4 and rest[:2] == ["legacy", "meters"] and rest[3] == "power":
                 try:
-                    return MeterPowerTopic(check_meter_id(rest[1]))
+                    return MeterPowerTopic(check_meter_id(rest[2]))
                 except ValidationError:
                     pass
+            if len(rest) == 6 and rest[:2] == ["legacy", "units"] and rest[3] == "automates" and rest[5] == "readings":
+                return LegacyReadingTopic(AutomateSource(self._num(rest[2], topic), self._num(rest[4], topic)))
             if len(rest) >= 3 and rest[0] == "alarms" and rest[-1] in MEASURES:
                 try:
                     return AlarmTopic(parse_source("/".join(rest[1:-1])), rest[-1])
@@ -240,6 +256,7 @@ __all__ = [
     "ConfirmTopic",
     "Gen1CommandTopic",
     "Gen1Topic",
+    "LegacyReadingTopic",
     "MeterPowerTopic",
     "MeterSource",
     "ParsedTopic",

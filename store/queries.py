@@ -666,3 +666,13 @@ def sample_from_row(row: orm.PowerReading) -> PowerSample:
                        temperature_c=row.temperature_c,
                        errors=tuple(row.errors.split(",")) if row.errors else (),
                        energy_offset_wh=row.energy_offset_wh or 0.0)
+
+
+def close_abandoned_switches(session: Session, before: datetime) -> int:
+    """Mark the remote switches still ``pending`` since before ``before`` (their web UI stopped while
+    waiting for the answer) as errors: the audit then never shows an outcome as still to come."""
+    a = orm.SwitchAction
+    result = session.execute(update(a).where(a.outcome == "pending", a.requested_at < before).values(
+        outcome="error", detail="no outcome recorded: the web UI stopped while waiting for the answer"),
+        execution_options={"synchronize_session": False})
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -11,6 +11,7 @@ import os
 import secrets
 import signal
 import sys
+from datetime import timedelta
 from types import FrameType
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -28,6 +29,7 @@ from store.db import (
     make_sessionmaker,
     wait_for_database,
 )
+from store.queries import close_abandoned_switches
 from webui import assets, create_app, web_state
 from webui.auth import hash_password, new_token
 from webui.settings import WebSettings, check_secret_key
@@ -140,6 +142,11 @@ def _run(host: str | None, port: int | None) -> int:
         with sessions() as session:
             if not user_store.list_users(session):
                 log.warning("no user can log in yet: create one with `python -m webui users add NAME --role admin`")
+        with sessions.begin() as session:
+            stale = close_abandoned_switches(session, utcnow() - timedelta(seconds=settings.switch_timeout + 60))
+        if stale:
+            log.warning("%d remote switch(es) left pending by a web UI that stopped while waiting: marked as "
+                        "errors (their outcome is unknown)", stale)
         app = create_app(settings, sessionmaker=sessions)
         try:
             print(f"webui: serving http://{settings.host}:{settings.port}/", flush=True)

@@ -226,7 +226,7 @@ def collector_info() -> Response:
     with invalid_input():
         reading = legacy.collector_reading(fields, unit, now=now, automate_type=stored_type,
                                            previous_milk_kg=previous_milk)
-    topic = web_state().feed.topics.reading(unit, automate)
+    topic = web_state().feed.topics.legacy_reading(unit, automate)
     refused = publish(topic, reading.to_json())
     if refused is not None:
         return refused

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -75,7 +75,9 @@ class LiveTranslator:
         """Start a meter from its stored latest sample, unless live data already arrived."""
         if sample.meter not in self._meters:
             state = self._meters[sample.meter] = SwitchState(sample.meter)
-            state.status = switch_from_sample(sample)
+            # Without the errors: a Gen1 meter clears one with a flag of its own, never the list,
+            # so a seeded list would stay forever (the alarms page keeps the active ones).
+            state.status = switch_from_sample(replace(sample, errors=()))
             state.energy_offset_wh, state.last_ts = sample.energy_offset_wh, sample.ts
 
     def translate(self, topic: str, payload: bytes) -> list[Event]:
@@ -105,7 +107,8 @@ class LiveTranslator:
                 return [ev.alarm()]
             case SwitchEvent(meter=meter, status=status, full=full, ts=ts):
                 state = self._meters.get(meter) or SwitchState(meter)
-                sample, _reset = state.apply(status, ts or self._clock(), full=full)  # validated before kept
+                # (validated before kept)
+                sample, _reset = state.apply(status, ts or self._clock(), full=full, device_time=ts is not None)
                 self._meters[meter] = state
                 return [LiveUpdate("power", MeterSource(meter).key, sample.to_dict())]
         return []

@@ -53,7 +53,7 @@ def test_meter_bridge_webui_and_debug_permissions(mosquitto: MosquittoServer) ->
     meter, other = mosquitto.layout.meters[0], mosquitto.layout.meters[1]
     # (Only the topics under test: other tests' services share this broker.)
     spy = Client(mosquitto, mosquitto.debug_user(), [f"{meter}/#", f"{other}/#", "plant/units/#", "plant/alarms/#",
-                                                     "shellies/#", "plant/meters/#"])
+                                                     "shellies/#", "plant/legacy/#"])
     m = Client(mosquitto, meter, [f"{meter}/rpc", f"{other}/rpc", f"shellies/{meter}/relay/0/command",
                                   f"shellies/{other}/relay/0/command"])
     bridge = Client(mosquitto, mosquitto.bridge_user())
@@ -70,10 +70,11 @@ def test_meter_bridge_webui_and_debug_permissions(mosquitto: MosquittoServer) ->
         bridge.publish("plant/units/1/automates/1/readings", "forged by bridge")
         m.publish(f"shellies/{meter}/relay/0/power", "gen1")
         m.publish(f"shellies/{other}/relay/0/power", "forged gen1")
-        m.publish("plant/meters/x/power", "forged power")
+        m.publish("plant/legacy/meters/x/power", "forged power")
         # The web UI: the legacy senders' topics and the meters' commands, nothing else.
-        webui.publish("plant/units/1/automates/1/readings", "legacy reading")
-        webui.publish("plant/meters/x/power", "legacy power")
+        webui.publish("plant/legacy/units/1/automates/1/readings", "legacy reading")
+        webui.publish("plant/units/1/automates/1/readings", "forged by webui")
+        webui.publish("plant/legacy/meters/x/power", "legacy power")
         webui.publish(f"{meter}/rpc", "switch")
         webui.publish(f"shellies/{other}/relay/0/command", "on")
         webui.publish("plant/units/1/status", "forged by webui")

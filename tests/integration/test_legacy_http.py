@@ -95,7 +95,7 @@ def legacy(request: pytest.FixtureRequest, mosquitto: MosquittoServer,
 
     env = {**mosquitto.env(), "DATABASE_URL": url}
     web_port = free_port()
-    spy = Client(mosquitto, mosquitto.debug_user(), ["plant/units/+/automates/+/readings", "plant/meters/#"])
+    spy = Client(mosquitto, mosquitto.debug_user(), ["plant/legacy/#"])
     services: list[Service] = []
     try:
         services.append(Service("bridge", ["bridge", "run"], {**env, "MQTT_USERNAME": mosquitto.bridge_user()}, tmp))
@@ -119,7 +119,7 @@ def _ts(seconds_ago: float) -> str:
 # -- HTTP -> broker ------------------------------------------------------------------------------------------
 
 def test_collector_json_and_form_are_published_on_the_broker(legacy: Legacy) -> None:
-    topic = "plant/units/1/automates/3/readings"
+    topic = "plant/legacy/units/1/automates/3/readings"
     before = len(legacy.on_broker(topic))
     ts_json, ts_form = _ts(20), _ts(10)
     resp = legacy.request("POST", "/collector/info", json_body={**SEED, "automate": 3, "timestamp": ts_json},
@@ -136,7 +136,7 @@ def test_collector_json_and_form_are_published_on_the_broker(legacy: Legacy) -> 
 
 
 def test_webhook_get_and_post_are_published_on_the_broker(legacy: Legacy) -> None:
-    topic = f"plant/meters/{METER}/power"
+    topic = f"plant/legacy/meters/{METER}/power"
     before = len(legacy.on_broker(topic))
     resp = legacy.request("GET", f"/webhook/?token={METER_TOKEN}&power=100.3&voltage=230.0&current=0.43&energy=8.9")
     assert resp.status == 200, resp.body
@@ -151,7 +151,7 @@ def test_webhook_get_and_post_are_published_on_the_broker(legacy: Legacy) -> Non
 
 
 def test_refused_requests_publish_nothing(legacy: Legacy) -> None:
-    readings, power = "plant/units/1/automates/4/readings", f"plant/meters/{METER}/power"
+    readings, power = "plant/legacy/units/1/automates/4/readings", f"plant/legacy/meters/{METER}/power"
     before = (len(legacy.on_broker(readings)), len(legacy.on_broker(power)))
     unit = {"Authorization": f"Bearer {UNIT_TOKEN}"}
     missing = {k: v for k, v in SEED.items() if k != "mesure_PH"}

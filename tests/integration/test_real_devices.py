@@ -185,7 +185,7 @@ def test_a_disabled_device_is_rejected_and_legacy_readings_are_numbered(
         unit3.publish(T.reading(3, 2), reading(3, 60, 2))
         # What the web UI publishes for a legacy HTTP sender: no seq; the bridge numbers them.
         for seconds in (0, 60, 60):  # (the last one a retry of the same POST)
-            webui.publish(T.reading(1, 2), reading(1, seconds, None))
+            webui.publish(T.legacy_reading(1, 2), reading(1, seconds, None))
         wait_for(lambda: count(database_url, orm.RejectedMessage) >= 1
                  and count(database_url, orm.Reading, orm.Reading.unit_id == 1) >= 2, 20,
                  "a reject and two legacy readings", services=[bridge])

@@ -77,7 +77,9 @@ def test_partitions_deal_units_and_meters_and_refuse_nonsense() -> None:
     bridge = Bridge(s, sessions=None, client_factory=FakeClient)  # type: ignore[arg-type]
     assert bridge.subscriptions() == ["$share/bridges-2of2/plant/units/2/#", "$share/bridges-2of2/plant/units/4/#",
                                       "$share/bridges-2of2/m2/#", "$share/bridges-2of2/shellies/m2/#",
-                                      "$share/bridges-2of2/plant/meters/m2/#"]
+                                      "$share/bridges-2of2/plant/legacy/units/2/#",
+                                      "$share/bridges-2of2/plant/legacy/units/4/#",
+                                      "$share/bridges-2of2/plant/legacy/meters/m2/#"]
     assert set(bridge._stale_subscriptions()) == {"#", "$share/bridges/#"}
     whole = BridgeSettings.from_env({**env, "BRIDGE_PARTITION": ""})
     assert whole.partition_of() == ([1, 2, 3, 4, 5], ["m1", "m2", "m3"])

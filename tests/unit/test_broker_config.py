@@ -256,7 +256,8 @@ def test_acl_is_least_privilege() -> None:
     assert sections["debug"] == ["topic read #"]
     # The web UI writes only the legacy senders' topics and the meters' command topics.
     assert sections["webui"] == [*(f"topic read {t}" for t in Topics().live_subscriptions()),
-                                 "topic write plant/units/+/automates/+/readings", "topic write plant/meters/+/power",
+                                 "topic write plant/legacy/units/+/automates/+/readings",
+                                 "topic write plant/legacy/meters/+/power",
                                  "topic write m1/rpc", "topic write shellies/m1/relay/0/command"]
     assert sections["bridge"] == ["topic read #", "topic write plant/alarms/#", "topic write plant/bridge/status",
                                   "topic write plant/confirm/#", "topic write +/rpc"]

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from plantmodel import legacy
@@ -169,6 +169,7 @@ NUMBER_LIKE = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integ
                         st.booleans(), st.none())
 
 
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])  # (a loaded CI box)
 @given(st.dictionaries(st.sampled_from([*SEED, "automate", "type", "timestamp", "ts", "product_kg"]), NUMBER_LIKE))
 def test_any_fields_give_a_valid_reading_or_a_validation_error(fields: dict[str, Any]) -> None:
     """Never another exception (a 500 on the route), never a reading the model would refuse."""

@@ -107,7 +107,7 @@ def test_collector_json_is_published_as_a_seqless_reading(ingest: Ingest) -> Non
     resp = ingest.post("/collector/info", json=SEED)
     assert resp.status_code == 200, resp.get_data(as_text=True)
     ((topic, payload),) = ingest.broker.messages
-    assert topic == "plant/units/1/automates/1/readings"
+    assert topic == "plant/legacy/units/1/automates/1/readings"
     reading = Reading.from_json(payload)
     assert '"seq"' not in payload and reading.seq is None
     assert (reading.unit, reading.automate, reading.tank_temp_c, reading.milk_kg) == (1, 1, 3.2, 3950)
@@ -127,7 +127,7 @@ def test_collector_form_fields_give_the_same_reading(ingest: Ingest) -> None:
     assert ingest.post("/collector/info", data={**FORM, **extra},
                        content_type="multipart/form-data").status_code == 200
     (t1, p1), (t2, p2), (t3, p3) = ingest.broker.messages
-    assert t1 == t2 == t3 == "plant/units/1/automates/2/readings"
+    assert t1 == t2 == t3 == "plant/legacy/units/1/automates/2/readings"
     assert p1 == p2 == p3
     r = Reading.from_json(p1)
     assert (r.automate, r.type, r.ts) == (2, "0x0000BA2F", parse_ts("2026-11-21T10:16:00.000Z"))
@@ -216,7 +216,7 @@ def test_webhook_get_and_post_publish_a_power_sample(ingest: Ingest) -> None:
         assert {k: body[k] for k in WEBHOOK} == WEBHOOK and body["meter"] == METER
     assert len(ingest.broker.messages) == 5
     for topic, payload in ingest.broker.messages:
-        assert topic == f"plant/meters/{METER}/power"
+        assert topic == f"plant/legacy/meters/{METER}/power"
         sample = PowerSample.from_json(payload)
         assert (sample.apower, sample.voltage, sample.current, sample.energy_wh) == (120.5, 230.1, 0.52, 10.2)
         assert sample.output is None and sample.freq is None
@@ -431,7 +431,7 @@ def test_meter_tokens_go_to_the_webhook(ingest: Ingest) -> None:
     created = ingest.http.post("/api/device-tokens", json={"device": "meters/hall-b"}, headers=h).get_json()
     assert (created["kind"], created["route"], created["label"]) == ("meter", "/webhook/", None)
     resp = ingest.http.post("/webhook/", json=WEBHOOK, headers={"X-Device-Token": created["token"]})
-    assert resp.status_code == 200 and ingest.broker.messages[-1][0] == "plant/meters/hall-b/power"
+    assert resp.status_code == 200 and ingest.broker.messages[-1][0] == "plant/legacy/meters/hall-b/power"
 
 
 @pytest.mark.parametrize(("body", "names"), [
