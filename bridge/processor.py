@@ -49,7 +49,7 @@ from plantmodel.decode import (
 )
 from plantmodel.errors import ValidationError
 from plantmodel.jsonutil import loads_object
-from plantmodel.readings import Reading, check_boot, format_ts
+from plantmodel.readings import Reading, check_boot, format_ts, to_ms
 from plantmodel.sequence import Key, Lost, SeqState, SequenceTracker, Verdict
 from plantmodel.shelly import CounterReset, PowerSample, SwitchState
 from plantmodel.sources import AutomateSource, MeterSource, automate_key
@@ -202,11 +202,6 @@ LEGACY_BOOT = "http"  # the life of a legacy HTTP sender's readings, which the b
 METERS_PREFIX = "meters/"  # MeterSource.key
 
 
-def _ms(ts: datetime) -> datetime:
-    """What a stored DATETIME(3) gives back: a receive time used as a row's key."""
-    return ts.replace(microsecond=ts.microsecond // 1000 * 1000)
-
-
 class Processor:
     def __init__(self, topics: Topics, thresholds: ThresholdSet, *, max_future_skew: float = 300.0,
                  rpc_retry: float = 30.0, gap_timeout: float = 300.0, status_refresh: float = 300.0) -> None:
@@ -283,7 +278,7 @@ class Processor:
                             plan.unverified += 1
                     elif isinstance(ev, SwitchEvent):
                         meters.add(ev.meter)
-                        sample_keys.add((ev.meter, ev.ts or _ms(d.msg.received_at)))
+                        sample_keys.add((ev.meter, ev.ts or to_ms(d.msg.received_at)))
                     elif isinstance(ev, AskStatus):
                         meters.add(ev.meter)
                     elif isinstance(ev, OnlineEvent) and ev.device.startswith(METERS_PREFIX):
@@ -548,7 +543,7 @@ class Processor:
         if ev.ts is not None:
             self._check_clock(ev.ts, msg.received_at)
         # No device time (status/switch:0, Gen1): stored under the bridge's receive time.
-        ts = ev.ts or _ms(msg.received_at)
+        ts = ev.ts or to_ms(msg.received_at)
         before = state.copy()
         try:
             sample, reset = state.apply(ev.status, ts, full=ev.full, device_time=ev.ts is not None)

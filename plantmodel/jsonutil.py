@@ -97,5 +97,16 @@ def require_str(data: dict[str, Any], key: str) -> str:
     return value
 
 
+def optional_text(value: Any, what: str, size: int, *, minimum: int = 0) -> str | None:
+    """A short text a device says of itself (model, firmware): absent (None), or printable and of
+    ``minimum``..``size`` characters, so that it fits its column and logs cleanly."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.isprintable() or not minimum <= len(value) <= size:
+        span = f"{minimum} to {size}" if minimum else f"at most {size}"
+        raise ValidationError(f"{what} must be printable text of {span} characters")
+    return value
+
+
 def _kind(value: Any) -> str:
     return "null" if value is None else type(value).__name__

@@ -27,7 +27,7 @@ from datetime import datetime
 
 from plantmodel.errors import ValidationError
 from plantmodel.measures import AUTOMATE_MEASURES, METER_MEASURES, Measure
-from plantmodel.readings import MAX_AUTOMATE, MAX_UNIT, Reading, parse_ts
+from plantmodel.readings import MAX_AUTOMATE, MAX_UNIT, Reading, parse_ts, to_ms
 from plantmodel.shelly import PowerSample
 from plantmodel.sources import check_meter_id
 
@@ -130,7 +130,7 @@ def _now_ms(now: datetime) -> datetime:
     """The server's receive time at the millisecond the database keeps."""
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+    return to_ms(now)
 
 
 # -- seed 1: POST /collector/info ----------------------------------------------------------------------

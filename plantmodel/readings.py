@@ -31,6 +31,11 @@ def format_ts(ts: datetime) -> str:
     return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
 
 
+def to_ms(ts: datetime) -> datetime:
+    """``ts`` at the millisecond the database keeps (DATETIME(3)), so equality survives a round trip."""
+    return ts.replace(microsecond=ts.microsecond // 1000 * 1000)
+
+
 def parse_ts(text: str, key: str = "ts") -> datetime:
     """Parse a UTC ISO 8601 timestamp into an aware datetime (millisecond precision)."""
     if not isinstance(text, str) or not _TS_RE.fullmatch(text):
@@ -42,7 +47,7 @@ def parse_ts(text: str, key: str = "ts") -> datetime:
     if not 2000 <= ts.year <= 2200:
         raise ValidationError(f"field {key!r} year {ts.year} is not plausible")
     # The database keeps milliseconds; truncate here so equality survives a round trip.
-    return ts.astimezone(UTC).replace(microsecond=ts.microsecond // 1000 * 1000)
+    return to_ms(ts.astimezone(UTC))
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from plantmodel.errors import ValidationError
-from plantmodel.jsonutil import dumps, loads_object, number
+from plantmodel.jsonutil import dumps, loads_object, number, optional_text
 from plantmodel.measures import METER_ERRORS, METER_MEASURES
 from plantmodel.sources import check_meter_id
 
@@ -84,15 +84,8 @@ def device_info(frame: RpcResponse) -> tuple[str | None, int | None, str | None]
     gen = r.get("gen")
     if isinstance(gen, bool) or not isinstance(gen, int) or not 1 <= gen <= 99:
         raise ValidationError("Shelly.GetDeviceInfo: 'gen' must be a small whole number")
-    return (_short(r.get("model"), "model", 64), gen, _short(r.get("ver") or r.get("fw_id"), "ver", 96))
-
-
-def _short(value: Any, key: str, size: int) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value.isprintable() or len(value) > size:
-        raise ValidationError(f"field {key!r} must be printable text of at most {size} characters")
-    return value
+    return (optional_text(r.get("model"), "field 'model'", 64), gen,
+            optional_text(r.get("ver") or r.get("fw_id"), "field 'ver'", 96))
 
 
 def unix_to_dt(ts: float) -> datetime:

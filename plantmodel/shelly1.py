@@ -23,7 +23,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from plantmodel.errors import ValidationError
-from plantmodel.jsonutil import loads_object
+from plantmodel.jsonutil import loads_object, optional_text
 from plantmodel.shelly import FLAGS_KEY, parse_online
 from plantmodel.sources import MeterSource
 
@@ -86,13 +86,9 @@ def _announce(meter: str, payload: bytes | str) -> Event:
     data = loads_object(payload, "Gen1 announce")
     if data.get("id") != meter:
         raise ValidationError(f"Gen1 announce for id {str(data.get('id'))[:64]!r} published under {meter!r}")
-    fields: dict[str, str | None] = {}
-    for key, size in (("model", 64), ("fw_ver", 96)):
-        value = data.get(key)
-        if value is not None and (not isinstance(value, str) or not value.isprintable() or len(value) > size):
-            raise ValidationError(f"Gen1 announce field {key!r} must be printable text of at most {size} characters")
-        fields[key] = value
-    return DeviceInfo(MeterSource(meter).key, fields["model"], GENERATION, fields["fw_ver"])
+    model = optional_text(data.get("model"), "Gen1 announce field 'model'", 64)
+    firmware = optional_text(data.get("fw_ver"), "Gen1 announce field 'fw_ver'", 96)
+    return DeviceInfo(MeterSource(meter).key, model, GENERATION, firmware)
 
 
 def _text(payload: bytes | str, kind: str) -> str:

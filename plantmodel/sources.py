@@ -67,6 +67,22 @@ def check_meter_id(meter: str) -> str:
     return meter
 
 
+def unit_of_key(key: str) -> int:
+    """The unit of a unit key (``units/3``: a threshold scope, a registry key), refused unless
+    written the one way lookups use it: ``units/03`` would silently never match."""
+    parts = key.split("/")
+    if len(parts) != 2 or parts[0] != "units":
+        raise ValidationError(f"{key!r} is not units/<unit number>")
+    number = parts[1]
+    # Fix (property tests): past 4300 digits int() raises a plain ValueError (a 500 on the API).
+    if not (number.isascii() and number.isdigit()) or len(number) > 18:
+        raise ValidationError(f"{number!r} is not a unit number")
+    if number != str(int(number)):
+        raise ValidationError(f"must be written 'units/{int(number)}'")
+    AutomateSource(int(number), 1)  # range check
+    return int(number)
+
+
 def parse_source(key: str) -> Source:
     parts = key.split("/")
     if len(parts) == 4 and parts[0] == "units" and parts[2] == "automates":

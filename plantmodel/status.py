@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from plantmodel.errors import ValidationError
-from plantmodel.jsonutil import dumps, loads_object, require_str
+from plantmodel.jsonutil import dumps, loads_object, optional_text, require_str
 from plantmodel.readings import format_ts, parse_ts, utcnow
 
 STATES = ("online", "offline")
@@ -24,10 +24,7 @@ class DeviceStatus:
         if self.state not in STATES:
             raise ValidationError(f"field 'state' must be one of {STATES}, got {self.state!r}")
         for key, size in (("model", 64), ("firmware", 96)):
-            value = getattr(self, key)
-            if value is not None and (not isinstance(value, str) or not value.isprintable()
-                                      or not 0 < len(value) <= size):
-                raise ValidationError(f"field {key!r} must be printable text of 1 to {size} characters")
+            optional_text(getattr(self, key), f"field {key!r}", size, minimum=1)
 
     @classmethod
     def online(cls) -> DeviceStatus:

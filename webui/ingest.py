@@ -36,7 +36,7 @@ from sqlalchemy import select
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from plantmodel import legacy
-from plantmodel.readings import format_ts, utcnow
+from plantmodel.readings import format_ts, to_ms, utcnow
 from store import models as orm
 from webui.api import ApiError, error_response, invalid_input
 from webui.auth import api_style, public, token_hash
@@ -199,8 +199,7 @@ def publish(topic: str, payload: str) -> Response | None:
 
 
 def _now() -> datetime:
-    now = utcnow()
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+    return to_ms(utcnow())
 
 
 # -- routes ---------------------------------------------------------------------------------------------

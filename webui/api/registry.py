@@ -14,8 +14,9 @@ from typing import Any
 from flask import Response, jsonify, request
 from sqlalchemy.orm import Session
 
+from plantmodel.errors import ValidationError
 from plantmodel.readings import MAX_UNIT, format_ts, utcnow
-from plantmodel.sources import METER_ID_RE
+from plantmodel.sources import METER_ID_RE, unit_of_key
 from store import models as orm
 from store import queries
 from webui.api import ApiError, bp
@@ -35,10 +36,11 @@ def check_device(device: str) -> str:
     leading zero) or ``meters/<id>`` (a meter id as the topics allow it)."""
     parts = device.split("/")
     if len(parts) == 2 and parts[0] == "units":
-        number = parts[1]
-        if number.isascii() and number.isdigit() and len(number) <= 18 and number == str(int(number)) \
-                and 1 <= int(number) <= MAX_UNIT:
+        try:
+            unit_of_key(device)
             return device
+        except ValidationError:
+            pass
     elif len(parts) == 2 and parts[0] == "meters" and METER_ID_RE.fullmatch(parts[1]):
         return device
     hint = " (an automate is part of its unit: name the unit)" \
