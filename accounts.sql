@@ -108,6 +108,8 @@ GRANT INSERT, UPDATE, DELETE ON automates TO plant_delegate@'%';
 GRANT INSERT, UPDATE, DELETE ON meters TO plant_delegate@'%';
 GRANT INSERT, UPDATE ON devices TO plant_delegate@'%';
 GRANT INSERT, UPDATE ON device_tokens TO plant_delegate@'%';
+GRANT INSERT ON audit_log TO plant_delegate@'%';
+GRANT INSERT, UPDATE, DELETE ON notification_routes TO plant_delegate@'%';
 
 -- collector (the bridge). SELECT where it reads back (conflicts, sequences, SELECT … FOR UPDATE on
 -- source_versions); never users, threshold_changes; no DELETE anywhere.
@@ -131,14 +133,15 @@ GRANT SELECT,
 -- must not acknowledge an alarm in an operator's name.
 GRANT SELECT,
       INSERT (source, unit_id, automate_no, meter_id, measure, bound, severity, state, value, limit_value,
-              last_value, raised_at),
+              last_value, raised_at, detail),
       UPDATE (source, unit_id, automate_no, meter_id, measure, bound, severity, state, value, limit_value,
-              last_value, raised_at, cleared_at)
+              last_value, raised_at, cleared_at, detail)
       ON alarms TO plant_collector@'%';
 GRANT SELECT ON thresholds TO plant_collector@'%';
 
 -- datavision (the web UI): reads what it shows, and the log-in; writes acknowledgements, thresholds
--- and their audit (append-only), users. Not rejected_messages, meter_states, source_versions.
+-- and their audit (append-only), users, the audit trail (append-only: INSERT, no UPDATE or DELETE),
+-- notification routes and the notifier's outbox. Not meter_states, source_versions.
 GRANT SELECT ON units TO plant_datavision@'%';
 GRANT SELECT ON automates TO plant_datavision@'%';
 GRANT SELECT ON automate_sequences TO plant_datavision@'%';
@@ -146,9 +149,16 @@ GRANT SELECT ON readings TO plant_datavision@'%';
 GRANT SELECT ON meters TO plant_datavision@'%';
 GRANT SELECT ON power_readings TO plant_datavision@'%';
 GRANT SELECT ON device_status TO plant_datavision@'%';
-GRANT SELECT, UPDATE (acknowledged_at, acknowledged_by) ON alarms TO plant_datavision@'%';
-GRANT SELECT, INSERT, DELETE, UPDATE (low, high, deadband, severity, updated_at, updated_by)
+GRANT SELECT, UPDATE (acknowledged_at, acknowledged_by, ack_note, ack_disposition) ON alarms TO plant_datavision@'%';
+GRANT SELECT, INSERT, DELETE,
+      UPDATE (low, high, deadband, severity, updated_at, updated_by, inherit_low, inherit_high)
       ON thresholds TO plant_datavision@'%';
+GRANT SELECT ON rejected_messages TO plant_datavision@'%';
+GRANT SELECT, INSERT ON audit_log TO plant_datavision@'%';
+GRANT SELECT, INSERT, UPDATE, DELETE ON notification_routes TO plant_datavision@'%';
+GRANT SELECT, INSERT, UPDATE (status, attempts, next_attempt_at, sent_at, last_error)
+      ON notifications TO plant_datavision@'%';
+GRANT SELECT, INSERT ON notification_attempts TO plant_datavision@'%';
 GRANT SELECT, INSERT ON threshold_changes TO plant_datavision@'%';
 GRANT SELECT, INSERT (device, name, disabled, updated_at, updated_by),
       UPDATE (name, disabled, removed_at, updated_at, updated_by)

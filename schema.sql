@@ -129,6 +129,8 @@ CREATE TABLE IF NOT EXISTS thresholds (
     severity    VARCHAR(16)  NOT NULL,
     updated_at  DATETIME(3)  NOT NULL,
     updated_by  VARCHAR(64)  NOT NULL,
+    inherit_low   BOOLEAN    NULL,        -- 1: low comes from the wider scope; else NULL low = no limit
+    inherit_high  BOOLEAN    NULL,
     PRIMARY KEY (id),
     UNIQUE KEY uq_thresholds_scope_measure (scope, measure)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
@@ -150,6 +152,9 @@ CREATE TABLE IF NOT EXISTS alarms (
     cleared_at       DATETIME(3)  NULL,
     acknowledged_at  DATETIME(3)  NULL,
     acknowledged_by  VARCHAR(64)  NULL,
+    ack_note         TEXT         NULL,       -- corrective action (required for a critical alarm)
+    ack_disposition  VARCHAR(8)   NULL,       -- hold | release | none
+    detail           VARCHAR(512) NULL,       -- e.g. a probe fault's last rejection reason
     PRIMARY KEY (id),
     UNIQUE KEY uq_alarms_source_measure_raised (source, measure, raised_at),
     KEY ix_alarms_state_source (state, source),
@@ -164,8 +169,10 @@ CREATE TABLE IF NOT EXISTS rejected_messages (
     payload        TEXT          NOT NULL,   -- truncated; undecodable bytes escaped
     payload_bytes  INT           NOT NULL,   -- size before truncation
     reason         VARCHAR(512)  NOT NULL,
+    source         VARCHAR(96)   NULL,       -- the device the topic names, if any
     PRIMARY KEY (id),
-    KEY ix_rejected_messages_received_at (received_at)
+    KEY ix_rejected_messages_received_at (received_at),
+    KEY ix_rejected_messages_source (source, received_at)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
 CREATE TABLE IF NOT EXISTS users (
@@ -245,4 +252,63 @@ CREATE TABLE IF NOT EXISTS switch_actions (
     detail        VARCHAR(255) NULL,       -- the device's answer or error
     PRIMARY KEY (id),
     KEY ix_switch_actions_meter (meter_id, requested_at)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+-- The append-only audit trail; each entry holds the SHA-256 of the previous one (store/audit.py).
+-- prev_hash is unique, so two writers can never fork the chain.
+CREATE TABLE IF NOT EXISTS audit_log (
+    id         BIGINT       NOT NULL AUTO_INCREMENT,
+    at         DATETIME(3)  NOT NULL,
+    actor      VARCHAR(64)  NULL,
+    address    VARCHAR(64)  NULL,
+    action     VARCHAR(48)  NOT NULL,
+    details    TEXT         NOT NULL,   -- canonical JSON object
+    prev_hash  VARCHAR(64)  NOT NULL,
+    hash       VARCHAR(64)  NOT NULL,
+    PRIMARY KEY (id),
+    UNIQUE KEY uq_audit_log_prev_hash (prev_hash),
+    KEY ix_audit_log_at (at)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+-- Alarm notifications: who is told (routes), the outbox (one row per alarm, route and event) and
+-- every delivery attempt.
+CREATE TABLE IF NOT EXISTS notification_routes (
+    id                  INT            NOT NULL AUTO_INCREMENT,
+    name                VARCHAR(64)    NOT NULL,
+    channel             VARCHAR(8)     NOT NULL,   -- email | webhook
+    target              VARCHAR(1024)  NOT NULL,   -- addresses, comma-separated, or the URL
+    min_severity        VARCHAR(16)    NOT NULL,
+    scope               VARCHAR(96)    NOT NULL,
+    events              VARCHAR(32)    NOT NULL,   -- raise,clear
+    escalate_after_min  INT            NULL,       -- set: told only of alarms unacknowledged that long
+    enabled             BOOLEAN        NOT NULL,
+    updated_at          DATETIME(3)    NOT NULL,
+    updated_by          VARCHAR(64)    NOT NULL,
+    PRIMARY KEY (id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+CREATE TABLE IF NOT EXISTS notifications (
+    id               BIGINT        NOT NULL AUTO_INCREMENT,
+    alarm_id         BIGINT        NOT NULL,
+    route_id         INT           NOT NULL,
+    event            VARCHAR(8)    NOT NULL,   -- raise | clear | escalate
+    created_at       DATETIME(3)   NOT NULL,
+    status           VARCHAR(8)    NOT NULL,   -- pending | sent | failed
+    attempts         INT           NOT NULL,
+    next_attempt_at  DATETIME(3)   NULL,
+    sent_at          DATETIME(3)   NULL,
+    last_error       VARCHAR(512)  NULL,
+    PRIMARY KEY (id),
+    UNIQUE KEY uq_notifications_alarm_route_event (alarm_id, route_id, event),
+    KEY ix_notifications_status_next (status, next_attempt_at)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+CREATE TABLE IF NOT EXISTS notification_attempts (
+    id               BIGINT        NOT NULL AUTO_INCREMENT,
+    notification_id  BIGINT        NOT NULL,
+    at               DATETIME(3)   NOT NULL,
+    ok               BOOLEAN       NOT NULL,
+    error            VARCHAR(512)  NULL,
+    PRIMARY KEY (id),
+    KEY ix_notification_attempts_notification (notification_id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;

@@ -111,7 +111,9 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
 # this over with the schema-evolution work; until then this list is the whole history.)
 ADDED_COLUMNS = (("readings", "stored_at"), ("power_readings", "stored_at"), ("users", "session_version"),
                  ("power_readings", "errors"), ("power_readings", "energy_offset_wh"),
-                 ("meter_states", "energy_offset_wh"), ("meter_states", "last_ts"))
+                 ("meter_states", "energy_offset_wh"), ("meter_states", "last_ts"),
+                 ("thresholds", "inherit_low"), ("thresholds", "inherit_high"), ("alarms", "ack_note"),
+                 ("alarms", "ack_disposition"), ("alarms", "detail"), ("rejected_messages", "source"))
 
 
 def init_schema(engine: Engine) -> None:

@@ -230,6 +230,10 @@ class Threshold(Base):
     severity: Mapped[str] = mapped_column(String(16))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_by: Mapped[str] = mapped_column(String(64))
+    # True: ``low``/``high`` is taken from the wider scope (live). Null/False with ``low`` null: no
+    # limit on that side (what every row meant before these columns existed).
+    inherit_low: Mapped[bool | None] = mapped_column(Boolean)
+    inherit_high: Mapped[bool | None] = mapped_column(Boolean)
 
 
 class Alarm(Base):
@@ -259,11 +263,19 @@ class Alarm(Base):
     cleared_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     acknowledged_by: Mapped[str | None] = mapped_column(String(64))
+    # The corrective action (HACCP principle 5): required to acknowledge a critical alarm.
+    ack_note: Mapped[str | None] = mapped_column(Text)
+    ack_disposition: Mapped[str | None] = mapped_column(String(8))  # hold | release | none
+    detail: Mapped[str | None] = mapped_column(String(512))  # e.g. a probe fault's last rejection reason
 
 
 class RejectedMessage(Base):
     __tablename__ = "rejected_messages"
-    __table_args__ = (Index("ix_rejected_messages_received_at", "received_at"), TABLE_ARGS)
+    __table_args__ = (
+        Index("ix_rejected_messages_received_at", "received_at"),
+        Index("ix_rejected_messages_source", "source", "received_at"),
+        TABLE_ARGS,
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -271,6 +283,7 @@ class RejectedMessage(Base):
     payload: Mapped[str] = mapped_column(Text)  # truncated, undecodable bytes escaped
     payload_bytes: Mapped[int] = mapped_column(Integer)  # size before truncation
     reason: Mapped[str] = mapped_column(String(512))
+    source: Mapped[str | None] = mapped_column(String(96))  # the device the topic names, if any
 
 
 class User(Base):
@@ -372,3 +385,83 @@ class SwitchAction(Base):
     outcome: Mapped[str] = mapped_column(String(16))  # pending | confirmed | error | timeout
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     detail: Mapped[str | None] = mapped_column(String(255))
+
+
+class AuditEntry(Base):
+    """The append-only audit trail (log-ins, acknowledgements, threshold, user and device changes,
+    remote switching). Each entry carries the SHA-256 of the previous one (``store/audit.py``), and
+    ``prev_hash`` is unique: two writers can never fork the chain. The web UI's account may only
+    SELECT and INSERT here (accounts.sql)."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (
+        UniqueConstraint("prev_hash", name="uq_audit_log_prev_hash"),
+        Index("ix_audit_log_at", "at"),
+        TABLE_ARGS,
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    actor: Mapped[str | None] = mapped_column(String(64))  # user name; null for the system
+    address: Mapped[str | None] = mapped_column(String(64))  # client address, if over HTTP
+    action: Mapped[str] = mapped_column(String(48))  # login.ok, alarm.acknowledge, threshold.set, ...
+    details: Mapped[str] = mapped_column(Text)  # canonical JSON object
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class NotificationRoute(Base):
+    """Who is told about which alarms, how: an e-mail list or a webhook URL, for alarms of at least
+    ``min_severity`` within ``scope``. ``escalate_after_min`` set: a second-level contact, told only
+    when an alarm is still unacknowledged that many minutes after it was raised."""
+
+    __tablename__ = "notification_routes"
+    __table_args__ = TABLE_ARGS
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(8))  # email | webhook
+    target: Mapped[str] = mapped_column(String(1024))  # comma-separated addresses, or the URL
+    min_severity: Mapped[str] = mapped_column(String(16))
+    scope: Mapped[str] = mapped_column(String(96))  # *, units/3, units/3/automates/7, meters/<id>
+    events: Mapped[str] = mapped_column(String(32))  # comma-separated: raise, clear
+    escalate_after_min: Mapped[int | None] = mapped_column(Integer)
+    enabled: Mapped[bool] = mapped_column(Boolean)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_by: Mapped[str] = mapped_column(String(64))
+
+
+class Notification(Base):
+    """The outbox: one row per (alarm, route, event), so an alarm transition notifies each route once
+    however often the notifier restarts; delivery is retried with back-off."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (
+        UniqueConstraint("alarm_id", "route_id", "event", name="uq_notifications_alarm_route_event"),
+        Index("ix_notifications_status_next", "status", "next_attempt_at"),
+        TABLE_ARGS,
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    alarm_id: Mapped[int] = mapped_column(BigInteger)
+    route_id: Mapped[int] = mapped_column(Integer)
+    event: Mapped[str] = mapped_column(String(8))  # raise | clear | escalate
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(String(8))  # pending | sent | failed
+    attempts: Mapped[int] = mapped_column(Integer)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(String(512))
+
+
+class NotificationAttempt(Base):
+    """Every delivery attempt, successful or not."""
+
+    __tablename__ = "notification_attempts"
+    __table_args__ = (Index("ix_notification_attempts_notification", "notification_id"), TABLE_ARGS)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    notification_id: Mapped[int] = mapped_column(BigInteger)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ok: Mapped[bool] = mapped_column(Boolean)
+    error: Mapped[str | None] = mapped_column(String(512))

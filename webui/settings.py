@@ -10,6 +10,7 @@ from plantmodel.envconf import env_float, env_int, env_str
 from plantmodel.errors import ValidationError
 from plantmodel.mqtt import MqttSettings
 from plantmodel.placeholders import refuse_placeholder
+from plantmodel.timezone import server_zone_name, zone_from_env
 from plantmodel.topics import Topics
 from store.db import DEFAULT_SQLITE_PATH, database_url_from_env
 
@@ -35,13 +36,15 @@ class WebSettings:
     login_limit_address: str = "20 per 15 minutes"
     # Remote switching: how long a switch request waits for the meter's answer (seconds).
     switch_timeout: float = 5.0
+    # The plant's IANA time zone: pages, reports and the spreadsheet CSV show times in it.
+    plant_tz: str = field(default_factory=server_zone_name)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> WebSettings:
         """``DATABASE_URL``, ``MQTT_*`` (user ``webui`` by default), ``PLANT_TOPIC_ROOT``,
         ``WEBUI_HOST``, ``WEBUI_PORT``, ``SECRET_KEY``, ``WEBUI_REPORT_PERIOD``, ``WEBUI_METER_PERIOD``,
-        ``WEBUI_PUSH_INTERVAL`` and ``WEBUI_SWITCH_TIMEOUT`` (5 s: a remote switch without the
-        meter's answer by then is reported as timed out)."""
+        ``WEBUI_PUSH_INTERVAL``, ``WEBUI_SWITCH_TIMEOUT`` (5 s: a remote switch without the
+        meter's answer by then is reported as timed out) and ``PLANT_TZ`` (default: the server's zone)."""
         root = env_str(env, "PLANT_TOPIC_ROOT", "plant")
         Topics(root)  # fail at start-up, not on the first message, when the root is invalid
         secret = env_str(env, "SECRET_KEY", "")
@@ -62,6 +65,7 @@ class WebSettings:
             login_limit_user=check_limit(env_str(env, "WEBUI_LOGIN_LIMIT_USER", "5 per 15 minutes")),
             login_limit_address=check_limit(env_str(env, "WEBUI_LOGIN_LIMIT_ADDRESS", "20 per 15 minutes")),
             switch_timeout=check_switch_timeout(env_float(env, "WEBUI_SWITCH_TIMEOUT", 5.0, minimum=0.1)),
+            plant_tz=zone_from_env(env),
         )
 
 

@@ -75,7 +75,7 @@ def _page_config() -> dict[str, Any]:
     """What every page's script needs before the Socket.IO ``hello`` arrives."""
     settings = web_state().settings
     return {"periods": {"automate": settings.report_period, "meter": settings.meter_period},
-            "stale_after": STALE_AFTER, "measures": measure_table()}
+            "stale_after": STALE_AFTER, "measures": measure_table(), "plant_tz": settings.plant_tz}
 
 
 def _unit_automates(session: Session) -> dict[int, list[int]]:
