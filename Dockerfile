@@ -14,6 +14,7 @@ COPY bridge ./bridge
 COPY devices ./devices
 COPY webui ./webui
 COPY stack ./stack
+COPY notifier ./notifier
 RUN pip install . && python -m webui assets
 # Services run as an unprivileged user (uid 10001, what `python -m broker export --owner` hands
 # each service's secrets to). Folders a named volume is mounted on start out owned by it.

@@ -190,6 +190,8 @@ INSERT INTO thresholds (scope, measure, low, high, deadband, severity, updated_a
     ('*', 'salmonella_ppm', 17, 37, 2, 'critical', UTC_TIMESTAMP(3), 'defaults'),
     ('*', 'ecoli_ppm', 35, 49, 2, 'critical', UTC_TIMESTAMP(3), 'defaults'),
     ('*', 'listeria_ppm', 28, 54, 2, 'critical', UTC_TIMESTAMP(3), 'defaults'),
+    ('*', 'no_data', NULL, 2.5, 0, 'warning', UTC_TIMESTAMP(3), 'defaults'),
+    ('*', 'probe_fault', NULL, 2.5, 0, 'warning', UTC_TIMESTAMP(3), 'defaults'),
     ('*', 'apower', NULL, 3500, 175, 'warning', UTC_TIMESTAMP(3), 'defaults'),
     ('*', 'overtemp', NULL, 0.5, 0, 'critical', UTC_TIMESTAMP(3), 'defaults'),
     ('*', 'overpower', NULL, 0.5, 0, 'critical', UTC_TIMESTAMP(3), 'defaults'),

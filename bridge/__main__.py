@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import logging
 import os
 import signal
@@ -10,6 +11,7 @@ import sys
 import threading
 import time
 from dataclasses import replace
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
@@ -21,7 +23,15 @@ from plantmodel.measures import MEASURES
 from plantmodel.readings import format_ts, utcnow
 from plantmodel.sources import AutomateSource, MeterSource, unit_key
 from plantmodel.text import printable
-from plantmodel.thresholds import DEFAULT_SCOPE, Threshold, ThresholdSet
+from plantmodel.thresholds import (
+    DEFAULT_SCOPE,
+    SEVERITIES,
+    Threshold,
+    ThresholdSet,
+    change_risks,
+    incoherence,
+)
+from store import audit as trail
 from store import models as orm
 from store import queries
 from store.db import (
@@ -93,7 +103,34 @@ def cmd_run(settings: BridgeSettings, *, leave: bool = False) -> int:
 LEAVE_QUIET_S = 5.0  # no message for this long: the session's queue is empty
 
 
+INHERIT = "inherit"  # a limit left out of ``set``: it comes live from the wider scope
+NO_LIMIT = "none"
+
+
+def _limit(text: str) -> float | str:
+    """``--low``/``--high``: a number, ``none`` (no limit) or ``inherit`` (as if left out)."""
+    word = text.strip().lower()
+    if word in (NO_LIMIT, INHERIT):
+        return word
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number, 'none' or 'inherit'") from None
+
+
+def _cli_user() -> str:
+    """Who ran the command (the account may have no name in a container), as webui's CLI says it."""
+    try:
+        return f"cli:{getpass.getuser()}"[:64]
+    except (KeyError, OSError):
+        return "cli"
+
+
 def cmd_thresholds(settings: BridgeSettings, args: argparse.Namespace) -> int:
+    """The rules of ``PUT``/``DELETE /api/thresholds`` (plantmodel.thresholds decides): a limit left
+    out is inherited, ``none`` is no limit, deadband and severity left out are the wider scope's;
+    removing a limit or widening one past the normal range needs ``--confirm``. Every change is on
+    the audit trail, in the change's transaction."""
     engine = create_db_engine(settings.database_url)
     connect_database(engine)  # one try: a command in a shell says what is wrong, it does not wait
     sessions = make_sessionmaker(engine)
@@ -101,42 +138,105 @@ def cmd_thresholds(settings: BridgeSettings, args: argparse.Namespace) -> int:
         queries.seed_default_thresholds(session, utcnow())
     if args.action == "list":
         with sessions() as session:
-            rows = sorted(queries.load_thresholds(session), key=lambda t: (t.scope != "*", t.scope, t.measure))
-        print(f"{'scope':28} {'measure':16} {'low':>9} {'high':>9} {'deadband':>9} severity")
-        for t in rows:
-            print(f"{t.scope:28} {t.measure:16} {_num(t.low):>9} {_num(t.high):>9} {t.deadband:>9g} {t.severity}")
+            current = ThresholdSet(queries.load_thresholds(session))
+        _print_thresholds(current)
         return 0
-    scope = _scope(args)
+    scope, measure = _scope(args), args.measure
+    actor = _cli_user()
+    by = args.by or actor
     if args.action == "delete":
         if scope == DEFAULT_SCOPE:
             raise PlantModelError("the default (*) thresholds can be changed, not deleted")
         with sessions.begin() as session:
-            found = queries.delete_threshold(session, scope, args.measure, utcnow(), args.by)
-        print(f"deleted {scope} {args.measure}" if found else f"no threshold {scope} {args.measure}")
-        return 0 if found else 1
-    # set: unspecified fields start from what applies today (the inherited threshold).
+            current = ThresholdSet(queries.load_thresholds(session))
+            if not any((t.scope, t.measure) == (scope, measure) for t in current):
+                print(f"no threshold {scope} {measure}")
+                return 1
+            after = ThresholdSet(t for t in current if (t.scope, t.measure) != (scope, measure))
+            risks = _check_change(current, after, scope, measure, args.confirm)
+            queries.delete_threshold(session, scope, measure, utcnow(), by)
+            trail.append(session, "threshold.delete", {"scope": scope, "measure": measure, **_confirmed(risks)},
+                         at=utcnow(), actor=actor)
+        print(f"deleted {scope} {measure}; now {_explained(after, scope, measure)}")
+        return 0
     with sessions.begin() as session:
-        current = _resolve(ThresholdSet(queries.load_thresholds(session)), scope, args.measure)
+        current = ThresholdSet(queries.load_thresholds(session))
+        inherited, _ = current.explain(scope, measure, inherited_only=True)
+        default = MEASURES[measure]
+        limits: dict[str, Any] = {}
+        for side in ("low", "high"):
+            given = NO_LIMIT if getattr(args, f"no_{side}") else getattr(args, side)
+            # At "*" nothing is wider: left out means no limit, stored as such (as the API does).
+            limits[f"inherit_{side}"] = given in (None, INHERIT) and scope != DEFAULT_SCOPE
+            limits[side] = given if isinstance(given, float) else None
         new = Threshold(
-            measure=args.measure, scope=scope,
-            low=None if args.no_low else (args.low if args.low is not None else current.low),
-            high=None if args.no_high else (args.high if args.high is not None else current.high),
-            deadband=args.deadband if args.deadband is not None else current.deadband,
-            severity=args.severity or current.severity,
-        )
-        queries.upsert_threshold(session, new, utcnow(), args.by)
-    print(f"set {scope} {args.measure}: low={_num(new.low)} high={_num(new.high)} "
-          f"deadband={new.deadband:g} severity={new.severity} (the bridge applies it within "
+            measure, scope,
+            deadband=args.deadband if args.deadband is not None else (
+                inherited.deadband if inherited else default.deadband),
+            severity=args.severity or (inherited.severity if inherited else default.severity),
+            **limits)
+        after = ThresholdSet([*(t for t in current if (t.scope, t.measure) != (scope, measure)), new])
+        risks = _check_change(current, after, scope, measure, args.confirm)
+        queries.upsert_threshold(session, new, utcnow(), by)
+        trail.append(session, "threshold.set", {
+            "scope": scope, "measure": measure, "low": new.low, "high": new.high,
+            "inherit_low": new.inherit_low, "inherit_high": new.inherit_high, "deadband": new.deadband,
+            "severity": new.severity, **_confirmed(risks)}, at=utcnow(), actor=actor)
+    print(f"set {scope} {measure}: {_explained(after, scope, measure)} (the bridge applies it within "
           f"{settings.thresholds_poll:g} s)")
     return 0
 
 
-def _resolve(ts: ThresholdSet, scope: str, measure: str) -> Threshold:
-    found = ts.resolve_scope(scope, measure)
-    if found is None:  # a measure without any threshold yet: start from its measure's defaults
-        m = MEASURES[measure]
-        found = Threshold(measure, DEFAULT_SCOPE, None, None, m.deadband, m.severity)
-    return found
+def _check_change(before: ThresholdSet, after: ThresholdSet, scope: str, measure: str,
+                  confirmed: bool) -> list[str]:
+    """The API's checks (the model's rules): an incoherent result is refused; a removed or widened
+    limit needs --confirm. Returns what was confirmed, for the audit trail."""
+    problem = incoherence(after, measure)
+    if problem is not None:
+        raise PlantModelError(problem)
+    risks = change_risks(before, after, scope, measure)
+    if risks and not confirmed:
+        raise PlantModelError("this change " + "; and ".join(risks) + ". Add --confirm to do it.")
+    return risks
+
+
+def _confirmed(risks: list[str]) -> dict[str, str]:
+    return {"confirmed": "; ".join(risks)} if risks else {}
+
+
+def _shown(ts: ThresholdSet, t: Threshold, side: str) -> str:
+    """One limit of a stored row: its own value, "—" (no limit), or "↑" what it inherits and from where."""
+    if not getattr(t, f"inherit_{side}"):
+        return _num(getattr(t, side))
+    found, origin = ts.explain(t.scope, t.measure)
+    return f"↑ {_num(getattr(found, side) if found else None)} (from {origin[side] or 'nowhere'})"
+
+
+def _explained(ts: ThresholdSet, scope: str, measure: str) -> str:
+    """What applies at ``scope`` now, each limit with where it comes from when that is elsewhere."""
+    found, origin = ts.explain(scope, measure)
+    if found is None:
+        return "no threshold applies"
+    parts = []
+    for side in ("low", "high"):
+        value = getattr(found, side)
+        where = "" if value is None or origin[side] == scope else f" (from {origin[side]})"
+        parts.append(f"{side}={_num(value)}{where}")
+    return " ".join(parts) + f" deadband={found.deadband:g} severity={found.severity}"
+
+
+_ORDER = {name: i for i, name in enumerate(MEASURES)}
+
+
+def _print_thresholds(ts: ThresholdSet) -> None:
+    if hasattr(sys.stdout, "reconfigure"):  # "↑" and "—" must not fail on a non-UTF-8 terminal
+        sys.stdout.reconfigure(errors="replace")
+    rows = sorted(ts, key=lambda t: (t.scope != DEFAULT_SCOPE, t.scope, _ORDER.get(t.measure, 99)))
+    print(f"{'scope':28} {'measure':16} {'low':>18} {'high':>18} {'deadband':>9} severity")
+    for t in rows:
+        print(f"{t.scope:28} {t.measure:16} {_shown(ts, t, 'low'):>18} {_shown(ts, t, 'high'):>18} "
+              f"{t.deadband:>9g} {t.severity}")
+    print("— = no limit; ↑ = inherited from the wider scope (follows its changes)")
 
 
 def cmd_rejected(settings: BridgeSettings, limit: int) -> int:
@@ -152,7 +252,7 @@ def cmd_rejected(settings: BridgeSettings, limit: int) -> int:
 
 
 def _num(v: float | None) -> str:
-    return "-" if v is None else f"{v:g}"
+    return "—" if v is None else f"{v:g}"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -190,13 +290,22 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--automate", type=int)
         p.add_argument("--meter")
         if name == "set":
-            p.add_argument("--low", type=float)
-            p.add_argument("--high", type=float)
-            p.add_argument("--no-low", action="store_true", help="no lower limit")
-            p.add_argument("--no-high", action="store_true", help="no upper limit")
-            p.add_argument("--deadband", type=float, help="how far back inside the range a value must come to clear")
-            p.add_argument("--severity", choices=["info", "warning", "critical"])
-        p.add_argument("--by", default=os.environ.get("USER", "cli"), help="who changes it (audit trail)")
+            for side, word in (("low", "lower"), ("high", "upper")):
+                g = p.add_mutually_exclusive_group()
+                g.add_argument(f"--{side}", type=_limit, metavar="V|none|inherit",
+                               help=f"the {word} limit; 'none' = no {word} limit; left out (or 'inherit') = "
+                                    "the wider scope's, live (at the default scope * nothing is wider: no limit)")
+                g.add_argument(f"--no-{side}", action="store_true", help=f"no {word} limit (= --{side} none)")
+            p.add_argument("--deadband", type=float,
+                           help="how far back inside the range a value must come to clear "
+                                "(left out: the wider scope's, else the measure's)")
+            p.add_argument("--severity", choices=list(SEVERITIES),
+                           help="left out: the wider scope's, else the measure's")
+        p.add_argument("--confirm", action="store_true",
+                       help="needed when the change removes a limit that applies or widens one past the "
+                            "measure's normal range")
+        p.add_argument("--by", help="name stored as the change's author in the thresholds' history (default: "
+                       "cli:<login>); the audit trail always records cli:<login>")
     p_rej = sub.add_parser("rejected", help="show the latest rejected messages and why")
     p_rej.add_argument("--limit", type=int, default=20)
     return parser

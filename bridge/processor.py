@@ -27,7 +27,7 @@ acknowledged, so the broker keeps it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -52,7 +52,7 @@ from plantmodel.jsonutil import loads_object
 from plantmodel.readings import Reading, check_boot, format_ts, to_ms
 from plantmodel.sequence import Key, Lost, SeqState, SequenceTracker, Verdict
 from plantmodel.shelly import CounterReset, PowerSample, SwitchState
-from plantmodel.sources import AutomateSource, MeterSource, automate_key
+from plantmodel.sources import AutomateSource, MeterSource, automate_key, parse_source
 from plantmodel.storage import SEQ_MAX
 from plantmodel.text import printable
 from plantmodel.thresholds import Alarm, AlarmEngine, ThresholdSet
@@ -131,6 +131,8 @@ class MeterStatus:
 
 
 Lookup = Callable[[Wanted], Stored]
+# (source key, active alarms by key) -> ({measure: value}, {measure: detail}): the timer's values
+Health = Callable[[str, Mapping[tuple[str, str], Alarm]], tuple[dict[str, float], dict[str, str]]]
 
 
 def nothing_stored(_wanted: Wanted) -> Stored:
@@ -354,6 +356,40 @@ class Processor:
             plan.sequences[gap.key] = self.sequences.states[gap.key]
             log.warning("%s: seq %d..%d %s; counted as lost", AutomateSource(*gap.key).label,
                         gap.first, gap.last, why)
+
+    def watch(self, now: datetime, sources: list[str], health: Health, lookup: Lookup = nothing_stored) -> BatchPlan:
+        """The timer's alarms (no data, probe fault) of ``sources`` at ``now``: ``health(source,
+        active)`` gives each one's values and details. A dry run first finds the sources whose alarm
+        state would change; only those are locked (as a batch locks its sources), refreshed if
+        another bridge changed them, evaluated again and their version bumped. Steady state: no
+        lock, no write."""
+        self._undo.clear()
+        plan = BatchPlan()
+        active = {a.key: a for a in self.alarms.active()}
+        moving = []
+        for src in sources:
+            values, details = health(src, active)
+            if self.alarms.evaluate(parse_source(src), values, now, details):
+                moving.append(src)
+        self._undo.undo()  # only a dry run: nothing is decided before the source is locked
+        self._undo.clear()
+        if not moving:
+            return plan
+        which: dict[str, Key | str] = {}
+        for src in moving:
+            source = parse_source(src)
+            which[src] = (source.unit, source.automate) if isinstance(source, AutomateSource) else source.meter
+        stored = lookup(Wanted(set(), set(), {src: self.versions.get(src) for src in moving}))
+        self._refresh(stored, which, now)
+        active = {a.key: a for a in self.alarms.active()}
+        for src in moving:
+            values, details = health(src, active)
+            events = self.alarms.evaluate(parse_source(src), values, now, details)
+            if events:
+                self._alarm(plan, events)
+                self._undo.save(self.versions, src)
+                plan.versions[src] = self.versions[src] = self.versions.get(src, 0) + 1
+        return plan
 
     def status_requests(self, now: datetime) -> list[Outgoing]:
         """``Shelly.GetStatus`` for every online meter whose last full status is older than the

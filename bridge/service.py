@@ -35,6 +35,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from bridge.health import HEALTH_MEASURES, SourceHealth
 from bridge.metrics import BridgeMetrics, MetricsServer
 from bridge.processor import (
     BatchPlan,
@@ -49,11 +50,12 @@ from bridge.processor import (
     Wanted,
 )
 from bridge.settings import BridgeSettings
+from plantmodel.decode import source_of_topic
 from plantmodel.errors import PlantModelError
 from plantmodel.mqtt import connect_async, new_client
-from plantmodel.readings import utcnow
+from plantmodel.readings import to_ms, utcnow
 from plantmodel.sequence import Key
-from plantmodel.sources import AutomateSource, parse_source
+from plantmodel.sources import AutomateSource, MeterSource, automate_key, parse_source
 from plantmodel.status import DeviceStatus
 from plantmodel.text import printable
 from plantmodel.thresholds import ThresholdSet
@@ -67,6 +69,11 @@ log = logging.getLogger(__name__)
 # the queue holds that many and more, so put() never blocks the network thread in practice.
 QUEUE_LIMIT = 5000
 STATUS_CHECK_S = 1.0  # how often the worker looks for meters due a full-status refresh
+# How far back each health tick looks for new readings and rejections beyond the previous tick:
+# a row's received_at is older than its commit (a batch in hand, a retried one), so a window that
+# started exactly at the previous tick would miss rows committed late.
+HEALTH_OVERLAP = timedelta(seconds=60)
+REJECTIONS_CAP = 100_000  # rejections counted per source and tick (the value only has to pass a limit)
 
 
 @dataclass(slots=True)
@@ -217,8 +224,9 @@ class RegistryWrites:
 
 
 def write_plan(session: Session, plan: BatchPlan, known: set[Key] | None = None,
-               registry: RegistryWrites | None = None) -> dict[str, datetime]:
-    """Everything of one batch, in the caller's transaction. ``known``: automates that exist.
+               registry: RegistryWrites | None = None, topics: Topics | None = None) -> dict[str, datetime]:
+    """Everything of one batch, in the caller's transaction. ``known``: automates that exist;
+    ``topics``: the tree, to attribute each rejected message to the device its topic names.
     Returns the registry's last_seen it wrote (for ``registry.done`` after the commit)."""
     now = utcnow()  # stored_at: the write, just before the commit
     # Meters seen without a sample yet (e.g. just came online); insert_power_samples ensures the rest.
@@ -229,7 +237,8 @@ def write_plan(session: Session, plan: BatchPlan, known: set[Key] | None = None,
         queries.set_device_state(session, device, state, ts, rx)
     queries.save_alarm_events(session, plan.alarms)
     for msg, reason in plan.rejected:
-        queries.record_rejected(session, msg.topic, msg.payload, reason, msg.received_at)
+        queries.record_rejected(session, msg.topic, msg.payload, reason, msg.received_at,
+                                None if topics is None else source_of_topic(topics, msg.topic))
     queries.save_sequences(session, plan.sequences, now)
     queries.save_meter_states(session, {m: (st.status, st.complete, st.energy_offset_wh, st.last_ts)
                                         for m, st in plan.meter_states.items()}, now)
@@ -262,9 +271,14 @@ class Bridge:
         self._registry = RegistryWrites()
         # latest-only topic -> (the one handed to paho, the newer one waiting for it)
         self._latest: dict[str, tuple[mqtt.MQTTMessageInfo, Outgoing | None]] = {}
+        # A Gen2 meter on a steady load sends nothing: asked for its full status at least once a
+        # meter period, a healthy one always has a valid message within its no-data periods.
         self.processor = Processor(self.topics, ThresholdSet([]), max_future_skew=settings.max_future_skew,
                                    rpc_retry=settings.rpc_retry, gap_timeout=settings.gap_timeout,
-                                   status_refresh=settings.status_refresh)
+                                   status_refresh=min(settings.status_refresh, settings.meter_period))
+        self.health = SourceHealth(utcnow(), timedelta(seconds=settings.report_period),
+                                   timedelta(seconds=settings.meter_period))
+        self._health_seen: datetime | None = None  # how far the health timer has read the database
         # The broker ties the client id to the user (use_username_as_clientid): say it ourselves too.
         self.client = client_factory(settings.mqtt, settings.mqtt.username, clean_session=False,
                                      manual_ack=True, max_inflight=1000, max_queued=10_000)
@@ -305,6 +319,7 @@ class Bridge:
             units, meters = self.settings.partition_of()
             log.info("partition %d/%d: units %s; meters %s", *self.settings.partition,
                      ", ".join(map(str, units)) or "none", ", ".join(meters) or "none")
+        self.health.started = utcnow()  # every source gets its N periods from here
         self._worker.start()
         connect_async(self.client, self.settings.mqtt)
 
@@ -391,6 +406,7 @@ class Bridge:
         next_poll = time.monotonic()
         next_stats = time.monotonic() + 60
         next_status = time.monotonic() + STATUS_CHECK_S
+        next_health = time.monotonic() + self.settings.health_tick
         while not self._stop.is_set():
             self._busy = False
             try:
@@ -411,6 +427,11 @@ class Bridge:
                     next_status = now + STATUS_CHECK_S
                     for out in self.processor.status_requests(utcnow()):
                         self._publish(out)
+                if now >= next_health and not self.leaving:
+                    # Between batches (the worker owns the processor's state); a batch in hand
+                    # goes first, and a tick is a few indexed reads unless an alarm changes.
+                    next_health = now + self.settings.health_tick
+                    self._watch_health()
                 if now >= next_stats:
                     next_stats = now + 60
                     log.info("stats %s", self.stats.line())
@@ -498,7 +519,7 @@ class Bridge:
             with self.sessions.begin() as session:
                 plan = self.processor.process(part, lookup_in(session, self.sessions), reject_reason=reason,
                                               verify=verify)
-                seen = write_plan(session, plan, self._known_automates, self._registry)
+                seen = write_plan(session, plan, self._known_automates, self._registry, self.topics)
         except BaseException as exc:
             self.processor.undo()  # the batch's effect on our state is undone with it
             if plan is not None and plan.unverified and is_duplicate_key(exc):
@@ -584,6 +605,80 @@ class Bridge:
         for msg, reason in plan.rejected:
             m.rejected(reason)
             log.warning("rejected message on %s: %s", printable(msg.topic), printable(reason))
+
+    # -- no-data / probe-fault timer ----------------------------------------------------------------
+    def _watch_health(self) -> None:
+        """One tick: read what is new in the database, then raise or clear no-data and probe-fault
+        alarms. The database being down (or busy) only skips the tick: the next one retries, and
+        its window starts where the last successful one ended."""
+        now = to_ms(utcnow())  # an alarm's raised_at is its key: stored to the millisecond
+        try:
+            with self.sessions() as session:
+                expected, in_scope = self._expected_sources(session)
+                window = (self._health_seen or self.health.started) - HEALTH_OVERLAP
+                for src, at in queries.valid_data_since(session, window).items():
+                    self.health.saw_valid(src, at)
+                faulty = (queries.rejected_sources_since(session, window) | set(self.health.rejections)
+                          | {a.source.key for a in self.processor.alarms.active() if a.measure in HEALTH_MEASURES})
+                for src in sorted(faulty & expected):
+                    count, reason = queries.rejections_after(session, src, self.health.counting_from(src),
+                                                             REJECTIONS_CAP)
+                    self.health.set_rejections(src, count, reason)
+        except SQLAlchemyError as exc:
+            log.warning("no-data / probe-fault check skipped, the database did not answer: %s", exc)
+            return
+        self._health_seen = now
+        # What no longer is expected (disabled, removed) but still has a health alarm: cleared.
+        ended = {a.source.key for a in self.processor.alarms.active()
+                 if a.measure in HEALTH_MEASURES and a.source.key not in expected and in_scope(a.source.key)}
+
+        def health(src: str, active: Any) -> tuple[dict[str, float], dict[str, str]]:
+            return (self.health.quiet(), {}) if src in ended else self.health.values(src, now, active)
+
+        try:
+            with self.sessions.begin() as session:
+                plan = self.processor.watch(now, sorted(expected | ended), health, lookup_in(session, self.sessions))
+                if plan.alarms:
+                    write_plan(session, plan, self._known_automates, self._registry, self.topics)
+        except SQLAlchemyError as exc:
+            self.processor.undo()
+            self.stats.db_errors += 1
+            self.metrics.db_error()
+            log.warning("no-data / probe-fault alarms not written (%s); retrying at the next tick",
+                        exc.__class__.__name__)
+            return
+        except BaseException:
+            self.processor.undo()
+            raise
+        self.stats.alarms += len(plan.alarms)
+        for alarm in plan.alarms:
+            self.metrics.alarm_transition(alarm.state)
+        for out in plan.publish:
+            self._publish(out)
+
+    def _expected_sources(self, session: Session) -> tuple[set[str], Callable[[str], bool]]:
+        """The sources that should report (this bridge's partition of the layout, and the automates
+        and meters the database knows), minus those of disabled or removed devices; and whether a
+        source is this bridge's to watch at all."""
+        units, meters = self.settings.partition_of()
+        partitioned = self.settings.partition is not None
+        unit_set, meter_set = set(units), set(meters)
+        keys = {automate_key(u, a) for u in units for a in range(1, self.settings.layout.automates + 1)}
+        keys |= {f"meters/{m}" for m in meters}
+        for row in queries.automates(session):
+            if not partitioned or row.unit_id in unit_set:
+                keys.add(automate_key(row.unit_id, row.automate_no))
+        if not partitioned:  # a meter outside the layout is in no partition's subscriptions
+            keys |= {MeterSource(row.id).key for row in queries.meters(session)}
+        off = queries.disabled_devices(session) | queries.removed_devices(session)
+
+        def in_scope(src: str) -> bool:
+            if not partitioned:
+                return True
+            source = parse_source(src)
+            return source.unit in unit_set if isinstance(source, AutomateSource) else source.meter in meter_set
+
+        return {k for k in keys if queries.device_of_source(k) not in off}, in_scope
 
     def _reload_disabled(self) -> None:
         with self.sessions() as session:

@@ -35,6 +35,11 @@ class BridgeSettings:
     layout: PlantLayout = field(default_factory=PlantLayout)  # what the partitions divide
     metrics_host: str = "127.0.0.1"  # Prometheus endpoint; no authentication, so loopback by default
     metrics_port: int = 9108  # 0: no endpoint
+    # No-data / probe-fault timer: an automate's report period and a meter's (no valid message for
+    # N of them raises "no data", N being the no_data threshold), and how often the timer looks.
+    report_period: float = 60.0
+    meter_period: float = 60.0
+    health_tick: float = 5.0
 
     def partition_of(self) -> tuple[list[int], list[str]]:
         """The units and meters of this bridge's partition (all without one)."""
@@ -47,6 +52,16 @@ class BridgeSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> BridgeSettings:
+        """Besides the database, MQTT and layout settings: ``BRIDGE_BATCH_SIZE``, ``BRIDGE_BATCH_WAIT``,
+        ``BRIDGE_THRESHOLDS_POLL``, ``BRIDGE_MAX_FUTURE_SKEW``, ``BRIDGE_RPC_RETRY``, ``BRIDGE_GAP_TIMEOUT``,
+        ``BRIDGE_STATUS_REFRESH``, ``BRIDGE_SHARE_GROUP``, ``BRIDGE_PARTITION``, ``BRIDGE_METRICS_HOST``/``PORT``,
+        and for the no-data / probe-fault timer:
+
+        - ``BRIDGE_REPORT_PERIOD`` (s, default 60): an automate's report period, the unit of ``no_data``;
+        - ``BRIDGE_METER_PERIOD`` (s, default 60): a meter's period; the bridge also asks each online
+          Gen2 meter for its full status at least this often (it sends nothing on a steady load);
+        - ``BRIDGE_HEALTH_TICK`` (s, default 5): how often the timer evaluates every expected source.
+        """
         return cls(
             database_url=database_url_from_env(env),
             mqtt=MqttSettings.from_env(env, default_user="bridge"),
@@ -63,6 +78,9 @@ class BridgeSettings:
             layout=layout_from_env(env),
             metrics_host=env_str(env, "BRIDGE_METRICS_HOST", "127.0.0.1"),
             metrics_port=env_int(env, "BRIDGE_METRICS_PORT", 9108, minimum=0),
+            report_period=env_float(env, "BRIDGE_REPORT_PERIOD", 60.0, minimum=0.01),
+            meter_period=env_float(env, "BRIDGE_METER_PERIOD", 60.0, minimum=0.01),
+            health_tick=env_float(env, "BRIDGE_HEALTH_TICK", 5.0, minimum=0.05),
         )
 
 

@@ -19,7 +19,7 @@ import sys
 from collections.abc import Sequence
 from types import FrameType
 
-from devices.faults import Fault, load_faults, save_faults
+from devices.faults import SILENT, Fault, load_faults, save_faults
 from devices.settings import (
     DEMO_ENERGY_INTERVAL_S,
     DEMO_PERIOD_S,
@@ -29,7 +29,7 @@ from devices.settings import (
 )
 from plantmodel.errors import ValidationError
 from plantmodel.layout import PlantLayout
-from plantmodel.sources import AutomateSource, MeterSource, parse_source
+from plantmodel.sources import AutomateSource, MeterSource, parse_source, unit_key
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -82,22 +82,33 @@ def build_parser() -> argparse.ArgumentParser:
                           "<id>/events/rpc is sent either way")
 
     fault = sub.add_parser("fault", help="inject, clear or list faults (DEVICES_FAULT_FILE)",
-                           description="Faults force the published value of one measure; the "
-                                       "running simulator picks changes up at its next tick.")
+                           description="Faults force the published value of one measure, or silence "
+                                       "an automate or a unit; the running simulator picks changes up "
+                                       "at its next tick.")
     fsub = fault.add_subparsers(dest="fault_command", metavar="{set,clear,list}", required=True)
 
-    fset = fsub.add_parser("set", help="force a measure to a value or a cycle of values",
+    fset = fsub.add_parser("set", help="force a measure to a value or a cycle of values, or silence "
+                                       "an automate or a unit",
                            description="Force a measure of one automate or meter; several values "
-                                       "are published in turn, cycling (4.1,4.0 jitters at a limit).")
+                                       "are published in turn, cycling (4.1,4.0 jitters at a limit). "
+                                       f"--{SILENT} instead: the automate (--unit U --automate A) or every "
+                                       "automate of the unit (--unit U alone) sends nothing until the "
+                                       "fault is cleared, without using sequence numbers (nothing is "
+                                       "counted as lost; the bridge's no-data alarm should notice).")
     _add_target(fset)
-    fset.add_argument("--measure", required=True, help="measure name, e.g. tank_temp_c or apower")
-    fset.add_argument("--values", required=True, metavar="V[,V...]",
-                      help="comma separated values, published in turn")
+    what = fset.add_mutually_exclusive_group(required=True)
+    what.add_argument("--measure", help="measure name, e.g. tank_temp_c or apower")
+    what.add_argument(f"--{SILENT}", action="store_true", help="send nothing (no --values)")
+    fset.add_argument("--values", metavar="V[,V...]",
+                      help="comma separated values, published in turn (with --measure)")
 
     fclear = fsub.add_parser("clear", help="remove faults (all of them without a filter)",
-                             description="Remove the faults matching the filters; no filter = all.")
+                             description="Remove the faults matching the filters; no filter = all. "
+                                         "--unit alone also matches that unit's automates.")
     _add_target(fclear)
-    fclear.add_argument("--measure", help="only this measure")
+    cwhat = fclear.add_mutually_exclusive_group()
+    cwhat.add_argument("--measure", help="only this measure")
+    cwhat.add_argument(f"--{SILENT}", action="store_true", help="only silent faults")
 
     fsub.add_parser("list", help="show the active faults", description="Show the active faults.")
     return parser
@@ -109,7 +120,8 @@ def _add_target(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--meter", metavar="ID", help="Shelly meter id (instead of --unit/--automate)")
 
 
-def _target(args: argparse.Namespace, *, required: bool) -> str | None:
+def _target(args: argparse.Namespace, *, required: bool, unit_alone: bool = False) -> str | None:
+    """``unit_alone``: --unit without --automate names the whole unit (``units/<u>``)."""
     if args.meter is not None:
         if args.unit is not None or args.automate is not None:
             raise ValidationError("give either --meter or --unit/--automate, not both")
@@ -118,9 +130,16 @@ def _target(args: argparse.Namespace, *, required: bool) -> str | None:
         if required:
             raise ValidationError("a target is needed: --unit U --automate A, or --meter ID")
         return None
+    if unit_alone and args.automate is None:
+        AutomateSource(args.unit, 1)  # range check
+        return unit_key(args.unit)
     if args.unit is None or args.automate is None:
         raise ValidationError("--unit and --automate go together")
     return AutomateSource(args.unit, args.automate).key
+
+
+def _describe(fault: Fault) -> str:
+    return ",".join(f"{v:g}" for v in fault.values)
 
 
 def _parse_values(text: str) -> tuple[float, ...]:
@@ -144,21 +163,31 @@ def _fault_command(args: argparse.Namespace, settings: DevicesSettings) -> int:
         if not faults:
             print(f"no active faults ({path})")
         for f in faults:
-            print(f"{f.target}  {f.measure}  {','.join(f'{v:g}' for v in f.values)}")
+            print(f"{f.target}  {SILENT}" if f.silent else f"{f.target}  {f.measure}  {_describe(f)}")
         return 0
     if args.fault_command == "set":
-        target = _target(args, required=True)
+        target = _target(args, required=True, unit_alone=args.silent)
         assert target is not None
-        fault = Fault(target, args.measure, _parse_values(args.values))
+        if args.silent:
+            if args.values is not None:
+                raise ValidationError(f"--{SILENT} takes no --values")
+            fault = Fault(target, SILENT, ())
+        else:
+            if args.values is None:
+                raise ValidationError("--measure needs --values")
+            fault = Fault(target, args.measure, _parse_values(args.values))
         faults = [f for f in faults if f.key != fault.key] + [fault]
         save_faults(path, faults)
-        print(f"fault set: {fault.target} {fault.measure} = {','.join(f'{v:g}' for v in fault.values)}")
+        print(f"fault set: {fault.target} silent (sends nothing until cleared)" if fault.silent
+              else f"fault set: {fault.target} {fault.measure} = {_describe(fault)}")
         _warn_outside_layout(fault.target, settings.layout)
         return 0
-    target = _target(args, required=False)
+    target = _target(args, required=False, unit_alone=True)
+    measure = SILENT if args.silent else args.measure
     kept = [f for f in faults
-            if not ((target is None or f.target == target)
-                    and (args.measure is None or f.measure == args.measure))]
+            if not ((target is None or f.target == target
+                     or (target.count("/") == 1 and f.target.startswith(target + "/")))
+                    and (measure is None or f.measure == measure))]
     save_faults(path, kept)
     print(f"{len(faults) - len(kept)} fault(s) cleared, {len(kept)} left")
     return 0
@@ -166,7 +195,9 @@ def _fault_command(args: argparse.Namespace, settings: DevicesSettings) -> int:
 
 def _warn_outside_layout(target: str, layout: PlantLayout) -> None:
     # Not an error: the layout of the running simulator may differ from this shell's environment.
-    source = parse_source(target)
+    whole_unit = target.count("/") == 1 and target.startswith("units/")
+    # A whole unit (silent fault): only its number can be outside the layout.
+    source = parse_source(f"{target}/automates/1" if whole_unit else target)
     if isinstance(source, MeterSource) and source.meter not in layout.meters:
         print(f"note: meter {source.meter} is not in the configured layout", file=sys.stderr)
     if isinstance(source, AutomateSource) and (source.unit > layout.units or source.automate > layout.automates):

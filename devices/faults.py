@@ -8,6 +8,12 @@ The fault file (``DEVICES_FAULT_FILE``, default ``var/faults.json``) is written 
 While a fault is active the published value is the next one of ``values``, cycling (``[4.1, 4.0]``
 jitters around the limit). The simulators' own state is untouched, so clearing a fault returns
 to normal values at once.
+
+The pseudo-measure ``silent`` (no ``values``) makes one automate, or every automate of a unit
+(target ``units/<u>``), send nothing while it is set: no reading is made, so no sequence number is
+used and the bridge counts nothing as lost; its no-data alarm is what should notice::
+
+    {"faults": [{"target": "units/3/automates/7", "measure": "silent"}]}
 """
 
 from __future__ import annotations
@@ -24,11 +30,24 @@ from typing import Any
 from plantmodel.errors import ValidationError
 from plantmodel.jsonutil import loads_object, number
 from plantmodel.measures import AUTOMATE_MEASURES, METER_MEASURES, Measure
-from plantmodel.sources import AutomateSource, parse_source
+from plantmodel.sources import AutomateSource, automate_key, parse_source, unit_key, unit_of_key
 
 log = logging.getLogger(__name__)
 
 DEFAULT_FAULT_FILE = Path("var/faults.json")
+SILENT = "silent"  # pseudo-measure: the target sends nothing
+
+
+def _check_silent_target(target: str) -> None:
+    """``units/<u>`` or ``units/<u>/automates/<a>``: what a unit simulator can leave out."""
+    try:
+        if len(target.split("/")) == 2 and target.startswith("units/"):
+            unit_of_key(target)
+        elif not isinstance(parse_source(target), AutomateSource):
+            raise ValidationError("a meter")
+    except ValidationError as exc:
+        raise ValidationError(f"a silent fault targets units/<u> or units/<u>/automates/<a>, not "
+                              f"{target!r} ({exc.reason})") from None
 
 
 def measures_for(target: str) -> dict[str, Measure]:
@@ -43,6 +62,11 @@ class Fault:
     values: tuple[float, ...]
 
     def __post_init__(self) -> None:
+        if self.measure == SILENT:
+            _check_silent_target(self.target)
+            if self.values:
+                raise ValidationError("a silent fault takes no values")
+            return
         measures = measures_for(self.target)
         if self.measure not in measures:
             kind = "an automate" if measures is AUTOMATE_MEASURES else "a meter"
@@ -65,7 +89,13 @@ class Fault:
     def key(self) -> tuple[str, str]:
         return (self.target, self.measure)
 
+    @property
+    def silent(self) -> bool:
+        return self.measure == SILENT
+
     def to_dict(self) -> dict[str, Any]:
+        if self.silent:
+            return {"target": self.target, "measure": self.measure}
         return {"target": self.target, "measure": self.measure, "values": list(self.values)}
 
     @classmethod
@@ -75,6 +105,8 @@ class Fault:
         target, measure, values = data.get("target"), data.get("measure"), data.get("values")
         if not isinstance(target, str) or not isinstance(measure, str):
             raise ValidationError("a fault needs a string 'target' and 'measure'")
+        if measure == SILENT and values is None:
+            values = []
         if not isinstance(values, list):
             raise ValidationError("a fault's 'values' must be a list of numbers")
         return cls(target, measure, tuple(values))
@@ -140,10 +172,16 @@ class FaultInjector:
         """measure -> value to publish for ``target`` at this report; advances the cycles."""
         out: dict[str, float] = {}
         for (t, measure), (fault, index) in list(self._active.items()):
-            if t == target:
+            if t == target and not fault.silent:
                 out[measure] = fault.values[index % len(fault.values)]
                 self._active[(t, measure)] = (fault, index + 1)
         return out
+
+
+    def silent(self, unit: int, automate: int) -> bool:
+        """Whether that automate must send nothing now (a silent fault on it or on its unit)."""
+        active = self._active
+        return ((automate_key(unit, automate), SILENT) in active) or ((unit_key(unit), SILENT) in active)
 
 
 class FaultFile:

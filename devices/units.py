@@ -83,7 +83,11 @@ class AutomateSimulator:
         values["product_kg"] = product
         return values
 
-    def tick(self, now: datetime) -> Reading:
+    def tick(self, now: datetime) -> Reading | None:
+        """The next reading; None while a silent fault is set: the automate then neither moves
+        on nor uses a sequence number, so the bridge sees a pause, not lost readings."""
+        if self._faults is not None and self._faults.silent(self.source.unit, self.source.automate):
+            return None
         values = self._advance()
         if self._faults is not None:
             values.update(self._faults.forced(self.source.key))
@@ -112,4 +116,5 @@ class UnitSimulator:
         # The unit's clock is UTC with millisecond resolution (what the reading carries).
         now = now.astimezone(UTC)
         now = now.replace(microsecond=now.microsecond // 1000 * 1000)
-        return [replace(a.tick(now), boot=self.boot) for a in self.automates]
+        readings = (a.tick(now) for a in self.automates)
+        return [replace(r, boot=self.boot) for r in readings if r is not None]

@@ -32,7 +32,7 @@ from plantmodel.errors import ValidationError
 from plantmodel.jsonutil import loads_object
 from plantmodel.readings import Reading
 from plantmodel.shelly import PowerSample, RpcNotification, RpcResponse, switch_from_sample
-from plantmodel.sources import MeterSource, unit_key
+from plantmodel.sources import METER_ID_RE, MeterSource, unit_key
 from plantmodel.status import DeviceStatus
 from plantmodel.thresholds import Alarm
 from plantmodel.topics import (
@@ -247,3 +247,26 @@ def _legacy_power(meter: str, payload: bytes | str) -> Event:
     if sample.meter != meter:
         raise ValidationError(f"payload is for meter {sample.meter!r} but was published for {meter!r}")
     return SwitchEvent(meter, switch_from_sample(sample), True, sample.ts, protocol="legacy")
+
+
+def source_of_topic(topics: Topics, topic: str) -> str | None:
+    """The device a topic names, as a source key: an automate's (``units/3/automates/7``) for its
+    readings, a unit's (``units/3``) for its status, a meter's (``meters/<id>``) for any of its
+    topics. None: no device (one of our own topics, or a topic of no known form). A rejected
+    message is recorded with it, so that rejections are attributed (and a probe fault raised)."""
+    parts = topic.split("/")
+    if len(parts) == 2 and parts[1] == "rpc":  # <meter>/rpc: checked before parse, as decode does
+        prefix = parts[0]
+        return f"meters/{prefix}" if METER_ID_RE.fullmatch(prefix) else None
+    try:
+        parsed = topics.parse(topic)
+    except ValidationError:
+        return None
+    match parsed:
+        case ReadingTopic(source=src) | LegacyReadingTopic(source=src):
+            return src.key
+        case UnitStatusTopic(unit=unit):
+            return unit_key(unit)
+        case ShellyTopic(meter=meter) | Gen1Topic(meter=meter) | MeterPowerTopic(meter=meter):
+            return MeterSource(meter).key
+    return None

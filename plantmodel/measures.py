@@ -79,9 +79,23 @@ METER_ERRORS: dict[str, Measure] = {
         _m("device_error", "Other device error", "", None, 0.5, 1, 0, 1, "warning", 0),
     )
 }
-METER_ALARM_MEASURES: dict[str, Measure] = {**METER_MEASURES, **METER_ERRORS}  # what a meter alarms on
 
-MEASURES: dict[str, Measure] = {**AUTOMATE_MEASURES, **METER_ALARM_MEASURES}
+# A source's health, raised by the bridge's timer rather than by a value a device sent (a silent
+# probe sends nothing to evaluate). Not columns, not chart measures: alarm-only, like METER_ERRORS,
+# so that their thresholds are set per scope like any other. ``no_data``: periods, to 0.01 (the
+# automate's report period, the meter period) without a valid message; ``probe_fault``: messages
+# rejected in a row since the last valid one. 2.5: two and a half silent periods; the third rejection.
+SOURCE_HEALTH: dict[str, Measure] = {
+    m.name: m
+    for m in (
+        _m("no_data", "No data", "periods", None, 2.5, 0.01, 0, 1e12, "warning", 0),
+        _m("probe_fault", "Probe fault (messages rejected)", "messages", None, 2.5, 1, 0, 1e12, "warning", 0),
+    )
+}
+AUTOMATE_ALARM_MEASURES: dict[str, Measure] = {**AUTOMATE_MEASURES, **SOURCE_HEALTH}  # what an automate alarms on
+METER_ALARM_MEASURES: dict[str, Measure] = {**METER_MEASURES, **METER_ERRORS, **SOURCE_HEALTH}  # what a meter alarms on
+
+MEASURES: dict[str, Measure] = {**AUTOMATE_ALARM_MEASURES, **METER_ALARM_MEASURES}
 
 AUTOMATE_TYPE_MIN = 0x0000BA20
 AUTOMATE_TYPE_MAX = 0x0000BA2F

@@ -7,9 +7,12 @@ A threshold applies to one measure within a *scope*:
     ``units/3/automates/7``   one automate
     ``meters/<id>``           one meter
 
-The most specific scope wins. An alarm is raised when a value leaves ``[low, high]`` and cleared
-only once the value is back inside by at least ``deadband`` — so a value jittering at the limit
-raises one alarm, not one per reading.
+The most specific scope wins, field by field: a row may *inherit* its low or high limit
+(``inherit_low``/``inherit_high``), which then comes live from the wider scope, so a change there
+reaches it; ``low=None`` without inherit is an explicit "no limit" that stops the inheritance.
+Deadband and severity come from the most specific row. An alarm is raised when a value leaves
+``[low, high]`` and cleared only once the value is back inside by at least ``deadband`` — so a
+value jittering at the limit raises one alarm, not one per reading.
 """
 
 from __future__ import annotations
@@ -21,14 +24,15 @@ from datetime import datetime
 from typing import Any
 
 from plantmodel.errors import ValidationError
-from plantmodel.jsonutil import dumps, loads_object, require_number, require_str
-from plantmodel.measures import AUTOMATE_MEASURES, MEASURES, METER_ALARM_MEASURES
+from plantmodel.jsonutil import dumps, loads_object, optional_text, require_number, require_str
+from plantmodel.measures import AUTOMATE_ALARM_MEASURES, MEASURES, METER_ALARM_MEASURES
 from plantmodel.readings import format_ts, parse_ts
 from plantmodel.sources import AutomateSource, MeterSource, Source, parse_source, unit_of_key
 from plantmodel.undo import UndoLog
 
 DEFAULT_SCOPE = "*"
 SEVERITIES = ("info", "warning", "critical")
+DETAIL_MAX = 512  # alarms.detail
 
 
 def check_scope(scope: str) -> str:
@@ -69,6 +73,10 @@ class Threshold:
     high: float | None = None
     deadband: float = 0.0
     severity: str = "warning"
+    # True: that limit comes from the wider scope (at ``*``: no limit). Default False, so every
+    # caller and every stored row from before inheritance keeps its meaning.
+    inherit_low: bool = False
+    inherit_high: bool = False
 
     def __post_init__(self) -> None:
         if self.measure not in MEASURES:
@@ -76,7 +84,7 @@ class Threshold:
         check_scope(self.scope)
         if self.scope.startswith("meters/") and self.measure not in METER_ALARM_MEASURES:
             raise ValidationError(f"{self.measure!r} is not a meter measure")
-        if self.scope.startswith("units/") and self.measure not in AUTOMATE_MEASURES:
+        if self.scope.startswith("units/") and self.measure not in AUTOMATE_ALARM_MEASURES:
             raise ValidationError(f"{self.measure!r} is not an automate measure")
         for name in ("low", "high", "deadband"):
             # Fix (property tests): NaN and infinities were accepted; every comparison with NaN is
@@ -86,6 +94,10 @@ class Threshold:
                 raise ValidationError(f"{name} must be a finite number, got {value}")
         if self.low is not None and self.high is not None and self.low > self.high:
             raise ValidationError(f"low {self.low} is above high {self.high}")
+        for side in ("low", "high"):
+            if getattr(self, f"inherit_{side}") and getattr(self, side) is not None:
+                raise ValidationError(f"{side} is inherited from the wider scope, so it cannot also be "
+                                      f"{getattr(self, side)}")
         if self.deadband < 0:
             raise ValidationError("deadband must be >= 0")
         if self.severity not in SEVERITIES:
@@ -143,14 +155,35 @@ class ThresholdSet:
             return self._resolved[(scope, measure)]
         except KeyError:
             pass
-        found = None
-        for wider in scope_chain(scope):
-            found = self._by_key.get((wider, measure))
-            if found is not None:
-                break
+        found, _ = self._merge(scope_chain(scope), measure)
         if len(self._resolved) < 100_000:  # scopes come from validated sources; bound it all the same
             self._resolved[(scope, measure)] = found
         return found
+
+    def explain(self, scope: str, measure: str, *, inherited_only: bool = False
+                ) -> tuple[Threshold | None, dict[str, str | None]]:
+        """The threshold that applies to ``scope`` and, per field, the scope it comes from (None:
+        set nowhere). ``inherited_only``: what ``scope`` would get from the wider scopes alone (what
+        a blank field of the form means). Not cached: the form asks, not the bridge."""
+        chain = scope_chain(scope)
+        return self._merge(chain[1:] if inherited_only else chain, measure)
+
+    def _merge(self, chain: Iterable[str], measure: str) -> tuple[Threshold | None, dict[str, str | None]]:
+        rows = [t for t in (self._by_key.get((s, measure)) for s in chain) if t is not None]
+        origin: dict[str, str | None] = dict.fromkeys(("low", "high", "deadband", "severity"))
+        if not rows:
+            return None, origin
+        first = rows[0]
+        origin["deadband"] = origin["severity"] = first.scope
+        values: dict[str, float | None] = {"low": None, "high": None}
+        for side in ("low", "high"):
+            for t in rows:
+                if not getattr(t, f"inherit_{side}"):
+                    values[side], origin[side] = getattr(t, side), t.scope
+                    break
+        if not (first.inherit_low or first.inherit_high):
+            return first, origin  # nothing inherited: the row itself (every row before inheritance)
+        return _merged(first, values["low"], values["high"]), origin
 
     def limits(self, scope: str, measures: Iterable[str]) -> dict[str, dict[str, float | None]]:
         """``{measure: {"low", "high"}}`` that apply to ``scope`` (both None where no threshold applies):
@@ -160,6 +193,64 @@ class ThresholdSet:
             t = self.resolve_scope(scope, m)
             out[m] = {"low": None if t is None else t.low, "high": None if t is None else t.high}
         return out
+
+
+def change_risks(before: ThresholdSet, after: ThresholdSet, scope: str, measure: str) -> list[str]:
+    """What a change of ``measure`` at ``scope`` does that needs an explicit confirmation (the API's
+    ``"confirm": true``, the CLI's ``--confirm``): a limit that applied at ``scope`` and no longer
+    does, or one moved outward past the measure's normal range. Narrower scopes inheriting from
+    ``scope`` change the same way, so checking ``scope`` covers them."""
+    old, old_from = before.explain(scope, measure)
+    new, new_from = after.explain(scope, measure)
+    normal = MEASURES[measure]
+    label = f"{normal.label} at {scope}"
+
+    def describe(value: float) -> str:
+        return f"{value:g} {normal.unit}".strip()
+
+    risks = []
+    for side in ("low", "high"):
+        was = getattr(old, side) if old else None
+        now = getattr(new, side) if new else None
+        edge = getattr(normal, side)
+        if was is not None and now is None:
+            risks.append(f"removes the {side} limit {describe(was)} (from {old_from[side]}) of {label}")
+        elif was is not None and now is not None and edge is not None:
+            outward = now < was if side == "low" else now > was
+            past = now < edge if side == "low" else now > edge
+            if outward and past:
+                risks.append(f"widens the {side} limit of {label} from {describe(was)} to "
+                             f"{describe(now)} (from {new_from[side]}), past the normal "
+                             f"{side} {describe(edge)}")
+    return risks
+
+
+def incoherence(after: ThresholdSet, measure: str) -> str | None:
+    """Why ``after`` must be refused (None: it may be stored): some scope would inherit a low above
+    its high (or the reverse), so every value would alarm there."""
+    for t in after:
+        if t.measure != measure:
+            continue
+        found, origin = after.explain(t.scope, measure)
+        if found and found.low is not None and found.high is not None and found.low > found.high:
+            return (f"this would leave {measure} at {t.scope} with low {found.low:g} "
+                    f"(from {origin['low']}) above high {found.high:g} (from {origin['high']})")
+    return None
+
+
+def _merged(first: Threshold, low: float | None, high: float | None) -> Threshold:
+    """``first`` with its inherited limits filled in, built without ``__post_init__``: each row was
+    valid alone, but a later edit of the wider scope may put an inherited low above an own high.
+    Refusing would leave the bridge without any threshold there; kept as is, every value alarms,
+    which an operator sees (and the API refuses such an edit in the first place)."""
+    merged = object.__new__(Threshold)
+    for name in Threshold.__dataclass_fields__:
+        object.__setattr__(merged, name, getattr(first, name))
+    object.__setattr__(merged, "low", low)
+    object.__setattr__(merged, "high", high)
+    object.__setattr__(merged, "inherit_low", False)
+    object.__setattr__(merged, "inherit_high", False)
+    return merged
 
 
 # -- alarms --------------------------------------------------------------------------------------
@@ -177,6 +268,7 @@ class Alarm:
     state: str  # "active" | "cleared"
     raised_at: datetime
     since: datetime  # when the current state began
+    detail: str | None = None  # what explains it beyond the value (a probe fault's last rejection reason)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -192,7 +284,7 @@ class Alarm:
         data.update(
             measure=self.measure, unit_of_measure=measure.unit, value=self.value, limit=self.limit,
             bound=self.bound, severity=self.severity, state=self.state,
-            since=format_ts(self.since), raised_at=format_ts(self.raised_at),
+            since=format_ts(self.since), raised_at=format_ts(self.raised_at), detail=self.detail,
         )
         return data
 
@@ -212,11 +304,12 @@ class Alarm:
             state=require_str(data, "state"),
             raised_at=parse_ts(require_str(data, "raised_at"), "raised_at"),
             since=parse_ts(require_str(data, "since"), "since"),
+            detail=optional_text(data.get("detail"), "detail", DETAIL_MAX),
         )
         # Fix (property tests): the measure, bound, severity and state were taken as they came, so an
         # accepted alarm could fail its own to_json() (KeyError on an unknown measure) or carry a
         # state the pages do not know.
-        measures = AUTOMATE_MEASURES if isinstance(alarm.source, AutomateSource) else METER_ALARM_MEASURES
+        measures = AUTOMATE_ALARM_MEASURES if isinstance(alarm.source, AutomateSource) else METER_ALARM_MEASURES
         if alarm.measure not in measures:
             raise ValidationError(f"field 'measure' = {alarm.measure!r} is not a measure of {alarm.source.label}")
         for key, allowed in (("bound", ("low", "high")), ("severity", SEVERITIES),
@@ -258,7 +351,9 @@ class AlarmEngine:
             self.journal.save(self._active, alarm.key)
             self._active[alarm.key] = alarm
 
-    def evaluate(self, source: Source, measures: Mapping[str, float], ts: datetime) -> list[Alarm]:
+    def evaluate(self, source: Source, measures: Mapping[str, float], ts: datetime,
+                 details: Mapping[str, str] | None = None) -> list[Alarm]:
+        """``details``: per measure, the ``detail`` an alarm raised now carries."""
         events: list[Alarm] = []
         skey = source.key
         active, resolve = self._active, self.thresholds.resolve_scope
@@ -279,7 +374,7 @@ class AlarmEngine:
             if bound is not None and current is None:
                 assert threshold is not None
                 alarm = Alarm(source, measure, value, threshold.limit(bound), bound,
-                              threshold.severity, "active", ts, ts)
+                              threshold.severity, "active", ts, ts, (details or {}).get(measure))
                 self.journal.save(self._active, key)
                 self._active[key] = alarm
                 events.append(alarm)
@@ -293,8 +388,10 @@ __all__ = [
     "MeterSource",
     "Threshold",
     "ThresholdSet",
+    "change_risks",
     "check_scope",
     "default_thresholds",
+    "incoherence",
     "scope_chain",
     "scopes_for",
 ]

@@ -1,4 +1,4 @@
-"""``python -m stack``: start broker, bridge, web UI and simulators together; Ctrl-C stops them all.
+"""``python -m stack``: start broker, bridge, web UI, notifier and simulators together; Ctrl-C stops them all.
 
 Each service runs as its own ``python -m <service>`` process in its own process group, logging to
 ``var/logs/<service>.log``; this supervisor prints where to log in and a short progress line.
@@ -37,7 +37,7 @@ from store.db import create_db_engine, describe, make_sessionmaker, wait_for_dat
 log = logging.getLogger("stack")
 
 # Stop order: simulators first (they say goodbye on MQTT), then consumers, the broker last.
-START_ORDER = ("broker", "bridge", "webui", "devices")
+START_ORDER = ("broker", "bridge", "webui", "notifier", "devices")
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +193,7 @@ class Supervisor:
                 raise RuntimeError(f"the broker did not start; see {self.logs / 'broker.log'}")
         self.spawn("bridge", ["bridge", "run"])
         webui = self.spawn("webui", ["webui", "run", "--port", str(s.web_port)])
+        self.spawn("notifier", ["notifier"])  # alarm e-mails and webhooks, as routed at /admin/notifications
         self.spawn("devices", ["devices", "run", *(["--demo"] if self.demo else [])])
         if not wait_port(s.web_port, webui, 30):
             raise RuntimeError(f"the web UI did not start; see {self.logs / 'webui.log'}")
@@ -214,6 +215,8 @@ class Supervisor:
                 port=s.mqtt_port, pw=creds["debug"]),
             *([f"  MQTT TLS:    127.0.0.1:{s.tls_port}, what the services use (mosquitto_sub … -p {s.tls_port} "
                f"--cafile {s.var_dir / 'secrets' / 'tls' / 'ca.crt'})"] if s.tls_port else []),
+            f"  Notify:      routes at http://127.0.0.1:{s.web_port}/admin/notifications; mail needs NOTIFY_SMTP_HOST "
+            "(README: Notifications)",
             "  Show alarms: python -m devices fault set --unit 2 --automate 3 --measure tank_temp_c --values 4.6",
             f"  Legacy HTTP: demo tokens {', '.join(f'{t!r} ({d})' for t, d in DEMO_TOKENS.items())} for "
             "POST /collector/info and /webhook/ (README: Legacy HTTP senders)",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import signal
 import sys
 import threading
@@ -107,19 +108,78 @@ def cmd_restore(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- audit trail ------------------------------------------------------------------------------------------
+
+def add_audit_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("audit", help="the tamper-evident audit trail (audit_log)",
+                       description="The audit trail: log-ins, acknowledgements, threshold, user and device "
+                       "changes, remote switching, each entry chained to the one before by SHA-256.")
+    asub = p.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
+    v = asub.add_parser(
+        "verify", help="check that no audit entry was edited, inserted or deleted",
+        description="Walk the audit trail of DATABASE_URL in order and recompute every entry's SHA-256: an "
+        "edited entry no longer matches its hash, a deleted or inserted one breaks the link to its "
+        "neighbour. Prints the number of entries checked, the head hash (the newest entry's) and each "
+        "problem found (entry id and what). Deleting the NEWEST entries leaves a shorter chain that is "
+        "still intact: record the head hash and count printed here (e.g. in the daily backup log or on "
+        "paper) and pass it back with --expect-head, which fails when the head is no longer that entry. "
+        "Any account that may read audit_log can run it (read only). Exit status: 0 intact, 1 tampered "
+        "(or --expect-head differs, or the database failed), 2 usage. " + ENV_HELP)
+    v.add_argument("--expect-head", metavar="HASH",
+                   help="the head hash recorded earlier: fail unless it is still an entry of the chain "
+                   "(newer entries after it are fine)")
+    v.set_defaults(handler=cmd_audit_verify)
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from store import audit
+    from store.db import create_db_engine, database_url_from_env, make_sessionmaker
+    from store.models import AuditEntry
+
+    expected = args.expect_head.strip().lower() if args.expect_head else None
+    if expected is not None and not re.fullmatch(r"[0-9a-f]{64}", expected):
+        raise PlantModelError("--expect-head must be a SHA-256 in hex (64 characters)")
+    url = database_url_from_env(os.environ)
+    engine = create_db_engine(url)
+    try:
+        with make_sessionmaker(engine)() as session:
+            print(f"verifying the audit trail of {describe(url)}", flush=True)
+            result = audit.verify(session, progress=lambda n: print(f"  {n} entries checked…", flush=True))
+            found_expected = expected is None or expected == audit.GENESIS or session.scalar(
+                select(AuditEntry.id).where(AuditEntry.hash == expected).limit(1)) is not None
+    finally:
+        engine.dispose()
+    print(f"entries: {result.entries}")
+    print(f"head: {result.head}")
+    for problem in result.problems:
+        print(f"problem: entry {problem.entry_id}: {problem.what}")
+    ok = result.ok
+    if expected is not None and not found_expected:
+        print(f"problem: the recorded head {expected} is no longer in the chain (entries were deleted or "
+              "the chain was replaced)")
+        ok = False
+    elif expected is not None and expected != result.head:
+        print(f"the recorded head {expected[:12]}… is still in the chain; newer entries follow it")
+    print("audit trail intact" if ok else "audit trail TAMPERED")
+    return 0 if ok else 1
+
+
 # -- entry point ------------------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m store",
         description="Maintenance of the plant's database (DATABASE_URL): backups and restores, and the "
-        "database accounts of accounts.sql. "
+        "database accounts of accounts.sql, the audit trail's verification. "
         "Exit status: 0 done, 1 failed (dump, restore, database, files; or a restore refused without --force), "
         "2 configuration or usage error.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     add_backup_parsers(sub)
     accounts.add_parser(sub)
+    add_audit_parsers(sub)
     # More command groups go here, one call each: each sets a `handler(args) -> exit code`.
     return parser
 

@@ -12,9 +12,9 @@ import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Row, Select, func, select, update
+from sqlalchemy import ColumnElement, CursorResult, Row, Select, func, select, update
 from sqlalchemy.orm import Session
 
 from plantmodel.measures import AUTOMATE_MEASURES, MEASURES, METER_MEASURES
@@ -254,14 +254,16 @@ def alarms_overlapping(session: Session, source: str, start: datetime, end: date
     return list(session.scalars(stmt))
 
 
-def acknowledge_once(session: Session, alarm_id: int, by: str, now: datetime) -> tuple[orm.Alarm | None, bool]:
+def acknowledge_once(session: Session, alarm_id: int, by: str, now: datetime, *, note: str | None = None,
+                     disposition: str | None = None) -> tuple[orm.Alarm | None, bool]:
     """Acknowledge an alarm unless somebody already did: (row or None if unknown, whether this call
-    acknowledged it). A conditional UPDATE, so two operators clicking at once cannot both win."""
-    done = session.execute(
+    acknowledged it). A conditional UPDATE, so two operators clicking at once cannot both win; the
+    corrective action (``note``, product ``disposition``) is written by the same UPDATE."""
+    done = cast(CursorResult[Any], session.execute(
         update(orm.Alarm).where(orm.Alarm.id == alarm_id, orm.Alarm.acknowledged_at.is_(None))
-        .values(acknowledged_at=now, acknowledged_by=by)
+        .values(acknowledged_at=now, acknowledged_by=by, ack_note=note, ack_disposition=disposition)
         .execution_options(synchronize_session=False)
-    ).rowcount == 1
+    )).rowcount == 1
     row = session.get(orm.Alarm, alarm_id, populate_existing=True)
     return row, done
 

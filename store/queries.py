@@ -367,12 +367,47 @@ def set_device_state(session: Session, device: str, state: str, ts: datetime, re
     session.execute(stmt)
 
 
-def record_rejected(session: Session, topic: str, payload: bytes, reason: str, received_at: datetime) -> None:
+def record_rejected(session: Session, topic: str, payload: bytes, reason: str, received_at: datetime,
+                    source: str | None = None) -> None:
+    """``source``: the device the topic names (an automate's or meter's source key, a unit's key)."""
     text = payload[:REJECTED_PAYLOAD_MAX].decode("utf-8", "backslashreplace")
     session.add(orm.RejectedMessage(
         received_at=received_at, topic=topic[:REJECTED_TOPIC_MAX], payload=text,
-        payload_bytes=len(payload), reason=reason[:REJECTED_REASON_MAX],
+        payload_bytes=len(payload), reason=reason[:REJECTED_REASON_MAX], source=source,
     ))
+
+
+# -- source health (the bridge's no-data / probe-fault timer) -------------------------------------------
+
+def valid_data_since(session: Session, since: datetime) -> dict[str, datetime]:
+    """{source key: newest received_at} of the readings and power samples received after ``since``
+    (a range on the received_at indexes: the bridge asks for a short recent window each time)."""
+    out: dict[str, datetime] = {}
+    r, p = orm.Reading, orm.PowerReading
+    for unit, automate, at in session.execute(
+            select(r.unit_id, r.automate_no, func.max(r.received_at)).where(r.received_at > since)
+            .group_by(r.unit_id, r.automate_no)):
+        out[f"units/{unit}/automates/{automate}"] = at
+    for meter, at in session.execute(select(p.meter_id, func.max(p.received_at)).where(p.received_at > since)
+                                     .group_by(p.meter_id)):
+        out[f"meters/{meter}"] = at
+    return out
+
+
+def rejected_sources_since(session: Session, since: datetime) -> set[str]:
+    """The sources with a rejected message received after ``since``."""
+    m = orm.RejectedMessage
+    return set(session.scalars(select(m.source).where(m.received_at > since, m.source.is_not(None)).distinct()))
+
+
+def rejections_after(session: Session, source: str, after: datetime, cap: int) -> tuple[int, str | None]:
+    """How many messages of ``source`` were rejected after ``after`` (counted up to ``cap``), and the
+    newest one's reason (on the (source, received_at) index)."""
+    m = orm.RejectedMessage
+    where = (m.source == source, m.received_at > after)
+    count = session.scalar(select(func.count()).select_from(select(m.id).where(*where).limit(cap).subquery())) or 0
+    reason = session.scalar(select(m.reason).where(*where).order_by(m.received_at.desc(), m.id.desc()).limit(1))
+    return int(count), reason
 
 
 # -- thresholds ---------------------------------------------------------------------------------------
@@ -400,7 +435,13 @@ def get_threshold(session: Session, scope: str, measure: str) -> orm.Threshold |
 
 
 def load_thresholds(session: Session) -> list[Threshold]:
-    return [Threshold(r.measure, r.scope, r.low, r.high, r.deadband, r.severity) for r in threshold_rows(session)]
+    return [threshold_of_row(r) for r in threshold_rows(session)]
+
+
+def threshold_of_row(r: orm.Threshold) -> Threshold:
+    # NULL flags (rows from before inheritance existed) mean "not inherited": their meaning is kept.
+    return Threshold(r.measure, r.scope, r.low, r.high, r.deadband, r.severity,
+                     inherit_low=bool(r.inherit_low), inherit_high=bool(r.inherit_high))
 
 
 def thresholds_version(session: Session) -> tuple[int, datetime | None]:
@@ -414,7 +455,8 @@ def thresholds_version(session: Session) -> tuple[int, datetime | None]:
 def upsert_threshold(session: Session, threshold: Threshold, now: datetime, by: str) -> None:
     """Create or replace one threshold and write the audit row (who, when, old, new)."""
     row = get_threshold(session, threshold.scope, threshold.measure)
-    values = _threshold_row(threshold, now, by)
+    values = {**_threshold_row(threshold, now, by), "inherit_low": threshold.inherit_low,
+              "inherit_high": threshold.inherit_high}
     old = None if row is None else _threshold_json(row)
     if row is None:
         session.add(orm.Threshold(**values))
@@ -424,7 +466,9 @@ def upsert_threshold(session: Session, threshold: Threshold, now: datetime, by: 
     session.add(orm.ThresholdChange(
         changed_at=now, changed_by=by, scope=threshold.scope, measure=threshold.measure, action="set",
         old_value=old, new_value=dumps({"low": threshold.low, "high": threshold.high,
-                                        "deadband": threshold.deadband, "severity": threshold.severity})))
+                                        "deadband": threshold.deadband, "severity": threshold.severity,
+                                        "inherit_low": threshold.inherit_low,
+                                        "inherit_high": threshold.inherit_high})))
 
 
 def delete_threshold(session: Session, scope: str, measure: str, now: datetime, by: str) -> bool:
@@ -438,7 +482,8 @@ def delete_threshold(session: Session, scope: str, measure: str, now: datetime, 
 
 
 def _threshold_json(row: orm.Threshold) -> str:
-    return dumps({"low": row.low, "high": row.high, "deadband": row.deadband, "severity": row.severity})
+    return dumps({"low": row.low, "high": row.high, "deadband": row.deadband, "severity": row.severity,
+                  "inherit_low": bool(row.inherit_low), "inherit_high": bool(row.inherit_high)})
 
 
 def _threshold_row(t: Threshold, now: datetime, by: str) -> dict[str, Any]:
@@ -458,7 +503,7 @@ def save_alarm_events(session: Session, events: Sequence[Alarm]) -> None:
             row = {
                 "source": ev.source.key, "measure": ev.measure, "bound": ev.bound, "severity": ev.severity,
                 "state": "active", "value": ev.value, "limit_value": ev.limit, "last_value": ev.value,
-                "raised_at": ev.raised_at, **_source_columns(ev.source),
+                "raised_at": ev.raised_at, "detail": ev.detail, **_source_columns(ev.source),
             }
             insert_ignoring_duplicates(session, orm.Alarm.__table__, [row], ["source", "measure", "raised_at"])
         else:
@@ -481,7 +526,7 @@ def alarm_from_row(row: orm.Alarm) -> Alarm:
     return Alarm(
         source=parse_source(row.source), measure=row.measure, value=row.value, limit=row.limit_value,
         bound=row.bound, severity=row.severity, state=row.state, raised_at=row.raised_at,
-        since=row.cleared_at if row.state == "cleared" and row.cleared_at else row.raised_at,
+        since=row.cleared_at if row.state == "cleared" and row.cleared_at else row.raised_at, detail=row.detail,
     )
 
 
@@ -494,6 +539,8 @@ def alarm_dict(row: orm.Alarm) -> dict[str, Any]:
         "cleared_at": None if row.cleared_at is None else format_ts(row.cleared_at),
         "acknowledged_at": None if row.acknowledged_at is None else format_ts(row.acknowledged_at),
         "acknowledged_by": row.acknowledged_by,
+        # The corrective action recorded with the acknowledgement (null until then, or when none was given).
+        "ack_note": row.ack_note, "ack_disposition": row.ack_disposition,
         "name": _cached_names(Session.object_session(row)).get(device_of_source(row.source)),
     }
 

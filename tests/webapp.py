@@ -4,6 +4,8 @@ log-in through the real form (CSRF included)."""
 from __future__ import annotations
 
 import re
+import shutil
+import tempfile
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
@@ -73,14 +75,25 @@ def seed_plant(make_session: sessionmaker[Session]) -> None:
             Alarm(AutomateSource(1, 1), "ph", 7.4, 7.2, "high", "warning", "active", TS, TS)])
 
 
-def make_web_app(tmp_path: Path, *, seed: bool = True, users: bool = True, **settings: Any) -> Flask:
-    """A fresh app on ``tmp_path/plant.db`` with the MQTT feed not started."""
-    make_session = new_database(tmp_path / "plant.db")
+@cache
+def _template_database(seed: bool, users: bool) -> Path:
+    """Build each kind of test database once per process; every app gets a copy (creating the schema
+    and seeding it took most of each web test's set-up)."""
+    path = Path(tempfile.mkdtemp(prefix="webapp-template-")) / "plant.db"
+    make_session = new_database(path)
     if seed:
         seed_plant(make_session)
     if users:
         for name, (role, password) in USERS.items():
             add_user(make_session, name, role, password)
+    make_session.kw["bind"].dispose()
+    return path
+
+
+def make_web_app(tmp_path: Path, *, seed: bool = True, users: bool = True, **settings: Any) -> Flask:
+    """A fresh app on ``tmp_path/plant.db`` with the MQTT feed not started."""
+    shutil.copyfile(_template_database(seed, users), tmp_path / "plant.db")
+    make_session = make_sessionmaker(create_db_engine(f"sqlite:///{tmp_path / 'plant.db'}"))
     app = create_app(WebSettings(database_url=f"sqlite:///{tmp_path / 'plant.db'}", secret_key="test", **settings),
                      sessionmaker=make_session, start_mqtt=False)
     app.config["TESTING"] = True

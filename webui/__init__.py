@@ -16,7 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from plantmodel.topics import Topics
 from store.db import create_db_engine, make_sessionmaker
-from webui import api, auth, ingest, login, metrics, ratelimit, security, sockets, views
+from webui import api, auth, ingest, login, metrics, ratelimit, reports, security, sockets, views
 from webui.api import switch as _switch_routes  # noqa: F401  (its routes join api.bp before install)
 from webui.live import LiveFeed
 from webui.metrics import WebMetrics
@@ -50,6 +50,7 @@ def create_app(settings: WebSettings, *, sessionmaker: orm.sessionmaker[orm.Sess
 
     app.register_blueprint(login.bp)
     app.register_blueprint(views.bp)
+    app.register_blueprint(reports.bp)  # /reports/shift
     api.install(app)
     metrics.install(app, web_metrics)
     auth.install(app)  # after every blueprint: it marks the static route public

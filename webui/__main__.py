@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from plantmodel.errors import PlantModelError
 from plantmodel.readings import format_ts, utcnow
+from store import audit as trail
 from store import users as user_store
 from store.db import (
     DatabaseUnavailable,
@@ -202,6 +203,7 @@ def _users(args: argparse.Namespace) -> int:
                 return 0
             password, generated = _password(args)
             user_store.add_user(session, args.username, hash_password(password), args.role, now)
+            _audit(session, "user.create", username=args.username, role=args.role)
             print(f"created {args.username} ({args.role})" + (f", password: {password}" if generated else ""))
             return 0
         if user is None:
@@ -209,21 +211,25 @@ def _users(args: argparse.Namespace) -> int:
         if args.action == "delete":
             user_store.check_admin_remains(session, user, None)
             session.delete(user)
+            _audit(session, "user.delete", username=args.username, role=user.role)
             print(f"deleted {args.username}")
             return 0
         user.updated_at = now
         if args.action == "passwd":
             password, generated = _password(args)
             user_store.set_password(user, hash_password(password))
+            _audit(session, "user.update", username=user.username, password="changed")
             print(f"password of {user.username} changed" + (f": {password}" if generated else "")
                   + "; its sessions and API token are revoked")
         elif args.action == "set-role":
             user_store.check_admin_remains(session, user, args.role)
             user_store.set_role(user, args.role)
+            _audit(session, "user.update", username=user.username, role=args.role)
             print(f"{user.username} is now {args.role}")
         elif args.action == "token":
             token, digest = new_token()
             user.token_hash = digest
+            _audit(session, "token.create", username=user.username)
             print(token)
     return 0
 
@@ -236,6 +242,11 @@ def _cli_user() -> str:
         return f"cli:{getpass.getuser()}"[:64]
     except (KeyError, OSError):
         return "cli"
+
+
+def _audit(session: Session, action: str, **details: object) -> None:
+    """The change's entry on the audit trail, in its transaction (as the web UI's), by ``cli:<os user>``."""
+    trail.append(session, action, details, at=utcnow(), actor=_cli_user(), address=None)
 
 
 def _tokens(args: argparse.Namespace) -> int:
@@ -256,6 +267,7 @@ def _tokens(args: argparse.Namespace) -> int:
         with sessions.begin() as session:
             row, token = add_device_token(session, args.device, args.label, _cli_user())
             token_id = row.id
+            _audit(session, "device_token.create", id=token_id, device=row.device, label=row.label or "")
         audit_log.info("AUDIT user=%r from=cli action=device_token.create id=%d device=%r", _cli_user(), token_id,
                  args.device)
         print(token)
@@ -270,6 +282,7 @@ def _tokens(args: argparse.Namespace) -> int:
             raise PlantModelError(f"device token {args.id} was already revoked by {row.revoked_by}")
         revoke_device_token(row, _cli_user())
         device = row.device
+        _audit(session, "device_token.revoke", id=args.id, device=device)
     audit_log.info("AUDIT user=%r from=cli action=device_token.revoke id=%d device=%r", _cli_user(), args.id, device)
     print(f"revoked token {args.id} of {device}")
     return 0

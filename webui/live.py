@@ -10,11 +10,17 @@ translator returns. Updates are coalesced per room (see :mod:`webui.push`), item
 
 Alarms go at once to room ``alarms`` as event ``alarm`` with the database row's
 ``queries.alarm_dict`` (so the browser has the id to acknowledge).
+
+:class:`Health` is the web UI's own view of its links (its MQTT client, the database, probed every
+few seconds by :meth:`LiveFeed.start`'s probe thread); every change goes to room ``alarms`` (every
+connected browser) as event ``health`` (:meth:`Health.to_dict`), so the pages stop showing frozen
+values as live.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -22,6 +28,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 from flask_socketio import SocketIO
+from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -41,6 +48,11 @@ from webui.push import ALARMS_ROOM, Coalescer, Views, rooms_for
 log = logging.getLogger(__name__)
 
 DEFAULT_PUSH_INTERVAL = 0.5
+HEALTH_EVENT = "health"
+# A dead database shows on the pages within this (plus the failing query's own time).
+DB_PROBE_INTERVAL = 3.0
+MQTT_DOWN = "MQTT broker unreachable"
+DB_DOWN = "database unavailable"
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +130,65 @@ def _status(device: str, state: str, ts: datetime) -> LiveUpdate:
     return LiveUpdate("status", device, {"device": device, "state": state, "ts": format_ts(ts)})
 
 
+class Health:
+    """Whether the web UI's MQTT client is connected and its database answers.
+
+    ``None`` means "not known": MQTT never started (tests drive the feed by hand), or the database
+    not probed yet; only a known failure is a problem. ``on_change(health_dict)`` is called, outside
+    the lock, each time a known state changes. Thread-safe: paho's thread, the probe thread and the
+    Socket.IO handlers all use it.
+    """
+
+    def __init__(self, on_change: Callable[[dict[str, Any]], None] | None = None, *,
+                 clock: Callable[[], datetime] = utcnow) -> None:
+        self._on_change = on_change
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._state: dict[str, bool | None] = {"mqtt": None, "database": None}
+        self._reasons: dict[str, str] = {}
+        self._since = clock()
+
+    def set_mqtt(self, ok: bool, reason: str = "") -> None:
+        self._set("mqtt", ok, reason)
+
+    def set_database(self, ok: bool, reason: str = "") -> None:
+        self._set("database", ok, reason)
+
+    def _set(self, link: str, ok: bool, reason: str) -> None:
+        with self._lock:
+            changed = self._state[link] is not ok
+            self._state[link] = ok
+            self._reasons[link] = "" if ok else reason
+            if changed:
+                self._since = self._clock()
+            data = self._dict()
+        if changed:
+            log.log(logging.INFO if ok else logging.WARNING, "health: %s %s%s", link,
+                    "up" if ok else "down", f" ({reason})" if reason and not ok else "")
+            if self._on_change is not None:
+                try:
+                    self._on_change(data)
+                except Exception:  # the push must not break the MQTT callback or the probe
+                    log.exception("could not push the health change")
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"ok", "mqtt", "database", "problems": [text], "reasons": {link: why}, "since"}``:
+        ``ok`` is false when a link is known to be down; ``since`` is the last change."""
+        with self._lock:
+            return self._dict()
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.to_dict()["ok"])
+
+    def _dict(self) -> dict[str, Any]:
+        problems = [text for link, text in (("mqtt", MQTT_DOWN), ("database", DB_DOWN))
+                    if self._state[link] is False]
+        return {"ok": not problems, "mqtt": self._state["mqtt"], "database": self._state["database"],
+                "problems": problems, "reasons": {k: v for k, v in self._reasons.items() if v},
+                "since": format_ts(self._since)}
+
+
 class MqttUnavailable(Exception):
     """The web UI cannot publish now (not connected, or paho refused the message)."""
 
@@ -131,7 +202,7 @@ class LiveFeed:
 
     def __init__(self, mqtt_settings: MqttSettings, topics: Topics, socketio: SocketIO,
                  make_session: sessionmaker[Session], *, push_interval: float = DEFAULT_PUSH_INTERVAL,
-                 metrics: WebMetrics | None = None) -> None:
+                 metrics: WebMetrics | None = None, db_probe_interval: float = DB_PROBE_INTERVAL) -> None:
         self._mqtt_settings = mqtt_settings
         self.metrics = metrics if metrics is not None else WebMetrics()
         self.topics = topics
@@ -141,6 +212,10 @@ class LiveFeed:
         self.views = Views()
         self.push = Coalescer(self._emit_to, push_interval)
         self._client: mqtt.Client | None = None
+        self.health = Health(self._health_changed)
+        self.db_probe_interval = db_probe_interval
+        self._probe_stop = threading.Event()
+        self._probe_thread: threading.Thread | None = None
         # Called with every message (topic, payload) on paho's thread, after the translation: the
         # remote switching waits there for the devices' answers.
         self.listeners: list[Callable[[str, bytes], None]] = []
@@ -150,8 +225,11 @@ class LiveFeed:
         return self._client is not None and self._client.is_connected()
 
     def start(self) -> None:
-        """Connect to MQTT (paho's thread then feeds the pushes) and start the push thread."""
+        """Connect to MQTT (paho's thread then feeds the pushes), start the push thread and the
+        database probe."""
         self.push.start()
+        self.health.set_mqtt(False, "connecting")  # until the broker accepts us
+        self.start_probe()
         # The broker takes the user name as the client id (use_username_as_clientid): two web UIs
         # logged in as one MQTT user would keep disconnecting each other, so each needs its own user.
         client = new_client(self._mqtt_settings, self._mqtt_settings.username)
@@ -169,7 +247,46 @@ class LiveFeed:
             self._client.loop_stop()
             self._client = None
             self.metrics.mqtt_disconnected()
+        self.stop_probe()
         self.push.stop()
+
+    # -- database probe ------------------------------------------------------------------------------
+    def probe_database(self) -> bool:
+        """One cheap query; records the result in ``health`` and returns it."""
+        try:
+            with self._make_session() as session:
+                session.execute(text("SELECT 1"))
+        except SQLAlchemyError as exc:
+            self.health.set_database(False, str(exc.__class__.__name__))
+            return False
+        self.health.set_database(True)
+        return True
+
+    def start_probe(self) -> None:
+        if self._probe_thread is not None and self._probe_thread.is_alive():
+            return
+        self._probe_stop.clear()
+        self._probe_thread = threading.Thread(target=self._probe_loop, name="webui-db-probe", daemon=True)
+        self._probe_thread.start()
+
+    def stop_probe(self) -> None:
+        self._probe_stop.set()
+        if self._probe_thread is not None:
+            self._probe_thread.join(timeout=5)
+            self._probe_thread = None
+
+    def _probe_loop(self) -> None:
+        while True:
+            try:
+                self.probe_database()
+            except Exception:  # a bug must not end the probing: the badge would lie from then on
+                log.exception("database probe failed")
+            if self._probe_stop.wait(self.db_probe_interval):
+                return
+
+    def _health_changed(self, data: dict[str, Any]) -> None:
+        self._socketio.emit(HEALTH_EVENT, data, to=ALARMS_ROOM)
+        self.metrics.pushed(HEALTH_EVENT)
 
     def publish(self, topic: str, payload: str, *, qos: int = 1) -> mqtt.MQTTMessageInfo:
         """Publish on the web UI's MQTT connection (legacy HTTP ingest, remote switching); raises
@@ -230,16 +347,19 @@ class LiveFeed:
                     reason_code: mqtt.ReasonCode, _properties: Any) -> None:
         if reason_code.is_failure:
             log.warning("MQTT connection refused: %s", reason_code)
+            self.health.set_mqtt(False, f"refused: {reason_code}")
             return
         self.seed_meters()  # before subscribing, so the first partials have their base
         # Subscribing here (not once after start) makes every reconnect resubscribe.
         client.subscribe([(t, 1) for t in self.topics.live_subscriptions()])
         self.metrics.mqtt_connected()
+        self.health.set_mqtt(True)
         log.info("MQTT connected, subscribed to the live topics")
 
     def _on_disconnect(self, _client: mqtt.Client, _userdata: Any, _flags: Any,
                        reason_code: mqtt.ReasonCode, _properties: Any) -> None:
         self.metrics.mqtt_disconnected()
+        self.health.set_mqtt(False, str(reason_code))
         if reason_code.is_failure:
             log.warning("MQTT disconnected (%s); paho reconnects", reason_code)
 

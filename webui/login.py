@@ -8,12 +8,15 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, redirect, render_template, request, url_for
 
-from webui.auth import authenticate, csrf_matches, csrf_token, login_user, logout_user, public
+from plantmodel.text import printable
+from webui.audit import audit
+from webui.auth import authenticate, csrf_matches, csrf_token, current_user, login_user, logout_user, public
 from webui.state import web_state
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("auth", __name__)
+NAME_MAX = 64  # audit_log.actor
 
 
 def _safe_next(target: str | None) -> str:
@@ -35,16 +38,31 @@ def login() -> str | Response | tuple[str, int]:
     username = request.form.get("username", "").strip()
     user = authenticate(web_state().make_session, username, request.form.get("password", ""))
     if user is None:
-        log.warning("failed log-in for %r from %s", username, request.remote_addr)
+        log.warning("failed log-in for %r from %s", printable(username[:NAME_MAX]), request.remote_addr)
+        # The name tried (cut to the column), never the password.
+        audit("login.failed", actor=printable(username)[:NAME_MAX] or None)
         return render_template("login.html", next=request.form.get("next", ""),
                                error="Wrong user name or password."), 401
     login_user(user)
+    audit("login.ok", actor=user.username, role=user.role)
     log.info("%s logged in (%s) from %s", user.username, user.role, request.remote_addr)
     return cast(Response, redirect(_safe_next(request.form.get("next"))))  # (typed as werkzeug's)
 
 
+@bp.after_request
+def _audit_lockout(resp: Response) -> Response:
+    """A log-in refused by the rate limit (webui/ratelimit.py answers 429 without calling the view)
+    is on the trail too: a lock-out is what an attack on a name looks like."""
+    if request.endpoint == "auth.login" and request.method == "POST" and resp.status_code == 429:
+        audit("login.locked", actor=printable(request.form.get("username", "").strip())[:NAME_MAX] or None)
+    return resp
+
+
 @bp.post("/logout")
 def logout() -> Response:
+    user = current_user()
+    if user is not None:
+        audit("logout", actor=user.username)
     logout_user(web_state().make_session)
     csrf_token()  # the log-in form needs a fresh one
     return cast(Response, redirect(url_for("auth.login")))

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from plantmodel.measures import AUTOMATE_MEASURES, METER_MEASURES, Measure
+from plantmodel.measures import AUTOMATE_MEASURES, METER_ERRORS, METER_MEASURES, SOURCE_HEALTH, Measure
 from plantmodel.readings import format_ts
 from plantmodel.sources import AutomateSource, MeterSource, unit_key
 from plantmodel.thresholds import ThresholdSet
@@ -25,7 +25,10 @@ def measure_table() -> dict[str, dict[str, dict[str, Any]]]:
         return {m.name: {"label": m.label, "unit": m.unit, "low": m.low, "high": m.high,
                          "decimals": m.decimals} for m in measures.values()}
 
-    return {"automate": table(AUTOMATE_MEASURES), "meter": table(METER_MEASURES)}
+    # alarm_only: what an alarm may name but no reading carries (a meter's error flags, no data,
+    # probe fault): labelled like the others, never drawn as a tile or chart.
+    return {"automate": table(AUTOMATE_MEASURES), "meter": table(METER_MEASURES),
+            "alarm_only": table({**METER_ERRORS, **SOURCE_HEALTH})}
 
 
 def load_snapshot(make_session: sessionmaker[Session]) -> dict[str, Any]:
@@ -66,6 +69,31 @@ def meter_snapshot(make_session: sessionmaker[Session], meter: str) -> dict[str,
         "limits": {m: lim for m, lim in thresholds.limits(MeterSource(meter).key, METER_MEASURES).items()
                    if lim["low"] is not None or lim["high"] is not None},
     }
+
+
+def alarm_summary(alarms: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the header counter and the overview's per-unit counts show, from alarm dicts
+    (``queries.alarm_dict`` or ``Alarm.to_dict()``): only *active* alarms count, acknowledged or not
+    (an acknowledged alarm still means a value out of range). ``{"active", "critical",
+    "acknowledged", "units": {"<u>": {"active", "critical"}}, "meters": {"<id>": {...}}}``."""
+    out: dict[str, Any] = {"active": 0, "critical": 0, "acknowledged": 0, "units": {}, "meters": {}}
+    for a in alarms:
+        if a.get("state") != "active":
+            continue
+        critical = a.get("severity") == "critical"
+        out["active"] += 1
+        out["critical"] += critical
+        out["acknowledged"] += bool(a.get("acknowledged_at"))
+        if a.get("meter"):
+            group, key = out["meters"], str(a["meter"])
+        elif a.get("unit") is not None:
+            group, key = out["units"], str(a["unit"])
+        else:
+            continue
+        counts = group.setdefault(key, {"active": 0, "critical": 0})
+        counts["active"] += 1
+        counts["critical"] += critical
+    return out
 
 
 def _plant(session: Session, unit: int | None, automate: int | None) -> dict[str, Any]:

@@ -5,11 +5,13 @@ Protocol (namespace ``/``):
 - ``connect``: refused unless :func:`webui.auth.socket_user` finds a user (session cookie or
   ``auth={"token": ...}``). The client joins room ``alarms`` and gets ``hello`` {"user": {username,
   role}, "alarms": [open alarms, ``queries.alarm_dict``], "periods": {"automate", "meter"},
-  "stale_after": 3}.
+  "stale_after": 3, "summary": :func:`webui.snapshot.alarm_summary` of those alarms, "health": the
+  web UI's own links (:meth:`webui.live.Health.to_dict`)}, then ``health`` (the same dict).
 - ``watch`` {"view": "plant" | "unit" | "automate" | "meter" | "none", "unit"?, "automate"?,
   "meter"?}: the client leaves its previous view room, joins the new one and the ack is {"room",
   "snapshot"}; a bad or unknown view gives {"error": "..."} and leaves the current view as it was.
-- Server -> client: ``update`` per view room (see :mod:`webui.push`), ``alarm`` to room ``alarms``.
+- Server -> client: ``update`` per view room (see :mod:`webui.push`), ``alarm`` to room ``alarms``,
+  ``health`` to room ``alarms`` whenever the web UI's MQTT connection or database changes state.
 
 Updates to the new room can arrive before the ``watch`` ack (the room is joined before the
 snapshot is read, so nothing falls in between): a client applies the snapshot, then keeps the
@@ -35,8 +37,9 @@ from plantmodel.readings import MAX_UNIT
 from plantmodel.sources import AutomateSource, MeterSource, check_meter_id, unit_key
 from store import queries
 from webui.auth import AuthUser, socket_user, still_valid
+from webui.live import HEALTH_EVENT
 from webui.push import ALARMS_ROOM, PLANT_ROOM
-from webui.snapshot import load_snapshot, meter_snapshot, unit_snapshot
+from webui.snapshot import alarm_summary, load_snapshot, meter_snapshot, unit_snapshot
 from webui.state import WebState
 
 log = logging.getLogger(__name__)
@@ -140,13 +143,19 @@ class LiveSockets:
         self.state.metrics.socket_connected()
         join_room(ALARMS_ROOM)
         settings = self.state.settings
+        health = self.state.feed.health.to_dict()
         emit("hello", {
             "user": user.to_dict(),
             "alarms": alarms,
             "periods": {"automate": settings.report_period, "meter": settings.meter_period},
             "stale_after": STALE_AFTER,
+            "summary": alarm_summary(alarms),
+            "health": health,
         })
         self.state.metrics.pushed("hello")
+        # Also as its own event: a page handles "health" in one place, at connect and on change.
+        emit(HEALTH_EVENT, health)
+        self.state.metrics.pushed(HEALTH_EVENT)
 
     def on_disconnect(self, _reason: Any = None) -> None:
         sid = _sid()

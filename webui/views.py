@@ -17,7 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from plantmodel.measures import AUTOMATE_MEASURES, METER_MEASURES
+from plantmodel.measures import AUTOMATE_ALARM_MEASURES, AUTOMATE_MEASURES, METER_ALARM_MEASURES, METER_MEASURES
 from plantmodel.sources import AutomateSource, MeterSource, unit_key
 from plantmodel.thresholds import DEFAULT_SCOPE, SEVERITIES
 from store import models as orm
@@ -141,7 +141,7 @@ def alarms() -> str:
         names = queries.device_names(session)
     user = current_user()
     return render_template("alarms.html", open_alarms=open_alarms, units=units, meters=meters,
-                           measures={**AUTOMATE_MEASURES, **METER_MEASURES},
+                           measures={**AUTOMATE_ALARM_MEASURES, **METER_ALARM_MEASURES},
                            can_ack=user is not None and user.can("operator"), names=names)
 
 
@@ -155,7 +155,7 @@ def thresholds() -> str:
               *(AutomateSource(u, a).key for u, autos in units.items() for a in autos),
               *(MeterSource(m).key for m in meters)]
     return render_template("thresholds.html", scopes=scopes, severities=SEVERITIES,
-                           automate_measures=AUTOMATE_MEASURES, meter_measures=METER_MEASURES)
+                           automate_measures=AUTOMATE_ALARM_MEASURES, meter_measures=METER_ALARM_MEASURES)
 
 
 @bp.get("/admin/users")
@@ -181,6 +181,23 @@ def devices() -> str:
     return render_template("devices.html")
 
 
+@bp.get("/admin/notifications")
+@require_role("admin")
+def notifications() -> str:
+    # Routes and outbox come from /api/notification-routes and /api/notifications (static/notifications.js).
+    return render_template("notifications.html", severities=SEVERITIES)
+
+
+@bp.get("/admin/audit")
+@require_role("admin")
+def audit_log() -> str:
+    """The audit trail; the entries come from GET /api/audit (static/audit.js), filtered by the URL's query."""
+    from webui.api.audit import KNOWN_ACTIONS
+
+    filters = {k: request.args.get(k) for k in ("action", "actor")}
+    return render_template("audit.html", filters=filters, actions=KNOWN_ACTIONS)
+
+
 @bp.get("/healthz")
 @public
 def healthz() -> tuple[Response, int]:
@@ -198,3 +215,11 @@ def database_ok(make_session: sessionmaker[Session]) -> bool:
     except SQLAlchemyError as exc:
         log.warning("health check: database unavailable: %s", exc)
         return False
+
+
+@bp.get("/admin/rejected")
+@require_role("admin")
+def rejected() -> str:
+    """Rejected messages; the rows come from GET /api/rejected (static/rejected.js), filtered by the URL's query."""
+    filters = {k: request.args.get(k) for k in ("source", "reason")}
+    return render_template("rejected.html", filters=filters)

@@ -155,6 +155,18 @@ def test_datavision_reads_and_writes_only_what_the_ui_needs(accounts: Accounts) 
         refused(datavision, sql)
 
 
+def test_datavision_appends_to_the_audit_trail_but_cannot_rewrite_it(accounts: Accounts) -> None:
+    from store import audit as trail
+
+    with make_sessionmaker(accounts.engine("datavision")).begin() as session:  # the web UI's own path
+        trail.append(session, "test.append", {"by": "datavision"}, at=utcnow(), actor="tester")
+    for sql in ["UPDATE audit_log SET actor = 'nobody'", "DELETE FROM audit_log", "TRUNCATE TABLE audit_log",
+                "UPDATE audit_log SET details = '{}', hash = prev_hash"]:
+        refused(accounts.engine("datavision"), sql)
+    with accounts.engine("root").connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM audit_log WHERE action = 'test.append'")).scalar_one() == 1
+
+
 def test_delegate_manages_users_and_thresholds_without_ddl(accounts: Accounts) -> None:
     sessions = make_sessionmaker(accounts.engine("delegate"))
     now = utcnow()
@@ -400,7 +412,7 @@ def test_pipeline_runs_on_the_collector_and_datavision_accounts(accounts: Accoun
 
     # A stolen bridge password cannot lift the salmonella limit, even through the bridge's own CLI.
     proc = subprocess.run([sys.executable, "-m", "bridge", "thresholds", "set", "--measure", "salmonella_ppm",
-                           "--high", "1000000"], env={**os.environ, **bridge_env}, capture_output=True, text=True,
+                           "--high", "1000000", "--confirm"], env={**os.environ, **bridge_env}, capture_output=True, text=True,
                           cwd=REPO, timeout=60)
     assert proc.returncode == 1 and "command denied to user 'plant_collector'" in proc.stderr, proc.stderr
 

@@ -236,7 +236,7 @@ def test_malformed_messages_are_rejected_while_readings_keep_flowing(pipeline: P
 def test_threshold_change_applies_without_restart(pipeline: Pipeline) -> None:
     source = "units/4/automates/1"
     out = pipeline.cli("bridge", "thresholds", "set", "--unit", "4", "--automate", "1", "--measure", "ph",
-                       "--low", "6.0", "--high", "6.5", "--deadband", "0.1")
+                       "--low", "6.0", "--high", "6.5", "--deadband", "0.1", "--confirm")  # 6.0: past the normal 6.8
     assert "set units/4/automates/1 ph" in out
     pipeline.wait(lambda: pipeline.alarm_rows(source, "ph"), 20, "an alarm under the new threshold")
     row = pipeline.alarm_rows(source, "ph")[0]

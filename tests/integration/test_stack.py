@@ -43,7 +43,7 @@ def test_demo_stack_runs_and_ctrl_c_leaves_nothing(tmp_path: Path) -> None:
         assert sub_line and int(sub_line.group(1)) == mqtt_port
         assert f"MQTT TLS:    127.0.0.1:{tls_port}" in log
         pids = [int(p) for p in re.findall(r"started \w+ +pid (\d+)", log)]
-        assert len(pids) == 4
+        assert len(pids) == 5  # broker, bridge, webui, notifier, devices
 
         engine = create_db_engine(f"sqlite:///{var / 'plant.db'}")
 

@@ -18,7 +18,7 @@ from tests.processes import REPO
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
 OURS = {name: s for name, s in SERVICES.items() if "build" in s}
-PACKAGES = ["plantmodel", "store", "broker", "bridge", "devices", "webui", "stack"]
+PACKAGES = ["plantmodel", "store", "broker", "bridge", "devices", "webui", "stack", "notifier"]
 
 
 def env_vars_read_by_code() -> set[str]:
@@ -36,7 +36,8 @@ def interpolate(value: str) -> str:
 
 
 def test_expected_services() -> None:
-    assert set(SERVICES) == {"credentials", "mariadb", "mosquitto", "bridge", "webui", "devices", "backup"}
+    assert set(SERVICES) == {"credentials", "mariadb", "mosquitto", "bridge", "webui", "devices", "backup",
+                             "notifier"}
 
 
 @pytest.mark.parametrize("name", sorted(OURS))
@@ -62,6 +63,8 @@ def test_each_service_has_its_own_database_account() -> None:
                 for name, s in OURS.items() if "DATABASE_URL" in s["environment"]}
     assert {n: u.username for n, u in accounts.items() if n in ("bridge", "webui")} == {
         "bridge": "plant_collector", "webui": "plant_datavision"}
+    # The notifier needs no more than the web UI's rights (accounts.sql: routes, outbox, attempts).
+    assert accounts["notifier"].username == "plant_datavision"
     assert all(u.drivername == "mariadb+pymysql" for u in accounts.values())
     assert "devices" not in accounts and "credentials" not in accounts  # they never touch the database
     assert accounts["backup"].username == "plant_delegate"  # reads every table, no DDL
@@ -73,13 +76,19 @@ def test_each_service_has_its_own_database_account() -> None:
     assert mounts(SERVICES["mariadb"])[maria["ACCOUNTS_SQL"]] == "./accounts.sql"
 
 
+# Secrets a site may not have at all (an SMTP relay without log-in): empty by default, never a value.
+OPTIONAL_SECRETS = {"NOTIFY_SMTP_PASSWORD"}
+
+
 def test_passwords_have_no_default() -> None:
     """`${VAR:?}`: compose refuses to start with a password left out of .env (and the services
     refuse the .env.example placeholders themselves)."""
     text = (REPO / "docker-compose.yml").read_text()
     secrets = {v for v in re.findall(r"\$\{([A-Z_]+)", text) if "PASSWORD" in v or v == "SECRET_KEY"}
     assert secrets >= {"MARIADB_ROOT_PASSWORD", "DB_COLLECTOR_PASSWORD", "DB_DATAVISION_PASSWORD", "SECRET_KEY"}
-    for var in secrets:
+    for var in secrets & OPTIONAL_SECRETS:
+        assert re.findall(rf"\$\{{{var}(?::[-?][^}}]*)?\}}", text) == [f"${{{var}:-}}"], var
+    for var in secrets - OPTIONAL_SECRETS:
         assert not re.search(rf"\$\{{{var}:-", text), var
         assert re.search(rf"\$\{{{var}:\?", text), var
 
@@ -117,7 +126,7 @@ def test_ports_agree() -> None:
     assert SERVICES["mosquitto"]["ports"] == [f"{tls}:{tls}"]
     for name, s in OURS.items():
         env = s["environment"]
-        if name == "backup":  # the database only
+        if name in ("backup", "notifier"):  # the database only
             assert "MQTT_HOST" not in env
             continue
         assert env["MQTT_HOST"] == "mosquitto" and int(env["MQTT_PORT"]) == tls and env["MQTT_TLS"] == "1"

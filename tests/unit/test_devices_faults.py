@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import subprocess
 import sys
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from devices.faults import Fault, FaultFile, FaultInjector, load_faults, save_faults
+from devices.faults import SILENT, Fault, FaultFile, FaultInjector, load_faults, save_faults
+from devices.units import UnitSimulator
 from plantmodel.errors import ValidationError
 
 METER = "shellypro1pm-aabbccddeeff"
 REPO = Path(__file__).resolve().parents[2]
+T0 = datetime(2026, 11, 21, 10, 0, 0, tzinfo=UTC)
 
 
 def test_fault_file_round_trip(tmp_path: Path) -> None:
@@ -181,3 +186,84 @@ def test_cli_run_rejects_bad_options() -> None:
     assert result.returncode == 2 and "units must be" in result.stderr
     result = cli("run", "--units-only", "--meters-only")
     assert result.returncode == 2 and "not allowed with" in result.stderr
+
+
+# -- silent faults: an automate (or a whole unit) sends nothing ----------------------------------
+
+def _seqs(readings: list) -> dict[int, int]:
+    return {r.automate: r.seq for r in readings}
+
+
+def test_silent_fault_file_round_trip_and_validation(tmp_path: Path) -> None:
+    path = tmp_path / "faults.json"
+    path.write_text('{"faults": [{"target": "units/3", "measure": "silent"},'
+                    ' {"target": "units/1/automates/2", "measure": "silent", "values": []}]}')
+    faults = load_faults(path)
+    assert faults == [Fault("units/3", SILENT, ()), Fault("units/1/automates/2", SILENT, ())]
+    save_faults(path, faults)
+    assert json.loads(path.read_text())["faults"][0] == {"target": "units/3", "measure": "silent"}
+    for target, values, reason in ((f"meters/{METER}", (), "silent fault targets"),
+                                   ("units/03", (), "silent fault targets"),
+                                   ("units/0", (), "silent fault targets"),
+                                   ("units/1/automates/2", (1,), "takes no values")):
+        with pytest.raises(ValidationError, match=reason):
+            Fault(target, SILENT, values)
+    with pytest.raises(ValidationError, match="invalid source"):  # a whole unit: silent only
+        Fault("units/3", "ph", (7,))
+
+
+def test_silent_automate_sends_nothing_and_uses_no_sequence_number() -> None:
+    injector = FaultInjector()
+    # One automate per unit: the automate owns its random stream, so "it did not move on" shows.
+    silenced, clean = UnitSimulator(2, 1, random.Random(5), injector), UnitSimulator(2, 1, random.Random(5))
+    assert silenced.tick(T0) == [replace(r, boot=silenced.boot) for r in clean.tick(T0)]
+    injector.set_faults([Fault("units/2/automates/1", SILENT, ())])
+    assert [silenced.tick(T0) for _ in range(3)] == [[], [], []]
+    assert injector.forced("units/2/automates/1") == {}  # a silent fault forces no value
+    injector.set_faults([])
+    after = silenced.tick(T0)
+    assert after[0].seq == 1  # the next number: the bridge sees a pause, no gap to declare lost
+    assert after == [replace(r, boot=silenced.boot) for r in clean.tick(T0)]
+
+
+def test_silent_unit_and_automate_leave_the_others_alone() -> None:
+    injector = FaultInjector([Fault("units/2/automates/3", SILENT, ())])
+    unit1, unit2 = UnitSimulator(1, 4, random.Random(1), injector), UnitSimulator(2, 4, random.Random(2), injector)
+    for _ in range(2):
+        assert _seqs(unit2.tick(T0)).keys() == {1, 2, 4}
+        assert _seqs(unit1.tick(T0)).keys() == {1, 2, 3, 4}
+    injector.set_faults([Fault("units/2", SILENT, ())])
+    assert unit2.tick(T0) == [] and len(unit1.tick(T0)) == 4
+    injector.set_faults([])
+    assert _seqs(unit2.tick(T0)) == {1: 2, 2: 2, 3: 0, 4: 2}
+    assert _seqs(unit1.tick(T0)) == {1: 3, 2: 3, 3: 3, 4: 3}
+
+
+def test_cli_silent_set_list_clear(tmp_path: Path) -> None:
+    path = tmp_path / "faults.json"
+    done = cli("fault", "set", "--unit", "3", "--automate", "7", "--silent", fault_file=path)
+    assert done.returncode == 0 and "sends nothing" in done.stdout, done.stderr
+    assert cli("fault", "set", "--unit", "4", "--silent", fault_file=path).returncode == 0
+    cli("fault", "set", "--unit", "4", "--automate", "1", "--measure", "ph", "--values", "6.5", fault_file=path)
+    assert load_faults(path) == [Fault("units/3/automates/7", SILENT, ()), Fault("units/4", SILENT, ()),
+                                 Fault("units/4/automates/1", "ph", (6.5,))]
+    listed = cli("fault", "list", fault_file=path).stdout
+    assert "units/3/automates/7  silent" in listed and "units/4  silent" in listed
+    # --unit alone clears the unit's own fault and its automates'; --silent only silent ones.
+    assert cli("fault", "clear", "--unit", "4", "--silent", fault_file=path).returncode == 0
+    assert [f.target for f in load_faults(path)] == ["units/3/automates/7", "units/4/automates/1"]
+    assert cli("fault", "clear", "--unit", "4", fault_file=path).returncode == 0
+    assert load_faults(path) == [Fault("units/3/automates/7", SILENT, ())]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("--meter", METER, "--silent"), "silent fault targets"),
+    (("--unit", "1", "--silent", "--values", "1"), "takes no --values"),
+    (("--unit", "1", "--automate", "1", "--measure", "ph"), "needs --values"),
+    (("--unit", "1", "--measure", "ph", "--silent"), "not allowed with"),
+])
+def test_cli_silent_errors(tmp_path: Path, args: tuple[str, ...], message: str) -> None:
+    path = tmp_path / "faults.json"
+    result = cli("fault", "set", *args, fault_file=path)
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+    assert not path.exists()

@@ -25,7 +25,14 @@ from hypothesis import strategies as st
 from plantmodel import jsonutil
 from plantmodel.confirm import AutomateConfirmation, Confirmation
 from plantmodel.errors import ValidationError
-from plantmodel.measures import AUTOMATE_MEASURES, MEASURES, METER_ALARM_MEASURES, METER_MEASURES, format_automate_type
+from plantmodel.measures import (
+    AUTOMATE_ALARM_MEASURES,
+    AUTOMATE_MEASURES,
+    MEASURES,
+    METER_ALARM_MEASURES,
+    METER_MEASURES,
+    format_automate_type,
+)
 from plantmodel.readings import MAX_AUTOMATE, MAX_UNIT, Reading, check_boot, format_ts, parse_ts
 from plantmodel.sources import AutomateSource, MeterSource, parse_source
 from plantmodel.status import STATES, DeviceStatus
@@ -628,7 +635,7 @@ def test_threshold_is_consistent_or_refused(kw: dict[str, Any]) -> None:
     if t.scope.startswith("meters/"):
         assert t.measure in METER_ALARM_MEASURES
     if t.scope.startswith("units/"):
-        assert t.measure in AUTOMATE_MEASURES
+        assert t.measure in AUTOMATE_ALARM_MEASURES
 
 
 # -- topics ----------------------------------------------------------------------------------------------

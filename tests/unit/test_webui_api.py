@@ -18,7 +18,8 @@ from store import history, queries
 from tests.webapp import METER, TS, USERS, csrf, login, make_reading, make_web_app, token_for
 from webui import web_state
 
-SAMPLE_ARGS = {"unit": 1, "automate": 1, "meter": METER, "alarm_id": 1, "username": "viewer", "device": "units/1"}
+SAMPLE_ARGS = {"unit": 1, "automate": 1, "meter": METER, "alarm_id": 1, "route_id": 1, "username": "viewer",
+               "device": "units/1"}
 
 
 class Api:
@@ -297,9 +298,10 @@ def test_series_raw_limits_and_alarms(api: Api) -> None:
 
 
 def test_series_limits_follow_the_most_specific_threshold(api: Api) -> None:
-    body = {"scope": "units/1", "measure": "ph", "low": 6.0, "high": 8.0}
+    # Wider than the normal range, then a low limit removed: both need "confirm" (issue 11, item 6).
+    body = {"scope": "units/1", "measure": "ph", "low": 6.0, "high": 8.0, "confirm": True}
     assert api.call("PUT", "/api/thresholds", "admin", json=body).status_code == 201
-    body = {"scope": "units/1/automates/2", "measure": "ph", "low": None, "high": 7.1}
+    body = {"scope": "units/1/automates/2", "measure": "ph", "low": None, "high": 7.1, "confirm": True}
     assert api.call("PUT", "/api/thresholds", "admin", json=body).status_code == 201
     window = "start=2026-11-21T10:00:00Z&end=2026-11-21T10:30:00Z"
     assert api.json(f"/api/units/1/automates/1/series?{window}")["limits"]["ph"] == {"low": 6.0, "high": 8.0}
@@ -408,9 +410,10 @@ def test_thresholds_set_replace_delete_and_audit(api: Api) -> None:
     items = api.json("/api/thresholds")["items"]
     assert items[0]["scope"] == "*" and items[0]["measure"] == "tank_temp_c"
     assert {"scope": "*", "measure": "apower", "low": None, "high": 3500.0, "deadband": 175.0,
-            "severity": "warning", "updated_at": "2026-11-21T10:15:00.000Z", "updated_by": "defaults"} in items
+            "inherit_low": False, "inherit_high": False, "severity": "warning",
+            "updated_at": "2026-11-21T10:15:00.000Z", "updated_by": "defaults"} in items
 
-    body = {"scope": "units/1/automates/2", "measure": "tank_temp_c", "low": 2.0, "high": 4.5}
+    body = {"scope": "units/1/automates/2", "measure": "tank_temp_c", "low": 2.0, "high": 4.5, "confirm": True}
     resp = api.call("PUT", "/api/thresholds", "admin", json=body)
     assert resp.status_code == 201
     created = resp.get_json()
@@ -432,7 +435,8 @@ def test_thresholds_set_replace_delete_and_audit(api: Api) -> None:
     assert changes["total"] == 4
     newest = changes["items"][0]
     assert newest["action"] == "delete" and newest["changed_by"] == "admin"
-    assert newest["old"] == {"low": 2.0, "high": 5.0, "deadband": 0.5, "severity": "critical"}
+    assert newest["old"] == {"low": 2.0, "high": 5.0, "deadband": 0.5, "severity": "critical",
+                             "inherit_low": False, "inherit_high": False}
     assert newest["new"] is None
     oldest = changes["items"][-1]
     assert oldest["action"] == "set" and oldest["old"] is None and oldest["new"]["high"] == 4.5
@@ -441,7 +445,7 @@ def test_thresholds_set_replace_delete_and_audit(api: Api) -> None:
     assert error(api.get("/api/thresholds/changes?per_page=3&page=3"), 404)
     # The default can be edited (not deleted).
     assert api.call("PUT", "/api/thresholds", "admin", json={"scope": "*", "measure": "ph", "low": 6.7,
-                                                              "high": 7.3}).status_code == 200
+                                                              "high": 7.3, "confirm": True}).status_code == 200
 
 
 @pytest.mark.parametrize(("body", "names"), [
@@ -456,7 +460,7 @@ def test_thresholds_set_replace_delete_and_audit(api: Api) -> None:
     ({"scope": "units/1/automates/9", "measure": "ph", "low": 6, "high": 7}, "no such device"),
     ({"scope": "units/7", "measure": "ph", "low": 6, "high": 7}, "no such device"),
     ({"scope": "meters/other", "measure": "apower", "low": 0, "high": 7}, "no such device"),
-    ({"scope": "units/1", "measure": "ph", "high": 7}, "field 'low' is required"),
+    ({"scope": "units/1", "measure": "ph", "high": 7, "confirm": 1}, "field 'confirm' must be true or false"),
     ({"scope": "units/1", "measure": "ph", "low": "6", "high": 7}, "field 'low' must be a number"),
     ({"scope": "units/1", "measure": "ph", "low": True, "high": 7}, "field 'low' must be a number"),
     ({"scope": "units/1", "measure": "ph", "low": 6, "high": 7, "deadband": -1}, "deadband must be >= 0"),

@@ -20,7 +20,7 @@ def test_changes_are_logged_with_who_and_what(tmp_path: Path, caplog: pytest.Log
                       headers=csrf(admin)).status_code == 201
     assert admin.patch("/api/users/eve", json={"role": "admin", "password": "another-password-2"},
                        headers=csrf(admin)).status_code == 200
-    assert admin.put("/api/thresholds", json={"scope": "*", "measure": "ph", "low": 6.0, "high": 7.0},
+    assert admin.put("/api/thresholds", json={"scope": "*", "measure": "ph", "low": 6.0, "high": 7.0, "confirm": True},
                      headers=csrf(admin)).status_code == 200
     assert admin.post("/api/me/token", headers=csrf(admin)).status_code == 200
     assert admin.delete("/api/users/eve", headers=csrf(admin)).status_code == 200

@@ -23,7 +23,7 @@ from webui.auth import authenticate, hash_password, require_role, verify_passwor
 
 ROOT = Path(__file__).resolve().parents[2]
 PUBLIC = {"auth.login", "dashboard.healthz", "static"}
-SAMPLE_ARGS = {"unit": 1, "automate": 1, "meter": METER, "meter_id": METER, "alarm_id": 1, "id": 1,
+SAMPLE_ARGS = {"unit": 1, "automate": 1, "meter": METER, "meter_id": METER, "alarm_id": 1, "id": 1, "route_id": 1,
                "username": "viewer", "filename": "dashboard.css"}
 
 

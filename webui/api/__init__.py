@@ -49,6 +49,9 @@ def error_response(status: int, message: str) -> Response:
 def install(app: Flask) -> None:
     """Register the API blueprint and the JSON error handlers for ``/api`` paths."""
     # Imported for their routes on ``bp``.
+    import webui.api.audit  # (the audit trail, admins)
+    import webui.api.notifications  # (alarm notification routes and outbox, admins)
+    import webui.api.rejected  # (rejected messages, admins)
     import webui.api.tokens  # noqa: F401  (the legacy HTTP senders' tokens)
     from webui.api import alarms, devices, legacy, me, openapi, plant, thresholds, timeseries, users  # noqa: F401
 

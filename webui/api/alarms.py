@@ -2,27 +2,52 @@
 
 from __future__ import annotations
 
+import unicodedata
+from collections.abc import Iterator, Mapping
 from typing import Any
 
-from flask import Response, jsonify
+from flask import Response, jsonify, request
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
-from plantmodel.measures import AUTOMATE_MEASURES, MEASURES, METER_ALARM_MEASURES
+from plantmodel.measures import AUTOMATE_ALARM_MEASURES, MEASURES, METER_ALARM_MEASURES
 from plantmodel.readings import MAX_AUTOMATE, MAX_UNIT, format_ts, utcnow
 from store import history, queries
+from store import models as orm
 from webui.api import ApiError, bp
+from webui.api.csvout import FORMAT_PARAM, csv_chunks, csv_format, csv_response
 from webui.api.devices import automate_or_404, meter_or_404, unit_or_404
-from webui.api.params import PAGE_PARAMS, choice, page, parse_int, query, text, time_range
+from webui.api.params import PAGE_PARAMS, choice, json_body, page, parse_int, query, text, time_range
 from webui.audit import audit
 from webui.auth import current_user, require_role
 from webui.state import web_state
 
 ALARM_PARAMS = ("state", "unit", "automate", "meter", "measure", "start", "end", *PAGE_PARAMS)
 MAX_ALARM_ID = 2**63 - 1
+NOTE_MAX = 2000
+DISPOSITIONS = ("hold", "release", "none")  # what became of the product made during the deviation
+# Control and format characters (a newline is fine in a note), separators, surrogates, private use.
+_UNPRINTABLE = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
+ALARM_CSV_COLUMNS = ("id", "source", "name", "measure", "severity", "bound", "value", "limit", "last_value", "state",
+                     "raised_at", "cleared_at", "acknowledged_at", "acknowledged_by", "ack_note", "ack_disposition",
+                     "detail")
+ALARM_CSV_TIMES = ("raised_at", "cleared_at", "acknowledged_at")
 
 
 @bp.get("/alarms")
 def alarms() -> Response:
     args = query(ALARM_PARAMS)
+    flt = _alarm_filter(args)
+    pg = page(args)
+    with web_state().make_session() as session:
+        _check_devices(session, flt)
+        total, rows = history.alarms_page(session, flt, offset=pg.offset, limit=pg.size)
+        pages = pg.check(total)
+        items = [queries.alarm_dict(r) for r in rows]
+    return jsonify(items=items, page=pg.number, per_page=pg.size, total=total, pages=pages)
+
+
+def _alarm_filter(args: Mapping[str, str]) -> history.AlarmFilter:
     state = choice(args, "state", history.ALARM_STATES, "all")
     unit = parse_int("unit", args["unit"], minimum=1, maximum=MAX_UNIT) if "unit" in args else None
     automate = parse_int("automate", args["automate"], minimum=1, maximum=MAX_AUTOMATE) \
@@ -36,20 +61,18 @@ def alarms() -> Response:
     if measure is not None:
         _check_measure(measure, unit, meter)
     start, end = time_range(args)
-    pg = page(args)
-    with web_state().make_session() as session:
-        if automate is not None:
-            assert unit is not None
-            automate_or_404(session, unit, automate)
-        elif unit is not None:
-            unit_or_404(session, unit)
-        if meter is not None:
-            meter_or_404(session, meter)
-        flt = history.AlarmFilter(state, unit, automate, meter, measure, start, end)
-        total, rows = history.alarms_page(session, flt, offset=pg.offset, limit=pg.size)
-        pages = pg.check(total)
-        items = [queries.alarm_dict(r) for r in rows]
-    return jsonify(items=items, page=pg.number, per_page=pg.size, total=total, pages=pages)
+    return history.AlarmFilter(state, unit, automate, meter, measure, start, end)
+
+
+def _check_devices(session: Session, flt: history.AlarmFilter) -> None:
+    """An unknown unit, automate or meter is a 404, not an empty list."""
+    if flt.automate is not None:
+        assert flt.unit is not None
+        automate_or_404(session, flt.unit, flt.automate)
+    elif flt.unit is not None:
+        unit_or_404(session, flt.unit)
+    if flt.meter is not None:
+        meter_or_404(session, flt.meter)
 
 
 def _check_measure(measure: str, unit: int | None, meter: str | None) -> None:
@@ -57,28 +80,91 @@ def _check_measure(measure: str, unit: int | None, meter: str | None) -> None:
         raise ApiError(400, f"measure={measure!r} is unknown (known: {', '.join(MEASURES)})")
     if meter is not None and measure not in METER_ALARM_MEASURES:
         raise ApiError(400, f"measure={measure!r} is not a meter measure")
-    if unit is not None and measure not in AUTOMATE_MEASURES:
+    if unit is not None and measure not in AUTOMATE_ALARM_MEASURES:
         raise ApiError(400, f"measure={measure!r} is not an automate measure")
+
+
+@bp.get("/alarms.csv")
+def alarms_csv() -> Response:
+    """The alarms matching the same filters as ``/alarms`` (all of them, not a page), newest raised
+    first, with who acknowledged each and the corrective action."""
+    args = query((*ALARM_PARAMS[:-len(PAGE_PARAMS)], FORMAT_PARAM))
+    flt = _alarm_filter(args)
+    fmt = csv_format(args)
+    make_session = web_state().make_session
+    with make_session() as session:
+        _check_devices(session, flt)
+    return csv_response(csv_chunks(fmt, ALARM_CSV_COLUMNS, _alarm_rows(make_session, flt),
+                                   time_columns=ALARM_CSV_TIMES), "alarms.csv")
+
+
+def _alarm_rows(make_session: sessionmaker[Session], flt: history.AlarmFilter) -> Iterator[list[Any]]:
+    """Owns its session: it outlives the request handler."""
+    a = orm.Alarm
+    stmt = select(a).where(*flt.clauses()).order_by(a.raised_at.desc(), a.id.desc())
+    with make_session() as session:
+        names = queries.device_names(session)
+        for row in session.scalars(stmt.execution_options(yield_per=500)):
+            yield [row.id, row.source, names.get(queries.device_of_source(row.source)), row.measure, row.severity,
+                   row.bound, row.value, row.limit_value, row.last_value, row.state, row.raised_at,
+                   row.cleared_at, row.acknowledged_at, row.acknowledged_by, row.ack_note, row.ack_disposition,
+                   row.detail]
+
+
+def ack_action(body: Mapping[str, Any], severity: str) -> tuple[str | None, str | None]:
+    """(note, disposition) of an acknowledgement body. A critical alarm needs both (HACCP principle 5:
+    a deviation's corrective action is recorded with it); optional below."""
+    note = body.get("note")
+    if note is not None:
+        if not isinstance(note, str):
+            raise ApiError(400, "field 'note' must be a string")
+        note = note.strip()
+        if len(note) > NOTE_MAX:
+            raise ApiError(400, f"field 'note' is longer than {NOTE_MAX} characters")
+        if any(unicodedata.category(c) in _UNPRINTABLE for c in note.replace("\n", "").replace("\r", "")):
+            raise ApiError(400, "field 'note' has a character that is not printable")
+        note = note or None
+    disposition = body.get("disposition")
+    if disposition is not None and disposition not in DISPOSITIONS:
+        raise ApiError(400, f"field 'disposition' must be one of {', '.join(DISPOSITIONS)}")
+    if severity == "critical":
+        if note is None:
+            raise ApiError(400, "a critical alarm needs a note: the corrective action taken")
+        if disposition is None:
+            raise ApiError(400, f"a critical alarm needs a disposition of the product ({', '.join(DISPOSITIONS)})")
+    return note, disposition
 
 
 @bp.post("/alarms/<int:alarm_id>/ack")
 @require_role("operator")
 def acknowledge(alarm_id: int) -> Response:
     query(())
+    # No body (or an empty one) is fine for warnings; whatever is sent must be an object of known fields.
+    body = json_body(("note", "disposition")) if request.get_data(cache=True) else {}
     user = current_user()
     assert user is not None  # require_role let us in
     if alarm_id > MAX_ALARM_ID:
         raise ApiError(404, f"alarm {alarm_id} is unknown")
     state = web_state()
     with state.make_session.begin() as session:
-        row, done = history.acknowledge_once(session, alarm_id, user.username, utcnow())
+        found = session.get(orm.Alarm, alarm_id)
+        if found is None:
+            raise ApiError(404, f"alarm {alarm_id} is unknown")
+        if found.acknowledged_at is None:  # else the 409 below says who did, whatever the body
+            note, disposition = ack_action(body, found.severity)
+        else:
+            note, disposition = None, None
+        row, done = history.acknowledge_once(session, alarm_id, user.username, utcnow(), note=note,
+                                             disposition=disposition)
         if row is None:
             raise ApiError(404, f"alarm {alarm_id} is unknown")
         if not done:
             when = format_ts(row.acknowledged_at) if row.acknowledged_at else "?"
             raise ApiError(409, f"alarm {alarm_id} was already acknowledged by {row.acknowledged_by} at {when}")
         data: dict[str, Any] = queries.alarm_dict(row)
+        # In the same transaction: the acknowledgement never commits without its audit entry.
+        audit("alarm.acknowledge", session=session, alarm=alarm_id, source=data.get("source"),
+              measure=data.get("measure"), severity=row.severity, note=note, disposition=disposition)
     # After the commit: browsers must never see an acknowledgement that was rolled back.
-    audit("alarm.acknowledge", alarm=alarm_id, source=data.get("source"), measure=data.get("measure"))
     state.feed.alarm_changed(data)
     return jsonify(data)

@@ -7,7 +7,7 @@ from flask import Response, jsonify
 from plantmodel.readings import utcnow
 from store import users as user_store
 from webui.api import ApiError, bp
-from webui.api.params import query
+from webui.api.params import no_body, query
 from webui.audit import audit
 from webui.auth import AuthUser, current_user, new_token
 from webui.state import web_state
@@ -30,6 +30,7 @@ def rotate_token() -> Response:
     """A new API token for the caller (the previous one stops working). Shown this once: only its
     hash is stored."""
     query(())
+    no_body()
     user = _me()
     token, digest = new_token()
     with web_state().make_session.begin() as session:
@@ -38,7 +39,7 @@ def rotate_token() -> Response:
             raise ApiError(404, f"user {user.username} no longer exists")
         row.token_hash = digest
         row.updated_at = utcnow()
-    audit("token.create")
+        audit("token.create", session=session)
     return jsonify(token=token)
 
 
@@ -46,6 +47,7 @@ def rotate_token() -> Response:
 def revoke_token() -> Response:
     """Revoke the caller's API token (if any)."""
     query(())
+    no_body()
     user = _me()
     with web_state().make_session.begin() as session:
         row = user_store.get_user_by_id(session, user.id)
@@ -53,6 +55,5 @@ def revoke_token() -> Response:
         if row is not None and revoked:
             row.token_hash = None
             row.updated_at = utcnow()
-    if revoked:
-        audit("token.revoke")
+            audit("token.revoke", session=session)
     return jsonify(revoked=revoked)

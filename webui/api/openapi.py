@@ -104,11 +104,24 @@ def _schemas() -> dict[str, Schema]:
         "bound": {"type": "string", "enum": ["low", "high"]}, "severity": {"type": "string", "enum": list(SEVERITIES)},
         "state": {"type": "string", "enum": ["active", "cleared"]}, "since": ts, "raised_at": ts,
         "cleared_at": _nullable(ts), "acknowledged_at": _nullable(ts), "acknowledged_by": _nullable({"type": "string"}),
+        "ack_note": _nullable({"type": "string", "description": "the corrective action recorded with the "
+                                                                "acknowledgement"}),
+        "ack_disposition": _nullable({"type": "string", "enum": ["hold", "release", "none"],
+                                      "description": "what became of the product, recorded with the acknowledgement"}),
         "name": _nullable({**device_name, "description": "the registry's name of its unit or meter"}),
+        "detail": _nullable({"type": "string", "description": "what explains it beyond the value: a "
+                                                               "`probe_fault`'s last rejection reason"}),
     }, required=["id", "source", "label", "measure", "value", "limit", "bound", "severity", "state", "since",
                  "raised_at", "cleared_at", "acknowledged_at", "acknowledged_by"])
     limit_values = {"low": _nullable(num), "high": _nullable(num)}
-    threshold_values = _obj({**limit_values, "deadband": num, "severity": {"type": "string"}})
+    # Changes written before inheritance existed carry no inherit flags.
+    threshold_change_values = _obj({**limit_values, "deadband": num, "severity": {"type": "string"},
+                                    "inherit_low": {"type": "boolean"}, "inherit_high": {"type": "boolean"}},
+                                   required=["low", "high", "deadband", "severity"])
+    origin = _nullable({"type": "string", "description": "the scope it comes from; null: set at no scope "
+                                                         "(no limit, or the measure's own default)"})
+    effective_fields = _obj({k: _obj({"value": _nullable(num if k != "severity" else {"type": "string"}),
+                                      "from": origin}) for k in ("low", "high", "deadband", "severity")})
     series_values = {"type": "array", "items": _nullable(num)}
     return {
         "Error": _obj({"error": {"type": "string", "description": "what is wrong, naming the parameter"},
@@ -118,6 +131,14 @@ def _schemas() -> dict[str, Schema]:
         "PowerSample": _obj(power),
         "PowerRow": _obj({**power, "received_at": received, "stored_at": stored}),
         "Alarm": alarm,
+        "AuditEntry": _obj({
+            "id": {"type": "integer"}, "at": ts, "actor": _nullable({"type": "string", "description": "user name, "
+                                                                     "`cli:<os user>`, or the name tried"}),
+            "address": _nullable({"type": "string", "description": "the client's address (HTTP)"}),
+            "action": {"type": "string", "examples": ["alarm.acknowledge", "login.failed", "user.update"]},
+            "details": {"type": "object", "description": "what changed (never a password)"},
+            "prev_hash": {"type": "string", "description": "SHA-256 of the previous entry"},
+            "hash": {"type": "string", "description": "SHA-256 of prev_hash and this entry"}}),
         "Unit": _obj({"unit": {"type": "integer"}, "name": name,
                       "state": _nullable({"type": "string", "enum": ["online", "offline"]}),
                       "automates": {"type": "array", "items": _obj({"automate": {"type": "integer"},
@@ -145,18 +166,33 @@ def _schemas() -> dict[str, Schema]:
         "Threshold": _obj({"scope": {"type": "string", "examples": ["*", "units/3", "units/3/automates/7",
                                                                      "meters/shellypro1pm-a8032ab1c2d3"]},
                            "measure": {"type": "string", "enum": list(MEASURES)}, **limit_values,
+                           "inherit_low": {"type": "boolean", "description": "low comes live from the wider scope"},
+                           "inherit_high": {"type": "boolean", "description": "high comes live from the wider scope"},
                            "deadband": num, "severity": {"type": "string", "enum": list(SEVERITIES)},
                            "updated_at": ts, "updated_by": {"type": "string"}}),
         "ThresholdInput": _obj({
             "scope": {"type": "string", "description": "*, units/N, units/N/automates/M or meters/<id>"},
             "measure": {"type": "string", "enum": list(MEASURES)},
-            "low": _nullable(num), "high": _nullable(num),
-            "deadband": {**num, "minimum": 0, "description": "default: the measure's"},
-            "severity": {"type": "string", "enum": list(SEVERITIES), "description": "default: the measure's"},
-        }, required=["scope", "measure", "low", "high"]),
+            "low": {**_nullable(num), "description": "a number; null = no limit; left out = inherited from "
+                                                      "the wider scope (at `*`: no limit)"},
+            "high": {**_nullable(num), "description": "as `low`"},
+            "deadband": {**num, "minimum": 0, "description": "default: the wider scope's (else the measure's)"},
+            "severity": {"type": "string", "enum": list(SEVERITIES),
+                         "description": "default: the wider scope's (else the measure's)"},
+            "confirm": {"type": "boolean", "description": "needed (else 409) when the change removes a limit "
+                                                          "that applies or widens one past the normal range"},
+        }, required=["scope", "measure"]),
+        "ThresholdConfirm": _obj({"error": {"type": "string"}, "status": {"type": "integer"},
+                                  "confirm": {"type": "array", "items": {"type": "string"},
+                                              "description": "each limit the change would remove or widen"}}),
+        "EffectiveThreshold": _obj({"measure": {"type": "string", "enum": list(MEASURES)},
+                                    "own": _nullable(_ref("Threshold")),
+                                    "effective": effective_fields, "inherited": effective_fields,
+                                    "normal": _obj(limit_values)}),
         "ThresholdChange": _obj({"changed_at": ts, "changed_by": {"type": "string"}, "scope": {"type": "string"},
                                  "measure": {"type": "string"}, "action": {"type": "string", "enum": ["set", "delete"]},
-                                 "old": _nullable(threshold_values), "new": _nullable(threshold_values)}),
+                                 "old": _nullable(threshold_change_values),
+                                 "new": _nullable(threshold_change_values)}),
         "Device": _obj({
             "device": {"type": "string", "examples": ["units/3", "meters/shellypro1pm-a8032ab1c2d3"]},
             "kind": {"type": "string", "enum": ["unit", "meter"]}, "name": name,
@@ -207,6 +243,11 @@ def _parameters() -> dict[str, Schema]:
                         "by device timestamp"),
         "points": _param("points", "query", {"type": "integer", "minimum": 1, "maximum": 5000, "default": 1500},
                          "most points per measure; more rows are aggregated in equal time buckets"),
+        "format": _param("format", "query", {"type": "string", "enum": ["standard", "spreadsheet"],
+                                             "default": "standard"},
+                         "`standard`: `,` separator, `.` decimals, UTC ISO 8601 times (for scripts). "
+                         "`spreadsheet`: `;` separator, decimal comma, UTF-8 BOM, local date-times in the "
+                         "plant's zone (PLANT_TZ), named in each time column's header, e.g. `ts (Europe/Paris)`"),
     }
 
 
@@ -225,7 +266,7 @@ def _history_paths(prefix: str, what: str, ids: list[Schema], row: str, csv_head
             f"All readings of {what} in a range, as a streamed CSV download",
             {"200": {"description": f"CSV with header `{csv_header}`",
                      "content": {"text/csv": {"schema": {"type": "string"}}}}, **_err(400, 404)},
-            params=[*ids, _p("start"), _p("end")])},
+            params=[*ids, _p("start"), _p("end"), _p("format")])},
     }
 
 
@@ -266,6 +307,60 @@ def _switch_paths() -> dict[str, Schema]:
             "Audit of the meter's remote switching, newest first", {
                 "200": _json("a page of switch actions", _page_of(action)), **_err(400, 404)},
             params=[_p("meter"), _p("page"), _p("per_page")])},
+    }
+
+
+def _notification_paths() -> dict[str, Schema]:
+    """Alarm notification routes and the notifier's outbox (webui/api/notifications.py)."""
+    ts = {"type": "string", "format": "date-time"}
+    sev = {"type": "string", "enum": list(SEVERITIES)}
+    fields: dict[str, Schema] = {
+        "name": {"type": "string", "maxLength": 64},
+        "channel": {"type": "string", "enum": ["email", "webhook"]},
+        "target": {"type": "string", "maxLength": 1024,
+                   "description": "comma-separated e-mail addresses, or the webhook's http(s) URL"},
+        "min_severity": {**sev, "description": "alarms of at least this severity (default critical)"},
+        "scope": {"type": "string", "examples": ["*", "units/3", "units/3/automates/7", "meters/<id>"],
+                  "description": "alarms of sources within it (default `*`)"},
+        "events": {"type": "array", "items": {"type": "string", "enum": ["raise", "clear", "escalate"]},
+                   "description": "raise and/or clear (default both); `[\"escalate\"]` for an escalation route"},
+        "escalate_after_min": _nullable({"type": "integer", "minimum": 1, "maximum": 10080,
+                                         "description": "set: an escalation route, told only when an alarm is "
+                                                        "still unacknowledged this many minutes after it was "
+                                                        "raised"}),
+        "enabled": {"type": "boolean"}}
+    route = _obj({"id": {"type": "integer"}, **fields, "updated_at": ts, "updated_by": {"type": "string"}})
+    route_id = _param("route_id", "path", {"type": "integer"}, "the route's id")
+    note = _obj({"id": {"type": "integer"}, "alarm_id": {"type": "integer"}, "route_id": {"type": "integer"},
+                 "route": _nullable({"type": "string", "description": "its name; null once deleted"}),
+                 "event": {"type": "string", "enum": ["raise", "clear", "escalate"]},
+                 "created_at": ts, "status": {"type": "string", "enum": ["pending", "sent", "failed"]},
+                 "attempts": {"type": "integer"}, "next_attempt_at": _nullable(ts), "sent_at": _nullable(ts),
+                 "last_error": _nullable({"type": "string"})})
+    return {
+        "/api/notification-routes": {
+            "get": _op("Alarm notification routes", {"200": _json("every route", _obj(
+                {"items": {"type": "array", "items": route}})), **_err(400, 403)}, role="admin"),
+            "post": _op("Add a notification route", {"201": _json("the new route", route), **_err(400, 403)},
+                        role="admin", body=_obj(fields, required=["name", "channel", "target"]),
+                        description="Validated (addresses, http(s) URL, severity, scope, events); audited as "
+                                    "`notification_route.set`. The notifier uses it within seconds; alarm "
+                                    "events from before it was saved are not notified."),
+        },
+        "/api/notification-routes/{route_id}": {
+            "patch": _op("Change a notification route", {"200": _json("the route", route), **_err(400, 403, 404)},
+                         role="admin", params=[route_id], body=_obj(fields, required=[]),
+                         description="Any subset of the fields; audited (old and new values)."),
+            "delete": _op("Delete a notification route", {"200": _json("the deleted route", _obj(
+                {"deleted": route})), **_err(400, 403, 404)}, role="admin", params=[route_id],
+                description="Its pending notifications fail with that reason; audited."),
+        },
+        "/api/notifications": {"get": _op(
+            "The notifier's outbox, newest first: one row per alarm, route and event", {
+                "200": _json("a page of notifications", _page_of(note)), **_err(400, 403, 404)},
+            role="admin", params=[_p("page"), _p("per_page"),
+                                  _param("status", "query", {"type": "string", "enum": ["pending", "sent", "failed"]},
+                                         "only these")])},
     }
 
 
@@ -371,6 +466,13 @@ def openapi_document() -> dict[str, Any]:
         {**_p("start"), "description": "raised at or after (ISO 8601)"},
         {**_p("end"), "description": "raised at or before (ISO 8601)"}, _p("page"), _p("per_page"),
     ]
+    audit_params = [
+        _param("action", "query", {"type": "string"}, "one action (`user.update`), or every action starting "
+                                                      "with a prefix ending in `.` (`login.`)"),
+        _param("actor", "query", {"type": "string"}, "who (a user name, `cli:<os user>`)"),
+        {**_p("start"), "description": "at or after (ISO 8601)"},
+        {**_p("end"), "description": "at or before (ISO 8601)"},
+    ]
     paths: dict[str, Schema] = {
         "/api/me": {"get": _op("Who is calling", {"200": _json("the user", _obj(
             {"username": {"type": "string"}, "role": {"type": "string", "enum": list(ROLES)}})), **_err()})},
@@ -409,26 +511,89 @@ def openapi_document() -> dict[str, Any]:
         **_switch_paths(),
         "/api/alarms": {"get": _op("Alarm history, newest raised first", {"200": _json(
             "a page of alarms", _page_of(_ref("Alarm"))), **_err(400, 404)}, params=alarm_params)},
-        "/api/alarms/{alarm_id}/ack": {"post": _op(
-            "Acknowledge an alarm", {"200": _json("the acknowledged alarm", _ref("Alarm")), **_err(403, 404, 409)},
+        "/api/alarms.csv": {"get": _op(
+            "Alarm history (every match, newest raised first) as a streamed CSV download",
+            {"200": {"description": "CSV with header `id,source,name,measure,severity,bound,value,limit,last_value,"
+                                    "state,raised_at,cleared_at,acknowledged_at,acknowledged_by,ack_note,"
+                                    "ack_disposition,detail`",
+                     "content": {"text/csv": {"schema": {"type": "string"}}}}, **_err(400, 404)},
+            params=[*alarm_params[:-2], _p("format")])},
+        "/api/alarms/{alarm_id}/ack": {"post": {**_op(
+            "Acknowledge an alarm, with the corrective action",
+            {"200": _json("the acknowledged alarm", _ref("Alarm")), **_err(400, 403, 404, 409)},
             params=[_param("alarm_id", "path", {"type": "integer"}, "the alarm's id")], role="operator",
-            description="409 when it was already acknowledged (the message says by whom and when). Every "
-                        "browser receives the updated alarm on its Socket.IO `alarm` event.")},
+            description="A **critical** alarm needs `note` (the corrective action taken: not blank, at most 2000 "
+                        "printable characters, new lines allowed) and `disposition` (what becomes of the product: "
+                        "`hold`, `release` or `none`), else 400; for warnings and info both are optional and the "
+                        "body may be empty or absent. Unknown fields are a 400. 409 when it was already "
+                        "acknowledged (the message says by whom and when). Every browser receives the updated "
+                        "alarm on its Socket.IO `alarm` event; the audit trail records who, the note and the "
+                        "disposition."),
+            "requestBody": {"required": False, "content": {"application/json": {"schema": _obj({
+                "note": {"type": "string", "maxLength": 2000},
+                "disposition": {"type": "string", "enum": ["hold", "release", "none"]}}, required=[])}}}}},
+        "/api/audit": {"get": _op(
+            "The audit trail, newest first", {"200": _json("a page of entries", _page_of(_ref("AuditEntry"))),
+                                              **_err(400, 403, 404)},
+            params=[*audit_params, _p("page"), _p("per_page")], role="admin",
+            description="Log-ins (and failures, lock-outs), acknowledgements, threshold, user, device and token "
+                        "changes, remote switching. Each entry carries the SHA-256 of the previous one: "
+                        "`python -m store audit verify` detects an edited, inserted or deleted entry.")},
+        "/api/rejected": {"get": _op(
+            "Messages the bridge rejected, newest first", {"200": _json("a page of rejected messages", _page_of(_obj({
+                "id": {"type": "integer"}, "received_at": {"type": "string", "format": "date-time"},
+                "source": _nullable({"type": "string", "description": "the device the topic names",
+                                     "examples": ["units/1/automates/2", "meters/shellypro1pm-a8032ab1c2d3"]}),
+                "topic": {"type": "string"}, "reason": {"type": "string"},
+                "payload": {"type": "string", "description": "as received (device text: show it as text), "
+                                                             "truncated, undecodable bytes escaped"},
+                "payload_bytes": {"type": "integer", "description": "size received"}}))), **_err(400, 403, 404)},
+            params=[_param("source", "query", {"type": "string"}, "one source, or a unit (`units/3`: it and its "
+                                                                   "automates)"),
+                    _param("reason", "query", {"type": "string"}, "the reason contains this text"),
+                    {**_p("start"), "description": "received at or after (ISO 8601)"},
+                    {**_p("end"), "description": "received at or before (ISO 8601)"}, _p("page"), _p("per_page")],
+            role="admin",
+            description="A source whose messages keep being rejected raises a `probe_fault` alarm carrying the "
+                        "last reason (its `detail`).")},
+        "/api/audit.csv": {"get": _op(
+            "The audit trail (every match, newest first) as a streamed CSV download",
+            {"200": {"description": "CSV with header `id,at,actor,address,action,details,hash`",
+                     "content": {"text/csv": {"schema": {"type": "string"}}}}, **_err(400, 403)},
+            params=[*audit_params, _p("format")], role="admin")},
         "/api/thresholds": {
             "get": _op("Every threshold (defaults `*` first)", {"200": _json(
                 "all thresholds", _obj({"items": {"type": "array", "items": _ref("Threshold")}})), **_err(400)}),
             "put": _op("Create or replace the threshold of (scope, measure)", {
                 "200": _json("replaced", _ref("Threshold")), "201": _json("created", _ref("Threshold")),
-                **_err(400, 403)}, body=_ref("ThresholdInput"), role="admin",
-                description="Validated like the bridge's thresholds (low <= high, measure valid for the "
+                **_err(400, 403), "409": _json("needs `\"confirm\": true`: the message says which limit would "
+                                               "be removed or widened", _ref("ThresholdConfirm"))},
+                body=_ref("ThresholdInput"), role="admin",
+                description="A limit left out is inherited live from the wider scope; `null` is no limit. "
+                            "Removing a limit that applies or widening one past the measure's normal range "
+                            "needs `\"confirm\": true`, else 409. "
+                            "Validated like the bridge's thresholds (low <= high, measure valid for the "
                             "scope); audited. The bridge applies it within seconds."),
             "delete": _op("Remove a threshold (the scope inherits the wider one again)", {
                 "200": _json("the removed threshold", _obj({"deleted": _ref("Threshold")})),
-                **_err(400, 403, 404)}, role="admin",
+                **_err(400, 403, 404), "409": _json("needs `confirm=true`", _ref("ThresholdConfirm"))},
+                role="admin",
                 params=[_param("scope", "query", {"type": "string"}, "not `*`", required=True),
                         _param("measure", "query", {"type": "string", "enum": list(MEASURES)}, "",
-                               required=True)]),
+                               required=True),
+                        _param("confirm", "query", {"type": "string", "enum": ["true", "false"]},
+                               "`true` when the removal drops or widens a limit (else 409)")]),
         },
+        "/api/thresholds/effective": {"get": _op(
+            "What applies at a scope, per measure, and where each value comes from", {"200": _json(
+                "`effective`: what applies at the scope; `inherited`: what the wider scopes alone give "
+                "(what a field left out of PUT means)",
+                _obj({"scope": {"type": "string"}, "chain": {"type": "array", "items": {"type": "string"},
+                                                              "description": "the scope, then the wider ones"},
+                      "items": {"type": "array", "items": _ref("EffectiveThreshold")}})), **_err(400)},
+            params=[_param("scope", "query", {"type": "string"}, "*, units/N, units/N/automates/M or meters/<id>",
+                           required=True),
+                    _param("measure", "query", {"type": "string", "enum": list(MEASURES)}, "only this one")])},
         "/api/thresholds/changes": {"get": _op("Audit trail of threshold changes, newest first", {
             "200": _json("a page of changes", _page_of(_ref("ThresholdChange"))), **_err(400, 404)},
             params=[_p("page"), _p("per_page")])},
@@ -493,6 +658,7 @@ def openapi_document() -> dict[str, Any]:
             params=[_param("meter", "query", {"type": "string"}, "one meter (404 if unknown)"),
                     _p("start"), _p("end")])},
         **_device_token_paths(),
+        **_notification_paths(),
         "/api/openapi.json": {"get": _op("This document", {"200": _json("OpenAPI 3.1", {"type": "object"}),
                                                            **_err(400)})},
     }

@@ -141,6 +141,12 @@ def json_body(allowed: Iterable[str], required_keys: Iterable[str] = ()) -> dict
     return data
 
 
+def no_body() -> None:
+    """For a route that takes no body: none, or ``{}``; anything else is a 400, never ignored."""
+    if request.get_data(cache=True):
+        json_body(())
+
+
 def body_str(data: Mapping[str, Any], key: str) -> str:
     value = data[key]
     if not isinstance(value, str):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import unicodedata
 from typing import Any
 
-from flask import Response, jsonify, request
+from flask import Response, jsonify
 from sqlalchemy.orm import Session
 
 from plantmodel.errors import ValidationError
@@ -20,7 +20,7 @@ from plantmodel.sources import METER_ID_RE, unit_of_key
 from store import models as orm
 from store import queries
 from webui.api import ApiError, bp
-from webui.api.params import json_body, query
+from webui.api.params import json_body, no_body, query
 from webui.audit import audit
 from webui.auth import current_user, require_role
 from webui.state import web_state
@@ -152,16 +152,15 @@ def patch_device(device: str) -> tuple[Response, int]:
         queries.register_device(session, device, changes, utcnow(), by)
         row = _row_or_404(session, device)
         item = device_item(row, _state(session, device))
-    audit("device.create" if old is None else "device.update", device=device, **changes,
-          **{f"old_{k}": before[k] for k in changes if k in before})
+        audit("device.create" if old is None else "device.update", session=session, device=device, **changes,
+              **{f"old_{k}": before[k] for k in changes if k in before})
     return jsonify(item), 201 if old is None else 200
 
 
 def _set_removed(device: str, removed: bool) -> Response:
     query(())
     check_device(device)
-    if request.get_data(cache=True):
-        json_body(())  # no body, or {}: nothing is silently ignored
+    no_body()
     by = _admin()
     with web_state().make_session.begin() as session:
         old = queries.get_device(session, device)
@@ -171,8 +170,8 @@ def _set_removed(device: str, removed: bool) -> Response:
         if changed:  # removing twice keeps the first time
             queries.set_device_removed(session, device, removed, utcnow(), by)
         item = device_item(_row_or_404(session, device), _state(session, device))
-    if changed:
-        audit("device.remove" if removed else "device.restore", device=device)
+        if changed:
+            audit("device.remove" if removed else "device.restore", session=session, device=device)
     return jsonify(item)
 
 

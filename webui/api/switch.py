@@ -78,6 +78,9 @@ def switch_meter(meter: str) -> Response | tuple[Response, int]:
         session.add(row)
         session.flush()
         action_id = row.id
+        # The request is on the trail before anything is sent; its outcome follows (_record).
+        audit("switch.request", session=session, switch_action=action_id, meter=meter,
+              from_state=from_state, to_state=state_name(on))
     try:
         answer = switcher.switch(meter, on, generation=generation)
     except MqttUnavailable as exc:
@@ -113,8 +116,8 @@ def _record(meter: str, action_id: int, answer: SwitchAnswer, from_state: str | 
         session.execute(update(orm.SwitchAction).where(orm.SwitchAction.id == action_id).values(
             from_state=from_state, outcome=answer.outcome, answered_at=answer.answered_at,
             detail=answer.detail))
-    audit("meter.switch", switch_action=action_id, meter=meter, from_state=from_state, to_state=state_name(answer.on),
-          outcome=answer.outcome, detail=answer.detail)
+        audit("meter.switch", session=session, switch_action=action_id, meter=meter, from_state=from_state,
+              to_state=state_name(answer.on), outcome=answer.outcome, detail=answer.detail)
 
 
 def _refusal(status: int, message: str, meter: str, action_id: int, answer: SwitchAnswer,

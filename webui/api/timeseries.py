@@ -2,28 +2,27 @@
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from flask import Response, jsonify, stream_with_context
+from flask import Response, jsonify
 from sqlalchemy.orm import Session, sessionmaker
 
 from plantmodel.readings import format_ts, utcnow
 from plantmodel.thresholds import ThresholdSet
 from store import history, queries
 from webui.api import ApiError, bp
+from webui.api.csvout import FORMAT_PARAM, csv_chunks, csv_format, csv_response
 from webui.api.devices import automate_or_404, meter_or_404, power_item, reading_item
 from webui.api.params import PAGE_PARAMS, choice, page, parse_int, query, time_range
 from webui.state import web_state
 
 DEFAULT_WINDOW = timedelta(minutes=60)
 DEFAULT_POINTS, MAX_POINTS = 1500, 5000
-CSV_CHUNK = 32 * 1024  # characters of CSV handed to the server at a time (small: each is copied a few times)
 READINGS_PARAMS = ("start", "end", "order", *PAGE_PARAMS)
 SERIES_PARAMS = ("start", "end", "points")
-CSV_PARAMS = ("start", "end")
+CSV_PARAMS = ("start", "end", FORMAT_PARAM)
 TIME_COLUMNS = ("ts", "received_at", "stored_at")
 BOOL_COLUMNS = ("output",)
 
@@ -55,7 +54,7 @@ def automate_csv(unit: int, automate: int) -> Response:
         automate_or_404(session, unit, automate)
     src = history.automate_source(unit, automate)
     columns = ("ts", "received_at", "stored_at", "seq", *src.measures)
-    return _csv_response(src, columns, start, end, f"unit{unit}-automate{automate}")
+    return _csv_response(args, src, columns, start, end, f"unit{unit}-automate{automate}")
 
 
 # -- meters -------------------------------------------------------------------------------------------
@@ -84,7 +83,7 @@ def meter_csv(meter: str) -> Response:
         meter_or_404(session, meter)
     src = history.meter_source(meter)
     columns = ("ts", "received_at", "stored_at", "output", *src.measures)
-    return _csv_response(src, columns, start, end, f"meter-{meter}")
+    return _csv_response(args, src, columns, start, end, f"meter-{meter}")
 
 
 # -- shared -------------------------------------------------------------------------------------------
@@ -125,44 +124,21 @@ def _series(session: Session, args: Mapping[str, str], src: history.SeriesSource
     })
 
 
-def _csv_response(src: history.SeriesSource, columns: Sequence[str], start: datetime | None,
-                  end: datetime | None, name: str) -> Response:
-    make_session = web_state().make_session
-    body = stream_with_context(_csv_lines(make_session, src, columns, start, end))
-    resp = Response(body, mimetype="text/csv")
-    resp.headers["Content-Disposition"] = f'attachment; filename="{name}-readings.csv"'
-    return resp
+def _csv_response(args: Mapping[str, str], src: history.SeriesSource, columns: Sequence[str],
+                  start: datetime | None, end: datetime | None, name: str) -> Response:
+    fmt = csv_format(args)
+    rows = _csv_rows(web_state().make_session, src, columns, start, end)
+    return csv_response(csv_chunks(fmt, columns, rows, time_columns=TIME_COLUMNS), f"{name}-readings.csv")
 
 
-def _csv_lines(make_session: sessionmaker[Session], src: history.SeriesSource, columns: Sequence[str],
-               start: datetime | None, end: datetime | None) -> Iterator[str]:
-    """The CSV in chunks of about :data:`CSV_CHUNK`, rows read as the download proceeds; this
-    generator owns its session because it outlives the request handler."""
-    times = [i for i, c in enumerate(columns) if c in TIME_COLUMNS]
+def _csv_rows(make_session: sessionmaker[Session], src: history.SeriesSource, columns: Sequence[str],
+              start: datetime | None, end: datetime | None) -> Iterator[list[Any]]:
+    """The rows, read as the download proceeds; this generator owns its session because it outlives
+    the request handler."""
     flags = [i for i, c in enumerate(columns) if c in BOOL_COLUMNS]
-    parts = _Parts()
-    writer = csv.writer(parts, lineterminator="\n")
-    size = writer.writerow(columns)
     with make_session() as session:
         for row in history.stream_rows(session, src, columns, start, end):
-            # Numbers as they are (csv writes repr(float): lossless) and None as an empty cell.
             cells = list(row)
-            for i in times:
-                cells[i] = "" if cells[i] is None else format_ts(cells[i])  # stored_at: none before it existed
-            for i in flags:
-                cells[i] = "" if cells[i] is None else ("true" if cells[i] else "false")
-            size += writer.writerow(cells)
-            if size >= CSV_CHUNK:
-                yield "".join(parts)
-                parts.clear()
-                size = 0
-    yield "".join(parts)
-
-
-class _Parts(list[str]):
-    """What ``csv.writer`` writes, as a list of lines (a StringIO reused after ``truncate`` would
-    keep 4 bytes per character)."""
-
-    def write(self, text: str) -> int:
-        self.append(text)
-        return len(text)
+            for i in flags:  # whatever the driver returns for a boolean: written true/false
+                cells[i] = None if cells[i] is None else bool(cells[i])
+            yield cells

@@ -21,7 +21,7 @@ from plantmodel.readings import format_ts, utcnow
 from plantmodel.text import printable
 from store import models as orm
 from webui.api import ApiError, bp, invalid_input
-from webui.api.params import body_str, json_body, parse_int, query, required
+from webui.api.params import body_str, json_body, no_body, parse_int, query, required
 from webui.audit import audit
 from webui.auth import current_user, require_role, token_hash
 from webui.state import web_state
@@ -113,7 +113,7 @@ def create_device_token() -> tuple[Response, int]:
     with web_state().make_session.begin() as session:
         row, token = add_device_token(session, device, label, _me())
         item = token_item(row)
-    audit("device_token.create", id=item["id"], device=device, label=label or "")
+        audit("device_token.create", session=session, id=item["id"], device=device, label=label or "")
     return jsonify({**item, "token": token}), 201
 
 
@@ -122,6 +122,7 @@ def create_device_token() -> tuple[Response, int]:
 def revoke_device_token_route() -> Response:
     """Revoke (never delete: the row stays, with who revoked it and when)."""
     args = query(("id",))
+    no_body()
     token_id = parse_int("id", required(args, "id"), minimum=1, maximum=2**31 - 1)
     with web_state().make_session.begin() as session:
         row = session.get(orm.DeviceToken, token_id)
@@ -132,5 +133,5 @@ def revoke_device_token_route() -> Response:
                                 f"{format_ts(row.revoked_at)}")
         revoke_device_token(row, _me())
         item = token_item(row)
-    audit("device_token.revoke", id=token_id, device=item["device"])
+        audit("device_token.revoke", session=session, id=token_id, device=item["device"])
     return jsonify(revoked=item)

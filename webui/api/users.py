@@ -12,7 +12,7 @@ from plantmodel.readings import format_ts, utcnow
 from store import models as orm
 from store import users as user_store
 from webui.api import ApiError, bp, invalid_input
-from webui.api.params import body_str, json_body, query
+from webui.api.params import body_str, json_body, no_body, query
 from webui.audit import audit
 from webui.auth import current_user, hash_password, require_role
 from webui.state import web_state
@@ -53,7 +53,7 @@ def create_user() -> tuple[Response, int]:
             raise ApiError(409, f"user {username!r} already exists")
         row = user_store.add_user(session, username, password_hash, role, utcnow())
         item = user_item(row)
-    audit("user.create", username=username, role=role)
+        audit("user.create", session=session, username=username, role=role)
     return jsonify(item), 201
 
 
@@ -78,8 +78,8 @@ def update_user(username: str) -> Response:
             user_store.set_password(row, password_hash)  # and revokes the API token
         row.updated_at = utcnow()
         item = user_item(row)
-    audit("user.update", username=username, **({"role": role} if role is not None else {}),
-          **({"password": "changed"} if password_hash is not None else {}))
+        audit("user.update", session=session, username=username, **({"role": role} if role is not None else {}),
+              **({"password": "changed"} if password_hash is not None else {}))
     return jsonify(item)
 
 
@@ -87,6 +87,7 @@ def update_user(username: str) -> Response:
 @require_role("admin")
 def delete_user(username: str) -> Response:
     query(())
+    no_body()
     me = current_user()
     assert me is not None
     with web_state().make_session.begin() as session:
@@ -97,5 +98,5 @@ def delete_user(username: str) -> Response:
             user_store.check_admin_remains(session, row, None)
         item = user_item(row)
         session.delete(row)
-    audit("user.delete", username=username)
+        audit("user.delete", session=session, username=username, role=item["role"])
     return jsonify(deleted=item)

@@ -7,6 +7,7 @@
   const cfg = JSON.parse($("#alarms-config").textContent);
   const canAck = P.can("operator"); // the server checks too
   const PER_PAGE = 25;
+  const DISPOSITION_TEXT = { hold: "product on hold", release: "product released", none: "no product action" };
 
   function label(a) {
     return a.label || (a.meter ? `meter ${a.meter}` : `unit ${a.unit} automate ${a.automate}`);
@@ -34,7 +35,11 @@
   const severity = (a) => `<span class="sev sev-${esc(a.severity)}">${esc(a.severity)}</span>`;
   const stateCell = (a) => `<span class="alarm-state ${esc(a.state)}">${esc(a.state)}</span>` +
     (a.cleared_at ? ` <small>${P.timeTag(a.cleared_at)}</small>` : "");
-  const acked = (a) => `${esc(a.acknowledged_by || "")} <small>${P.timeTag(a.acknowledged_at)}</small>`;
+  // Who and when, then the product's disposition and the corrective action (note), when given.
+  const acked = (a) => `${esc(a.acknowledged_by || "")} <small>${P.timeTag(a.acknowledged_at)}</small>` +
+    (a.ack_disposition ? ` <span class="disposition disposition-${esc(a.ack_disposition)}" data-disposition="${esc(a.ack_disposition)}">` +
+      `${esc(DISPOSITION_TEXT[a.ack_disposition] || a.ack_disposition)}</span>` : "") +
+    (a.ack_note ? `<span class="ack-note" data-note>${esc(a.ack_note)}</span>` : "");
 
   // -- open alarms ------------------------------------------------------------------------------------------
   function ackCell(a) {
@@ -45,6 +50,8 @@
     return '<span class="muted">not yet</span>';
   }
   function renderOpen() {
+    // A live event re-renders the table: keep the form being filled in (and what was typed).
+    const form = $("#open-alarms form.ack-form");
     const list = [...P.alarms.values()].sort((a, b) => (a.raised_at < b.raised_at ? 1 : -1)); // newest first
     $("#open-alarms tbody").innerHTML = list.length ? list.map((a) =>
       `<tr data-alarm-id="${esc(a.id ?? "")}" data-state="${esc(a.state)}" data-acknowledged="${a.acknowledged_at ? "true" : "false"}" ` +
@@ -55,27 +62,92 @@
       `<td data-label="State">${stateCell(a)}</td><td class="ack-cell" data-label="Acknowledged">${ackCell(a)}</td></tr>`,
     ).join("") : '<tr class="empty"><td colspan="8">No open alarm.</td></tr>';
     $("#open-alarms").dataset.count = String(list.length);
+    if (form) {
+      const cell = $(`#open-alarms tr[data-alarm-id="${CSS.escape(form.dataset.alarmId)}"][data-acknowledged="false"] td.ack-cell`);
+      if (cell) cell.replaceChildren(form);
+    }
   }
 
-  $("#open-alarms").addEventListener("click", async (ev) => {
+  // Acknowledging opens a small form in the row: the corrective action (note) and what happens to the
+  // product (disposition). Both are required for a critical alarm (the server refuses too), optional
+  // for a warning.
+  function ackForm(a) {
+    const critical = a.severity === "critical";
+    const id = esc(a.id);
+    const form = document.createElement("form");
+    form.className = "ack-form";
+    form.noValidate = true; // our own message, the same in every browser
+    form.dataset.alarmId = String(a.id);
+    form.dataset.severity = a.severity;
+    form.innerHTML =
+      `<label for="ack-note-${id}">Corrective action${critical ? " (required)" : " (optional)"}</label>` +
+      `<textarea id="ack-note-${id}" name="note" maxlength="1000" rows="2"></textarea>` +
+      `<fieldset><legend>Product${critical ? " (required)" : ""}</legend>` +
+      ["hold", "release", "none"].map((d) => `<label><input type="radio" name="disposition" value="${d}"> ${esc(d)}</label>`).join("") +
+      "</fieldset>" +
+      '<button type="submit" class="primary">Confirm acknowledgement</button> <button type="button" class="cancel">Cancel</button>' +
+      '<p class="error ack-error" role="alert" hidden></p>';
+    return form;
+  }
+
+  $("#open-alarms").addEventListener("click", (ev) => {
+    const cancel = ev.target.closest("form.ack-form button.cancel");
+    if (cancel) {
+      cancel.closest("form").remove();
+      renderOpen();
+      return;
+    }
     const button = ev.target.closest("button.ack");
     if (!button) return;
-    button.disabled = true;
-    button.textContent = "Acknowledging…";
+    const alarm = [...P.alarms.values()].find((a) => String(a.id) === button.dataset.alarmId);
+    if (!alarm) return;
+    const old = $("#open-alarms form.ack-form");
+    if (old) old.remove(); // one form at a time
+    renderOpen();
+    const cell = $(`#open-alarms tr[data-alarm-id="${CSS.escape(button.dataset.alarmId)}"] td.ack-cell`);
+    const form = ackForm(alarm);
+    cell.replaceChildren(form);
+    $("textarea", form).focus();
+  });
+
+  $("#open-alarms").addEventListener("submit", async (ev) => {
+    const form = ev.target.closest("form.ack-form");
+    if (!form) return;
+    ev.preventDefault();
+    const note = form.elements.note.value.trim();
+    const checked = form.querySelector('input[name="disposition"]:checked');
+    const disposition = checked ? checked.value : "";
+    const error = $(".ack-error", form);
+    if (form.dataset.severity === "critical" && (!note || !disposition)) {
+      P.showMessage(error, `A critical alarm needs ${!note && !disposition ? "the corrective action taken and the product's disposition"
+        : !note ? "the corrective action taken (note)" : "the product's disposition (hold, release or none)"}.`);
+      (note ? form.querySelector('input[name="disposition"]') : form.elements.note).focus();
+      return;
+    }
+    const body = {};
+    if (note) body.note = note;
+    if (disposition) body.disposition = disposition;
+    const submit = form.querySelector('button[type="submit"]');
+    submit.disabled = true;
+    submit.textContent = "Acknowledging…";
     const msg = $("#ack-message");
     try {
-      const alarm = await P.api("POST", `/api/alarms/${encodeURIComponent(button.dataset.alarmId)}/ack`);
+      const alarm = await P.api("POST", `/api/alarms/${encodeURIComponent(form.dataset.alarmId)}/ack`, body);
+      form.remove();
       P.applyAlarm(alarm);
       msg.classList.remove("error");
       P.showMessage(msg, `Acknowledged: ${named(alarm)} ${P.measureInfo(alarm.measure).label}.`);
       loadHistory(historyPager.page);
     } catch (err) {
-      msg.classList.add("error");
-      P.showMessage(msg, `Could not acknowledge: ${err.message}`);
-      if (err.status === 409 || err.status === 404) refreshOpen();
-      else {
-        button.disabled = false;
-        button.textContent = "Acknowledge";
+      if (err.status === 409 || err.status === 404) {
+        form.remove();
+        msg.classList.add("error");
+        P.showMessage(msg, `Could not acknowledge: ${err.message}`);
+        refreshOpen();
+      } else {
+        P.showMessage(error, `Could not acknowledge: ${err.message}`);
+        submit.disabled = false;
+        submit.textContent = "Confirm acknowledgement";
       }
     }
   });
@@ -119,6 +191,38 @@
     };
   }
 
+  // The filters (and page) live in the query string, so a filtered view can be bookmarked and reloaded.
+  const URL_KEYS = ["state", "unit", "automate", "meter", "measure", "start", "end"];
+  function filtersFromUrl() {
+    const q = new URLSearchParams(location.search);
+    const setSelect = (el, v) => {
+      if (v !== null && [...el.options].some((o) => o.value === v)) el.value = v;
+    };
+    setSelect($("#f-state"), q.get("state"));
+    setSelect(unitSelect, q.get("unit"));
+    fillAutomates();
+    setSelect(automateSelect, q.get("automate"));
+    setSelect($("#f-meter"), q.get("meter"));
+    setSelect($("#f-measure"), q.get("measure"));
+    for (const key of ["start", "end"]) {
+      const ms = Date.parse(q.get(key) || "");
+      $(`#f-${key}`).value = Number.isNaN(ms) ? "" : P.isoToLocalInput(ms);
+    }
+    const page = Number(q.get("page"));
+    return Number.isInteger(page) && page > 1 ? page : 1;
+  }
+  function filtersToUrl(page) {
+    const q = new URLSearchParams(location.search);
+    for (const key of [...URL_KEYS, "page"]) q.delete(key);
+    for (const key of URL_KEYS) {
+      const v = historyFilters[key];
+      if (v && !(key === "state" && v === "all")) q.set(key, v);
+    }
+    if (page > 1) q.set("page", String(page));
+    const search = q.toString();
+    history.replaceState(history.state, "", `${location.pathname}${search ? `?${search}` : ""}${location.hash}`);
+  }
+
   async function loadHistory(page) {
     const table = $("#history");
     const err = $("#history-error");
@@ -144,6 +248,7 @@
     ).join("") : '<tr class="empty"><td colspan="9">No alarm matches.</td></tr>';
     const pages = data.pages || 1;
     const shown = data.page || page;
+    filtersToUrl(shown);
     historyPager.show(shown, pages,
       `Page ${shown} of ${pages} (${data.total ?? items.length} alarm${data.total === 1 ? "" : "s"})`);
     table.dataset.state = "ready";
@@ -168,7 +273,7 @@
   if (P.alarms.size === 0) P.setAlarms(cfg.open);
   P.onAlarms(renderOpen);
   renderOpen();
-  fillAutomates();
+  const firstPage = filtersFromUrl();
   historyFilters = filtersFromForm();
-  loadHistory(1);
+  loadHistory(firstPage);
 })();

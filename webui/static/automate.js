@@ -142,8 +142,8 @@
     }
     const n = (data.t || []).length;
     const bucket = data.aggregated ? `, averaged over ${Math.round(data.bucket_ms / 60000) || "<1"} min buckets (light band: min–max)` : "";
-    P.showMessage(status, `${n} point${n === 1 ? "" : "s"} from ${new Date(range.start).toLocaleString()} to ` +
-      `${new Date(range.end).toLocaleString()}${bucket}${win === "1h" ? " — live" : ""}.`);
+    P.showMessage(status, `${n} point${n === 1 ? "" : "s"} from ${P.formatTime(range.start)} to ` +
+      `${P.formatTime(range.end)}${bucket}${win === "1h" ? " — live" : ""}.`);
   }
 
   function alarmMark(a) {
@@ -177,7 +177,7 @@
     const el = $("#unit-state");
     el.dataset.state = state;
     el.textContent = state;
-    el.title = ts ? `Unit ${cfg.unit} ${state} since ${new Date(ts).toLocaleString()}` : "";
+    el.title = ts ? `Unit ${cfg.unit} ${state} since ${P.formatTime(ts)}` : "";
   }
 
   function appendReading(r) {
@@ -229,7 +229,7 @@
     P.api("GET", `${base}/readings?order=desc&per_page=1`).then((page) => {
       const r = page && page.items && page.items[0];
       $("#latest-times").textContent = r
-        ? `Latest: measured ${new Date(r.ts).toLocaleString()}, received ${delay(r.ts, r.received_at)}, `
+        ? `Latest: measured ${P.formatTime(r.ts)}, received ${delay(r.ts, r.received_at)}, `
           + `stored ${delay(r.ts, r.stored_at)}`
         : "";
     }).catch(() => {});

@@ -1,6 +1,6 @@
 "use strict";
 // Time-series charts on Chart.js (global `Chart`, vendor/chart.umd.min.js). The x axis is linear in
-// epoch milliseconds with a tick callback printing local time, so no date adapter is needed.
+// epoch milliseconds with a tick callback printing plant time, so no date adapter is needed.
 // Each chart holds: the values, an optional min/max band (aggregated series), the threshold limits
 // as dashed lines with a light band between them, and alarm marks (a point at the alarm's value and
 // a dashed vertical line at its time). Animations are off: 10 charts of 1500 points must stay fast.
@@ -14,15 +14,15 @@ window.PlantCharts = (() => {
   const STEPS = [MINUTE, 2 * MINUTE, 5 * MINUTE, 10 * MINUTE, 15 * MINUTE, 30 * MINUTE, HOUR, 2 * HOUR,
     3 * HOUR, 6 * HOUR, 12 * HOUR, DAY, 2 * DAY, 7 * DAY, 14 * DAY, 30 * DAY];
 
+  // Plant time (window.Plant.formatTime, the pages' one formatter); the zone is in the page header.
   function tickLabel(ms, span) {
-    const d = new Date(ms);
-    const hm = d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
-    return span <= 26 * HOUR ? hm : `${d.toLocaleDateString([], { day: "2-digit", month: "2-digit" })} ${hm}`;
+    const text = window.Plant.formatTime(ms, { seconds: false, zone: false }); // "YYYY-MM-DD HH:MM"
+    return span <= 26 * HOUR ? text.slice(11) : text.slice(5);
   }
 
-  // Ticks on whole local minutes/hours/days (Chart.js would start them at the window's first millisecond).
+  // Ticks on whole plant-time minutes/hours/days (Chart.js would start them at the window's first millisecond).
   function alignedTicks(min, max, step) {
-    const offset = -new Date(min).getTimezoneOffset() * MINUTE; // local time = UTC + offset
+    const offset = window.Plant.zoneOffset(min); // plant time = UTC + offset
     const ticks = [];
     for (let t = Math.ceil((min + offset) / step) * step - offset; t <= max && ticks.length < 100; t += step) {
       ticks.push({ value: t });
@@ -93,7 +93,7 @@ window.PlantCharts = (() => {
             tooltip: {
               filter: (item) => item.datasetIndex === VALUE || item.datasetIndex === ALARMS,
               callbacks: {
-                title: (items) => (items.length ? new Date(items[0].parsed.x).toLocaleString() : ""),
+                title: (items) => (items.length ? window.Plant.formatTime(items[0].parsed.x) : ""),
                 label: (item) => {
                   const v = Number(item.parsed.y).toFixed(this.decimals);
                   const what = item.datasetIndex === ALARMS ? `alarm ${item.raw.text || ""}` : item.dataset.label;

@@ -1,7 +1,9 @@
 "use strict";
 // Shared by every logged-in page (loaded after vendor/socket.io.min.js, before the page's script):
-// the Socket.IO connection (the session cookie authenticates it), the connection badge, the
-// unacknowledged-alarm banner, value/time formatting and a JSON API helper that sends the CSRF header.
+// the Socket.IO connection (the session cookie authenticates it), the connection badge (the socket and
+// the web server's own MQTT/database health), the active-alarm counter, banner and tab title, the beep
+// and notification on new critical alarms, value formatting, the one time formatter (formatTime, plant
+// zone) and a JSON API helper that sends the CSRF header.
 window.Plant = (() => {
   const $ = (sel, root = document) => root.querySelector(sel);
   const $$ = (sel, root = document) => Array.from(root.querySelectorAll(sel));
@@ -17,31 +19,77 @@ window.Plant = (() => {
   // -- formatting --------------------------------------------------------------------------------
   function measureInfo(name) {
     const m = config.measures;
-    return m.automate[name] || m.meter[name] || { label: name, unit: "", decimals: 2, low: null, high: null };
+    return m.automate[name] || m.meter[name] || (m.alarm_only || {})[name] || { label: name, unit: "", decimals: 2, low: null, high: null };
   }
   function num(value, decimals = 2) {
     return value === null || value === undefined || Number.isNaN(Number(value)) ? "—" : Number(value).toFixed(decimals);
   }
   const fmtMeasure = (name, value) => num(value, measureInfo(name).decimals);
   const kwh = (wh) => (wh === null || wh === undefined ? "—" : (Number(wh) / 1000).toFixed(3));
-  const sameDay = (a, b) => a.toDateString() === b.toDateString();
-  function when(ts) {
-    if (!ts) return "—";
-    const d = new Date(ts);
-    if (Number.isNaN(d.getTime())) return String(ts);
-    return sameDay(d, new Date()) ? d.toLocaleTimeString() : d.toLocaleString();
+  // -- time: every page shows times in the plant's zone (page_config.plant_tz), with the zone --------
+  // One formatter for all pages: formatTime(iso) -> "2026-12-02 09:15:03 CET". A bad zone name falls
+  // back to the browser's zone rather than breaking every page.
+  const plantZone = (() => {
+    try {
+      new Intl.DateTimeFormat("en-GB", { timeZone: config.plant_tz || undefined });
+      return config.plant_tz || undefined;
+    } catch (_err) {
+      console.warn("unknown plant time zone:", config.plant_tz);
+      return undefined;
+    }
+  })();
+  // en-GB: 24-hour clock, and the usual abbreviations (CET, GMT, BST...) where they exist.
+  const partsFormat = new Intl.DateTimeFormat("en-GB", {
+    timeZone: plantZone, year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit",
+    second: "2-digit", hourCycle: "h23", timeZoneName: "short",
+  });
+  function plantParts(ms) {
+    const out = {};
+    for (const p of partsFormat.formatToParts(new Date(ms))) out[p.type] = p.value;
+    return out;
   }
-  const timeTag = (ts) => (ts ? `<time datetime="${esc(ts)}" title="${esc(new Date(ts).toLocaleString())}">${esc(when(ts))}</time>` : "—");
-  // <input type="datetime-local"> works in local time; the API wants UTC ISO 8601.
+  function toMs(ts) {
+    if (ts === null || ts === undefined || ts === "") return NaN;
+    return typeof ts === "number" ? ts : ts instanceof Date ? ts.getTime() : Date.parse(ts);
+  }
+  // opts: date (true | false | "auto": only when not today in the plant), seconds (default true),
+  // zone (default true). Invalid input comes back as text, missing as "—".
+  function formatTime(ts, opts = {}) {
+    const ms = toMs(ts);
+    if (ts === null || ts === undefined || ts === "") return "—";
+    if (Number.isNaN(ms)) return String(ts);
+    const { date = true, seconds = true, zone = true } = opts;
+    const p = plantParts(ms);
+    const day = `${p.year}-${p.month}-${p.day}`;
+    const showDate = date === "auto" ? day !== plantDay(Date.now()) : date;
+    const time = `${p.hour}:${p.minute}${seconds ? `:${p.second}` : ""}`;
+    return `${showDate ? `${day} ` : ""}${time}${zone ? ` ${p.timeZoneName}` : ""}`;
+  }
+  function plantDay(ms) {
+    const p = plantParts(ms);
+    return `${p.year}-${p.month}-${p.day}`;
+  }
+  const zoneName = () => plantParts(Date.now()).timeZoneName;
+  // The plant's offset from UTC at ms, in ms (wall clock read as UTC, minus the instant).
+  function zoneOffset(ms) {
+    const p = plantParts(ms);
+    return Date.UTC(+p.year, +p.month - 1, +p.day, +p.hour, +p.minute, +p.second) - Math.floor(ms / 1000) * 1000;
+  }
+  const when = (ts) => formatTime(ts, { date: "auto" });
+  const timeTag = (ts) => (ts ? `<time datetime="${esc(ts)}" title="${esc(formatTime(ts))}">${esc(when(ts))}</time>` : "—");
+  // <input type="datetime-local"> holds a wall time: the plant's (labelled with zoneName()); the API
+  // wants UTC ISO 8601.
   function localInputToIso(value) {
-    if (!value) return "";
-    const d = new Date(value);
-    return Number.isNaN(d.getTime()) ? "" : d.toISOString();
+    const m = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2}))?/.exec(value || "");
+    if (!m) return "";
+    const wall = Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +(m[6] || 0));
+    let ms = wall - zoneOffset(wall);
+    ms = wall - zoneOffset(ms); // once more: the guess may sit across a DST change
+    return new Date(ms).toISOString();
   }
   function isoToLocalInput(ms) {
-    const d = new Date(ms);
-    const pad = (n) => String(n).padStart(2, "0");
-    return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
+    const p = plantParts(toMs(ms));
+    return `${p.year}-${p.month}-${p.day}T${p.hour}:${p.minute}`;
   }
   function sourceUrl(a) {
     if (a.meter) return `/meters/${encodeURIComponent(a.meter)}`;
@@ -119,6 +167,7 @@ window.Plant = (() => {
   const alarms = new Map(); // "source|measure|raised_at" -> alarm_dict
   const alarmKey = (a) => `${a.source}|${a.measure}|${a.raised_at}`;
   const alarmListeners = []; // fn(event alarm | null, alarms Map): null after a full reset (hello)
+  let helloSeen = false; // alarms known at load never beep; those raised later do
   function storeAlarm(a) {
     const key = alarmKey(a);
     const old = alarms.get(key);
@@ -126,35 +175,209 @@ window.Plant = (() => {
     const merged = { ...old, ...a };
     // An event without ack fields (not looked up) must not undo a known acknowledgement.
     if (old && old.acknowledged_at && !a.acknowledged_at) {
-      merged.acknowledged_at = old.acknowledged_at;
-      merged.acknowledged_by = old.acknowledged_by;
+      for (const f of ["acknowledged_at", "acknowledged_by", "ack_note", "ack_disposition"]) merged[f] = old[f];
     }
     if (merged.state === "cleared" && merged.acknowledged_at) alarms.delete(key);
     else alarms.set(key, merged);
   }
+  const isNewCritical = (a) => helloSeen && a.state === "active" && a.severity === "critical" && !alarms.has(alarmKey(a));
   function setAlarms(list) {
+    const fresh = (list || []).filter(isNewCritical); // raised while the live link was down
     alarms.clear();
     for (const a of list || []) storeAlarm(a);
     alarmsChanged(null);
+    for (const a of fresh) alertNewCritical(a);
   }
   function applyAlarm(a) {
+    const fresh = isNewCritical(a);
     storeAlarm(a);
     alarmsChanged(a);
+    if (fresh) alertNewCritical(a);
   }
   function alarmsChanged(event) {
-    renderBanner();
+    renderAlarmState();
     for (const fn of alarmListeners) fn(event, alarms);
   }
   function unacknowledged() {
     return [...alarms.values()].filter((a) => !a.acknowledged_at);
   }
-  function renderBanner() {
+  // Active alarms, acknowledged or not, most severe then newest first.
+  function activeAlarms() {
+    const rank = (a) => (a.severity === "critical" ? 0 : 1);
+    return [...alarms.values()].filter((a) => a.state === "active")
+      .sort((a, b) => rank(a) - rank(b) || (a.raised_at < b.raised_at ? 1 : -1));
+  }
+  // What the header, banner and title show (the server's webui.snapshot.alarm_summary, for the browser).
+  function alarmSummary() {
+    const out = { active: 0, critical: 0, acknowledged: 0, units: {}, meters: {} };
+    for (const a of activeAlarms()) {
+      const critical = a.severity === "critical" ? 1 : 0;
+      out.active += 1;
+      out.critical += critical;
+      out.acknowledged += a.acknowledged_at ? 1 : 0;
+      const [group, key] = a.meter ? [out.meters, String(a.meter)] : [out.units, String(a.unit)];
+      const c = (group[key] ||= { active: 0, critical: 0 });
+      c.active += 1;
+      c.critical += critical;
+    }
+    return out;
+  }
+  const alarmSource = (a) => (a.meter ? `meter ${a.name || a.meter}` : `${a.name || `unit ${a.unit}`} automate ${a.automate}`);
+  const SEVERITY_ICON = { critical: "‼", warning: "⚠" };
+  const baseTitle = document.title;
+  function renderAlarmState() {
+    const sum = alarmSummary();
+    const level = sum.critical ? "critical" : sum.active ? "warning" : "none";
+    const counter = $("#alarm-counter");
+    if (counter) {
+      counter.dataset.level = level;
+      counter.dataset.active = String(sum.active);
+      counter.dataset.critical = String(sum.critical);
+      $(".icon", counter).textContent = level === "none" ? "✓" : SEVERITY_ICON[level];
+      $(".text", counter).textContent = sum.active ? `${sum.active} active (${sum.critical} critical)` : "no active alarm";
+    }
+    // The tab title: visible from another tab or a task bar.
+    document.title = sum.active ? `(${sum.active}${level === "critical" ? "‼" : "⚠"}) ${baseTitle}` : baseTitle;
+    renderBanner(sum);
+  }
+  const BANNER_MAX = 4;
+  function renderBanner(sum) {
     const el = $("#alarm-banner");
     if (!el) return;
-    const n = unacknowledged().length;
-    el.dataset.count = String(n);
-    el.hidden = n === 0;
-    el.innerHTML = n ? `<a href="/alarms"><span aria-hidden="true">⚠</span> ${n} unacknowledged alarm${n === 1 ? "" : "s"}</a>` : "";
+    const open = unacknowledged().length;
+    const list = activeAlarms();
+    el.dataset.count = String(open);
+    el.dataset.active = String(list.length);
+    el.dataset.level = sum.critical ? "critical" : list.length ? "warning" : "none";
+    el.hidden = open === 0 && list.length === 0;
+    el.replaceChildren();
+    if (el.hidden) return;
+    const head = document.createElement("a");
+    head.href = "/alarms";
+    head.className = "banner-head";
+    head.textContent = `${sum.critical ? "‼" : "⚠"} ${list.length} active alarm${list.length === 1 ? "" : "s"}` +
+      (open ? ` — ${open} unacknowledged alarm${open === 1 ? "" : "s"}` : " — all acknowledged");
+    el.append(head);
+    const ul = document.createElement("ul");
+    for (const a of list.slice(0, BANNER_MAX)) {
+      const li = document.createElement("li");
+      li.className = `sev-${a.severity}`;
+      li.dataset.severity = a.severity;
+      li.dataset.acknowledged = a.acknowledged_at ? "true" : "false";
+      const link = document.createElement("a");
+      link.href = sourceUrl(a);
+      link.textContent = `${SEVERITY_ICON[a.severity] || "•"} ${String(a.severity).toUpperCase()} ${alarmSource(a)}: ` +
+        `${measureInfo(a.measure).label} ${a.bound === "low" ? "below" : "above"} ${num(a.limit, measureInfo(a.measure).decimals)}`;
+      li.append(link);
+      if (a.acknowledged_at) {
+        const ack = document.createElement("small");
+        ack.className = "acked";
+        ack.textContent = ` (acknowledged by ${a.acknowledged_by || "?"})`;
+        li.append(ack);
+      }
+      ul.append(li);
+    }
+    if (list.length > BANNER_MAX) {
+      const li = document.createElement("li");
+      li.textContent = `… and ${list.length - BANNER_MAX} more`;
+      ul.append(li);
+    }
+    el.append(ul);
+  }
+
+  // -- new critical alarms: a beep (per-browser mute) and a browser notification (when allowed) --------
+  const SOUND_KEY = "plant.sound"; // localStorage: "off" mutes this browser
+  const alerts = []; // what was signalled (browser tests read it: headless Chromium has no speakers)
+  let audio = null;
+  const soundOn = () => {
+    try {
+      return localStorage.getItem(SOUND_KEY) !== "off";
+    } catch (_err) {
+      return true;
+    }
+  };
+  function renderSoundToggle() {
+    const b = $("#sound-toggle");
+    if (!b) return;
+    const on = soundOn();
+    b.setAttribute("aria-pressed", on ? "true" : "false");
+    b.dataset.sound = on ? "on" : "off";
+    b.textContent = on ? "🔔 sound on" : "🔕 sound off";
+  }
+  function audioContext() {
+    const Ctx = window.AudioContext || window.webkitAudioContext;
+    if (!Ctx) return null;
+    audio ||= new Ctx();
+    return audio;
+  }
+  function beep() {
+    const ctx = audioContext();
+    if (!ctx) return false;
+    if (ctx.state === "suspended") ctx.resume().catch(() => {});
+    // Three short 880 Hz pulses: distinct from a notification chime.
+    for (let i = 0; i < 3; i++) {
+      const osc = ctx.createOscillator();
+      const gain = ctx.createGain();
+      osc.type = "square";
+      osc.frequency.value = 880;
+      gain.gain.value = 0.08;
+      osc.connect(gain).connect(ctx.destination);
+      const t = ctx.currentTime + i * 0.3;
+      osc.start(t);
+      osc.stop(t + 0.18);
+    }
+    return true;
+  }
+  function renderNotifyButton() {
+    const b = $("#notify-permission");
+    if (!b) return;
+    b.hidden = !("Notification" in window) || Notification.permission !== "default";
+  }
+  function alertNewCritical(a) {
+    const text = `${alarmSource(a)}: ${measureInfo(a.measure).label} ${a.bound === "low" ? "below" : "above"} ` +
+      `${num(a.limit, measureInfo(a.measure).decimals)} (${num(a.value, measureInfo(a.measure).decimals)})`;
+    const entry = { key: alarmKey(a), sound: false, notified: false };
+    if (soundOn()) {
+      try {
+        entry.sound = beep();
+      } catch (err) {
+        console.warn("beep:", err);
+      }
+    }
+    if ("Notification" in window && Notification.permission === "granted") {
+      try {
+        const n = new Notification("Critical alarm — Au Bon Beurre", { body: text, tag: entry.key });
+        n.onclick = () => { window.focus(); location.assign("/alarms"); };
+        entry.notified = true;
+      } catch (err) {
+        console.warn("notification:", err);
+      }
+    }
+    alerts.push(entry);
+  }
+
+  // -- the web UI's own health (its MQTT client, its database) ----------------------------------------------
+  let health = { ok: true, mqtt: null, database: null, problems: [] };
+  let socketUp = false;
+  function renderHealth() {
+    const frozen = !socketUp || health.mqtt === false;
+    document.body.dataset.live = frozen ? "frozen" : "live";
+    const note = $("#frozen-note");
+    if (note) {
+      const why = !socketUp ? "the live connection to the web server is down"
+        : `the web server lost the MQTT broker (since ${formatTime(health.since)})`;
+      showMessage(note, frozen && view ? `Values are frozen: ${why}. Tiles show the last values received.` : "");
+    }
+    if (!socketUp) return; // the socket handlers set the badge
+    if (health.ok) badge("live", "live");
+    else badge("down", health.problems.join(", "), `The web server: ${health.problems.join(", ")}`);
+  }
+  function applyHealth(h) {
+    const recovered = health.mqtt === false && h.mqtt === true;
+    health = h || health;
+    renderHealth();
+    // Updates were lost while MQTT was down: re-read the view's snapshot.
+    if (recovered) emitWatch();
   }
 
   // -- Socket.IO ----------------------------------------------------------------------------------------
@@ -198,11 +421,16 @@ window.Plant = (() => {
     badge("connecting", "connecting…");
     socket = io({ transports: ["websocket", "polling"] });
     socket.on("connect", () => {
-      badge("live", "live");
+      socketUp = true;
+      renderHealth();
       emitWatch();
       for (const fn of connectListeners) fn();
     });
-    socket.on("disconnect", (reason) => badge("down", "disconnected", `Disconnected: ${reason}; reconnecting…`));
+    socket.on("disconnect", (reason) => {
+      socketUp = false;
+      badge("down", "disconnected", `Disconnected: ${reason}; reconnecting…`);
+      renderHealth();
+    });
     socket.on("connect_error", (err) => {
       // A refused connection (session expired) is not retried by the client: say so.
       if (!socket.active) badge("refused", "not connected", `Refused: ${err.message}. Reload the page or log in again.`);
@@ -212,8 +440,10 @@ window.Plant = (() => {
       if (hello.periods) config.periods = hello.periods;
       if (hello.stale_after) config.stale_after = hello.stale_after;
       setAlarms(hello.alarms);
+      helloSeen = true;
     });
     socket.on("alarm", applyAlarm);
+    socket.on("health", applyHealth);
     socket.on("update", (data) => {
       for (const fn of updateListeners) fn(data || {});
     });
@@ -221,9 +451,13 @@ window.Plant = (() => {
 
   const api_ = {
     $, $$, esc, can, role, config, csrfToken,
-    measureInfo, num, fmtMeasure, kwh, when, timeTag, localInputToIso, isoToLocalInput, sourceUrl,
+    measureInfo, num, fmtMeasure, kwh, formatTime, zoneName, zoneOffset, plantZone, when, timeTag,
+    localInputToIso, isoToLocalInput, sourceUrl,
     ApiError, api, query, showMessage, feedback, pager,
-    alarms, alarmKey, applyAlarm, setAlarms, unacknowledged,
+    alarms, alarmKey, applyAlarm, setAlarms, unacknowledged, activeAlarms, alarmSummary, alerts,
+    get health() {
+      return health;
+    },
     onAlarms: (fn) => alarmListeners.push(fn),
     onUpdate: (fn) => updateListeners.push(fn),
     onConnect: (fn) => connectListeners.push(fn),
@@ -238,6 +472,45 @@ window.Plant = (() => {
     const menu = $("#nav-meters");
     if (menu && menu.open && !menu.contains(ev.target)) menu.open = false;
   });
+  // Header controls: the mute toggle (kept per browser) and the notification permission, asked for
+  // only when the user clicks (browsers ignore or block requests made on load).
+  const soundButton = $("#sound-toggle");
+  if (soundButton) {
+    soundButton.addEventListener("click", () => {
+      try {
+        localStorage.setItem(SOUND_KEY, soundOn() ? "off" : "on");
+      } catch (err) {
+        console.warn("cannot keep the sound setting:", err);
+      }
+      renderSoundToggle();
+      if (soundOn()) audioContext(); // a click may unlock audio (autoplay policy)
+    });
+  }
+  const notifyButton = $("#notify-permission");
+  if (notifyButton) {
+    notifyButton.addEventListener("click", async () => {
+      try {
+        await Notification.requestPermission();
+      } finally {
+        renderNotifyButton();
+      }
+    });
+  }
+  // Browsers start audio suspended until a user gesture: resume it on the first one, so the first
+  // critical alarm can beep.
+  document.addEventListener("pointerdown", () => {
+    if (audio && audio.state === "suspended") audio.resume().catch(() => {});
+    else if (!audio && soundOn()) audioContext();
+  }, { once: true });
+  for (const el of $$(".zone-label")) el.textContent = `(${zoneName()})`; // beside time inputs
+  const zoneEl = $("#plant-zone");
+  if (zoneEl) {
+    zoneEl.textContent = `times: ${zoneName()}`;
+    zoneEl.title = `Times on these pages are in the plant's time zone (${plantZone || "this browser's zone"})`;
+  }
+  renderSoundToggle();
+  renderNotifyButton();
+  renderAlarmState();
   connect();
   return api_;
 })();

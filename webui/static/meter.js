@@ -43,7 +43,7 @@
     $("#voltage").textContent = P.fmtMeasure("voltage", p && p.voltage);
     $("#current").textContent = P.fmtMeasure("current", p && p.current);
     const ts = $("#last-ts");
-    ts.textContent = p ? new Date(p.ts).toLocaleString() : "—";
+    ts.textContent = p ? P.formatTime(p.ts) : "—";
     ts.setAttribute("datetime", p ? p.ts : "");
     $("#output-state").textContent = !p || p.output === null || p.output === undefined ? "" : `relay ${p.output ? "on" : "off"}`;
   }
@@ -66,7 +66,7 @@
     const el = $("#meter-state");
     el.dataset.state = state || "unknown";
     el.textContent = state || "unknown";
-    el.title = ts ? `${state} since ${new Date(ts).toLocaleString()}` : "";
+    el.title = ts ? `${state} since ${P.formatTime(ts)}` : "";
   }
 
   function addSamples(samples) {
@@ -161,7 +161,7 @@
     switchSaid(`Switching ${stateWord(on)}: waiting for the meter's answer…`, false);
     try {
       const r = await P.api("POST", `${base}/switch`, { on });
-      const at = r.answered_at ? new Date(r.answered_at).toLocaleTimeString() : "?";
+      const at = r.answered_at ? P.formatTime(r.answered_at, { date: "auto" }) : "?";
       const was = r.was_on === null || r.was_on === undefined ? "previous state unknown" : `was ${stateWord(r.was_on)}`;
       switchStatus.dataset.outcome = r.outcome;
       switchSaid(`Switched ${stateWord(r.on)} by the device at ${at} (${was})`, false);

@@ -125,7 +125,8 @@
     $("#units").innerHTML = unitIds.length ? unitIds.map((u) => {
       const autos = [...units.get(u).keys()].sort((a, b) => a - b);
       return `<section class="unit card" id="unit-${u}" data-unit="${u}" aria-labelledby="unit-${u}-title">` +
-        `<h2 id="unit-${u}-title"><a href="/units/${u}">${deviceTitle(`units/${u}`, `Unit ${u}`, `unit ${u}`)}</a> <span class="badge" data-device="units/${u}"></span></h2>` +
+        `<h2 id="unit-${u}-title"><a href="/units/${u}">${deviceTitle(`units/${u}`, `Unit ${u}`, `unit ${u}`)}</a> <span class="badge" data-device="units/${u}"></span>` +
+        `<span class="unit-alarms" data-unit-alarms="${u}" data-level="none" data-active="0" data-critical="0"></span></h2>` +
         `<div class="cells">${autos.map((a) => {
           const source = `units/${u}/automates/${a}`;
           return `<a class="cell" href="/${source}" data-source="${source}" data-unit="${u}" data-automate="${a}"></a>`;
@@ -148,7 +149,7 @@
   function deviceBadge(device) {
     const d = devices[device];
     const state = d ? d.state : "unknown";
-    return { state, title: d ? `${state} since ${new Date(d.ts).toLocaleString()}` : "no status received yet" };
+    return { state, title: d ? `${state} since ${P.formatTime(d.ts)}` : "no status received yet" };
   }
 
   function renderCell(a) {
@@ -182,7 +183,7 @@
     const why = {
       offline: "the unit is offline",
       alarm: alarmsOf(source).map((al) => P.measureInfo(al.measure).label).join(", ") + " in alarm",
-      stale: a.reading ? `no reading since ${new Date(a.reading.ts).toLocaleString()}` : "no reading yet",
+      stale: a.reading ? `no reading since ${P.formatTime(a.reading.ts)}` : "no reading yet",
       normal: "all values received",
     }[state];
     const unitName = nameOf(`units/${a.unit}`);
@@ -223,8 +224,71 @@
     }
   }
 
+  // -- alarm counts: per unit card, and the summary at the top of the page -----------------------------------
+  // Only active alarms count, acknowledged or not (from this page's `active`, seeded by the snapshot).
+  function unitCounts() {
+    const counts = new Map(); // unit -> {active, critical}
+    for (const a of active.values()) {
+      if (a.meter || a.unit === undefined) continue;
+      const c = counts.get(a.unit) || { active: 0, critical: 0 };
+      c.active += 1;
+      c.critical += a.severity === "critical" ? 1 : 0;
+      counts.set(a.unit, c);
+    }
+    return counts;
+  }
+  const levelOf = (c) => (!c || !c.active ? "none" : c.critical ? "critical" : "warning");
+  const countText = (c) => `${c.critical ? "‼" : "⚠"} ${c.active} active (${c.critical} critical)`;
+  function renderAlarmCounts() {
+    const counts = unitCounts();
+    for (const el of document.querySelectorAll("[data-unit-alarms]")) {
+      const c = counts.get(Number(el.dataset.unitAlarms));
+      el.dataset.level = levelOf(c);
+      el.dataset.active = String(c ? c.active : 0);
+      el.dataset.critical = String(c ? c.critical : 0);
+      el.textContent = c ? countText(c) : "";
+      const card = el.closest(".unit");
+      if (card) card.dataset.level = levelOf(c);
+    }
+    const box = $("#alarm-summary");
+    const meterAlarms = [...active.values()].filter((a) => a.meter);
+    const units = [...counts.entries()].sort((a, b) => b[1].critical - a[1].critical || a[0] - b[0]);
+    const total = [...counts.values()].reduce((n, c) => n + c.active, 0) + meterAlarms.length;
+    const critical = [...active.values()].filter((a) => a.severity === "critical").length;
+    box.dataset.level = critical ? "critical" : total ? "warning" : "none";
+    box.dataset.count = String(total);
+    box.replaceChildren();
+    const head = document.createElement("strong");
+    head.textContent = total ? `${critical ? "‼" : "⚠"} Active alarms: ${total} (${critical} critical) —`
+      : "✓ No active alarm";
+    box.append(head);
+    if (!total) return;
+    const ul = document.createElement("ul");
+    for (const [u, c] of units) {
+      const li = document.createElement("li");
+      li.dataset.unit = String(u);
+      li.dataset.level = levelOf(c);
+      const link = document.createElement("a");
+      link.href = `#unit-${u}`;
+      link.textContent = `${nameOf(`units/${u}`) || `Unit ${u}`}: ${countText(c)}`;
+      li.append(link);
+      ul.append(li);
+    }
+    if (meterAlarms.length) {
+      const li = document.createElement("li");
+      li.dataset.level = meterAlarms.some((a) => a.severity === "critical") ? "critical" : "warning";
+      const link = document.createElement("a");
+      link.href = "#meters-title";
+      link.textContent = `Meters: ${meterAlarms.length} active`;
+      li.append(link);
+      ul.append(li);
+    }
+    box.append(ul);
+  }
+
   function renderAll() {
     if (layoutKey() !== layout) build();
+    renderAlarmCounts();
     for (const autos of units.values()) for (const a of autos.values()) renderCell(a);
     for (const id of meters.keys()) renderMeter(id);
     renderUnitBadges();
@@ -288,10 +352,12 @@
       for (const a of all.values()) if (a.state === "active") applyActiveAlarm(a);
       for (const autos of units.values()) for (const a of autos.values()) renderCell(a);
       for (const id of meters.keys()) renderMeter(id);
+      renderAlarmCounts();
       return;
     }
     applyActiveAlarm(event);
     renderSource(event.source);
+    renderAlarmCounts();
   }
 
   applySnapshot(JSON.parse($("#snapshot").textContent));

@@ -1,6 +1,9 @@
 "use strict";
 // Threshold editor (admin): the thresholds in force (GET /api/thresholds), set one (PUT), delete an
 // override (DELETE; the "*" defaults can be changed but not deleted), and the audit log.
+// A blank Low/High/Deadband/Severity inherits the wider scope (GET /api/thresholds/effective shows
+// what and from where); "No limit" sends null; a 409 (a limit removed or widened past the normal
+// range) opens an in-page confirmation, and "Yes" resends with confirm.
 (() => {
   const P = window.Plant;
   const { $, esc } = P;
@@ -33,8 +36,8 @@
       `<tr data-scope="${esc(t.scope)}" data-measure="${esc(t.measure)}"${t.scope === "*" ? ' class="default"' : ""}>` +
       `<td data-label="Scope"><code>${esc(t.scope)}</code></td>` +
       `<td data-label="Measure">${esc(P.measureInfo(t.measure).label)} <small>${esc(t.measure)}</small></td>` +
-      `<td class="num" data-label="Low">${limitText(t.measure, t.low)}</td>` +
-      `<td class="num" data-label="High">${limitText(t.measure, t.high)}</td>` +
+      `<td class="num" data-label="Low">${t.inherit_low ? "inherit" : limitText(t.measure, t.low)}</td>` +
+      `<td class="num" data-label="High">${t.inherit_high ? "inherit" : limitText(t.measure, t.high)}</td>` +
       `<td class="num" data-label="Deadband">${limitText(t.measure, t.deadband)}</td>` +
       `<td data-label="Severity"><span class="sev sev-${esc(t.severity)}">${esc(t.severity)}</span></td>` +
       `<td data-label="Updated">${P.timeTag(t.updated_at)}</td><td data-label="By">${esc(t.updated_by || "—")}</td>` +
@@ -54,40 +57,163 @@
     if (button.classList.contains("edit")) {
       form.scope.value = t.scope;
       form.measure.value = t.measure;
-      form.low.value = t.low ?? "";
-      form.high.value = t.high ?? "";
-      form.deadband.value = t.deadband ?? 0;
+      for (const side of ["low", "high"]) {
+        form[side].value = t[side] ?? "";
+        // Stored null without inherit: an explicit "no limit".
+        setNone(side, t[side] === null && !t[`inherit_${side}`]);
+      }
+      form.deadband.value = t.deadband ?? "";
       form.severity.value = t.severity;
+      loadEffective();
       form.scrollIntoView({ behavior: "smooth", block: "start" });
       form.low.focus();
       return;
     }
     if (!window.confirm(`Delete the ${t.measure} threshold of ${t.scope}? The wider scope's threshold will apply.`)) return;
     button.disabled = true;
+    const url = (confirm) => `/api/thresholds${P.query({ scope: t.scope, measure: t.measure, confirm: confirm ? "true" : "" })}`;
     try {
-      await P.api("DELETE", `/api/thresholds${P.query({ scope: t.scope, measure: t.measure })}`);
-      say(`Deleted the ${t.measure} threshold of ${t.scope}.`);
-      await Promise.all([loadThresholds(), loadChanges(1)]);
+      const done = await withConfirmation((confirm) => write("DELETE", url(confirm)));
+      if (done) {
+        say(`Deleted the ${t.measure} threshold of ${t.scope}; it now inherits the wider scope.`);
+        await Promise.all([loadThresholds(), loadChanges(1), loadEffective()]);
+      } else {
+        say("Not deleted.");
+      }
     } catch (err) {
-      button.disabled = false;
       fail(`Could not delete: ${err.message}`);
+    } finally {
+      button.disabled = false;
     }
   });
 
+  // -- writes that may need a confirmation ---------------------------------------------------------------------
+  // P.api keeps only the message of an error; the 409 also lists what would be weakened (data.confirm).
+  async function write(method, url, body) {
+    const headers = { Accept: "application/json", "X-CSRF-Token": $('meta[name="csrf-token"]').content };
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    const resp = await fetch(url, { method, headers, credentials: "same-origin",
+      body: body === undefined ? undefined : JSON.stringify(body) });
+    let data = null;
+    try {
+      data = await resp.json();
+    } catch (_err) {
+      data = null;
+    }
+    if (resp.status === 409 && data && Array.isArray(data.confirm)) return { confirm: data.confirm };
+    if (!resp.ok) throw new P.ApiError((data && data.error) || `${resp.status} ${resp.statusText}`, resp.status);
+    return { data, status: resp.status };
+  }
+  const confirmBox = $("#threshold-confirm");
+  // Shows what would be weakened and waits for Yes (true) or Cancel (false).
+  function askConfirmation(items) {
+    const list = $("#threshold-confirm-list");
+    list.replaceChildren(...items.map((text) => {
+      const li = document.createElement("li");
+      li.textContent = text;
+      return li;
+    }));
+    confirmBox.hidden = false;
+    $("#threshold-confirm-no").focus();
+    return new Promise((resolve) => {
+      const done = (answer) => {
+        confirmBox.hidden = true;
+        $("#threshold-confirm-yes").onclick = null;
+        $("#threshold-confirm-no").onclick = null;
+        resolve(answer);
+      };
+      $("#threshold-confirm-yes").onclick = () => done(true);
+      $("#threshold-confirm-no").onclick = () => done(false);
+    });
+  }
+  // send(confirm) -> write(); null when the user cancelled.
+  async function withConfirmation(send) {
+    let result = await send(false);
+    if (result.confirm) {
+      if (!(await askConfirmation(result.confirm))) return null;
+      result = await send(true);
+    }
+    return result;
+  }
+
+  // -- what a blank field inherits -----------------------------------------------------------------------------
+  function setNone(side, on) {
+    form[`${side}_none`].checked = on;
+    form[side].disabled = on;
+    if (on) form[side].value = "";
+  }
+  for (const side of ["low", "high"]) form[`${side}_none`].addEventListener("change", () => setNone(side, form[`${side}_none`].checked));
+
+  const origin = (f) => (f.from ? `from ${f.from}` : "built-in default");
+  let effectiveSeq = 0;
+  async function loadEffective() {
+    const seq = ++effectiveSeq;
+    const scope = form.scope.value.trim();
+    const measure = form.measure.value;
+    const hints = { low: $("#t-low-hint"), high: $("#t-high-hint"), deadband: $("#t-deadband-hint"), severity: $("#t-severity-hint") };
+    const summary = $("#t-effective");
+    let item = null;
+    if (scope) {
+      try {
+        const data = await P.api("GET", `/api/thresholds/effective${P.query({ scope, measure })}`);
+        item = (data.items || [])[0] || null;
+      } catch (_err) {
+        item = null; // a scope still being typed: no hint rather than an error
+      }
+    }
+    if (seq !== effectiveSeq) return; // a newer scope/measure was chosen meanwhile
+    form.dataset.effective = item ? "ready" : "none";
+    if (!item) {
+      for (const el of Object.values(hints)) el.textContent = "";
+      for (const side of ["low", "high"]) form[side].placeholder = "inherit";
+      form.deadband.placeholder = "inherit";
+      form.severity.options[0].textContent = "inherit";
+      summary.textContent = "";
+      return;
+    }
+    const inh = item.inherited;
+    const limitHint = (f) => (f.value === null ? `blank: no limit${f.from ? ` (${origin(f)})` : ""}` : `blank: ${limitText(measure, f.value)} (${origin(f)})`);
+    for (const side of ["low", "high"]) {
+      form[side].placeholder = inh[side].value === null ? "no limit" : `inherit ${limitText(measure, inh[side].value)}`;
+      hints[side].textContent = limitHint(inh[side]);
+    }
+    form.deadband.placeholder = `inherit ${limitText(measure, inh.deadband.value)}`;
+    hints.deadband.textContent = `blank: ${limitText(measure, inh.deadband.value)} (${origin(inh.deadband)})`;
+    form.severity.options[0].textContent = `inherit (${inh.severity.value})`;
+    hints.severity.textContent = `blank: ${inh.severity.value} (${origin(inh.severity)})`;
+    const eff = item.effective;
+    const part = (name, f) => `${name} ${f.value === null ? "none" : limitText(measure, f.value)} (${origin(f)})`;
+    summary.textContent = `Applies now at ${scope}: ${part("low", eff.low)}, ${part("high", eff.high)}, ` +
+      `${part("deadband", eff.deadband)}, ${eff.severity.value} (${origin(eff.severity)}).`;
+  }
+  let typing = null;
+  form.scope.addEventListener("input", () => { clearTimeout(typing); typing = setTimeout(loadEffective, 250); });
+  form.scope.addEventListener("change", loadEffective);
+  form.measure.addEventListener("change", loadEffective);
+
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
-    const numberOrNull = (input) => (input.value.trim() === "" ? null : Number(input.value));
-    const body = {
-      scope: form.scope.value.trim(), measure: form.measure.value,
-      low: numberOrNull(form.low), high: numberOrNull(form.high),
-      deadband: numberOrNull(form.deadband) ?? 0, severity: form.severity.value,
-    };
+    // A blank field is left out of the body: the server then inherits it (never "no limit", never 0).
+    const body = { scope: form.scope.value.trim(), measure: form.measure.value };
+    for (const side of ["low", "high"]) {
+      if (form[`${side}_none`].checked) body[side] = null;
+      else if (form[side].value.trim() !== "") body[side] = Number(form[side].value);
+    }
+    if (form.deadband.value.trim() !== "") body.deadband = Number(form.deadband.value);
+    if (form.severity.value) body.severity = form.severity.value;
     const submit = form.querySelector('button[type="submit"]');
     submit.disabled = true;
     try {
-      await P.api("PUT", "/api/thresholds", body);
-      say(`Saved the ${body.measure} threshold of ${body.scope}.`);
-      await Promise.all([loadThresholds(), loadChanges(1)]);
+      const result = await withConfirmation((confirm) => write("PUT", "/api/thresholds", confirm ? { ...body, confirm } : body));
+      if (!result) {
+        say("Not saved.");
+        return;
+      }
+      const t = result.data;
+      const side = (name) => (t[`inherit_${name}`] ? `${name} inherited` : `${name} ${t[name] === null ? "none" : limitText(t.measure, t[name])}`);
+      say(`Saved ${t.measure} at ${t.scope}: ${side("low")}, ${side("high")}, deadband ` +
+        `${limitText(t.measure, t.deadband)}, ${t.severity}.`);
+      await Promise.all([loadThresholds(), loadChanges(1), loadEffective()]);
     } catch (err) {
       fail(`Not saved: ${err.message}`);
     } finally {
@@ -108,7 +234,8 @@
     const t = asObject(x);
     if (!t) return "—";
     if (t.text) return esc(t.text);
-    return `${limitText(measure, t.low)} … ${limitText(measure, t.high)}, deadband ${limitText(measure, t.deadband)}, ${esc(t.severity || "")}`;
+    const lim = (side) => (t[`inherit_${side}`] ? "inherit" : limitText(measure, t[side]));
+    return `${lim("low")} … ${lim("high")}, deadband ${limitText(measure, t.deadband)}, ${esc(t.severity || "")}`;
   }
   async function loadChanges(page) {
     const table = $("#threshold-changes");
@@ -134,4 +261,5 @@
 
   loadThresholds();
   loadChanges(1);
+  loadEffective();
 })();

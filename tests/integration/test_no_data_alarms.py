@@ -1,0 +1,133 @@
+"""No-data and probe-fault alarms, raised by the bridge's timer: the real bridge process between
+our Mosquitto and a real database (MariaDB and SQLite)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import select
+
+from plantmodel import Reading, Topics, format_ts
+from store import models as orm
+from store import queries
+from store.db import create_db_engine, init_schema, make_sessionmaker
+from tests.integration.test_bridge import start_bridge
+from tests.mqtt import Client
+from tests.processes import Service, wait_for
+from tests.servers import MosquittoServer
+from tests.unit.test_model import EXAMPLE
+
+pytestmark = pytest.mark.integration
+Spawn = Callable[[str, list[str], dict[str, str]], Service]
+T = Topics()
+PERIOD = 1.0  # s: BRIDGE_REPORT_PERIOD; the default no_data threshold is 2.5 periods
+ENV = {"BRIDGE_REPORT_PERIOD": str(PERIOD), "BRIDGE_HEALTH_TICK": "0.2", "PLANT_UNITS": "2",
+       "PLANT_AUTOMATES": "2", "PLANT_METER_COUNT": "0"}
+
+
+def alarms(url: str) -> list[orm.Alarm]:
+    engine = create_db_engine(url)
+    try:
+        with make_sessionmaker(engine)() as session:
+            rows = list(session.scalars(select(orm.Alarm).order_by(orm.Alarm.id)))
+            session.expunge_all()
+            return rows
+    finally:
+        engine.dispose()
+
+
+def active(url: str) -> set[tuple[str, str]]:
+    return {(a.source, a.measure) for a in alarms(url) if a.state == "active"}
+
+
+@contextmanager
+def reporting(mosquitto: MosquittoServer, plan: dict[int, str]) -> Iterator[dict[int, str]]:
+    """Unit 1 publishes for each automate of ``plan`` every PERIOD/3: "valid" or "invalid" (−273 °C)
+    readings, or nothing ("silent"); the caller changes ``plan`` while it runs."""
+    unit = Client(mosquitto, "unit-1")
+    stop = threading.Event()
+
+    def run() -> None:
+        seq = 0
+        while not stop.wait(PERIOD / 3):
+            seq += 1
+            for automate, how in list(plan.items()):
+                if how == "silent":
+                    continue
+                body = {**EXAMPLE, "unit": 1, "automate": automate, "seq": seq,
+                        "ts": format_ts(datetime.now(UTC)), "boot": "nodata"}
+                if how == "invalid":
+                    body["tank_temp_c"] = -273
+                    unit.publish(T.reading(1, automate), json.dumps(body))
+                else:
+                    unit.publish(T.reading(1, automate), Reading.from_dict(body).to_json())
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield plan
+    finally:
+        stop.set()
+        thread.join(5)
+        unit.close()
+
+
+def test_silence_and_rejections_raise_and_clear(mosquitto: MosquittoServer, database_url: str,
+                                                spawn: Spawn) -> None:
+    engine = create_db_engine(database_url)
+    init_schema(engine)
+    with make_sessionmaker(engine).begin() as session:  # unit 2 is disabled: it is not expected
+        queries.register_device(session, "units/2", {"disabled": True}, datetime.now(UTC), "test")
+    engine.dispose()
+    bridge = start_bridge(spawn, mosquitto, database_url, mosquitto.bridge_user(), **ENV)
+    with reporting(mosquitto, {1: "valid", 2: "invalid"}) as plan:
+        wait_for(lambda: {("units/1/automates/2", "no_data"), ("units/1/automates/2", "probe_fault")}
+                 <= active(database_url), 30, "no data and probe fault on automate 2", services=[bridge])
+        fault = next(a for a in alarms(database_url) if a.measure == "probe_fault")
+        assert fault.detail and "tank_temp_c" in fault.detail, fault.detail
+        assert fault.severity == "warning" and fault.value >= 3
+        plan[2] = "valid"
+        wait_for(lambda: not active(database_url), 30, "both cleared by valid data", services=[bridge])
+        # Automate 1 always reported; unit 2 is disabled: neither ever raised anything.
+        assert {a.source for a in alarms(database_url)} == {"units/1/automates/2"}
+        assert {a.measure for a in alarms(database_url)} == {"no_data", "probe_fault"}
+        plan[1] = "silent"
+        wait_for(lambda: ("units/1/automates/1", "no_data") in active(database_url), 30,
+                 "no data on automate 1 once it falls silent", services=[bridge])
+        plan[1] = "valid"
+        wait_for(lambda: not active(database_url), 30, "cleared again", services=[bridge])
+    assert "Traceback" not in bridge.log()
+
+
+def test_a_restart_raises_no_storm(mosquitto: MosquittoServer, database_url: str, spawn: Spawn) -> None:
+    # A longer period: the restart's own time must not count as silence.
+    env = {**ENV, "BRIDGE_REPORT_PERIOD": "3", "PLANT_UNITS": "1"}
+    bridge = start_bridge(spawn, mosquitto, database_url, mosquitto.bridge_user(), **env)
+    with reporting(mosquitto, {1: "valid", 2: "valid"}):
+        wait_for(lambda: _stored(database_url) >= 4, 30, "readings stored",
+                 services=[bridge])
+    assert bridge.stop() == 0
+    # Everything was silent while the bridge was down for longer than the 2.5 periods' limit… but
+    # each source gets its periods again from the start: reporting resumes in time, nothing is raised.
+    time.sleep(9)  # three periods of silence: what a storm would be made of
+    stored = _stored(database_url)
+    bridge = start_bridge(spawn, mosquitto, database_url, mosquitto.bridge_user(), **env)
+    time.sleep(3)  # one period after the start, the units report again: well within their 2.5
+    with reporting(mosquitto, {1: "valid", 2: "valid"}):
+        wait_for(lambda: _stored(database_url) >= stored + 20, 60, "readings after the restart", services=[bridge])
+    assert alarms(database_url) == []
+
+
+def _stored(url: str) -> int:
+    engine = create_db_engine(url)
+    try:
+        with make_sessionmaker(engine)() as session:
+            return len(session.scalars(select(orm.Reading.id)).all())
+    finally:
+        engine.dispose()
