@@ -2,8 +2,9 @@
 FROM python:3.11-slim
 # ACCOUNTS_SQL: where `python -m store accounts` finds the script (the package is installed apart).
 ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 ACCOUNTS_SQL=/app/accounts.sql
-# mariadb-client: mariadb-dump and mariadb for `python -m store backup` / `restore`.
-RUN apt-get update && apt-get install -y --no-install-recommends mariadb-client \
+# mariadb-client: mariadb-dump and mariadb for `python -m store backup` / `restore`;
+# fonts-dejavu-core: the Unicode font the PDF shift report embeds (webui/reports.py).
+RUN apt-get update && apt-get install -y --no-install-recommends mariadb-client fonts-dejavu-core \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY pyproject.toml README.md mosquitto.conf schema.sql accounts.sql accounts.sh ./

@@ -148,7 +148,7 @@ def cmd_thresholds(settings: BridgeSettings, args: argparse.Namespace) -> int:
         if scope == DEFAULT_SCOPE:
             raise PlantModelError("the default (*) thresholds can be changed, not deleted")
         with sessions.begin() as session:
-            current = ThresholdSet(queries.load_thresholds(session))
+            current = ThresholdSet(queries.lock_thresholds_for_edit(session))
             if not any((t.scope, t.measure) == (scope, measure) for t in current):
                 print(f"no threshold {scope} {measure}")
                 return 1
@@ -160,7 +160,7 @@ def cmd_thresholds(settings: BridgeSettings, args: argparse.Namespace) -> int:
         print(f"deleted {scope} {measure}; now {_explained(after, scope, measure)}")
         return 0
     with sessions.begin() as session:
-        current = ThresholdSet(queries.load_thresholds(session))
+        current = ThresholdSet(queries.lock_thresholds_for_edit(session))
         inherited, _ = current.explain(scope, measure, inherited_only=True)
         default = MEASURES[measure]
         limits: dict[str, Any] = {}

@@ -74,6 +74,15 @@ class SourceHealth:
         details = {PROBE_FAULT: printable(reason)[:DETAIL_MAX]} if reason else {}
         return {NO_DATA: periods, PROBE_FAULT: float(count)}, details
 
+    def pause(self, gap: timedelta) -> None:
+        """The bridge was cut from the broker for ``gap``: what it could not receive says nothing
+        about the devices (the broker holds their messages), so that time is not counted as silence.
+        Without this, every source would raise "no data" at once after an outage and clear together
+        when it ends: a storm of alarms and mails about the bridge, none about a probe."""
+        self.started += gap
+        for source in self.last_valid:
+            self.last_valid[source] += gap
+
     def quiet(self) -> dict[str, float]:
         """The values of a source no longer expected (disabled, removed): whatever it raised clears."""
         return dict.fromkeys(HEALTH_MEASURES, 0.0)

@@ -265,6 +265,10 @@ class Bridge:
         self._queue: queue.Queue[RawMessage] = queue.Queue(QUEUE_LIMIT)
         self._stop = threading.Event()
         self._connected = threading.Event()
+        # Broker outages (monotonic s): written by paho's thread, excused by the worker's no-data timer.
+        self._down_since: float | None = None
+        self._down_total = 0.0
+        self._down_excused = 0.0
         self._thresholds_version: object = None
         self._link = 0  # counts disconnects: which connection a message came on
         self._known_automates: set[Key] = set()  # committed: no upsert of their rows per batch
@@ -382,6 +386,10 @@ class Bridge:
             if stale:  # a persistent session keeps what a previous configuration subscribed: drop it
                 client.unsubscribe(stale)
         client.publish(self.topics.bridge_status(), DeviceStatus.online().to_json(), qos=1, retain=True)
+        down_since = self._down_since
+        if down_since is not None:  # (the worker applies it to the no-data clocks: it owns them)
+            self._down_total += time.monotonic() - down_since
+            self._down_since = None
         self._connected.set()
         self.metrics.mqtt_connected()
         log.info("connected to %s as %s", self.settings.mqtt.describe(), self.settings.mqtt.username)
@@ -392,6 +400,8 @@ class Bridge:
         # say) may have given that id to a message we have not stored. Those are stored, not
         # acknowledged; the broker redelivers them and the idempotent writes absorb the copy.
         self._link += 1
+        if self._down_since is None:
+            self._down_since = time.monotonic()
         self._connected.clear()
         self.metrics.mqtt_disconnected()
         if not self._stop.is_set():
@@ -427,10 +437,12 @@ class Bridge:
                     next_status = now + STATUS_CHECK_S
                     for out in self.processor.status_requests(utcnow()):
                         self._publish(out)
-                if now >= next_health and not self.leaving:
+                if now >= next_health and not self.leaving and self._connected.is_set():
                     # Between batches (the worker owns the processor's state); a batch in hand
-                    # goes first, and a tick is a few indexed reads unless an alarm changes.
+                    # goes first, and a tick is a few indexed reads unless an alarm changes. Not
+                    # while cut from the broker: the silence would be ours, not the devices'.
                     next_health = now + self.settings.health_tick
+                    self._excuse_outages()
                     self._watch_health()
                 if now >= next_stats:
                     next_stats = now + 60
@@ -607,6 +619,13 @@ class Bridge:
             log.warning("rejected message on %s: %s", printable(msg.topic), printable(reason))
 
     # -- no-data / probe-fault timer ----------------------------------------------------------------
+    def _excuse_outages(self) -> None:
+        """Time the bridge spent cut from the broker is not the devices' silence."""
+        total = self._down_total
+        if total > self._down_excused:
+            self.health.pause(timedelta(seconds=total - self._down_excused))
+            self._down_excused = total
+
     def _watch_health(self) -> None:
         """One tick: read what is new in the database, then raise or clear no-data and probe-fault
         alarms. The database being down (or busy) only skips the tick: the next one retries, and

@@ -188,10 +188,12 @@ def acl_text(layout: PlantLayout, topics: Topics, services: ServiceUsers | None 
         ]
     lines += [
         "",
-        "# webui: reads the live topics; publishes what legacy HTTP senders post (/collector/info,",
-        "# /webhook/) and the operators' remote switching of the meters, nothing else.",
+        "# webui: reads the live topics and the bridges' status (its health badge); publishes what",
+        "# legacy HTTP senders post (/collector/info, /webhook/) and the operators' remote switching",
+        "# of the meters, nothing else.",
         f"user {WEBUI_USER}",
         *(f"topic read {t}" for t in topics.live_subscriptions()),
+        f"topic read {topics.bridge_status()}",
         *(f"topic write {t}" for t in topics.legacy_publications()),
         *(line for meter in layout.meters for line in (
             f"topic write {Topics.shelly(meter, 'rpc')}", f"topic write {Topics.gen1(meter, 'relay/0/command')}")),

@@ -21,7 +21,7 @@ environment (defaults in brackets):
   DATABASE_URL               the plant's database [sqlite:///var/plant.db]; the web UI's account suffices
   NOTIFY_POLL_S              seconds between two looks at alarms and outbox [5]
   NOTIFY_HORIZON_MIN         events older than this are never notified (history, long outages) [60]
-  NOTIFY_MAX_ATTEMPTS        tries before a notification is 'failed' [8]
+  NOTIFY_MAX_ATTEMPTS        tries before a notification is 'failed' [20: about 13 h of retries]
   NOTIFY_RETRY_BASE_S        wait before the 2nd try, doubled each time [30]
   NOTIFY_RETRY_MAX_S         longest wait between tries [3600]
   NOTIFY_WEBHOOK_TIMEOUT_S   per webhook POST [10]

@@ -2,11 +2,14 @@
 
 Mail: :mod:`smtplib` and :mod:`email.message` from the standard library (plain SMTP, STARTTLS or
 SMTPS, optional log-in). Webhook: :mod:`urllib.request` (no new dependency for one JSON POST); any
-answer other than 2xx is a failure, retried.
+answer other than 2xx is a failure, retried. What the libraries raise is translated into a
+:class:`DeliveryError` with a readable reason (the service also takes any other exception as a failed
+attempt).
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import smtplib
 import ssl
@@ -78,7 +81,8 @@ def build(event: str, row: orm.Alarm, *, escalate_after_min: int | None, zone: t
     else:
         headline = "Alarm raised"
         detail = f"{what} {_number(row.value)}{unit}, {side} {limit}"
-    subject = f"[{row.severity.upper()}] {headline}: {source} — {detail} ({row.state})"
+    # One line: a label or measure with a line break in it must not make the Subject header invalid.
+    subject = " ".join(f"[{row.severity.upper()}] {headline}: {source} — {detail} ({row.state})".split())
     lines = [
         f"{headline}: {source}",
         "",
@@ -111,11 +115,11 @@ def send_email(smtp: SmtpSettings, to: list[str], content: Content) -> str | Non
     """Send; returns a note when some recipients were refused (the others have it: not retried)."""
     if not smtp.host:
         raise DeliveryError("no SMTP server configured (NOTIFY_SMTP_HOST)")
-    msg = EmailMessage()
-    msg["From"], msg["To"], msg["Subject"] = smtp.sender, ", ".join(to), content.subject
-    msg["Date"], msg["Message-ID"] = formatdate(localtime=False), make_msgid(domain="plant-notifier")
-    msg.set_content(content.body)
     try:
+        msg = EmailMessage()
+        msg["From"], msg["To"], msg["Subject"] = smtp.sender, ", ".join(to), content.subject
+        msg["Date"], msg["Message-ID"] = formatdate(localtime=False), make_msgid(domain="plant-notifier")
+        msg.set_content(content.body)
         if smtp.security == "ssl":
             client: smtplib.SMTP = smtplib.SMTP_SSL(smtp.host, smtp.port, timeout=smtp.timeout,
                                                     context=ssl.create_default_context())
@@ -128,6 +132,11 @@ def send_email(smtp: SmtpSettings, to: list[str], content: Content) -> str | Non
                 client.login(smtp.user, smtp.password)
             refused = client.send_message(msg, to_addrs=to)
     except (OSError, smtplib.SMTPException) as exc:
+        raise DeliveryError(f"SMTP {smtp.host}:{smtp.port}: {type(exc).__name__}: {exc}"[:ERROR_MAX]) from None
+    except UnicodeError as exc:  # not its text: it would quote a character of the password
+        raise DeliveryError(f"SMTP {smtp.host}:{smtp.port}: {type(exc).__name__}: a non-ASCII user name, password "
+                            "or address (smtplib sends the log-in as ASCII)") from None
+    except (ValueError, TypeError, LookupError) as exc:  # a header email.message refuses, a strange reply
         raise DeliveryError(f"SMTP {smtp.host}:{smtp.port}: {type(exc).__name__}: {exc}"[:ERROR_MAX]) from None
     # Some recipients refused, the others have it: a retry would send it to them twice.
     return f"SMTP refused {', '.join(sorted(refused))}"[:ERROR_MAX] if refused else None
@@ -144,5 +153,7 @@ def post_webhook(url: str, content: Content, timeout: float) -> None:
         raise DeliveryError(f"webhook answered HTTP {exc.code} {exc.reason}"[:ERROR_MAX]) from None
     except (OSError, ValueError) as exc:  # URLError, timeouts, refused connections
         raise DeliveryError(f"webhook: {type(exc).__name__}: {getattr(exc, 'reason', exc)}"[:ERROR_MAX]) from None
+    except http.client.HTTPException as exc:  # BadStatusLine &c.: something that is not an HTTP server answered
+        raise DeliveryError(f"webhook: {type(exc).__name__}: {exc} (not an HTTP answer)"[:ERROR_MAX]) from None
     if not 200 <= status < 300:
         raise DeliveryError(f"webhook answered HTTP {status}")

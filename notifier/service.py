@@ -12,6 +12,12 @@ Each poll (``NOTIFY_POLL_S``):
    is retried after ``retry_base · 2^(n-1)`` seconds (capped), up to ``max_attempts``, then the row
    is ``failed``. A notifier killed while sending leaves a claimed row that is tried again once its
    lease ends (at-least-once: the receiver may see that one twice).
+
+Whatever goes wrong building or sending one notification (a webhook that is not an HTTP server, a
+password smtplib cannot encode, a bug in the message) is a failed attempt of that row, never the end of
+the notifier; an unexpected error in the loop itself is logged with its traceback and the loop goes on.
+An escalation whose alarm was acknowledged before it could be sent (it was being retried) is
+``skipped``, not sent: the second-level contact is not woken for an alarm someone already took.
 """
 
 from __future__ import annotations
@@ -30,9 +36,9 @@ from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from notifier import messages
-from notifier.routing import ESCALATE, AlarmFacts, Route, backoff, due_events
+from notifier.routing import ESCALATE, AlarmFacts, Route, backoff, due_events, masked_target
 from notifier.settings import NotifierSettings
-from plantmodel.readings import utcnow
+from plantmodel.readings import format_ts, utcnow
 from store import models as orm
 from store.db import RETRYABLE
 
@@ -48,13 +54,15 @@ class Stats:
     sent: int = 0
     retried: int = 0
     failed: int = 0
+    skipped: int = 0
     db_errors: int = 0
+    errors: int = 0  # unexpected ones (a bug): logged with a traceback, the loop went on
     by_event: dict[str, int] = field(default_factory=dict)
 
     def line(self) -> str:
         events = " ".join(f"{k}={v}" for k, v in sorted(self.by_event.items())) or "none"
         return (f"notifications created={self.created} ({events}) sent={self.sent} retried={self.retried} "
-                f"failed={self.failed} db_errors={self.db_errors}")
+                f"failed={self.failed} skipped={self.skipped} db_errors={self.db_errors} errors={self.errors}")
 
 
 class Notifier:
@@ -93,7 +101,8 @@ class Notifier:
                 session.add(orm.NotificationRoute(min_severity=first.min_severity, scope="*", enabled=True,
                                                   updated_at=now, updated_by=ENV_USER, **w))
         for w in wanted:
-            log.info("created route %r from the environment: %s %s", w["name"], w["channel"], w["target"])
+            log.info("created route %r from the environment: %s %s", w["name"], w["channel"],
+                     masked_target(str(w["channel"]), str(w["target"])))
         return len(wanted)
 
     # -- scan: alarms -> outbox ----------------------------------------------------------------------
@@ -155,9 +164,15 @@ class Notifier:
                 .order_by(orm.Notification.next_attempt_at, orm.Notification.id).limit(BATCH)).all())
         tried = 0
         for nid, attempts in due:
-            if self._claim(nid, attempts):
-                self._attempt(nid, attempts)
-                tried += 1
+            try:
+                if self._claim(nid, attempts):
+                    tried += 1
+                    self._attempt(nid, attempts)
+            except RETRYABLE:
+                raise  # the database is away: run() waits for it; the claimed row is retried after its lease
+            except Exception:  # a bug (sending errors are attempts already): the other rows still go
+                self.stats.errors += 1
+                log.exception("notification %d: unexpected error; tried again once its lease ends", nid)
         return tried
 
     def _claim(self, nid: int, attempts: int) -> bool:
@@ -175,6 +190,8 @@ class Notifier:
         error: str | None = None
         note: str | None = None
         final = False  # a failure no retry can fix (the alarm or route is gone)
+        skip = False  # not to be sent any more (an escalation acknowledged meanwhile)
+        channel = target = event = ""
         with self.sessions() as session:
             row = session.get(orm.Notification, nid)
             assert row is not None
@@ -183,11 +200,19 @@ class Notifier:
             if alarm is None or route is None or not route.enabled:
                 error, final = ("the alarm is gone" if alarm is None else
                                 "the route was deleted" if route is None else "the route is disabled"), True
+            elif row.event == ESCALATE and alarm.acknowledged_at is not None:
+                # Checked when queued, and again now: a retry may come long after someone took the alarm.
+                # (A raise or clear is still told however late: it happened.)
+                error, skip = (f"not sent: the alarm was acknowledged by {alarm.acknowledged_by} at "
+                               f"{format_ts(alarm.acknowledged_at)} before the escalation went out"), True
             else:
-                content = messages.build(row.event, alarm, escalate_after_min=route.escalate_after_min,
-                                         zone=self.zone, dashboard_url=s.dashboard_url, now=self.clock(),
-                                         notification_id=nid, route_name=route.name)
                 channel, target, event = route.channel, route.target, row.event
+                try:
+                    content = messages.build(row.event, alarm, escalate_after_min=route.escalate_after_min,
+                                             zone=self.zone, dashboard_url=s.dashboard_url, now=self.clock(),
+                                             notification_id=nid, route_name=route.name)
+                except Exception as exc:  # a bug, or an alarm row nobody foresaw: this row fails, not the notifier
+                    error = self._unexpected(nid, "building", channel, target, exc)
         if error is None:
             try:
                 if channel == "email":
@@ -196,18 +221,35 @@ class Notifier:
                     messages.post_webhook(target, content, s.webhook_timeout)
             except messages.DeliveryError as exc:
                 error = str(exc)
-        self._record(nid, attempts + 1, error, note, final)
+            except Exception as exc:  # whatever a strange server makes the libraries raise
+                error = self._unexpected(nid, "sending", channel, target, exc)
+        self._record(nid, attempts + 1, error, note, final, skip)
         if error is None:
             self.stats.sent += 1
             log.info("sent notification %d (%s, %s, try %d)%s", nid, event, channel, attempts + 1,
                      f": {note}" if note else "")
 
-    def _record(self, nid: int, tries: int, error: str | None, note: str | None, final: bool) -> None:
+    def _unexpected(self, nid: int, doing: str, channel: str, target: str, exc: Exception) -> str:
+        """A failed attempt's reason for an exception the senders do not translate (logged with its
+        traceback: it may be a bug). A webhook URL in it is masked: it may hold a secret."""
+        log.warning("notification %d: unexpected error %s it", nid, doing, exc_info=True)
+        reason = f"{channel or 'notification'}: {type(exc).__name__}: {exc}"
+        if target and channel == "webhook":
+            reason = reason.replace(target, masked_target(channel, target))
+        return reason[:messages.ERROR_MAX]
+
+    def _record(self, nid: int, tries: int, error: str | None, note: str | None, final: bool,
+                skip: bool = False) -> None:
         now = self.clock()
         s = self.settings
         values: dict[str, object]
+        error = None if error is None else error[:messages.ERROR_MAX]
         if error is None:
             values = dict(status="sent", attempts=tries, sent_at=now, next_attempt_at=None, last_error=note)
+        elif skip:
+            values = dict(status="skipped", attempts=tries, next_attempt_at=None, last_error=error)
+            self.stats.skipped += 1
+            log.info("notification %d skipped: %s", nid, error)
         elif final or tries >= s.max_attempts:
             values = dict(status="failed", attempts=tries, next_attempt_at=None, last_error=error)
             self.stats.failed += 1
@@ -229,7 +271,8 @@ class Notifier:
         self.deliver()
 
     def run(self, stop: threading.Event) -> None:
-        """Poll until ``stop``; a database that goes away is waited for (back-off), never fatal."""
+        """Poll until ``stop``; a database that goes away is waited for (back-off), never fatal; nor is
+        an unexpected error (logged with its traceback, then the same back-off)."""
         delay = self.settings.poll
         next_stats = time.monotonic() + self.settings.stats_every
         while not stop.is_set():
@@ -240,6 +283,10 @@ class Notifier:
                 self.stats.db_errors += 1
                 delay = min(max(delay * 2, 1.0), 30.0)
                 log.warning("database unavailable (%s); retrying in %g s", type(exc).__name__, delay)
+            except Exception:  # a bug: said loudly, but one bad row or poll never stops every notification
+                self.stats.errors += 1
+                delay = min(max(delay * 2, 1.0), 30.0)
+                log.exception("unexpected error in the notifier's poll; going on in %g s", delay)
             if self.settings.stats_every and time.monotonic() >= next_stats:
                 next_stats = time.monotonic() + self.settings.stats_every
                 log.info("%s", self.stats.line())

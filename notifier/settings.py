@@ -41,7 +41,9 @@ class NotifierSettings:
     database_url: str = f"sqlite:///{DEFAULT_SQLITE_PATH}"
     poll: float = 5.0  # s between two looks at the alarms table (and the outbox)
     horizon_min: float = 60.0  # events older than this are never notified (history, long outages)
-    max_attempts: int = 8
+    # 20 tries: 30 s, 60 s … 32 min, then hourly: about 13 h of waits, so that an SMTP server down
+    # overnight delays the critical mails instead of marking them failed (tests/unit: >= 12 h).
+    max_attempts: int = 20
     retry_base: float = 30.0  # s before the 2nd try; doubled each time up to retry_max
     retry_max: float = 3600.0
     webhook_timeout: float = 10.0
@@ -68,7 +70,7 @@ class NotifierSettings:
             database_url=database_url_from_env(env),
             poll=env_float(env, "NOTIFY_POLL_S", 5.0, minimum=0.05),
             horizon_min=env_float(env, "NOTIFY_HORIZON_MIN", 60.0, minimum=1.0),
-            max_attempts=env_int(env, "NOTIFY_MAX_ATTEMPTS", 8, minimum=1),
+            max_attempts=env_int(env, "NOTIFY_MAX_ATTEMPTS", 20, minimum=1),
             retry_base=env_float(env, "NOTIFY_RETRY_BASE_S", 30.0, minimum=0.01),
             retry_max=env_float(env, "NOTIFY_RETRY_MAX_S", 3600.0, minimum=0.01),
             webhook_timeout=env_float(env, "NOTIFY_WEBHOOK_TIMEOUT_S", 10.0, minimum=0.1),

@@ -85,11 +85,13 @@ METER_ERRORS: dict[str, Measure] = {
 # so that their thresholds are set per scope like any other. ``no_data``: periods, to 0.01 (the
 # automate's report period, the meter period) without a valid message; ``probe_fault``: messages
 # rejected in a row since the last valid one. 2.5: two and a half silent periods; the third rejection.
+# Critical: an automate carries the bacteria probes, and one that is silent or unreadable is a
+# critical control point without monitoring (lower it per scope, e.g. for meters, if that is too loud).
 SOURCE_HEALTH: dict[str, Measure] = {
     m.name: m
     for m in (
-        _m("no_data", "No data", "periods", None, 2.5, 0.01, 0, 1e12, "warning", 0),
-        _m("probe_fault", "Probe fault (messages rejected)", "messages", None, 2.5, 1, 0, 1e12, "warning", 0),
+        _m("no_data", "No data", "periods", None, 2.5, 0.01, 0, 1e12, "critical", 0),
+        _m("probe_fault", "Probe fault (messages rejected)", "messages", None, 2.5, 1, 0, 1e12, "critical", 0),
     )
 }
 AUTOMATE_ALARM_MEASURES: dict[str, Measure] = {**AUTOMATE_MEASURES, **SOURCE_HEALTH}  # what an automate alarms on

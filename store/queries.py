@@ -438,6 +438,13 @@ def load_thresholds(session: Session) -> list[Threshold]:
     return [threshold_of_row(r) for r in threshold_rows(session)]
 
 
+def lock_thresholds_for_edit(session: Session) -> list[Threshold]:
+    """The thresholds, read with a lock (MariaDB) as the first statement of an edit's transaction:
+    edits queue up, so two admins checking their change against the same old set can never both
+    commit and leave, between them, a scope whose inherited low is above its high."""
+    return [threshold_of_row(r) for r in session.scalars(select(orm.Threshold).with_for_update())]
+
+
 def threshold_of_row(r: orm.Threshold) -> Threshold:
     # NULL flags (rows from before inheritance existed) mean "not inherited": their meaning is kept.
     return Threshold(r.measure, r.scope, r.low, r.high, r.deadband, r.severity,

@@ -43,7 +43,8 @@ def create_app(settings: WebSettings, *, sessionmaker: orm.sessionmaker[orm.Sess
     socketio = SocketIO(app, async_mode="threading")
     web_metrics = WebMetrics()  # per app, never prometheus_client's global registry
     feed = LiveFeed(settings.mqtt, Topics(settings.topic_root), socketio, sessionmaker,
-                    push_interval=settings.push_interval, metrics=web_metrics)
+                    push_interval=settings.push_interval, metrics=web_metrics,
+                    stall_after=3 * settings.report_period)  # "bridge stuck": 3 periods with nothing stored
     switcher = Switcher(feed.publish, timeout=settings.switch_timeout)
     feed.listeners.append(switcher.handle)  # the meters' answers to remote switching
     app.extensions[EXTENSION] = WebState(settings, sessionmaker, socketio, feed, web_metrics, switcher)

@@ -36,13 +36,19 @@ def audit(action: str, *, session: Session | None = None, actor: str | object | 
     address = request.remote_addr if has_request_context() else None
     line = " ".join(f"{k}={printable(str(v))!r}" for k, v in details.items())
 
-    def log_line(*_: object) -> None:
-        log.info("AUDIT user=%r from=%s action=%s %s", actor, address, action, line)
-
     if session is None:
         with web_state().make_session.begin() as own:
-            trail.append(own, action, details, at=utcnow(), actor=actor, address=address)
-        log_line()
+            entry = trail.append(own, action, details, at=utcnow(), actor=actor, address=address)
+            chained = entry.hash
+        _log_line(actor, address, action, line, chained)
     else:
-        trail.append(session, action, details, at=utcnow(), actor=actor, address=address)
-        event.listen(session, "after_commit", log_line, once=True)
+        entry = trail.append(session, action, details, at=utcnow(), actor=actor, address=address)
+        chained = entry.hash
+        event.listen(session, "after_commit", lambda *_: _log_line(actor, address, action, line, chained),
+                     once=True)
+
+
+def _log_line(actor: str | None, address: str | None, action: str, line: str, chained: str) -> None:
+    # The entry's hash goes to the log (and a SIEM) too: a copy of the chain's heads outside the
+    # database, so a rewrite of its newest entries cannot pass `python -m store audit verify` unseen.
+    log.info("AUDIT user=%r from=%s action=%s %s hash=%s", actor, address, action, line, chained)

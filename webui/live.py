@@ -12,15 +12,18 @@ Alarms go at once to room ``alarms`` as event ``alarm`` with the database row's
 ``queries.alarm_dict`` (so the browser has the id to acknowledge).
 
 :class:`Health` is the web UI's own view of its links (its MQTT client, the database, probed every
-few seconds by :meth:`LiveFeed.start`'s probe thread); every change goes to room ``alarms`` (every
-connected browser) as event ``health`` (:meth:`Health.to_dict`), so the pages stop showing frozen
-values as live.
+few seconds by :meth:`LiveFeed.start`'s probe thread) and of the bridges (:class:`BridgeWatch`:
+their retained status, birth or last will, and whether stored readings keep up with live ones);
+every change goes to room ``alarms`` (every connected browser) as event ``health``
+(:meth:`Health.to_dict`), so the pages stop showing frozen values as live, and an operator sees
+when nothing is stored (tiles stay live: the web UI decodes the devices' messages itself).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -28,7 +31,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 from flask_socketio import SocketIO
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -39,9 +42,11 @@ from plantmodel.mqtt import MqttSettings, connect_async, new_client
 from plantmodel.readings import format_ts, utcnow
 from plantmodel.shelly import PowerSample, SwitchState, switch_from_sample
 from plantmodel.sources import AutomateSource, MeterSource
+from plantmodel.status import DeviceStatus
 from plantmodel.thresholds import Alarm
 from plantmodel.topics import Topics
 from store import queries
+from store.models import Reading, RejectedMessage
 from webui.metrics import WebMetrics
 from webui.push import ALARMS_ROOM, Coalescer, Views, rooms_for
 
@@ -53,6 +58,12 @@ HEALTH_EVENT = "health"
 DB_PROBE_INTERVAL = 3.0
 MQTT_DOWN = "MQTT broker unreachable"
 DB_DOWN = "database unavailable"
+BRIDGE_DOWN = "bridge offline: readings are not being stored, no alarm can be raised"
+STORING_STALLED = "bridge stuck: devices publish but no reading has been stored"
+# Devices publishing readings for this long while the newest stored reading does not move: the
+# bridge is stuck (3 report periods of the default WEBUI_REPORT_PERIOD, as a source goes stale).
+STALL_AFTER = 3 * 60.0
+_LINKS = (("mqtt", MQTT_DOWN), ("database", DB_DOWN), ("bridge", BRIDGE_DOWN), ("storing", STORING_STALLED))
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,12 +142,14 @@ def _status(device: str, state: str, ts: datetime) -> LiveUpdate:
 
 
 class Health:
-    """Whether the web UI's MQTT client is connected and its database answers.
+    """Whether the web UI's MQTT client is connected, its database answers, a bridge is online
+    (``bridge``) and the readings the devices publish get stored (``storing``): see
+    :class:`BridgeWatch`.
 
-    ``None`` means "not known": MQTT never started (tests drive the feed by hand), or the database
-    not probed yet; only a known failure is a problem. ``on_change(health_dict)`` is called, outside
-    the lock, each time a known state changes. Thread-safe: paho's thread, the probe thread and the
-    Socket.IO handlers all use it.
+    ``None`` means "not known": MQTT never started (tests drive the feed by hand), the database
+    not probed yet, no bridge status ever published; only a known failure is a problem.
+    ``on_change(health_dict)`` is called, outside the lock, each time a known state changes.
+    Thread-safe: paho's thread, the probe thread and the Socket.IO handlers all use it.
     """
 
     def __init__(self, on_change: Callable[[dict[str, Any]], None] | None = None, *,
@@ -144,7 +157,7 @@ class Health:
         self._on_change = on_change
         self._clock = clock
         self._lock = threading.Lock()
-        self._state: dict[str, bool | None] = {"mqtt": None, "database": None}
+        self._state: dict[str, bool | None] = {link: None for link, _ in _LINKS}
         self._reasons: dict[str, str] = {}
         self._since = clock()
 
@@ -154,17 +167,23 @@ class Health:
     def set_database(self, ok: bool, reason: str = "") -> None:
         self._set("database", ok, reason)
 
-    def _set(self, link: str, ok: bool, reason: str) -> None:
+    def set_bridge(self, ok: bool | None, reason: str = "") -> None:
+        self._set("bridge", ok, reason)
+
+    def set_storing(self, ok: bool | None, reason: str = "") -> None:
+        self._set("storing", ok, reason)
+
+    def _set(self, link: str, ok: bool | None, reason: str) -> None:
         with self._lock:
             changed = self._state[link] is not ok
             self._state[link] = ok
-            self._reasons[link] = "" if ok else reason
+            self._reasons[link] = reason if ok is False else ""
             if changed:
                 self._since = self._clock()
             data = self._dict()
         if changed:
-            log.log(logging.INFO if ok else logging.WARNING, "health: %s %s%s", link,
-                    "up" if ok else "down", f" ({reason})" if reason and not ok else "")
+            log.log(logging.WARNING if ok is False else logging.INFO, "health: %s %s%s", link,
+                    {True: "up", False: "down", None: "unknown"}[ok], f" ({reason})" if reason and ok is False else "")
             if self._on_change is not None:
                 try:
                     self._on_change(data)
@@ -172,8 +191,8 @@ class Health:
                     log.exception("could not push the health change")
 
     def to_dict(self) -> dict[str, Any]:
-        """``{"ok", "mqtt", "database", "problems": [text], "reasons": {link: why}, "since"}``:
-        ``ok`` is false when a link is known to be down; ``since`` is the last change."""
+        """``{"ok", "mqtt", "database", "bridge", "storing", "problems": [text], "reasons": {link:
+        why}, "since"}``: ``ok`` is false when a link is known to be down; ``since`` is the last change."""
         with self._lock:
             return self._dict()
 
@@ -182,11 +201,93 @@ class Health:
         return bool(self.to_dict()["ok"])
 
     def _dict(self) -> dict[str, Any]:
-        problems = [text for link, text in (("mqtt", MQTT_DOWN), ("database", DB_DOWN))
-                    if self._state[link] is False]
-        return {"ok": not problems, "mqtt": self._state["mqtt"], "database": self._state["database"],
+        problems = [text for link, text in _LINKS if self._state[link] is False]
+        return {"ok": not problems, **self._state,
                 "problems": problems, "reasons": {k: v for k, v in self._reasons.items() if v},
                 "since": format_ts(self._since)}
+
+
+_UNSEEN: Any = object()  # no probe yet
+
+
+class BridgeWatch:
+    """What the web UI can tell of the bridges, which store the readings and raise the alarms.
+
+    *Status* (``bridge``): a bridge publishes ``online`` (retained) on connecting, and the broker
+    publishes its last will ``offline`` there when it dies (at once when its TCP connection breaks,
+    after 1.5 keepalives when it goes silent). Every bridge of a plant (``bridge``, ``bridge-2`` …)
+    publishes on the one status topic, so the retained message is the newest event of any of them:
+    ``bridge`` is false when that is an ``offline``, unless stored data moved on after it (another
+    bridge of the group is still storing: in a shared group any online bridge stores everything).
+
+    *Storing* (``storing``): a bridge that is connected but stuck leaves no last will. ``storing``
+    is false when devices have published readings for ``stall_after`` seconds while the newest
+    stored row (``MAX(received_at)`` of readings and rejected messages, an index lookup per probe)
+    has not moved. Not reported while ``bridge`` is down (that says it already).
+
+    Thread-safe: paho's thread calls :meth:`status` and :meth:`live_reading`, the probe :meth:`stored`.
+    """
+
+    def __init__(self, health: Health, *, stall_after: float = STALL_AFTER,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._health = health
+        self.stall_after = stall_after
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._online: bool | None = None
+        self._offline_ts = ""
+        self._baseline: Any = _UNSEEN  # newest stored at the first probe after an offline status
+        self._elsewhere = False  # stored data moved on since: another bridge stores
+        self._newest: Any = _UNSEEN
+        self._pending_since: float | None = None  # first live reading since the newest stored moved
+        self._stalled = False
+
+    def status(self, payload: bytes) -> None:
+        """A message on the bridge status topic (empty: the retained status was cleared)."""
+        if not payload:
+            online, ts = None, ""
+        else:
+            try:
+                status = DeviceStatus.from_json(payload)
+            except ValidationError as exc:
+                log.warning("skipping the bridge status %r: %s", payload[:200], exc.reason)
+                return
+            online, ts = status.state == "online", format_ts(status.ts)
+        with self._lock:
+            self._online, self._offline_ts = online, ts
+            self._baseline, self._elsewhere = _UNSEEN, False
+        self._report()
+
+    def live_reading(self) -> None:
+        with self._lock:
+            if self._pending_since is None:
+                self._pending_since = self._clock()
+
+    def stored(self, newest: datetime | None) -> None:
+        """One probe's newest ``received_at`` in the database."""
+        now = self._clock()
+        with self._lock:
+            if self._newest is not _UNSEEN and newest != self._newest:
+                self._pending_since = None  # the bridge stores
+            self._newest = newest
+            if self._online is False:
+                if self._baseline is _UNSEEN:
+                    self._baseline = newest
+                elif newest != self._baseline:
+                    self._elsewhere = True
+            self._stalled = self._pending_since is not None and now - self._pending_since >= self.stall_after
+        self._report(storing=True)
+
+    def _report(self, storing: bool = False) -> None:
+        with self._lock:
+            online, elsewhere, stalled = self._online, self._elsewhere, self._stalled
+            reason = f"last status offline at {self._offline_ts}"
+            waited = 0.0 if self._pending_since is None else self._clock() - self._pending_since
+        bridge = None if online is None else (online or elsewhere)
+        self._health.set_bridge(bridge, reason)
+        if storing or bridge is False:
+            self._health.set_storing(None if bridge is False else not stalled,
+                                     f"nothing stored for {waited:.0f} s while devices publish readings")
 
 
 class MqttUnavailable(Exception):
@@ -202,7 +303,8 @@ class LiveFeed:
 
     def __init__(self, mqtt_settings: MqttSettings, topics: Topics, socketio: SocketIO,
                  make_session: sessionmaker[Session], *, push_interval: float = DEFAULT_PUSH_INTERVAL,
-                 metrics: WebMetrics | None = None, db_probe_interval: float = DB_PROBE_INTERVAL) -> None:
+                 metrics: WebMetrics | None = None, db_probe_interval: float = DB_PROBE_INTERVAL,
+                 stall_after: float = STALL_AFTER) -> None:
         self._mqtt_settings = mqtt_settings
         self.metrics = metrics if metrics is not None else WebMetrics()
         self.topics = topics
@@ -213,6 +315,7 @@ class LiveFeed:
         self.push = Coalescer(self._emit_to, push_interval)
         self._client: mqtt.Client | None = None
         self.health = Health(self._health_changed)
+        self.bridges = BridgeWatch(self.health, stall_after=stall_after)
         self.db_probe_interval = db_probe_interval
         self._probe_stop = threading.Event()
         self._probe_thread: threading.Thread | None = None
@@ -262,6 +365,18 @@ class LiveFeed:
         self.health.set_database(True)
         return True
 
+    def probe_storing(self) -> bool:
+        """Whether the bridges keep storing (:class:`BridgeWatch`); two index lookups."""
+        try:
+            with self._make_session() as session:
+                newest = max((t for t in (session.scalar(select(func.max(m.received_at)))
+                                          for m in (Reading, RejectedMessage)) if t is not None), default=None)
+        except SQLAlchemyError as exc:  # the database probe says it
+            log.debug("storing probe failed: %s", exc)
+            return False
+        self.bridges.stored(newest)
+        return True
+
     def start_probe(self) -> None:
         if self._probe_thread is not None and self._probe_thread.is_alive():
             return
@@ -278,7 +393,8 @@ class LiveFeed:
     def _probe_loop(self) -> None:
         while True:
             try:
-                self.probe_database()
+                if self.probe_database():
+                    self.probe_storing()
             except Exception:  # a bug must not end the probing: the badge would lie from then on
                 log.exception("database probe failed")
             if self._probe_stop.wait(self.db_probe_interval):
@@ -302,10 +418,15 @@ class LiveFeed:
     def handle(self, topic: str, payload: bytes) -> None:
         """Translate one message: updates wait in ``push`` for their rooms, alarms go out at once."""
         self.metrics.mqtt_message()
+        if topic == self.topics.bridge_status():
+            self.bridges.status(payload)
+            return
         for event in self.translator.translate(topic, payload):
             if isinstance(event, Alarm):
                 self.alarm_changed(self._alarm_dict(event))
             else:
+                if event.kind == "readings":
+                    self.bridges.live_reading()
                 self.push.add(rooms_for(event.source, self.views.rooms), event.kind, event.source, event.data)
 
     def alarm_changed(self, alarm: dict[str, Any]) -> None:
@@ -351,7 +472,7 @@ class LiveFeed:
             return
         self.seed_meters()  # before subscribing, so the first partials have their base
         # Subscribing here (not once after start) makes every reconnect resubscribe.
-        client.subscribe([(t, 1) for t in self.topics.live_subscriptions()])
+        client.subscribe([(t, 1) for t in [*self.topics.live_subscriptions(), self.topics.bridge_status()]])
         self.metrics.mqtt_connected()
         self.health.set_mqtt(True)
         log.info("MQTT connected, subscribed to the live topics")

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import cast
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, redirect, render_template, request, url_for
+from sqlalchemy import select
 
+from plantmodel.readings import utcnow
 from plantmodel.text import printable
+from store.models import AuditEntry
 from webui.audit import audit
 from webui.auth import authenticate, csrf_matches, csrf_token, current_user, login_user, logout_user, public
 from webui.state import web_state
@@ -17,6 +21,7 @@ log = logging.getLogger(__name__)
 
 bp = Blueprint("auth", __name__)
 NAME_MAX = 64  # audit_log.actor
+LOCKOUT_AUDIT_WINDOW = timedelta(minutes=15)  # the default lock-out window (WEBUI_LOGIN_LIMIT_*)
 
 
 def _safe_next(target: str | None) -> str:
@@ -52,9 +57,18 @@ def login() -> str | Response | tuple[str, int]:
 @bp.after_request
 def _audit_lockout(resp: Response) -> Response:
     """A log-in refused by the rate limit (webui/ratelimit.py answers 429 without calling the view)
-    is on the trail too: a lock-out is what an attack on a name looks like."""
+    is on the trail too: a lock-out is what an attack on a name looks like. Once per address per
+    LOCKOUT_AUDIT_WINDOW, not per refused request: the trail is append-only forever, and an
+    anonymous flood of 429s must not fill it (nor queue every real change behind its chain lock)."""
     if request.endpoint == "auth.login" and request.method == "POST" and resp.status_code == 429:
-        audit("login.locked", actor=printable(request.form.get("username", "").strip())[:NAME_MAX] or None)
+        address = request.remote_addr
+        with web_state().make_session() as session:
+            recent = session.scalar(select(AuditEntry.id).where(
+                AuditEntry.action == "login.locked", AuditEntry.address == address,
+                AuditEntry.at >= utcnow() - LOCKOUT_AUDIT_WINDOW).limit(1))
+        if recent is None:
+            audit("login.locked", actor=printable(request.form.get("username", "").strip())[:NAME_MAX] or None,
+                  window_min=int(LOCKOUT_AUDIT_WINDOW.total_seconds() // 60))
     return resp
 
 

@@ -38,13 +38,17 @@ class WebSettings:
     switch_timeout: float = 5.0
     # The plant's IANA time zone: pages, reports and the spreadsheet CSV show times in it.
     plant_tz: str = field(default_factory=server_zone_name)
+    # The shift report PDF's fonts (any Unicode they cover prints as written); bold "" = beside it.
+    pdf_font: str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"  # Debian's fonts-dejavu-core
+    pdf_font_bold: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> WebSettings:
         """``DATABASE_URL``, ``MQTT_*`` (user ``webui`` by default), ``PLANT_TOPIC_ROOT``,
         ``WEBUI_HOST``, ``WEBUI_PORT``, ``SECRET_KEY``, ``WEBUI_REPORT_PERIOD``, ``WEBUI_METER_PERIOD``,
         ``WEBUI_PUSH_INTERVAL``, ``WEBUI_SWITCH_TIMEOUT`` (5 s: a remote switch without the
-        meter's answer by then is reported as timed out) and ``PLANT_TZ`` (default: the server's zone)."""
+        meter's answer by then is reported as timed out), ``PLANT_TZ`` (default: the server's zone),
+        ``WEBUI_PDF_FONT`` and ``WEBUI_PDF_FONT_BOLD``."""
         root = env_str(env, "PLANT_TOPIC_ROOT", "plant")
         Topics(root)  # fail at start-up, not on the first message, when the root is invalid
         secret = env_str(env, "SECRET_KEY", "")
@@ -66,6 +70,8 @@ class WebSettings:
             login_limit_address=check_limit(env_str(env, "WEBUI_LOGIN_LIMIT_ADDRESS", "20 per 15 minutes")),
             switch_timeout=check_switch_timeout(env_float(env, "WEBUI_SWITCH_TIMEOUT", 5.0, minimum=0.1)),
             plant_tz=zone_from_env(env),
+            pdf_font=env_str(env, "WEBUI_PDF_FONT", cls.pdf_font),
+            pdf_font_bold=env_str(env, "WEBUI_PDF_FONT_BOLD", ""),
         )
 
 

@@ -11,7 +11,9 @@ Protocol (namespace ``/``):
   "meter"?}: the client leaves its previous view room, joins the new one and the ack is {"room",
   "snapshot"}; a bad or unknown view gives {"error": "..."} and leaves the current view as it was.
 - Server -> client: ``update`` per view room (see :mod:`webui.push`), ``alarm`` to room ``alarms``,
-  ``health`` to room ``alarms`` whenever the web UI's MQTT connection or database changes state.
+  ``health`` to room ``alarms`` whenever the web UI's MQTT connection or database changes state,
+  or the bridges' (``bridge``: their retained status; ``storing``: stored readings keep up with
+  live ones; see :class:`webui.live.BridgeWatch`).
 
 Updates to the new room can arrive before the ``watch`` ack (the room is joined before the
 snapshot is read, so nothing falls in between): a client applies the snapshot, then keeps the

@@ -171,3 +171,39 @@ def test_live_badge_turns_red_when_the_broker_stops(browser: Browser,
     finally:
         context.close()
     assert web.alive()
+
+
+def test_badge_and_note_turn_red_while_no_bridge_stores(browser: Browser, tmp_path: Path,
+                                                        own_webui: tuple[str, MosquittoServer, Service]) -> None:
+    """SIGKILL the bridge: its last will turns the badge red with the reason, a note says nothing is
+    stored, tiles are not greyed (device values stay live); its return turns it green again."""
+    url, broker, web = own_webui
+    env = {**broker.env(), "DATABASE_URL": f"sqlite:///{tmp_path / 'plant.db'}", "MQTT_USERNAME": broker.bridge_user()}
+    bridge = Service("bridge-health", ["bridge", "run"], env, tmp_path)
+    context = browser.new_context()
+    context.set_default_timeout(15_000)
+    try:
+        wait_for(lambda: "connected to" in bridge.log(), 20, "the bridge", services=[bridge])
+        page = context.new_page()
+        page.goto(url + "/login")
+        page.fill("input[name=username]", "viewer")
+        page.fill("input[name=password]", "viewer-pass-1")
+        page.click("button[type=submit]")
+        page.wait_for_url(url + "/")
+        badge, note = page.locator("#connection"), page.locator("#frozen-note")
+        page.wait_for_function("() => Plant.health.bridge === true")
+        expect(badge).to_have_attribute("data-state", "live")
+        bridge.kill()
+        expect(badge).to_have_attribute("data-state", "down", timeout=5_000)
+        expect(badge).to_have_text("bridge offline: readings are not being stored, no alarm can be raised")
+        expect(note).to_contain_text("Not storing: bridge offline")
+        expect(page.locator("body")).to_have_attribute("data-live", "live")  # device values are real
+        expect(page.locator("body")).to_have_attribute("data-bridge", "down")
+        screenshot(page, "health-bridge-down")
+        bridge = Service("bridge-health", ["bridge", "run"], env, tmp_path)
+        expect(badge).to_have_attribute("data-state", "live", timeout=20_000)
+        expect(note).to_be_hidden()
+    finally:
+        context.close()
+        bridge.stop()
+    assert web.alive()

@@ -198,3 +198,47 @@ def test_concurrent_writers_leave_one_unforked_chain(plant: Plant) -> None:
     assert result.entries == total == distinct == writers * each
     done = _verify(plant)
     assert done.returncode == 0 and f"entries: {writers * each}" in done.stdout
+
+
+def test_threshold_edits_queue_up_so_two_admins_cannot_leave_low_above_high(plant: Plant) -> None:
+    """Admin B sets unit 1's tank high to 3.5 (its low inherited from *) while admin A's transaction
+    raises the default low to 3.9: each change alone is coherent, together low 3.9 > high 3.5. B's
+    edit must wait for A's lock and then see A's low, not check itself against the old set."""
+    with plant.root.begin() as conn:
+        conn.execute(text("DELETE FROM thresholds WHERE scope <> '*'"))
+        conn.execute(text("INSERT IGNORE INTO units (id, created_at) VALUES (1, UTC_TIMESTAMP(3))"))
+    with make_sessionmaker(plant.root).begin() as session:
+        queries.seed_default_thresholds(session, TS)
+    admin = plant.app.test_client()
+    assert login(admin, "admin").status_code == 302
+    headers = csrf(admin)
+    a_session = make_sessionmaker(plant.root)()
+    result: dict[str, object] = {}
+    try:
+        queries.lock_thresholds_for_edit(a_session)  # admin A's edit, holding the lock
+        a_session.execute(text("UPDATE thresholds SET low = 3.9 WHERE scope = '*' AND measure = 'tank_temp_c'"))
+
+        def edit_b() -> None:
+            resp = admin.put("/api/thresholds", json={"scope": "units/1", "measure": "tank_temp_c", "high": 3.5},
+                             headers=headers)
+            result["b"] = (resp.status_code, resp.get_json())
+
+        b = threading.Thread(target=edit_b)
+        b.start()
+        deadline = utcnow() + timedelta(seconds=30)
+        with plant.root.connect() as conn:  # until B waits for A's lock (or, without it, is done)
+            while b.is_alive() and not conn.execute(text(
+                    "SELECT COUNT(*) FROM information_schema.INNODB_LOCK_WAITS")).scalar():
+                assert utcnow() < deadline, "B neither waited nor finished"
+                conn.commit()
+        assert "b" not in result, f"B did not wait for A's edit: {result['b']}"
+        a_session.commit()
+    finally:
+        a_session.close()
+    b.join(30)
+    status, body = result["b"]  # type: ignore[misc]
+    assert status == 400 and "above" in str(body), body
+    with plant.root.connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM thresholds WHERE scope = 'units/1'")).scalar() == 0
+        conn.execute(text("UPDATE thresholds SET low = 2.5 WHERE scope = '*' AND measure = 'tank_temp_c'"))
+        conn.commit()

@@ -412,8 +412,8 @@ def test_pipeline_runs_on_the_collector_and_datavision_accounts(accounts: Accoun
 
     # A stolen bridge password cannot lift the salmonella limit, even through the bridge's own CLI.
     proc = subprocess.run([sys.executable, "-m", "bridge", "thresholds", "set", "--measure", "salmonella_ppm",
-                           "--high", "1000000", "--confirm"], env={**os.environ, **bridge_env}, capture_output=True, text=True,
-                          cwd=REPO, timeout=60)
+                           "--high", "1000000", "--confirm"], env={**os.environ, **bridge_env}, capture_output=True,
+                          text=True, cwd=REPO, timeout=60)
     assert proc.returncode == 1 and "command denied to user 'plant_collector'" in proc.stderr, proc.stderr
 
     codes = {s.name: s.stop() for s in reversed(services)}

@@ -5,6 +5,8 @@ seam, never waited for; one test runs two notifiers as real processes, then rest
 from __future__ import annotations
 
 import json
+import logging
+import socketserver
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -17,9 +19,12 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from notifier import messages
+from notifier.routing import masked_url
 from notifier.service import Notifier
 from notifier.settings import FirstRoutes, NotifierSettings, SmtpSettings
 from store import models as orm
@@ -104,6 +109,59 @@ def receiver() -> Iterator[Receiver]:
     yield r
     r.server.shutdown()
     r.server.server_close()
+
+
+class NotHttp:
+    """A TCP server that answers every connection with an SSH banner: a webhook URL pointing at the
+    wrong port. ``http.client`` raises ``BadStatusLine``, which is neither ``OSError`` nor ``ValueError``."""
+
+    def __init__(self) -> None:
+        self.connections = 0
+        outer = self
+
+        class Handler(socketserver.BaseRequestHandler):
+            def handle(self) -> None:
+                outer.connections += 1
+                data = b""  # the whole request first: closing on unread data would reset the connection
+                while b"\r\n\r\n" not in data and (chunk := self.request.recv(4096)):
+                    data += chunk
+                head, _, body = data.partition(b"\r\n\r\n")
+                length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                               if line.lower().startswith(b"content-length:")), 0)
+                while len(body) < length and (chunk := self.request.recv(4096)):
+                    body += chunk
+                self.request.sendall(b"SSH-2.0-OpenSSH_9.6\r\n")
+
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def not_http() -> Iterator[NotHttp]:
+    n = NotHttp()
+    yield n
+    n.server.shutdown()
+    n.server.server_close()
+
+
+class Running:
+    """``Notifier.run`` in a thread, as ``python -m notifier`` runs it."""
+
+    def __init__(self, notifier: Notifier) -> None:
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=notifier.run, args=(self.stop,), daemon=True)
+        self.thread.start()
+
+    def alive(self) -> bool:
+        assert self.thread.is_alive(), "the notifier's loop died"
+        return True
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(10)
+        assert not self.thread.is_alive()
 
 
 # -- database and notifier helpers -------------------------------------------------------------------
@@ -292,6 +350,172 @@ def test_gives_up_after_max_attempts(maria_url: str, smtp: tuple[Mailbox, int], 
     assert receiver.requests == 3  # failed is final
 
 
+def attempts_of(make: sessionmaker[Session], nid: int) -> list[orm.NotificationAttempt]:
+    with make() as s:
+        return list(s.scalars(select(orm.NotificationAttempt).where(orm.NotificationAttempt.notification_id == nid)
+                              .order_by(orm.NotificationAttempt.id)))
+
+
+def test_a_webhook_answering_garbage_is_a_failed_attempt_and_mail_still_goes(
+        database_url: str, smtp: tuple[Mailbox, int], not_http: NotHttp) -> None:
+    """One bad webhook must not stop the notifier: its row is a failed attempt (stored, retried with
+    back-off) and the other routes are told; the loop, and a restarted notifier, go on."""
+    box, port = smtp
+    make = sessions_for(database_url)
+    hook_route = add_route(make, "webhook", not_http.url, at=datetime.now(UTC) - timedelta(minutes=1))  # 1st
+    add_route(make, "email", "ops@example.com", at=datetime.now(UTC) - timedelta(minutes=1))
+    raise_alarm(make, datetime.now(UTC))
+    running = Running(Notifier(settings(port), make))
+    try:
+        wait_for(lambda: running.alive() and box.received(), 10, "the mail of the other route")
+        hook = next(n for n in outbox(make) if n.route_id == hook_route)
+        wait_for(lambda: running.alive() and len(attempts_of(make, hook.id)) >= 2, 10, "the webhook retried")
+        tries = attempts_of(make, hook.id)
+        assert not any(t.ok for t in tries) and "BadStatusLine" in (tries[0].error or ""), tries[0].error
+        hook = next(n for n in outbox(make) if n.route_id == hook_route)
+        assert hook.status == "pending" and hook.attempts >= 2 and "BadStatusLine" in (hook.last_error or "")
+        assert not_http.connections >= 2
+    finally:
+        running.close()
+    # A restart does not crash-loop on that row either.
+    Notifier(settings(port), make).poll_once()
+    assert len(box.received()) == 1
+
+
+def test_an_smtp_password_smtplib_cannot_send_is_a_failed_attempt(maria_url: str) -> None:
+    """smtplib encodes the log-in as ASCII: a password with an accent raises ``UnicodeEncodeError``.
+    That is one failed attempt with its reason, not the end of the notifier."""
+    port = free_port()
+
+    def accept(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
+        return AuthResult(success=True)
+
+    controller = Controller(Mailbox(), hostname="127.0.0.1", port=port, authenticator=accept,
+                            auth_require_tls=False)
+    controller.start()
+    try:
+        make = sessions_for(maria_url)
+        add_route(make, "email", "ops@example.com")
+        raise_alarm(make, T0)
+        s = settings(port)
+        notifier = Notifier(replace(s, smtp=replace(s.smtp, user="plant", password="crème-brûlée")), make,
+                            clock=Clock(T0))
+        notifier.poll_once()
+    finally:
+        controller.stop()
+    [row] = outbox(make)
+    assert row.status == "pending" and row.attempts == 1 and "UnicodeEncodeError" in (row.last_error or "")
+    [attempt] = attempts_of(make, row.id)
+    assert not attempt.ok and attempt.error == row.last_error
+    assert not any(c in (row.last_error or "") for c in ("crème", "è", "\\xe8"))  # not even one character of it
+    assert "ASCII" in (row.last_error or "")
+
+
+def test_any_exception_building_or_sending_one_notification_is_a_failed_attempt(
+        tmp_path: Path, smtp: tuple[Mailbox, int], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Beyond the errors the senders translate: whatever one row raises (a bug in the message, an
+    exception nobody foresaw) fails that row's attempt; the others go. A webhook URL in the reason is masked."""
+    box, port = smtp
+    make = sessions_for(f"sqlite:///{tmp_path / 'plant.db'}")
+    secret = "https://hooks.example/services/XXXXsecretXXXX"
+    hook = add_route(make, "webhook", secret)
+    mail = add_route(make, "email", "ops@example.com")
+    broken = add_route(make, "email", "broken@example.com")
+    broken_name = f"email * {broken}"
+    with make.begin() as s:
+        row = s.get(orm.NotificationRoute, broken)
+        assert row is not None
+        row.name = broken_name
+    build = messages.build
+
+    def build_with_a_bug(*args: Any, route_name: str, **kw: Any) -> messages.Content:
+        if route_name == broken_name:
+            raise KeyError("a bug in the message")
+        return build(*args, route_name=route_name, **kw)
+
+    def post_raising(url: str, *_: Any) -> None:
+        raise RuntimeError(f"unforeseen trouble with {url}")
+
+    monkeypatch.setattr(messages, "build", build_with_a_bug)
+    monkeypatch.setattr(messages, "post_webhook", post_raising)
+    notifier = Notifier(settings(port), make, clock=Clock(T0))
+    raise_alarm(make, T0)
+    notifier.poll_once()
+    rows = {n.route_id: n for n in outbox(make)}
+    assert rows[mail].status == "sent" and [r for r, _ in box.received()] == [["ops@example.com"]]
+    assert rows[broken].status == "pending" and rows[broken].attempts == 1
+    assert "KeyError" in (rows[broken].last_error or "")
+    assert rows[hook].status == "pending" and rows[hook].attempts == 1
+    error = rows[hook].last_error or ""
+    assert "RuntimeError" in error and masked_url(secret) in error and "XXXXsecretXXXX" not in error
+    assert notifier.stats.retried == 2 and notifier.stats.errors == 0
+
+
+def test_a_bug_in_the_loop_is_logged_with_its_traceback_and_the_loop_goes_on(
+        tmp_path: Path, smtp: tuple[Mailbox, int], caplog: pytest.LogCaptureFixture) -> None:
+    box, port = smtp
+    make = sessions_for(f"sqlite:///{tmp_path / 'plant.db'}")
+    add_route(make, "email", "ops@example.com", at=datetime.now(UTC) - timedelta(minutes=1))
+    raise_alarm(make, datetime.now(UTC))
+    notifier = Notifier(settings(port), make)
+    scan, calls = notifier.scan, []
+
+    def buggy_scan() -> int:
+        calls.append(1)
+        if len(calls) <= 2:
+            raise KeyError("a bug")
+        return scan()
+
+    notifier.scan = buggy_scan  # type: ignore[method-assign]
+    caplog.set_level(logging.INFO, logger="notifier")
+    running = Running(notifier)
+    try:
+        wait_for(lambda: running.alive() and box.received(), 15, "the mail after the bug")
+    finally:
+        running.close()
+    bugs = [r for r in caplog.records if r.levelno >= logging.ERROR and r.exc_info]
+    assert len(bugs) == 2 and "KeyError" in caplog.text and "a bug" in caplog.text
+
+
+def test_an_escalation_acknowledged_before_it_could_be_sent_is_skipped(maria_url: str,
+                                                                       smtp: tuple[Mailbox, int]) -> None:
+    """The SMTP server is down when the escalation is due; by the time it is back the alarm has been
+    acknowledged: the second-level contact is not woken (``skipped``, with the reason). A raise whose
+    alarm has cleared meanwhile is still told: it happened."""
+    box, port = smtp
+    make = sessions_for(maria_url)
+    add_route(make, "email", "boss@example.com", events="escalate", escalate_after_min=30)
+    add_route(make, "email", "ops@example.com", events="raise")
+    clock = Clock(T0)
+    notifier = Notifier(settings(free_port()), make, clock=clock)  # nothing listens there: SMTP down
+    alarm_id = raise_alarm(make, T0)
+    polls(notifier, 1)
+    clock.now = T0 + timedelta(minutes=30)
+    polls(notifier, 1)
+    assert {n.event: (n.status, n.attempts) for n in outbox(make)} == {"raise": ("pending", 2),
+                                                                       "escalate": ("pending", 1)}
+    clock.now = T0 + timedelta(minutes=40)
+    with make.begin() as s:
+        row = s.get(orm.Alarm, alarm_id)
+        assert row is not None
+        row.acknowledged_at, row.acknowledged_by = T0 + timedelta(minutes=35), "operator"
+        row.state, row.cleared_at = "cleared", T0 + timedelta(minutes=36)
+    notifier.settings = settings(port)  # the SMTP server is back
+    polls(notifier)
+    assert [rcpts for rcpts, _ in box.received()] == [["ops@example.com"]]
+    assert "Alarm raised" in box.received()[0][1]["Subject"]
+    rows = {n.event: n for n in outbox(make)}
+    assert rows["raise"].status == "sent"
+    esc = rows["escalate"]
+    assert esc.status == "skipped" and esc.next_attempt_at is None and esc.sent_at is None
+    assert "acknowledged" in (esc.last_error or "") and "operator" in (esc.last_error or "")
+    tries = attempts_of(make, esc.id)
+    assert [t.ok for t in tries] == [False, False] and tries[-1].error == esc.last_error
+    polls(notifier)
+    assert len(box.received()) == 1 and {n.event: n.status for n in outbox(make)} == {"raise": "sent",
+                                                                                   "escalate": "skipped"}
+
+
 def test_routing_by_severity_and_scope(maria_url: str, smtp: tuple[Mailbox, int], receiver: Receiver) -> None:
     _, port = smtp
     make = sessions_for(maria_url)
@@ -329,10 +553,13 @@ def test_history_is_not_notified(maria_url: str, smtp: tuple[Mailbox, int], rece
     assert old != before_route
 
 
-def test_first_routes_from_the_environment(tmp_path: Path, smtp: tuple[Mailbox, int], receiver: Receiver) -> None:
+def test_first_routes_from_the_environment(tmp_path: Path, smtp: tuple[Mailbox, int], receiver: Receiver,
+                                          caplog: pytest.LogCaptureFixture) -> None:
     _, port = smtp
     make = sessions_for(f"sqlite:///{tmp_path / 'plant.db'}")
-    first = FirstRoutes(email_to="a@example.com", webhook_url=receiver.url + "/env",
+    caplog.set_level(logging.INFO, logger="notifier")
+    secret_url = receiver.url.replace("//", "//bot:pa55word@") + "/services/T0001/XXXXsecretXXXX"
+    first = FirstRoutes(email_to="a@example.com", webhook_url=secret_url,
                         escalate_email_to="boss@example.com", escalate_after_min=15, min_severity="critical")
     notifier = Notifier(settings(port, first_routes=first), make)
     assert notifier.ensure_first_routes() == 3
@@ -341,7 +568,11 @@ def test_first_routes_from_the_environment(tmp_path: Path, smtp: tuple[Mailbox, 
         rows = {r.name: r for r in s.scalars(select(orm.NotificationRoute))}
     assert {r.updated_by for r in rows.values()} == {"env"}
     assert rows["escalation (env)"].escalate_after_min == 15 and rows["escalation (env)"].events == "escalate"
-    assert rows["webhook (env)"].min_severity == "critical"
+    assert rows["webhook (env)"].min_severity == "critical" and rows["webhook (env)"].target == secret_url
+    # The log says which route was made, never the webhook's secret (path, log-in).
+    assert masked_url(secret_url) in caplog.text and "a@example.com" in caplog.text
+    for leak in ("XXXXsecretXXXX", "services/T0001", "pa55word"):
+        assert leak not in caplog.text
 
 
 def test_two_notifier_processes_and_a_restart_never_duplicate(

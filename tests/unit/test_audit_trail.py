@@ -77,6 +77,17 @@ def test_log_ins_failures_and_lock_outs_are_on_the_trail_never_the_password(tmp_
     assert "wrong-secret" not in repr([(e.details, e.actor) for e in entries])
 
 
+def test_a_flood_of_locked_log_ins_writes_one_entry_per_address_and_window(tmp_path: Path) -> None:
+    """An anonymous flood of refused log-ins (no password needed, no session) must not fill the
+    append-only trail: one login.locked per address per window, whatever names are tried."""
+    app = make_web_app(tmp_path, login_limit_user="2 per 15 minutes", login_limit_address="3 per 15 minutes")
+    client = app.test_client()
+    codes = [login(client, f"name-{i % 7}", "wrong").status_code for i in range(40)]
+    assert codes[:3] == [401, 401, 401] and set(codes[3:]) == {429}
+    locked = [e for e in _entries(app) if e.action == "login.locked"]
+    assert len(locked) == 1 and locked[0].address == "127.0.0.1"
+
+
 # -- acknowledgement with corrective action -----------------------------------------------------------
 
 def test_a_critical_alarm_needs_a_note_and_a_disposition(tmp_path: Path) -> None:
@@ -86,6 +97,11 @@ def test_a_critical_alarm_needs_a_note_and_a_disposition(tmp_path: Path) -> None
     url = f"/api/alarms/{alarm_id}/ack"
     for body, why in [(None, "needs a note"), ({}, "needs a note"),
                       ({"note": "   ", "disposition": "hold"}, "needs a note"),
+                      # Blank-looking notes: a filler, a blank Braille cell, combining marks, a dash.
+                      ({"note": "\u3164", "disposition": "hold"}, "needs a note"),
+                      ({"note": "\u2800\u2800", "disposition": "hold"}, "needs a note"),
+                      ({"note": "\u0301\u0301", "disposition": "hold"}, "needs a note"),
+                      ({"note": "-", "disposition": "hold"}, "needs a note"),
                       ({"note": "Lot 42 held"}, "needs a disposition"),
                       ({"note": "x", "disposition": "maybe"}, "must be one of hold, release, none"),
                       ({"note": "x" * 2001, "disposition": "hold"}, "longer than 2000"),

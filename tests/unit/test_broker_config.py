@@ -255,7 +255,9 @@ def test_acl_is_least_privilege() -> None:
                               "topic read shellies/m1/relay/0/command", "topic read shellies/command"]
     assert sections["debug"] == ["topic read #"]
     # The web UI writes only the legacy senders' topics and the meters' command topics.
+    # It reads the bridges' status (birth / last will) for its health badge, and nothing else of theirs.
     assert sections["webui"] == [*(f"topic read {t}" for t in Topics().live_subscriptions()),
+                                 "topic read plant/bridge/status",
                                  "topic write plant/legacy/units/+/automates/+/readings",
                                  "topic write plant/legacy/meters/+/power",
                                  "topic write m1/rpc", "topic write shellies/m1/relay/0/command"]

@@ -115,3 +115,11 @@ def test_rejections_are_attributed_to_the_device_the_topic_names() -> None:
     assert source_of_topic(t, "shellypro1pm-a8032ab1c2d3/events/rpc") == "meters/shellypro1pm-a8032ab1c2d3"
     assert source_of_topic(t, "shellies/shelly1pm-x1/relay/0/power") == "meters/shelly1pm-x1"
     assert source_of_topic(t, "something/else/entirely") is None
+
+
+def test_a_broker_outage_is_excused_from_every_source_silence() -> None:
+    h = health()
+    h.saw_valid(SRC, T0 + P)
+    h.pause(3 * P)  # the bridge was cut from the broker for three periods
+    assert h.values(SRC, T0 + 5 * P, {})[0][NO_DATA] == 1.0  # 4 periods since, 3 of them excused
+    assert h.values("units/1/automates/9", T0 + 5 * P, {})[0][NO_DATA] == 2.0  # never seen: from the start

@@ -7,7 +7,17 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from notifier.routing import AlarmFacts, Route, backoff, check_events, due_events, in_scope, severity_rank
+from notifier.routing import (
+    AlarmFacts,
+    Route,
+    backoff,
+    check_events,
+    due_events,
+    in_scope,
+    masked_target,
+    masked_url,
+    severity_rank,
+)
 from notifier.settings import NotifierSettings
 from plantmodel.errors import ValidationError
 
@@ -85,3 +95,27 @@ def test_settings_from_env() -> None:
                 {"NOTIFY_POLL_S": "0"}, {"NOTIFY_DASHBOARD_URL": "plant"}):
         with pytest.raises(ValidationError):
             NotifierSettings.from_env(bad)
+
+
+def test_default_retries_outlast_a_night_long_outage() -> None:
+    """An SMTP server down overnight (12 h) must not turn a critical mail into ``failed``: the waits
+    between the default number of tries add up to at least 12 h."""
+    for s in (NotifierSettings(), NotifierSettings.from_env({})):
+        waits = sum(backoff(n, s.retry_base, s.retry_max) for n in range(1, s.max_attempts))
+        assert waits >= 12 * 3600, (s.max_attempts, waits / 3600)
+        assert s.retry_base == 30 and s.retry_max == 3600  # the first retries stay quick
+
+
+def test_webhook_urls_are_masked_for_logs_and_audit() -> None:
+    slack = "https://hooks.slack.com/services/T0001/B0002/XXXXsecretXXXX"
+    masked = masked_url(slack)
+    assert masked.startswith("https://hooks.slack.com/… sha256:") and "secret" not in masked
+    assert masked == masked_url(slack)  # stable: the same URL reads the same in every entry
+    assert masked_url(slack + "x") != masked  # a changed secret is still visible as a change
+    with_login = masked_url("http://bob:pa55word@alerts.example:8443/hook?token=t0ken")
+    assert with_login.startswith("http://alerts.example:8443/… sha256:")
+    assert not any(s in with_login for s in ("bob", "pa55word", "hook", "t0ken"))
+    assert masked_url("http://[fd00::1]:8080/x").startswith("http://[fd00::1]:8080/… sha256:")
+    assert "not-a-url" not in masked_url("not-a-url")
+    assert masked_target("email", "a@example.com,b@example.com") == "a@example.com,b@example.com"
+    assert masked_target("webhook", slack) == masked

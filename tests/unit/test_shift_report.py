@@ -4,9 +4,13 @@ rejected messages by reason, times in the plant's zone, and the PDF."""
 
 from __future__ import annotations
 
+import io
+import logging
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pypdf
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
@@ -17,7 +21,7 @@ from store import models as orm
 from store import report
 from tests.webapp import USERS, add_user, login, new_database
 from webui import create_app
-from webui.reports import ReportView, render_pdf
+from webui.reports import DEFAULT_PDF_FONT, PdfFont, ReportView, render_pdf
 from webui.settings import WebSettings
 
 # One hour: 09:00-10:00 in Paris (CET, UTC+1 in November).
@@ -245,14 +249,43 @@ def test_the_report_needs_a_log_in(app: Flask) -> None:
     assert resp.status_code == 302 and resp.headers["Location"].startswith("/login")
 
 
-def test_pdf_from_the_report(make_session: sessionmaker[Session], viewer: FlaskClient) -> None:
-    view = ReportView(build(make_session), plant_zone("Europe/Paris"), "Europe/Paris", {"units/1": "Churn room"})
-    pdf = bytes(render_pdf(view, compress=False))
+def pdf_text(pdf: bytes) -> str:
+    """The PDF's text as a reader sees it (with a TTF font the content streams hold glyph ids: the
+    text comes back through the font's ToUnicode map), without the page footers (a note may run
+    onto the next page)."""
+    text = "\n".join(page.extract_text() for page in pypdf.PdfReader(io.BytesIO(pdf)).pages)
+    return re.sub(r"^Shift report .* - page \d+/\d+$", "", text, flags=re.M)
+
+
+def squeezed(text: str) -> str:
+    """Without whitespace: a long note is wrapped at the column's width."""
+    return "".join(text.split())
+
+
+@pytest.fixture
+def dejavu() -> PdfFont:
+    font = PdfFont.locate()
+    assert font.regular is not None and font.regular == Path(DEFAULT_PDF_FONT), (
+        f"{DEFAULT_PDF_FONT} is missing: install fonts-dejavu-core (scripts/bootstrap.sh does)")
+    return font
+
+
+def view_of(make_session: sessionmaker[Session]) -> ReportView:
+    return ReportView(build(make_session), plant_zone("Europe/Paris"), "Europe/Paris", {"units/1": "Churn room"})
+
+
+def add_alarm(make_session: sessionmaker[Session], measure: str = "nacl_g_l", **extra: object) -> None:
+    with make_session.begin() as session:
+        session.add(alarm(measure, START + 20 * MIN, START + 25 * MIN, START + 30 * MIN, **extra))
+
+
+def test_pdf_from_the_report(make_session: sessionmaker[Session], viewer: FlaskClient, dejavu: PdfFont) -> None:
+    pdf = bytes(render_pdf(view_of(make_session), compress=False, font=dejavu))
     assert pdf.startswith(b"%PDF")
-    # (a PDF string escapes its parentheses)
-    assert b"Tank temperature" in pdf and b"(Unit 1 \\(Churn room\\)) Tj" in pdf
-    assert b"Europe/Paris" in pdf and b"2026-11-21 09:00:00 CET" in pdf
-    assert b"Lot 4411 quarantined" in pdf
+    text = pdf_text(pdf)
+    assert "Tank temperature" in text and "Unit 1 (Churn room)" in text
+    assert "Europe/Paris" in text and "2026-11-21 09:00:00 CET" in text
+    assert "Lot 4411 quarantined, tank sanitised" in text
     for url in ("/reports/shift.pdf?start=2026-11-21T09:00&end=2026-11-21T10:00",
                 "/reports/shift?start=2026-11-21T09:00&end=2026-11-21T10:00&format=pdf"):
         resp = viewer.get(url)
@@ -260,3 +293,80 @@ def test_pdf_from_the_report(make_session: sessionmaker[Session], viewer: FlaskC
         assert resp.data.startswith(b"%PDF")
     empty = viewer.get("/reports/shift.pdf?start=2020-01-01T00:00&end=2020-01-01T08:00")
     assert empty.status_code == 200 and empty.data.startswith(b"%PDF")
+
+
+# The API accepts notes of up to 2000 characters (webui/api/alarms.py NOTE_MAX), of any number of lines.
+LONG_NOTE = " ".join(f"step{i:04d}" for i in range(222))[:2000]
+MANY_LINES = "\n".join(f"{i:02d}: valve {i} flushed, signed" for i in range(60))
+
+
+@pytest.mark.parametrize("note", [LONG_NOTE, MANY_LINES, "x" * 2000], ids=["2000-chars", "60-lines", "one-word"])
+def test_pdf_prints_a_note_of_any_length_whole(make_session: sessionmaker[Session], viewer: FlaskClient,
+                                              dejavu: PdfFont, note: str) -> None:
+    assert len(note) <= 2000
+    add_alarm(make_session, ack_note=note, ack_disposition="hold")
+    text = pdf_text(bytes(render_pdf(view_of(make_session), compress=False, font=dejavu)))
+    assert squeezed(note) in squeezed(text)  # all of it, in order, never cut
+    assert "Lot 4411 quarantined, tank sanitised" in text
+    resp = viewer.get("/reports/shift.pdf?start=2026-11-21T09:00&end=2026-11-21T10:00")
+    assert resp.status_code == 200 and resp.data.startswith(b"%PDF")
+
+
+UNICODE_NOTE = "Cœur de lot: 1 500 € perdus, œufs → rebut ✅ 🧈"
+
+
+def test_pdf_prints_unicode_text_as_written(make_session: sessionmaker[Session], dejavu: PdfFont) -> None:
+    add_alarm(make_session, ack_note=UNICODE_NOTE, ack_disposition="hold")
+    text = pdf_text(bytes(render_pdf(view_of(make_session), compress=False, font=dejavu)))
+    assert "Cœur de lot: 1 500 € perdus, œufs → rebut" in text
+    # DejaVu Sans has no ✅ nor 🧈: their code points are printed instead, never a silent gap or "?".
+    assert "rebut [U+2705] [U+1F9C8]" in text
+    assert "2 characters the PDF font cannot show are printed as [U+XXXX]" in text
+    assert "?" not in text
+
+
+def test_pdf_without_its_font_falls_back_to_latin1_and_says_so(make_session: sessionmaker[Session],
+                                                                tmp_path: Path, caplog: pytest.LogCaptureFixture
+                                                                ) -> None:
+    add_alarm(make_session, ack_note=UNICODE_NOTE, ack_disposition="hold")
+    missing = tmp_path / "nowhere" / "DejaVuSans.ttf"
+    caplog.set_level(logging.WARNING, logger="webui.reports")
+    font = PdfFont.locate(str(missing))  # once per app
+    assert font.regular is None
+    for _ in range(2):
+        text = pdf_text(bytes(render_pdf(view_of(make_session), compress=False, font=font)))
+        assert "C[U+0153]ur de lot: 1 500 [U+20AC] perdus, [U+0153]ufs [U+2192] rebut [U+2705] [U+1F9C8]" in text
+    assert len([r for r in caplog.records if str(missing) in r.message]) == 1  # once, not per report
+    # A file that is no font: the same fallback, warned once.
+    broken = tmp_path / "Broken.ttf"
+    broken.write_bytes(b"not a font")
+    unusable = PdfFont(broken, broken)  # as the app holds it: located once
+    for _ in range(2):
+        text = pdf_text(bytes(render_pdf(view_of(make_session), compress=False, font=unusable)))
+        assert "C[U+0153]ur de lot" in text
+    assert len([r for r in caplog.records if str(broken) in r.message]) == 1
+    # A bold face missing next to a present regular one: the regular face prints the headings.
+    regular_only = tmp_path / "Regular.ttf"
+    regular_only.write_bytes(Path(DEFAULT_PDF_FONT).read_bytes())
+    font = PdfFont.locate(str(regular_only))
+    assert (font.regular, font.bold) == (regular_only, regular_only)
+    assert "Cœur de lot" in pdf_text(bytes(render_pdf(view_of(make_session), compress=False, font=font)))
+
+
+PROBE_DETAIL = "tank_temp_c=-273 is outside -40..150"
+
+
+def test_a_probe_faults_detail_is_not_shown_as_a_corrective_action(make_session: sessionmaker[Session],
+                                                                   viewer: FlaskClient, dejavu: PdfFont) -> None:
+    add_alarm(make_session, "probe_fault", detail=PROBE_DETAIL)
+    text = pdf_text(bytes(render_pdf(view_of(make_session), compress=False, font=dejavu)))
+    assert re.search(r"Detail recorded by the system[^:\n]*:\s*" + re.escape(PROBE_DETAIL), text)
+    assert not re.search(r"Corrective action[^:\n]*:\s*" + re.escape(PROBE_DETAIL), text)
+    html = viewer.get("/reports/shift?start=2026-11-21T09:00&end=2026-11-21T10:00").get_data(as_text=True)
+    row = re.search(r'<tr data-alarm-id="\d+"[^>]*>(?:(?!</tr>).)*probe fault(?:(?!</tr>).)*</tr>', html,
+                    re.S | re.I)
+    assert row, "the probe fault's row"
+    note = re.search(r'<td [^>]*data-col="note"[^>]*>(.*?)</td>', row.group(0), re.S)
+    detail = re.search(r'<td [^>]*data-col="detail"[^>]*>(.*?)</td>', row.group(0), re.S)
+    assert note and detail and note.group(1).strip() == "" and detail.group(1).strip() == PROBE_DETAIL
+    assert re.search(r'<th scope="col"[^>]*>Detail', html)

@@ -7,8 +7,11 @@ import logging
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
+from store.models import AuditEntry
 from tests.webapp import csrf, login, make_web_app
+from webui import web_state
 
 
 def test_changes_are_logged_with_who_and_what(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -32,6 +35,10 @@ def test_changes_are_logged_with_who_and_what(tmp_path: Path, caplog: pytest.Log
     assert "another-password" not in " ".join(lines)  # never the secret itself
     assert "action=threshold.set scope='*' measure='ph' low='6.0' high='7.0'" in lines[2]
     assert "action=token.create" in lines[3] and "action=user.delete username='eve'" in lines[4]
+    # Each line carries its entry's hash: the log keeps the chain's heads outside the database.
+    with web_state(app).make_session() as session:
+        hashes = session.scalars(select(AuditEntry.hash).order_by(AuditEntry.id)).all()
+    assert [line.rsplit(" hash=", 1)[1] for line in lines] == hashes[-5:]
 
 
 def test_a_refused_change_is_not_logged_as_done(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

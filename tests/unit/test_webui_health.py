@@ -4,22 +4,24 @@ counter: the pure parts, and what reaches a Socket.IO client (``hello``, ``healt
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
 from flask_socketio import SocketIOTestClient
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, func, select
 from sqlalchemy.orm import sessionmaker
 
 from plantmodel.sources import AutomateSource
 from plantmodel.thresholds import Alarm
 from store import queries
+from store.models import Reading
 from tests.processes import wait_for
 from tests.webapp import TS, make_web_app, token_for
 from webui import web_state
-from webui.live import DB_DOWN, MQTT_DOWN, Health
+from webui.live import BRIDGE_DOWN, DB_DOWN, MQTT_DOWN, STORING_STALLED, BridgeWatch, Health
 from webui.snapshot import alarm_summary
 
 
@@ -186,3 +188,130 @@ class _ReasonCode:
 
     def __str__(self) -> str:
         return self.text
+
+
+# -- the bridges: their status (birth / last will) and whether readings get stored ----------------------
+
+OFFLINE = b'{"state": "offline", "ts": "2026-11-21T10:00:00.000Z"}'
+ONLINE = b'{"state": "online", "ts": "2026-11-21T10:00:05.000Z"}'
+T0 = datetime(2026, 11, 21, 10, tzinfo=UTC)
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def watch(stall_after: float = 180.0) -> tuple[Health, BridgeWatch, _Clock]:
+    health, clock = Health(), _Clock()
+    return health, BridgeWatch(health, stall_after=stall_after, clock=clock), clock
+
+
+def test_the_bridges_last_will_turns_health_red_and_its_birth_green() -> None:
+    health, bridges, _ = watch()
+    assert health.to_dict()["bridge"] is None and health.ok  # no bridge status seen: unknown
+    bridges.status(OFFLINE)
+    state = health.to_dict()
+    assert state["ok"] is False and state["bridge"] is False and state["problems"] == [BRIDGE_DOWN]
+    assert BRIDGE_DOWN == "bridge offline: readings are not being stored, no alarm can be raised"
+    assert "2026-11-21T10:00:00" in state["reasons"]["bridge"]
+    bridges.status(ONLINE)
+    assert health.ok and health.to_dict()["bridge"] is True and health.to_dict()["reasons"] == {}
+    bridges.status(b"not json")  # skipped, not taken for a state
+    assert health.to_dict()["bridge"] is True
+    bridges.status(b"")  # the retained status cleared: unknown again
+    assert health.to_dict()["bridge"] is None and health.ok
+
+
+def test_an_offline_status_while_readings_still_get_stored_is_another_bridges() -> None:
+    # All bridges share the one status topic: bridge-2's last will while bridge 1 still stores.
+    health, bridges, _ = watch()
+    bridges.stored(T0)
+    bridges.status(OFFLINE)
+    bridges.stored(T0)  # the first probe after the will: the baseline
+    assert health.to_dict()["bridge"] is False
+    bridges.stored(T0 + timedelta(seconds=2))  # stored data moved on after the will: someone stores
+    assert health.ok and health.to_dict()["bridge"] is True
+    bridges.status(OFFLINE)  # another will: judged afresh
+    bridges.stored(T0 + timedelta(seconds=2))
+    bridges.stored(T0 + timedelta(seconds=2))
+    assert health.to_dict()["bridge"] is False
+
+
+def test_a_stuck_bridge_shows_when_devices_publish_and_nothing_is_stored() -> None:
+    health, bridges, clock = watch(stall_after=180)
+    bridges.status(ONLINE)  # connected, so no last will: only the stored data tells
+    bridges.stored(T0)
+    assert health.to_dict()["storing"] is True
+    bridges.live_reading()
+    clock.now += 179
+    bridges.live_reading()
+    bridges.stored(T0)
+    assert health.ok
+    clock.now += 2
+    bridges.stored(T0)  # devices published for 181 s, the newest stored row did not move
+    state = health.to_dict()
+    assert state["ok"] is False and state["storing"] is False and state["problems"] == [STORING_STALLED]
+    assert "181 s" in state["reasons"]["storing"]
+    bridges.stored(T0 + timedelta(seconds=1))  # it stores again
+    assert health.ok and health.to_dict()["storing"] is True
+
+
+def test_no_stall_without_live_readings_and_no_double_report_when_offline() -> None:
+    health, bridges, clock = watch(stall_after=10)
+    bridges.stored(None)  # an empty database
+    clock.now += 100
+    bridges.stored(None)  # devices silent: nothing to store, nothing wrong
+    assert health.ok
+    bridges.live_reading()
+    clock.now += 11
+    bridges.stored(None)
+    assert health.to_dict()["problems"] == [STORING_STALLED]  # no bridge ever came (no status at all)
+    bridges.status(OFFLINE)  # the will says it better: one problem, not two
+    assert health.to_dict()["problems"] == [BRIDGE_DOWN] and health.to_dict()["storing"] is None
+    bridges.stored(None)
+    assert health.to_dict()["problems"] == [BRIDGE_DOWN]
+
+
+def test_the_bridge_status_reaches_every_browser(app: Flask, clients: list[SocketIOTestClient]) -> None:
+    feed = web_state(app).feed
+    client = connect(app, clients)
+    client.get_received()
+    feed.handle(feed.topics.bridge_status(), OFFLINE)  # as paho hands over the retained will
+    [down] = events(client, "health")
+    assert down["ok"] is False and down["bridge"] is False and down["problems"] == [BRIDGE_DOWN]
+    assert down["mqtt"] is None  # the web UI's own links are not blamed
+    feed.handle(feed.topics.bridge_status(), ONLINE)
+    [up] = events(client, "health")
+    assert up["ok"] is True and up["bridge"] is True
+    # A reconnecting browser gets it in hello too.
+    feed.handle(feed.topics.bridge_status(), OFFLINE)
+    late = connect(app, clients)
+    [hello] = events(late, "hello")
+    assert hello["health"]["problems"] == [BRIDGE_DOWN]
+
+
+def test_the_storing_probe_reads_the_newest_stored_row(app: Flask) -> None:
+    feed = web_state(app).feed
+    seen: list[Any] = []
+    feed.bridges.stored = seen.append  # type: ignore[method-assign]
+    assert feed.probe_storing() is True
+    with web_state(app).make_session() as session:
+        newest = session.scalar(select(func.max(Reading.received_at)))
+    assert seen == [newest] and newest is not None  # the seeded plant's readings
+
+
+def test_the_feed_subscribes_to_the_bridge_status(app: Flask) -> None:
+    feed = web_state(app).feed
+    subscribed: list[str] = []
+
+    class FakeClient:
+        def subscribe(self, topics: list[tuple[str, int]]) -> None:
+            subscribed.extend(t for t, _ in topics)
+
+    feed._on_connect(FakeClient(), None, None, _ReasonCode("Success", failure=False), None)  # type: ignore[arg-type]
+    assert feed.topics.bridge_status() in subscribed
+    assert set(feed.topics.live_subscriptions()) <= set(subscribed)

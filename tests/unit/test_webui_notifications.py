@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,7 @@ from plantmodel.readings import utcnow
 from store import models as orm
 from tests.webapp import csrf, login, make_web_app
 from webui import web_state
+from webui.api.notifications import STATUSES
 
 
 @pytest.fixture
@@ -104,6 +107,39 @@ def test_outbox_listing(app: Flask, admin: FlaskClient) -> None:
     failed = admin.get("/api/notifications?status=failed").get_json()
     assert [n["status"] for n in failed["items"]] == ["failed"]
     assert admin.get("/api/notifications?status=lost").status_code == 400
+    assert admin.get("/api/notifications?status=skipped").get_json()["total"] == 0  # an escalation acked in time
+    assert all(len(st) <= orm.Notification.__table__.c.status.type.length for st in STATUSES)  # String(8)
+
+
+def test_secret_webhook_urls_stay_out_of_the_audit_trail_and_log(app: Flask, admin: FlaskClient,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    """Slack/Teams-style URLs carry their secret in the path (or a log-in in the URL): the admin sees and
+    edits the whole URL, the append-only audit trail and the log get only its host and a hash."""
+    secret = "https://hooks.slack.com/services/T0001/B0002/XXXXsecretXXXX"
+    other = "https://bot:pa55word@teams.example:8443/webhookb2/abc@def/IncomingWebhook/0123/4567"
+    caplog.set_level(logging.INFO)
+    status, route = post(admin, {"name": "Slack", "channel": "webhook", "target": secret})
+    assert status == 201 and route["target"] == secret
+    assert admin.get("/api/notification-routes").get_json()["items"][0]["target"] == secret  # admins edit it
+    resp = admin.patch(f"/api/notification-routes/{route['id']}", json={"target": other}, headers=csrf(admin))
+    assert resp.status_code == 200 and resp.get_json()["target"] == other
+    assert admin.delete(f"/api/notification-routes/{route['id']}", headers=csrf(admin)).status_code == 200
+    _, mail = post(admin, {"name": "Mail", "channel": "email", "target": "q@example.com"})
+
+    with web_state(app).make_session() as s:
+        details = [json.loads(e.details) for e in s.scalars(select(orm.AuditEntry).order_by(orm.AuditEntry.id))
+                   if e.action.startswith("notification_route")]
+    assert len(details) == 4
+    created, changed, deleted, mailed = details
+    text = json.dumps(details, ensure_ascii=False) + caplog.text
+    for leak in ("XXXXsecretXXXX", "services/T0001", "pa55word", "bot:", "webhookb2", "IncomingWebhook"):
+        assert leak not in text, leak
+    assert created["new"]["target"].startswith("https://hooks.slack.com/… sha256:")
+    assert changed["old"]["target"] == created["new"]["target"]
+    assert changed["new"]["target"].startswith("https://teams.example:8443/… sha256:")
+    assert deleted["old"]["target"] == changed["new"]["target"]
+    assert mailed["new"]["target"] == "q@example.com" and mail["target"] == "q@example.com"  # addresses as they are
+    assert "AUDIT" in caplog.text and "hooks.slack.com" in caplog.text
 
 
 def test_page_renders_for_admins(admin: FlaskClient) -> None:

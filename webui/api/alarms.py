@@ -28,6 +28,7 @@ NOTE_MAX = 2000
 DISPOSITIONS = ("hold", "release", "none")  # what became of the product made during the deviation
 # Control and format characters (a newline is fine in a note), separators, surrogates, private use.
 _UNPRINTABLE = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
+_BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0")  # Hangul fillers: letters that print as nothing
 ALARM_CSV_COLUMNS = ("id", "source", "name", "measure", "severity", "bound", "value", "limit", "last_value", "state",
                      "raised_at", "cleared_at", "acknowledged_at", "acknowledged_by", "ack_note", "ack_disposition",
                      "detail")
@@ -123,7 +124,9 @@ def ack_action(body: Mapping[str, Any], severity: str) -> tuple[str | None, str 
             raise ApiError(400, f"field 'note' is longer than {NOTE_MAX} characters")
         if any(unicodedata.category(c) in _UNPRINTABLE for c in note.replace("\n", "").replace("\r", "")):
             raise ApiError(400, "field 'note' has a character that is not printable")
-        note = note or None
+        # A note must say something: at least one letter or digit (not a filler that looks blank).
+        if not any(unicodedata.category(c)[0] in "LN" and c not in _BLANK_LETTERS for c in note):
+            note = None
     disposition = body.get("disposition")
     if disposition is not None and disposition not in DISPOSITIONS:
         raise ApiError(400, f"field 'disposition' must be one of {', '.join(DISPOSITIONS)}")

@@ -2,7 +2,8 @@
 
 ``GET/POST /api/notification-routes``, ``PATCH/DELETE /api/notification-routes/<id>``: who is told
 about which alarms (e-mail list or webhook URL, minimum severity, scope, events, escalation); every
-change is audited (``notification_route.set`` / ``notification_route.delete``) in its transaction.
+change is audited (``notification_route.set`` / ``notification_route.delete``) in its transaction,
+a webhook URL masked there (it may hold a secret).
 ``GET /api/notifications``: the outbox, newest first, with status, attempts and the last error.
 The ``python -m notifier`` service reads the routes on every poll: a change applies within seconds.
 """
@@ -22,6 +23,7 @@ from notifier.routing import (
     check_route_scope,
     check_severity,
     check_target,
+    masked_target,
 )
 from plantmodel.errors import ValidationError
 from plantmodel.readings import format_ts, utcnow
@@ -33,7 +35,7 @@ from webui.auth import current_user, require_role
 from webui.state import web_state
 
 FIELDS = ("name", "channel", "target", "min_severity", "scope", "events", "escalate_after_min", "enabled")
-STATUSES = ("pending", "sent", "failed")
+STATUSES = ("pending", "sent", "failed", "skipped")  # skipped: an escalation acknowledged before it went out
 
 
 def route_item(row: orm.NotificationRoute) -> dict[str, Any]:
@@ -163,7 +165,10 @@ def delete_route(route_id: int) -> Response:
 
 
 def _audited(item: dict[str, Any]) -> dict[str, Any]:
-    return {k: item[k] for k in FIELDS}
+    """The route as the append-only audit trail (and its log line) keeps it: a webhook URL masked to
+    its host and a hash (Slack/Teams put the secret in the path; a change still shows), e-mail addresses
+    as they are. The admins read the whole URL in ``GET /api/notification-routes``."""
+    return {k: masked_target(item["channel"], item[k]) if k == "target" else item[k] for k in FIELDS}
 
 
 @bp.get("/notifications")

@@ -334,7 +334,9 @@ def _notification_paths() -> dict[str, Schema]:
     note = _obj({"id": {"type": "integer"}, "alarm_id": {"type": "integer"}, "route_id": {"type": "integer"},
                  "route": _nullable({"type": "string", "description": "its name; null once deleted"}),
                  "event": {"type": "string", "enum": ["raise", "clear", "escalate"]},
-                 "created_at": ts, "status": {"type": "string", "enum": ["pending", "sent", "failed"]},
+                 "created_at": ts, "status": {"type": "string", "enum": ["pending", "sent", "failed", "skipped"],
+                                             "description": "skipped: an escalation whose alarm was "
+                                                            "acknowledged before it could be sent"},
                  "attempts": {"type": "integer"}, "next_attempt_at": _nullable(ts), "sent_at": _nullable(ts),
                  "last_error": _nullable({"type": "string"})})
     return {
@@ -359,7 +361,8 @@ def _notification_paths() -> dict[str, Schema]:
             "The notifier's outbox, newest first: one row per alarm, route and event", {
                 "200": _json("a page of notifications", _page_of(note)), **_err(400, 403, 404)},
             role="admin", params=[_p("page"), _p("per_page"),
-                                  _param("status", "query", {"type": "string", "enum": ["pending", "sent", "failed"]},
+                                  _param("status", "query", {"type": "string",
+                                                             "enum": ["pending", "sent", "failed", "skipped"]},
                                          "only these")])},
     }
 

@@ -119,8 +119,8 @@ def put_threshold() -> Response | tuple[Response, int]:
     user = current_user()
     assert user is not None
     with web_state().make_session.begin() as session:
+        current = ThresholdSet(queries.lock_thresholds_for_edit(session))  # first: see the newest set
         _check_scope_exists(session, scope)
-        current = ThresholdSet(queries.load_thresholds(session))
         inherited, _ = current.explain(scope, measure, inherited_only=True)
         default = MEASURES[measure]
         deadband = body_number(body, "deadband") if "deadband" in body else (
@@ -173,10 +173,10 @@ def delete_threshold() -> Response | tuple[Response, int]:
     user = current_user()
     assert user is not None
     with web_state().make_session.begin() as session:
+        current = ThresholdSet(queries.lock_thresholds_for_edit(session))  # first: see the newest set
         row = queries.get_threshold(session, scope, measure)
         if row is None:
             raise ApiError(404, f"no threshold for {measure} at scope {scope}")
-        current = ThresholdSet(queries.load_thresholds(session))
         after = ThresholdSet(t for t in current if (t.scope, t.measure) != (scope, measure))
         _check_coherent(after, measure)
         risks = _risks(current, after, scope, measure)

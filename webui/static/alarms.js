@@ -81,7 +81,7 @@
     form.dataset.severity = a.severity;
     form.innerHTML =
       `<label for="ack-note-${id}">Corrective action${critical ? " (required)" : " (optional)"}</label>` +
-      `<textarea id="ack-note-${id}" name="note" maxlength="1000" rows="2"></textarea>` +
+      `<textarea id="ack-note-${id}" name="note" maxlength="2000" rows="2"></textarea>` +
       `<fieldset><legend>Product${critical ? " (required)" : ""}</legend>` +
       ["hold", "release", "none"].map((d) => `<label><input type="radio" name="disposition" value="${d}"> ${esc(d)}</label>`).join("") +
       "</fieldset>" +

@@ -356,8 +356,8 @@ window.Plant = (() => {
     alerts.push(entry);
   }
 
-  // -- the web UI's own health (its MQTT client, its database) ----------------------------------------------
-  let health = { ok: true, mqtt: null, database: null, problems: [] };
+  // -- the web UI's own health (its MQTT client, its database) and the bridges' -----------------------------
+  let health = { ok: true, mqtt: null, database: null, bridge: null, storing: null, problems: [] };
   let socketUp = false;
   function renderHealth() {
     const frozen = !socketUp || health.mqtt === false;
@@ -366,7 +366,14 @@ window.Plant = (() => {
     if (note) {
       const why = !socketUp ? "the live connection to the web server is down"
         : `the web server lost the MQTT broker (since ${formatTime(health.since)})`;
-      showMessage(note, frozen && view ? `Values are frozen: ${why}. Tiles show the last values received.` : "");
+      // Tiles stay live while no bridge stores (the device values are real), but nothing is
+      // recorded and no alarm can be raised: say so above every page, not only in the badge.
+      const unstored = health.bridge === false || health.storing === false;
+      document.body.dataset.bridge = unstored ? "down" : "ok";
+      const text = frozen && view ? `Values are frozen: ${why}. Tiles show the last values received.`
+        : unstored ? `Not storing: ${health.problems.filter((p) => p.startsWith("bridge")).join(", ")}` +
+          ` (since ${formatTime(health.since)}). Tiles still show the devices' live values.` : "";
+      showMessage(note, text);
     }
     if (!socketUp) return; // the socket handlers set the badge
     if (health.ok) badge("live", "live");
