@@ -173,6 +173,8 @@ class Supervisor:
             # The web UI marks a source stale after 3 periods: tell it the simulators' real ones.
             "WEBUI_REPORT_PERIOD": str(DEMO_PERIOD_S if self.demo else 60.0),
             "WEBUI_METER_PERIOD": str(DEMO_ENERGY_INTERVAL_S if self.demo else 60.0),
+            # The demo's no-data timer looks every second (production: every 5 s).
+            **({"BRIDGE_HEALTH_TICK": "1"} if self.demo else {}),
         }
 
     def spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:

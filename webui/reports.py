@@ -21,6 +21,7 @@ from plantmodel.timezone import local_text, plant_zone
 from store import queries
 from store import report as report_store
 from store.report import Completeness, MeasureStats, MeterEnergy, ReportAlarm, ShiftReport
+from webui.settings import DEFAULT_PDF_FONT
 from webui.state import web_state
 
 log = logging.getLogger(__name__)
@@ -202,7 +203,6 @@ class ReportView:
 
 # -- PDF --------------------------------------------------------------------------------------------
 
-DEFAULT_PDF_FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"  # Debian's fonts-dejavu-core
 PDF_FAMILY = "ReportSans"
 # Typographic characters the app itself writes ("—" for no value, "·", "–" in the period), printed as
 # their ASCII look-alike when the PDF falls back to the core (Latin-1) font.

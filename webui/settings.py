@@ -14,6 +14,8 @@ from plantmodel.timezone import server_zone_name, zone_from_env
 from plantmodel.topics import Topics
 from store.db import DEFAULT_SQLITE_PATH, database_url_from_env
 
+DEFAULT_PDF_FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"  # Debian's fonts-dejavu-core
+
 
 @dataclass(frozen=True, slots=True)
 class WebSettings:
@@ -39,7 +41,7 @@ class WebSettings:
     # The plant's IANA time zone: pages, reports and the spreadsheet CSV show times in it.
     plant_tz: str = field(default_factory=server_zone_name)
     # The shift report PDF's fonts (any Unicode they cover prints as written); bold "" = beside it.
-    pdf_font: str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"  # Debian's fonts-dejavu-core
+    pdf_font: str = DEFAULT_PDF_FONT
     pdf_font_bold: str = ""
 
     @classmethod
@@ -70,7 +72,7 @@ class WebSettings:
             login_limit_address=check_limit(env_str(env, "WEBUI_LOGIN_LIMIT_ADDRESS", "20 per 15 minutes")),
             switch_timeout=check_switch_timeout(env_float(env, "WEBUI_SWITCH_TIMEOUT", 5.0, minimum=0.1)),
             plant_tz=zone_from_env(env),
-            pdf_font=env_str(env, "WEBUI_PDF_FONT", cls.pdf_font),
+            pdf_font=env_str(env, "WEBUI_PDF_FONT", DEFAULT_PDF_FONT),
             pdf_font_bold=env_str(env, "WEBUI_PDF_FONT_BOLD", ""),
         )
 

@@ -1,6 +1,6 @@
 """The no-data alarm in headless Chromium, on the shared demo stack: an automate silenced by the
 simulator's ``silent`` fault raises "No data" once it has gone without a reading for its threshold
-(here 0.15 of the bridge's 60 s report period = 9 s, set for that automate alone through the API),
+(here 0.08 of the bridge's 60 s report period = 4.8 s, set for that automate alone through the API),
 seen on the dashboard's banner and the alarms page; it clears when the automate reports again. The
 threshold and the fault are removed afterwards, so the shared stack is left as found."""
 
@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.browser]
 UNIT, AUTOMATE = 3, 8  # no other browser test touches it
 SOURCE = f"units/{UNIT}/automates/{AUTOMATE}"
 MEASURE = "no_data"
-PERIODS = 0.15  # of BRIDGE_REPORT_PERIOD (60 s): 9 s without a reading; the demo reports every 2 s
+PERIODS = 0.08  # of BRIDGE_REPORT_PERIOD (60 s): 4.8 s without a reading; the demo reports every 2 s
 
 
 def no_data_alarm(page: Page, stack: Stack, state: str) -> dict[str, Any] | None:
@@ -50,7 +50,7 @@ def test_a_silent_automate_raises_no_data_and_clears_when_it_reports(page_as: Ca
         assert no_data_alarm(page, stack, "active") is None  # it reports every 2 s: nothing yet
 
         stack.cli("devices", "fault", "set", "--unit", str(UNIT), "--automate", str(AUTOMATE), "--silent")
-        # 9 s of silence, then the bridge's next health tick (5 s), then the page, live.
+        # 4.8 s of silence, then the bridge's next health tick (1 s in the demo), then the page, live.
         expect(banner.filter(has_text="No data")).to_be_visible(timeout=30_000)
         expect(banner.first).to_contain_text(f"above {PERIODS:.2f}")
         alarm = no_data_alarm(page, stack, "active")

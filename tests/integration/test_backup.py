@@ -106,6 +106,22 @@ def fill(url: str) -> None:
             orm.SwitchAction(meter_id="mètre-🧀", requested_at=T0, requested_by="zoë", remote_addr="::1",
                              from_state="on", to_state="off", outcome="confirmed", answered_at=later,
                              detail='{"was_on": true}'),
+            orm.AuditEntry(at=T0, actor="zoë 🧀", address="::1", action="alarm.acknowledge",
+                           details='{"note":"cuve n°3 vidée 🧀\\n"}', prev_hash="0" * 64, hash="a" * 64),
+            orm.AuditEntry(at=later, actor=None, address=None, action="login.failed", details="{}",
+                           prev_hash="a" * 64, hash="b" * 64),
+            orm.NotificationRoute(name="Astreinte 🧀", channel="webhook", target="https://hooks.example/x?a=1&b=é",
+                                  min_severity="critical", scope="units/1", events="raise,clear",
+                                  escalate_after_min=2**31 - 1, enabled=True, updated_at=T0, updated_by="zoë"),
+            orm.NotificationRoute(name="mail", channel="email", target="a@b.fr,c@d.fr", min_severity="info",
+                                  scope="*", events="raise", escalate_after_min=None, enabled=False,
+                                  updated_at=later, updated_by="env"),
+            orm.Notification(alarm_id=BIG, route_id=1, event="escalate", created_at=T0, status="failed",
+                             attempts=2**31 - 1, next_attempt_at=None, sent_at=None, last_error="é" * 512),
+            orm.Notification(alarm_id=1, route_id=2, event="raise", created_at=later, status="sent", attempts=1,
+                             next_attempt_at=later, sent_at=later, last_error=None),
+            orm.NotificationAttempt(notification_id=BIG, at=T0, ok=False, error="SSH-2.0 🧀"),
+            orm.NotificationAttempt(notification_id=1, at=later, ok=True, error=None),
             orm.PowerReading(meter_id="mètre-🧀", ts=T0, received_at=T0, stored_at=None, output=None, apower=None,
                              voltage=None, current=None, freq=None, pf=None, energy_wh=None, ret_energy_wh=None,
                              temperature_c=None),
@@ -225,12 +241,12 @@ def test_restore_refuses_a_database_with_tables_unless_forced(database_url: str,
     result = cli(["restore", str(file)], env)
     assert result.returncode == 1
     line = only_error_line(result)
-    assert "is not empty (18 tables: " in line and "--force" in line
+    assert "is not empty (22 tables: " in line and "--force" in line
     assert snapshot(database_url) == changed  # untouched
 
     result = cli(["restore", "--force", str(file)], env)
     assert result.returncode == 0, result.stderr
-    assert "replaced the 18 tables" in result.stderr
+    assert "replaced the 22 tables" in result.stderr
     assert_same(snapshot(database_url), before)  # exactly the backup: the new row and table are gone
 
 

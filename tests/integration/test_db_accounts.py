@@ -138,6 +138,7 @@ def test_datavision_reads_and_writes_only_what_the_ui_needs(accounts: Accounts) 
     with datavision.connect() as conn:
         conn.execute(text("SELECT COUNT(*) FROM readings"))
         conn.execute(text("SELECT COUNT(*) FROM users"))
+        conn.execute(text("SELECT COUNT(*) FROM rejected_messages"))  # the admins' rejected-messages page
     for sql in ["INSERT INTO readings (unit_id, automate_no, seq, ts, received_at, tank_temp_c, ext_temp_c, "
                 "milk_kg, product_kg, ph, k_mg_l, nacl_g_l, salmonella_ppm, ecoli_ppm, listeria_ppm) "
                 "VALUES (1, 1, 1, NOW(), NOW(), 3, 11, 4000, 0, 7, 40, 1.3, 20, 40, 30)",
@@ -146,7 +147,6 @@ def test_datavision_reads_and_writes_only_what_the_ui_needs(accounts: Accounts) 
                 "INSERT INTO alarms (source, measure, bound, severity, state, value, limit_value, last_value, "
                 "raised_at) VALUES ('units/1/automates/1', 'ph', 'high', 'warning', 'active', 9, 7.2, 9, NOW())",
                 "UPDATE users SET username = 'other'",  # who a row is stays put
-                "SELECT * FROM rejected_messages",
                 # What a device says of itself is the bridge's; tokens and switch audit are append-only.
                 "UPDATE devices SET model = 'x', firmware = 'y', last_seen = NOW()", "DELETE FROM devices",
                 "UPDATE device_tokens SET token_hash = 'x', device = 'units/2'", "DELETE FROM device_tokens",
@@ -377,10 +377,11 @@ def test_pipeline_runs_on_the_collector_and_datavision_accounts(accounts: Accoun
         admin = _web_login(base, "acc-admin", "acc-admin-pass-1")
         for high, status in ((5.0, 201), (5.5, 200)):
             answer = admin.put(f"{base}/api/thresholds", json={"scope": SOURCE, "measure": "tank_temp_c",
-                                                               "low": 2.5, "high": high}, timeout=10)
+                                                               "low": 2.5, "high": high, "confirm": True},
+                               timeout=10)
             assert answer.status_code == status, answer.text
         answer = admin.put(f"{base}/api/thresholds", json={"scope": f"units/{UNIT}", "measure": "ph", "low": 6.0,
-                                                           "high": 7.5}, timeout=10)
+                                                           "high": 7.5, "confirm": True}, timeout=10)
         assert answer.status_code == 201, answer.text
         answer = admin.delete(f"{base}/api/thresholds", params={"scope": f"units/{UNIT}", "measure": "ph"},
                               timeout=10)

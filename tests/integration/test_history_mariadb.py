@@ -168,7 +168,7 @@ def test_api_on_mariadb(app: Flask, headers: dict[str, dict[str, str]]) -> None:
     assert ack.status_code == 200 and ack.get_json()["acknowledged_by"] == "operator"
     assert http.post(f"/api/alarms/{ph['id']}/ack", headers=headers["admin"]).status_code == 409
 
-    body = {"scope": "units/3/automates/4", "measure": "tank_temp_c", "low": 2.0, "high": 4.2}
+    body = {"scope": "units/3/automates/4", "measure": "tank_temp_c", "low": 2.0, "high": 4.2, "confirm": True}
     assert http.put("/api/thresholds", json=body, headers=headers["admin"]).status_code == 201
     assert get("/api/units/3/automates/4/series")["limits"]["tank_temp_c"] == {"low": 2.0, "high": 4.2}
     resp = http.delete("/api/thresholds?scope=units/3/automates/4&measure=tank_temp_c", headers=headers["admin"])

@@ -106,9 +106,11 @@ def test_silence_and_rejections_raise_and_clear(mosquitto: MosquittoServer, data
     assert "Traceback" not in bridge.log()
 
 
-def test_a_restart_raises_no_storm(mosquitto: MosquittoServer, database_url: str, spawn: Spawn) -> None:
-    # A longer period: the restart's own time must not count as silence.
-    env = {**ENV, "BRIDGE_REPORT_PERIOD": "3", "PLANT_UNITS": "1"}
+def test_a_restart_raises_no_storm(mosquitto: MosquittoServer, tmp_path: Path, spawn: Spawn) -> None:
+    # A longer period: the restart's own time must not count as silence. (SQLite only: this is the
+    # bridge's own clock logic; the MariaDB side of these alarms is the test above.)
+    database_url = f"sqlite:///{tmp_path / 'plant.db'}"
+    env = {**ENV, "BRIDGE_REPORT_PERIOD": "2", "PLANT_UNITS": "1"}
     bridge = start_bridge(spawn, mosquitto, database_url, mosquitto.bridge_user(), **env)
     with reporting(mosquitto, {1: "valid", 2: "valid"}):
         wait_for(lambda: _stored(database_url) >= 4, 30, "readings stored",
@@ -116,10 +118,10 @@ def test_a_restart_raises_no_storm(mosquitto: MosquittoServer, database_url: str
     assert bridge.stop() == 0
     # Everything was silent while the bridge was down for longer than the 2.5 periods' limit… but
     # each source gets its periods again from the start: reporting resumes in time, nothing is raised.
-    time.sleep(9)  # three periods of silence: what a storm would be made of
+    time.sleep(6)  # three periods of silence: what a storm would be made of
     stored = _stored(database_url)
     bridge = start_bridge(spawn, mosquitto, database_url, mosquitto.bridge_user(), **env)
-    time.sleep(3)  # one period after the start, the units report again: well within their 2.5
+    time.sleep(2)  # one period after the start, the units report again: well within their 2.5
     with reporting(mosquitto, {1: "valid", 2: "valid"}):
         wait_for(lambda: _stored(database_url) >= stored + 20, 60, "readings after the restart", services=[bridge])
     assert alarms(database_url) == []

@@ -58,7 +58,7 @@ def test_schema_sql_matches_orm_models(mariadb: MariaDBServer) -> None:
     init_schema(from_orm)
 
     described_sql, described_orm = describe(from_sql), describe(from_orm)
-    assert len(described_sql["tables"]) == len(Base.metadata.tables) == 17
+    assert len(described_sql["tables"]) == len(Base.metadata.tables) == 21
     assert diff(described_sql, described_orm) == []
 
     # The comparison is sensitive: one altered column is reported.

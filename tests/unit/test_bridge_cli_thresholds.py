@@ -169,7 +169,7 @@ def test_changes_are_chained_on_the_audit_trail_with_their_history(db: sessionma
     assert entries(db) == [
         ("cli:root", "threshold.set", {"scope": "units/2/automates/3", "measure": "no_data", "low": None,
                                        "high": 0.15, "inherit_low": True, "inherit_high": False,
-                                       "deadband": 0.0, "severity": "warning"}),
+                                       "deadband": 0.0, "severity": "critical"}),
         ("cli:root", "threshold.delete", {"scope": "units/2/automates/3", "measure": "no_data"})]
     with db() as s:
         assert trail.verify(s).ok

@@ -370,3 +370,9 @@ def test_a_probe_faults_detail_is_not_shown_as_a_corrective_action(make_session:
     detail = re.search(r'<td [^>]*data-col="detail"[^>]*>(.*?)</td>', row.group(0), re.S)
     assert note and detail and note.group(1).strip() == "" and detail.group(1).strip() == PROBE_DETAIL
     assert re.search(r'<th scope="col"[^>]*>Detail', html)
+
+
+def test_the_pdf_font_is_configured_from_the_environment() -> None:
+    assert WebSettings.from_env({}).pdf_font == DEFAULT_PDF_FONT
+    custom = WebSettings.from_env({"WEBUI_PDF_FONT": "/opt/fonts/Plant.ttf", "WEBUI_PDF_FONT_BOLD": "/opt/b.ttf"})
+    assert (custom.pdf_font, custom.pdf_font_bold) == ("/opt/fonts/Plant.ttf", "/opt/b.ttf")
