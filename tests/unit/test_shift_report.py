@@ -21,7 +21,8 @@ from store import models as orm
 from store import report
 from tests.webapp import USERS, add_user, login, new_database
 from webui import create_app
-from webui.reports import DEFAULT_PDF_FONT, PdfFont, ReportView, render_pdf
+from webui.report_pdf import DEFAULT_PDF_FONT, PdfFont, render_pdf
+from webui.reports import ReportView
 from webui.settings import WebSettings
 
 # One hour: 09:00-10:00 in Paris (CET, UTC+1 in November).
