@@ -15,7 +15,7 @@ from playwright.sync_api import Browser, Page, expect
 from plantmodel.layout import PlantLayout
 from tests.browser.conftest import Stack, screenshot
 from tests.processes import Service, wait_for
-from tests.servers import MosquittoServer, free_port
+from tests.servers import MosquittoServer, free_port, wait_port
 from tests.webapp import add_user, new_database
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
@@ -136,6 +136,7 @@ def own_webui(tmp_path: Path) -> Iterator[tuple[str, MosquittoServer, Service]]:
     web = Service("webui-health", ["webui", "run", "--port", str(port)], env, tmp_path)
     try:
         wait_for(lambda: "MQTT connected" in web.log(), 20, "the web UI's MQTT connection", services=[web])
+        wait_port(port, 20, web.proc)  # (its feed connects before the server binds)
         yield f"http://127.0.0.1:{port}", broker, web
     finally:
         web.stop()

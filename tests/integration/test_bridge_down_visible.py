@@ -13,7 +13,7 @@ import socketio
 
 from plantmodel.layout import PlantLayout
 from tests.processes import Service, wait_for
-from tests.servers import MosquittoServer, free_port
+from tests.servers import MosquittoServer, free_port, wait_port
 from tests.webapp import add_user, new_database, token_for
 from webui.live import BRIDGE_DOWN
 
@@ -51,6 +51,7 @@ def test_a_killed_bridge_turns_the_health_red_within_seconds_and_its_return_gree
         services.append(web)
         wait_for(lambda: "connected to" in bridge.log(), 20, "the bridge", services=services)
         wait_for(lambda: "MQTT connected" in web.log(), 20, "the web UI's MQTT connection", services=services)
+        wait_port(port, 20, web.proc)  # (its feed connects before the server binds)
         client.connect(f"http://127.0.0.1:{port}", auth={"token": token}, wait_timeout=10)
         # The bridge's retained birth message: the web UI knows a bridge is online.
         wait_for(lambda: latest().get("bridge") is True and latest().get("ok"), 10, "bridge online in the health",

@@ -40,7 +40,7 @@ from store.db import SchemaOutdated, create_db_engine, error_code, init_schema, 
 from tests.faults import MeterClient
 from tests.mqtt import Client
 from tests.processes import REPO, Service, wait_for
-from tests.servers import MariaDBServer, MosquittoServer, find_binary, free_port
+from tests.servers import MariaDBServer, MosquittoServer, find_binary, free_port, wait_port
 from tests.unit.test_model import EXAMPLE
 from tests.webapp import add_user
 
@@ -365,7 +365,7 @@ def test_pipeline_runs_on_the_collector_and_datavision_accounts(accounts: Accoun
 
         # The web UI shows them; an operator acknowledges the alarm.
         base = f"http://127.0.0.1:{port}"
-        wait_for(lambda: "serving http" in webui.log(), 20, "the web UI", services=services)
+        wait_port(port, 20, webui.proc)  # listening (its "serving" line comes just before the bind)
         operator = _web_login(base, "acc-operator", "acc-operator-pass-1")
         items = operator.get(f"{base}/api/units/{UNIT}/automates/{AUTOMATE}/readings", timeout=10).json()["items"]
         assert [i["tank_temp_c"] for i in items] == [3.2, 4.6]
