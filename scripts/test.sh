@@ -7,4 +7,6 @@ ensure_venv "[test]"
 echo ">> ruff"
 .venv/bin/ruff check .
 echo ">> pytest"
-exec .venv/bin/python -m pytest "$@"
+# Two workers (pytest-xdist): most tests wait on processes, brokers and databases, not on the CPU.
+# The browser tests stay together on one worker (tests/browser/conftest.py). PYTEST_WORKERS=0: serial.
+exec .venv/bin/python -m pytest -n "${PYTEST_WORKERS:-2}" --dist loadgroup "$@"

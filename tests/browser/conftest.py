@@ -54,7 +54,9 @@ def stack(mariadb: MariaDBServer, tmp_path_factory: pytest.TempPathFactory) -> I
     var = tmp / "var"
     web_port, mqtt_port = free_port(), free_port()
     database_url = mariadb.create_database("browser")
+    # Every port its own: another stack may run at once (test_stack.py on the other pytest-xdist worker).
     env = {"PLANT_VAR_DIR": str(var), "MQTT_PORT": str(mqtt_port), "WEBUI_PORT": str(web_port),
+           "BROKER_TLS_PORT": str(free_port()), "BRIDGE_METRICS_PORT": str(free_port()),
            "DATABASE_URL": database_url, "DEVICES_FAULT_FILE": str(var / "faults.json")}
     service = Service("stack", ["stack", "--progress", "0"], env, tmp)
     try:
@@ -113,3 +115,11 @@ def screenshot(page: Page, name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # One pytest-xdist worker runs every browser test (scripts/test.sh: --dist loadgroup): one demo
+    # stack and one Chromium, not one per worker.
+    for item in items:
+        if "browser" in item.path.parts:
+            item.add_marker(pytest.mark.xdist_group("browser"))
