@@ -155,6 +155,57 @@ window.Plant = (() => {
     $(`#${prefix}-next`).addEventListener("click", () => load(state.page + 1));
     return state;
   }
+  // An admin list whose filters live in the page's URL (bookmarkable): ids <name> (the table),
+  // <name>-filters (the form; inputs f-<key>, start/end in plant time), <name>-error and the pager's.
+  // GET <path>?<filters>&page=&per_page=; fill(tbody, items) draws the rows; before(filters) runs first.
+  function urlList({ name, path, keys, noun, what, fill, before = () => {}, perPage = 50 }) {
+    const fail = (text) => showMessage($(`#${name}-error`), text);
+    // The URL holds UTC ISO times (what the API takes); the inputs show the plant's wall time.
+    const url = new URL(window.location.href);
+    const filters = () => {
+      const out = {};
+      for (const k of keys) if (url.searchParams.get(k)) out[k] = url.searchParams.get(k);
+      return out;
+    };
+    const initial = filters();
+    if (initial.start) $("#f-start").value = isoToLocalInput(initial.start);
+    if (initial.end) $("#f-end").value = isoToLocalInput(initial.end);
+
+    async function load(page) {
+      const f = filters();
+      before(f);
+      const table = $(`#${name}`);
+      try {
+        const data = await api("GET", `${path}${query({ ...f, page, per_page: perPage })}`);
+        fill($(`#${name} tbody`), data.items);
+        list.show(data.page, data.pages, `Page ${data.page} of ${data.pages} (${data.total} ${noun})`);
+        table.dataset.state = "ready";
+        table.dataset.count = String(data.items.length);
+        fail("");
+        if (page > 1) url.searchParams.set("page", String(page)); else url.searchParams.delete("page");
+        window.history.replaceState(null, "", url);
+      } catch (err) {
+        table.dataset.state = "error";
+        fail(`Could not load ${what}: ${err.message}`);
+      }
+    }
+    const list = pager(name, load);
+
+    // The form rewrites the URL (a bookmarkable filter), then loads page 1.
+    $(`#${name}-filters`).addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      for (const k of keys) {
+        const raw = $(`#f-${k}`).value;
+        const v = k === "start" || k === "end" ? localInputToIso(raw) : raw.trim();
+        if (v) url.searchParams.set(k, v); else url.searchParams.delete(k);
+      }
+      url.searchParams.delete("page");
+      window.history.pushState(null, "", url);
+      load(1);
+    });
+    window.addEventListener("popstate", () => window.location.reload());
+    load(Number(url.searchParams.get("page")) || 1);
+  }
   // A form's feedback pair: say() shows a confirmation, fail() an error; each hides the other.
   function feedback(messageEl, errorEl) {
     return {
@@ -460,7 +511,7 @@ window.Plant = (() => {
     $, $$, esc, can, role, config, csrfToken,
     measureInfo, num, fmtMeasure, kwh, formatTime, zoneName, zoneOffset, plantZone, when, timeTag,
     localInputToIso, isoToLocalInput, sourceUrl,
-    ApiError, api, query, showMessage, feedback, pager,
+    ApiError, api, query, showMessage, feedback, pager, urlList,
     alarms, alarmKey, applyAlarm, setAlarms, unacknowledged, activeAlarms, alarmSummary, alerts,
     get health() {
       return health;
