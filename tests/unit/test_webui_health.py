@@ -3,7 +3,6 @@ counter: the pure parts, and what reaches a Socket.IO client (``hello``, ``healt
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -94,14 +93,6 @@ def test_a_failing_push_does_not_break_the_caller() -> None:
 def app(tmp_path: Path) -> Flask:
     return make_web_app(tmp_path)
 
-
-@pytest.fixture
-def clients() -> Iterator[list[SocketIOTestClient]]:
-    opened: list[SocketIOTestClient] = []
-    yield opened
-    for client in opened:
-        if client.is_connected():
-            client.disconnect()
 
 
 def connect(app: Flask, clients: list[SocketIOTestClient], user: str = "viewer") -> SocketIOTestClient:

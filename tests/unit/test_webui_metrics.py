@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,14 +34,6 @@ Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 def app(tmp_path: Path) -> Flask:
     return make_web_app(tmp_path)
 
-
-@pytest.fixture
-def clients() -> Iterator[list[SocketIOTestClient]]:
-    opened: list[SocketIOTestClient] = []
-    yield opened
-    for client in opened:
-        if client.is_connected():
-            client.disconnect()
 
 
 def bearer(app: Flask, user: str = "admin") -> dict[str, str]:

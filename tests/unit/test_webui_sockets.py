@@ -3,7 +3,6 @@ alarms. The MQTT feed is not started: tests feed ``handle`` and call ``push.flus
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -33,15 +32,6 @@ TOPICS = Topics("plant")
 def app(tmp_path: Path) -> Flask:
     return make_web_app(tmp_path)
 
-
-@pytest.fixture
-def clients() -> Iterator[list[SocketIOTestClient]]:
-    """Every client a test opens, disconnected at the end."""
-    opened: list[SocketIOTestClient] = []
-    yield opened
-    for client in opened:
-        if client.is_connected():
-            client.disconnect()
 
 
 def socketio_of(app: Flask) -> SocketIO:
