@@ -7,6 +7,7 @@ would drive the operator's terminal (colours, cursor moves, a rewritten line, a 
 from __future__ import annotations
 
 import re
+import unicodedata
 
 # C0 controls, DEL and C1 controls; line/paragraph separators and bidirectional overrides, which
 # reorder or split what is shown; lone surrogates, which cannot even be encoded to a terminal.
@@ -18,6 +19,17 @@ def printable(text: str) -> str:
     """``text`` with control characters replaced by ``\\xNN`` (``\\uNNNN`` above U+00FF) escapes;
     everything else, backslashes included, is kept as is."""
     return re.sub(_UNSAFE, _escape, text)
+
+
+# What a person cannot see or that breaks a line of text: control and format characters, line and
+# paragraph separators, lone surrogates, private use and unassigned code points.
+_UNPRINTABLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+
+
+def has_unprintable(text: str, *, allow: str = "") -> bool:
+    """Whether ``text`` (a name, a note a person typed) holds such a character, those in ``allow``
+    (e.g. a note's line breaks) aside."""
+    return any(unicodedata.category(c) in _UNPRINTABLE_CATEGORIES for c in text if c not in allow)
 
 
 def _escape(match: re.Match[str]) -> str:

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from plantmodel.measures import AUTOMATE_ALARM_MEASURES, MEASURES, METER_ALARM_MEASURES
 from plantmodel.readings import MAX_AUTOMATE, MAX_UNIT, format_ts, utcnow
+from plantmodel.text import has_unprintable
 from store import history, queries
 from store import models as orm
 from webui.api import ApiError, bp
@@ -26,8 +27,6 @@ ALARM_PARAMS = ("state", "unit", "automate", "meter", "measure", "start", "end",
 MAX_ALARM_ID = 2**63 - 1
 NOTE_MAX = 2000
 DISPOSITIONS = ("hold", "release", "none")  # what became of the product made during the deviation
-# Control and format characters (a newline is fine in a note), separators, surrogates, private use.
-_UNPRINTABLE = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
 _BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0")  # Hangul fillers: letters that print as nothing
 ALARM_CSV_COLUMNS = ("id", "source", "name", "measure", "severity", "bound", "value", "limit", "last_value", "state",
                      "raised_at", "cleared_at", "acknowledged_at", "acknowledged_by", "ack_note", "ack_disposition",
@@ -122,7 +121,7 @@ def ack_action(body: Mapping[str, Any], severity: str) -> tuple[str | None, str 
         note = note.strip()
         if len(note) > NOTE_MAX:
             raise ApiError(400, f"field 'note' is longer than {NOTE_MAX} characters")
-        if any(unicodedata.category(c) in _UNPRINTABLE for c in note.replace("\n", "").replace("\r", "")):
+        if has_unprintable(note, allow="\r\n"):  # line breaks are fine in a note
             raise ApiError(400, "field 'note' has a character that is not printable")
         # A note must say something: at least one letter or digit (not a filler that looks blank).
         if not any(unicodedata.category(c)[0] in "LN" and c not in _BLANK_LETTERS for c in note):

@@ -8,7 +8,6 @@ Automates are not devices: an automate is shown under its unit's name.
 
 from __future__ import annotations
 
-import unicodedata
 from typing import Any
 
 from flask import Response, jsonify
@@ -17,6 +16,7 @@ from sqlalchemy.orm import Session
 from plantmodel.errors import ValidationError
 from plantmodel.readings import MAX_UNIT, format_ts, utcnow
 from plantmodel.sources import METER_ID_RE, unit_of_key
+from plantmodel.text import has_unprintable
 from store import models as orm
 from store import queries
 from webui.api import ApiError, bp
@@ -28,7 +28,6 @@ from webui.state import web_state
 NAME_MAX = 64
 # Control and format characters (bidirectional overrides included), line and paragraph separators,
 # surrogates, private-use and unassigned code points. Spaces (no-break ones too) are fine.
-_UNPRINTABLE = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
 
 
 def check_device(device: str) -> str:
@@ -59,7 +58,7 @@ def check_name(value: Any) -> str | None:
         raise ApiError(400, "field 'name' is empty (null removes the name)")
     if len(name) > NAME_MAX:
         raise ApiError(400, f"field 'name' is longer than {NAME_MAX} characters")
-    if any(unicodedata.category(c) in _UNPRINTABLE for c in name):
+    if has_unprintable(name):
         raise ApiError(400, "field 'name' has a character that is not printable")
     return name
 
