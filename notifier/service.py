@@ -31,8 +31,7 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import CursorResult, func, insert, or_, select, update
-from sqlalchemy.dialects import mysql, sqlite
+from sqlalchemy import CursorResult, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from notifier import messages
@@ -40,6 +39,7 @@ from notifier.routing import ESCALATE, AlarmFacts, Route, backoff, due_events, m
 from notifier.settings import NotifierSettings
 from plantmodel.readings import format_ts, utcnow
 from store import models as orm
+from store import queries
 from store.db import RETRYABLE
 
 log = logging.getLogger(__name__)
@@ -138,14 +138,14 @@ class Notifier:
             have = {tuple(r) for r in session.execute(select(orm.Notification.alarm_id, orm.Notification.route_id,
                                               orm.Notification.event)
                                        .where(orm.Notification.alarm_id.in_(ids)))}
-            stmt = _insert_ignore(session)
             for alarm_id, route_id, event, _at in due:
                 if (alarm_id, route_id, event) in have:
                     continue
-                result = cast(CursorResult[Any], session.execute(stmt.values(
-                    alarm_id=alarm_id, route_id=route_id, event=event, created_at=now, status="pending",
-                    attempts=0, next_attempt_at=now)))
-                if result.rowcount:  # 0: another notifier inserted it first
+                # The web UI's account has no UPDATE on the key: skip, never overwrite, a duplicate.
+                if queries.insert_skipping_existing(session, orm.Notification.__table__, [{
+                        "alarm_id": alarm_id, "route_id": route_id, "event": event, "created_at": now,
+                        "status": "pending", "attempts": 0, "next_attempt_at": now}],
+                        ("alarm_id", "route_id", "event")):  # 0: another notifier inserted it first
                     created += 1
                     self.stats.by_event[event] = self.stats.by_event.get(event, 0) + 1
                     log.info("queued %s of alarm %d for route %d", event, alarm_id, route_id)
@@ -295,18 +295,6 @@ class Notifier:
 
 def _facts(a: orm.Alarm) -> AlarmFacts:
     return AlarmFacts(a.id, a.source, a.severity, a.raised_at, a.cleared_at, a.acknowledged_at)
-
-
-def _insert_ignore(session: Session):  # type: ignore[no-untyped-def]
-    """``INSERT`` that does nothing on a duplicate (alarm, route, event): MariaDB's ``INSERT IGNORE``,
-    SQLite's ``ON CONFLICT DO NOTHING``."""
-    dialect = session.get_bind().dialect.name
-    if dialect in ("mysql", "mariadb"):
-        return mysql.insert(orm.Notification).prefix_with("IGNORE")
-    if dialect == "sqlite":
-        return sqlite.insert(orm.Notification).on_conflict_do_nothing(
-            index_elements=["alarm_id", "route_id", "event"])
-    return insert(orm.Notification)  # elsewhere the unique key raises; the scan is retried next poll
 
 
 def _sleep(stop: threading.Event, seconds: float) -> None:

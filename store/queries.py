@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import FromClause, Table, and_, case, func, insert, or_, select, text, update
+from sqlalchemy import CursorResult, FromClause, Table, and_, case, func, insert, or_, select, text, update
 from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -41,6 +41,22 @@ def upsert(session: Session, table: FromClause, rows: Sequence[dict[str, Any]], 
            columns: Sequence[str]) -> None:
     """Batched INSERT that overwrites ``columns`` of a row whose unique ``key`` exists."""
     _insert(session, table, rows, key, columns)
+
+
+def insert_skipping_existing(session: Session, table: FromClause, rows: Sequence[dict[str, Any]],
+                             key: Sequence[str]) -> int:
+    """INSERT that skips rows whose unique ``key`` exists, for an account without UPDATE on the
+    inserted columns (``insert_ignoring_duplicates``' ON DUPLICATE KEY UPDATE needs it): MariaDB's
+    INSERT IGNORE, SQLite's ON CONFLICT DO NOTHING. Only where IGNORE can skip nothing but a
+    duplicate: a table without foreign keys, values validated first. Returns the rows inserted."""
+    if not rows:
+        return 0
+    table = cast(Table, table)
+    if _is_mariadb(session):
+        stmt: Any = mysql.insert(table).prefix_with("IGNORE")
+    else:
+        stmt = sqlite.insert(table).on_conflict_do_nothing(index_elements=list(key))
+    return int(cast(CursorResult[Any], session.execute(stmt, list(rows))).rowcount)
 
 
 def _is_mariadb(session: Session) -> bool:
@@ -296,13 +312,8 @@ def record_devices(session: Session, seen: dict[str, datetime], info: dict[str, 
     new = sorted(k for k in set(seen) | set(info) if k not in known)
     if new:
         rows = [{"device": k, "disabled": False, "first_seen": seen.get(k), "last_seen": seen.get(k)} for k in new]
-        if _is_mariadb(session):
-            # INSERT IGNORE, not ON DUPLICATE KEY UPDATE: that needs UPDATE on every column inserted
-            # (disabled, the key), which the bridge's account must not have. Here IGNORE can only skip
-            # an existing row: the table has no foreign key, and the values are validated keys.
-            session.execute(insert(d).prefix_with("IGNORE"), rows)
-        else:
-            insert_ignoring_duplicates(session, d.__table__, rows, ["device"])
+        # The bridge's account may not UPDATE disabled or the key: no ON DUPLICATE KEY UPDATE.
+        insert_skipping_existing(session, d.__table__, rows, ["device"])
     for key in sorted(seen):
         # first_seen of an administrator's pre-registered row is set the first time it is heard from.
         session.execute(update(d).where(d.device == key).values(
