@@ -8,5 +8,5 @@ echo ">> ruff"
 .venv/bin/ruff check .
 echo ">> pytest"
 # Two workers (pytest-xdist): most tests wait on processes, brokers and databases, not on the CPU.
-# The browser tests stay together on one worker (tests/browser/conftest.py). PYTEST_WORKERS=0: serial.
+# A module stays on one worker, the browser tests all on one (tests/conftest.py). PYTEST_WORKERS=0: serial.
 exec .venv/bin/python -m pytest -n "${PYTEST_WORKERS:-2}" --dist loadgroup "$@"

@@ -116,10 +116,3 @@ def screenshot(page: Page, name: str) -> Path:
     page.screenshot(path=str(path), full_page=True)
     return path
 
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # One pytest-xdist worker runs every browser test (scripts/test.sh: --dist loadgroup): one demo
-    # stack and one Chromium, not one per worker.
-    for item in items:
-        if "browser" in item.path.parts:
-            item.add_marker(pytest.mark.xdist_group("browser"))
