@@ -8,5 +8,6 @@ echo ">> ruff"
 .venv/bin/ruff check .
 echo ">> pytest"
 # Two workers (pytest-xdist): most tests wait on processes, brokers and databases, not on the CPU.
-# A module stays on one worker, the browser tests all on one (tests/conftest.py). PYTEST_WORKERS=0: serial.
-exec .venv/bin/python -m pytest -n "${PYTEST_WORKERS:-2}" --dist loadgroup "$@"
+# loadfile: a module's tests stay on one worker, in order (some build on the one before, on a
+# module-scoped rig); each worker that runs browser tests starts its own demo stack. PYTEST_WORKERS=0: serial.
+exec .venv/bin/python -m pytest -n "${PYTEST_WORKERS:-2}" --dist loadfile "$@"

@@ -57,11 +57,3 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return request.getfixturevalue("mariadb").create_database()
     return f"sqlite:///{tmp_path / 'plant.db'}"
 
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """pytest-xdist groups (scripts/test.sh: --dist loadgroup): a module's tests stay on one worker
-    and in their order (some build on the one before, on a module-scoped rig), and every browser
-    test on one worker, with one demo stack and one Chromium."""
-    for item in items:
-        group = "browser" if "browser" in item.path.parts else str(item.path)
-        item.add_marker(pytest.mark.xdist_group(group))

@@ -54,7 +54,7 @@ def stack(mariadb: MariaDBServer, tmp_path_factory: pytest.TempPathFactory) -> I
     var = tmp / "var"
     web_port, mqtt_port = free_port(), free_port()
     database_url = mariadb.create_database("browser")
-    # Every port its own: another stack may run at once (test_stack.py on the other pytest-xdist worker).
+    # Every port its own: another stack may run at once (on the other pytest-xdist worker).
     env = {"PLANT_VAR_DIR": str(var), "MQTT_PORT": str(mqtt_port), "WEBUI_PORT": str(web_port),
            "BROKER_TLS_PORT": str(free_port()), "BRIDGE_METRICS_PORT": str(free_port()),
            "DATABASE_URL": database_url, "DEVICES_FAULT_FILE": str(var / "faults.json")}
