@@ -138,6 +138,13 @@ GRANT SELECT,
               last_value, raised_at, cleared_at, detail)
       ON alarms TO plant_collector@'%';
 GRANT SELECT ON thresholds TO plant_collector@'%';
+-- The rollups and each meter's newest sample, kept up to date with every stored row (an upsert:
+-- INSERT … ON DUPLICATE KEY UPDATE needs UPDATE). Their retention purge is the administrator's job.
+GRANT SELECT, INSERT, UPDATE ON readings_minute TO plant_collector@'%';
+GRANT SELECT, INSERT, UPDATE ON readings_hour TO plant_collector@'%';
+GRANT SELECT, INSERT, UPDATE ON power_readings_minute TO plant_collector@'%';
+GRANT SELECT, INSERT, UPDATE ON power_readings_hour TO plant_collector@'%';
+GRANT SELECT, INSERT, UPDATE ON power_readings_latest TO plant_collector@'%';
 
 -- datavision (the web UI): reads what it shows, and the log-in; writes acknowledgements, thresholds
 -- and their audit (append-only), users, the audit trail (append-only: INSERT, no UPDATE or DELETE),
@@ -148,6 +155,11 @@ GRANT SELECT ON automate_sequences TO plant_datavision@'%';
 GRANT SELECT ON readings TO plant_datavision@'%';
 GRANT SELECT ON meters TO plant_datavision@'%';
 GRANT SELECT ON power_readings TO plant_datavision@'%';
+GRANT SELECT ON readings_minute TO plant_datavision@'%';
+GRANT SELECT ON readings_hour TO plant_datavision@'%';
+GRANT SELECT ON power_readings_minute TO plant_datavision@'%';
+GRANT SELECT ON power_readings_hour TO plant_datavision@'%';
+GRANT SELECT ON power_readings_latest TO plant_datavision@'%';
 GRANT SELECT ON device_status TO plant_datavision@'%';
 GRANT SELECT, UPDATE (acknowledged_at, acknowledged_by, ack_note, ack_disposition) ON alarms TO plant_datavision@'%';
 GRANT SELECT, INSERT, DELETE,
@@ -168,6 +180,10 @@ GRANT SELECT, INSERT, UPDATE (from_state, outcome, answered_at, detail) ON switc
 GRANT SELECT, INSERT, DELETE,
       UPDATE (password_hash, role, token_hash, updated_at, last_login_at, session_version)
       ON users TO plant_datavision@'%';
+
+-- Every service checks the schema's revision at start (and refuses one it was not built for).
+GRANT SELECT ON alembic_version TO plant_collector@'%';
+GRANT SELECT ON alembic_version TO plant_datavision@'%';
 
 -- Connections per account, so that one stolen password cannot take all of the server's (151 by
 -- default) and stop the bridge from writing: SQLAlchemy's pool opens at most 15 per process (5 +

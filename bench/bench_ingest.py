@@ -439,7 +439,8 @@ class IngestBench:
         except (OSError, AssertionError, RuntimeError) as exc:
             self.say(f"  (could not wipe the session of {user}: {str(exc).splitlines()[0]})")
 
-    def bridge(self, name: str, user: str, url: str, partition: str | None = None) -> Service:
+    def bridge(self, name: str, user: str, url: str, partition: str | None = None, *,
+               module: str = "bridge") -> Service:
         self._services += 1
         env = {**self.broker.env(), "DATABASE_URL": url, "MQTT_USERNAME": user}
         if partition is not None:
@@ -448,7 +449,7 @@ class IngestBench:
             env["BRIDGE_SHARE_GROUP"] = self.share_group  # the production default: the bridges share the stream
         port = free_port()
         env["BRIDGE_METRICS_PORT"] = str(port)  # the test helpers default to none; scraped by contention()
-        service = Service(f"{name}-{self._services}", ["bridge", "run"], env, self.tmp)
+        service = Service(f"{name}-{self._services}", [module, "run"], env, self.tmp)
         self._metrics_ports[service.name] = port
         return service
 
@@ -570,9 +571,11 @@ class IngestBench:
         return Row(name, rate, lost=st.n - st.stored, error=st.problem.splitlines()[0] if st.problem else None,
                    note=st.note[:160], **values)
 
-    def bridges_burst(self, name: str, count: int, n: int, partitioned: bool = False) -> Row:
+    def bridges_burst(self, name: str, count: int, n: int, partitioned: bool = False, *,
+                      module: str = "bridge") -> Row:
         """``count`` bridges (own users, one database) ingesting a burst of ``n`` readings;
-        ``partitioned``: each with BRIDGE_PARTITION=k/count (disjoint units) instead of one shared stream."""
+        ``partitioned``: each with BRIDGE_PARTITION=k/count (disjoint units) instead of one shared stream;
+        ``module``: ``bench.bridge_without_rollups`` for the bridge without its rollup upkeep."""
         db = self.new_db()
         services: list[Service] = []
         try:
@@ -580,7 +583,7 @@ class IngestBench:
                 users = [stack.enter_context(self.session_of(f"bridges-{count}-{i}")) for i in range(count)]
                 gen = stack.enter_context(self.load(n, None))
                 services = [self.bridge(f"bridge{count}x", u, db.url,
-                                        partition=f"{k}/{count}" if partitioned else None)
+                                        partition=f"{k}/{count}" if partitioned else None, module=module)
                             for k, u in enumerate(users, start=1)]
                 self.wait_connected(services)
                 gen.start()
@@ -816,7 +819,7 @@ def contention_table(rows: list[Row]) -> str:
 
 def run_all(bench: IngestBench, opts: Options, say: Say) -> list[Row]:
     n = opts.readings
-    names = ["ceiling", "naive", "one", "two", "two-partitioned"]
+    names = ["ceiling", "naive", "one", "two", "two-partitioned", "one-no-rollups"]
     per_round: dict[str, list[Row]] = {k: [] for k in names}
     once: list[Row] = []
     for rnd in range(1, opts.rounds + 1):
@@ -831,6 +834,10 @@ def run_all(bench: IngestBench, opts: Options, say: Say) -> list[Row]:
         per_round["two-partitioned"].append(attempt(
             say, f"two partitioned bridges, burst of {n}{tag}",
             lambda: bench.bridges_burst("2 bridges, partitioned (BRIDGE_PARTITION=k/2)", 2, n, partitioned=True)))
+        per_round["one-no-rollups"].append(attempt(
+            say, f"one bridge without rollup upkeep, burst of {n}{tag}",
+            lambda: bench.bridges_burst("bridge without rollup upkeep (baseline of that upkeep)", 1, n,
+                                        module="bench.bridge_without_rollups")))
         if opts.kill and rnd == 1:
             once.append(attempt(say, f"kill test, burst of {n}", lambda: bench.kill_test(n)))
     once.append(attempt(say, f"fixed rate {opts.rate:g}/s for {opts.seconds:g} s",
@@ -850,6 +857,9 @@ def report(rows: list[Row], opts: Options) -> str:
                f"(rows/s); CPU per reading {ratio(one.cpu_ms, rows[1].cpu_ms)}x the naive bridge's, "
                f"{ratio(one.cpu_ms, rows[0].cpu_ms)}x the bare subscriber's")
     out.append(f"- two bridges: {ratio(two.rate, one.rate)}x one bridge (combined stored rows/s); lost {two.lost}")
+    bare = rows[5]
+    out.append(f"- rollup upkeep: our bridge stores {ratio(one.rate, bare.rate)}x the rows/s of the same bridge "
+               f"without it, at {ratio(one.cpu_ms, bare.cpu_ms)}x its CPU per reading")
     out.append(f"- two partitioned bridges: {ratio(parted.rate, one.rate)}x one bridge; lost {parted.lost}; "
                f"row lock waits {fmt(parted.db.lock_ms if parted.db else None)} ms")
     if one.db is not None and two.db is not None:

@@ -206,7 +206,8 @@ METERS_PREFIX = "meters/"  # MeterSource.key
 
 class Processor:
     def __init__(self, topics: Topics, thresholds: ThresholdSet, *, max_future_skew: float = 300.0,
-                 rpc_retry: float = 30.0, gap_timeout: float = 300.0, status_refresh: float = 300.0) -> None:
+                 rpc_retry: float = 30.0, gap_timeout: float = 300.0, status_refresh: float = 300.0,
+                 max_age_days: int = 730) -> None:
         self.topics = topics
         self.decoder = Decoder(topics)
         self.disabled: frozenset[str] = frozenset()  # registry keys whose data is refused
@@ -214,6 +215,9 @@ class Processor:
         self.alarms = AlarmEngine(thresholds, self._undo)
         self.sequences = SequenceTracker(timedelta(seconds=gap_timeout), self._undo)
         self.max_future_skew = timedelta(seconds=max_future_skew)
+        # RETENTION_RAW_DAYS (store.retention, default 730): a reading older than what the retention
+        # job keeps may be one it already purged; stored again, it would count twice in the rollups.
+        self.max_age = timedelta(days=max_age_days)
         self.rpc_retry = timedelta(seconds=rpc_retry)
         self.status_refresh = timedelta(seconds=status_refresh)
         self._st = _ProcState()
@@ -490,6 +494,11 @@ class Processor:
             raise ValidationError(
                 f"timestamp {format_ts(ts)} is in the future: {(ts - received_at).total_seconds():.0f} s ahead of the "
                 f"bridge's clock (at most {self.max_future_skew.total_seconds():g} s allowed)")
+        if received_at - ts > self.max_age:
+            raise ValidationError(
+                f"timestamp {format_ts(ts)} is too old: {(received_at - ts).days} days before the bridge's clock, "
+                f"beyond the raw-data retention (RETENTION_RAW_DAYS={self.max_age.days}); a reading that old "
+                "may already have been purged, and storing it again would count it twice in the rollups")
 
     def _reading(self, msg: RawMessage, reading: Reading, stored: Stored, batch: Stored,
                  plan: BatchPlan) -> None:

@@ -279,7 +279,8 @@ class Bridge:
         # meter period, a healthy one always has a valid message within its no-data periods.
         self.processor = Processor(self.topics, ThresholdSet([]), max_future_skew=settings.max_future_skew,
                                    rpc_retry=settings.rpc_retry, gap_timeout=settings.gap_timeout,
-                                   status_refresh=min(settings.status_refresh, settings.meter_period))
+                                   status_refresh=min(settings.status_refresh, settings.meter_period),
+                                   max_age_days=settings.retention_raw_days)
         self.health = SourceHealth(utcnow(), timedelta(seconds=settings.report_period),
                                    timedelta(seconds=settings.meter_period))
         self._health_seen: datetime | None = None  # how far the health timer has read the database

@@ -8,6 +8,7 @@ from plantmodel.errors import ValidationError
 from plantmodel.layout import PlantLayout
 from plantmodel.mqtt import MqttSettings
 from store.db import database_url_from_env
+from store.retention import DEFAULT_RAW_DAYS, raw_days_from_env
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +41,8 @@ class BridgeSettings:
     report_period: float = 60.0
     meter_period: float = 60.0
     health_tick: float = 5.0
+    # RETENTION_RAW_DAYS, as the retention job reads it: older readings and samples are rejected.
+    retention_raw_days: int = DEFAULT_RAW_DAYS
 
     def partition_of(self) -> tuple[list[int], list[str]]:
         """The units and meters of this bridge's partition (all without one)."""
@@ -61,6 +64,9 @@ class BridgeSettings:
         - ``BRIDGE_METER_PERIOD`` (s, default 60): a meter's period; the bridge also asks each online
           Gen2 meter for its full status at least this often (it sends nothing on a steady load);
         - ``BRIDGE_HEALTH_TICK`` (s, default 5): how often the timer evaluates every expected source.
+
+        And ``RETENTION_RAW_DAYS`` (days, default 730, see :mod:`store.retention`): a reading or power
+        sample whose device time is older than that is rejected.
         """
         return cls(
             database_url=database_url_from_env(env),
@@ -81,6 +87,7 @@ class BridgeSettings:
             report_period=env_float(env, "BRIDGE_REPORT_PERIOD", 60.0, minimum=0.01),
             meter_period=env_float(env, "BRIDGE_METER_PERIOD", 60.0, minimum=0.01),
             health_tick=env_float(env, "BRIDGE_HEALTH_TICK", 5.0, minimum=0.05),
+            retention_raw_days=raw_days_from_env(env),
         )
 
 

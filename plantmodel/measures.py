@@ -11,6 +11,10 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class Measure:
+    """One measure's definition. An automate measure's definition is all there is of it: the
+    reading's field, the database columns and the dashboard's labels are derived from it
+    (``tests/unit/test_measure_definition.py`` checks that they agree)."""
+
     name: str
     label: str
     unit: str
@@ -21,6 +25,14 @@ class Measure:
     plausible_max: float
     severity: str = "warning"
     deadband: float = 0.0  # how far back inside the range a value must come to clear an alarm
+    short: str = ""  # the overview cell's label (the full label is its tooltip); "" = the label
+    key: bool = False  # one of the few values a phone shows of each overview cell (plus any in alarm)
+    # Added after readings were stored: the rows stored before have no value (its column is nullable).
+    added_later: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.short:
+            object.__setattr__(self, "short", self.label)  # frozen: set once, here
 
     @property
     def decimals(self) -> int:
@@ -28,23 +40,26 @@ class Measure:
 
 
 def _m(name: str, label: str, unit: str, low: float | None, high: float | None, step: float,
-       pmin: float, pmax: float, severity: str = "warning", deadband: float | None = None) -> Measure:
+       pmin: float, pmax: float, severity: str = "warning", deadband: float | None = None, *,
+       short: str = "", key: bool = False, added_later: bool = False) -> Measure:
     # Default deadband: two steps, so a probe jittering by one step at the limit cannot flap.
     return Measure(name, label, unit, low, high, step, pmin, pmax, severity,
-                   2 * step if deadband is None else deadband)
+                   2 * step if deadband is None else deadband, short, key, added_later)
 
 
+# An automate's measures, in the order readings, columns, tiles and charts list them. Adding one:
+# its definition here, plus one database migration adding its columns (see README, "Adding a measure").
 AUTOMATE_MEASURES: dict[str, Measure] = {
     m.name: m
     for m in (
-        _m("tank_temp_c", "Tank temperature", "°C", 2.5, 4.0, 0.1, -40, 150),
-        _m("ext_temp_c", "Outside temperature", "°C", 8.0, 14.0, 0.1, -60, 80),
-        _m("milk_kg", "Milk in tank", "kg", 3512, 4607, 1, 0, 50_000),
-        _m("product_kg", "Finished product", "kg", None, None, 1, 0, 50_000),
-        _m("ph", "pH", "pH", 6.8, 7.2, 0.1, 0, 14),
-        _m("k_mg_l", "Potassium K+", "mg/L", 35, 47, 1, 0, 100_000),
-        _m("nacl_g_l", "NaCl", "g/L", 1.0, 1.7, 0.1, 0, 400),
-        _m("salmonella_ppm", "Salmonella", "ppm", 17, 37, 1, 0, 1_000_000, "critical"),
+        _m("tank_temp_c", "Tank temperature", "°C", 2.5, 4.0, 0.1, -40, 150, short="Tank", key=True),
+        _m("ext_temp_c", "Outside temperature", "°C", 8.0, 14.0, 0.1, -60, 80, short="Outside"),
+        _m("milk_kg", "Milk in tank", "kg", 3512, 4607, 1, 0, 50_000, short="Milk"),
+        _m("product_kg", "Finished product", "kg", None, None, 1, 0, 50_000, short="Product"),
+        _m("ph", "pH", "pH", 6.8, 7.2, 0.1, 0, 14, key=True),
+        _m("k_mg_l", "Potassium K+", "mg/L", 35, 47, 1, 0, 100_000, short="K+"),
+        _m("nacl_g_l", "NaCl", "g/L", 1.0, 1.7, 0.1, 0, 400, key=True),
+        _m("salmonella_ppm", "Salmonella", "ppm", 17, 37, 1, 0, 1_000_000, "critical", short="Salm."),
         _m("ecoli_ppm", "E. coli", "ppm", 35, 49, 1, 0, 1_000_000, "critical"),
         _m("listeria_ppm", "Listeria", "ppm", 28, 54, 1, 0, 1_000_000, "critical"),
     )

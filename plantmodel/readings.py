@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import Field, asdict, dataclass, field, make_dataclass
 from datetime import UTC, datetime
-from typing import Any
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from plantmodel.errors import ValidationError
 from plantmodel.jsonutil import dumps, loads_object, require_int, require_number, require_str
-from plantmodel.measures import AUTOMATE_MEASURES
+from plantmodel.measures import AUTOMATE_MEASURES, Measure
 from plantmodel.storage import SEQ_MAX, check_column_int
 
 MAX_UNIT = 9999
@@ -50,26 +52,28 @@ def parse_ts(text: str, key: str = "ts") -> datetime:
     return to_ms(ts.astimezone(UTC))
 
 
-@dataclass(frozen=True, slots=True)
-class Reading:
+class _ReadingFields:
+    """What every reading carries besides its measures, and all its behaviour. The concrete class,
+    :data:`Reading`, adds one ``float`` field per automate measure (:func:`make_reading_type`): the
+    measures are defined once, in :mod:`plantmodel.measures`, not repeated here. A frozen, slotted
+    dataclass at run time (decorated below)."""
+
+    # The measures' definitions, in field order: set by make_reading_type on the concrete class.
+    measure_definitions: ClassVar[Mapping[str, Measure]] = MappingProxyType({})
+
     unit: int
     automate: int
     type: str
     seq: int | None  # None: a legacy HTTP sender's reading (no seq): the bridge numbers it
     ts: datetime
-    tank_temp_c: float
-    ext_temp_c: float
-    milk_kg: float
-    product_kg: float
-    ph: float
-    k_mg_l: float
-    nacl_g_l: float
-    salmonella_ppm: float
-    ecoli_ppm: float
-    listeria_ppm: float
-    # Optional id of the unit's current run (new at each start): tells a restart, whose seq begins
-    # at 0 again, from a replay, whatever the unit's clock did.
-    boot: str | None = field(default=None, compare=False)  # metadata, not part of the measurement
+    if TYPE_CHECKING:
+        # A field of the concrete class, after the measures (it has a default, they do not).
+        boot: str | None
+        __dataclass_fields__: ClassVar[dict[str, Field[Any]]]  # asdict() and replace() accept it
+
+        # The generated __init__: measures by position (after ts, in definition order) or by name.
+        def __init__(self, unit: int, automate: int, type: str, seq: int | None, ts: datetime,
+                     *values: float, boot: str | None = None, **measures: float) -> None: ...
 
     def __post_init__(self) -> None:
         _check_ids(self.unit, self.automate)
@@ -80,7 +84,7 @@ class Reading:
             check_column_int(self.seq, "field 'seq'", 0, SEQ_MAX)
         if self.ts.tzinfo is None:
             raise ValidationError("field 'ts' must be timezone-aware")
-        for name, measure in AUTOMATE_MEASURES.items():
+        for name, measure in self.measure_definitions.items():
             value = getattr(self, name)
             if not measure.plausible_min <= value <= measure.plausible_max:
                 raise ValidationError(
@@ -89,7 +93,7 @@ class Reading:
                 )
 
     def measures(self) -> dict[str, float]:
-        return {name: getattr(self, name) for name in AUTOMATE_MEASURES}
+        return {name: getattr(self, name) for name in self.measure_definitions}
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -104,20 +108,50 @@ class Reading:
         return dumps(self.to_dict())
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Reading:
+    def from_dict(cls, data: dict[str, Any]) -> Self:
         return cls(
             unit=require_int(data, "unit"),
             automate=require_int(data, "automate"),
             type=require_str(data, "type"),
             seq=None if data.get("seq") is None else require_int(data, "seq"),
             ts=parse_ts(require_str(data, "ts")),
-            **{name: require_number(data, name) for name in AUTOMATE_MEASURES},
+            **{name: require_number(data, name) for name in cls.measure_definitions},
             boot=check_boot(data.get("boot")),
         )
 
     @classmethod
-    def from_json(cls, payload: bytes | str) -> Reading:
+    def from_json(cls, payload: bytes | str) -> Self:
         return cls.from_dict(loads_object(payload, "reading"))
+
+
+if not TYPE_CHECKING:
+    # Not decorated where mypy looks: its dataclass plugin would check dataclasses.replace(reading,
+    # ph=...) against these five fields only, not the measures it cannot see.
+    _ReadingFields = dataclass(frozen=True, slots=True)(_ReadingFields)
+
+
+def make_reading_type(measures: Mapping[str, Measure], name: str = "Reading") -> type[_ReadingFields]:
+    """The reading class of an automate with these measures: the common fields, then one ``float``
+    field per measure in definition order (keyword or positional, as a hand-written dataclass), then
+    ``boot``. Exposed so that a test can build the class of a plant with one more measure."""
+    fields: list[tuple[str, Any, Any]] = [(m, float, field()) for m in measures]
+    # Optional id of the unit's current run (new at each start): tells a restart, whose seq begins
+    # at 0 again, from a replay, whatever the unit's clock did. Metadata, not part of the measurement.
+    fields.append(("boot", "str | None", field(default=None, compare=False)))
+    cls = make_dataclass(name, fields, bases=(_ReadingFields,), frozen=True, slots=True,
+                         namespace={"measure_definitions": MappingProxyType(dict(measures))})
+    cls.__module__ = __name__  # where pickle and repr look for it (make_dataclass's module= is 3.12+)
+    cls.__doc__ = f"A production automate's reading: {', '.join(measures)} (plantmodel.measures)."
+    return cls
+
+
+if TYPE_CHECKING:
+    class Reading(_ReadingFields):
+        """The typed face of the generated class: mypy cannot see fields made at run time."""
+
+        def __getattr__(self, name: str) -> float: ...  # the measures
+else:
+    Reading = make_reading_type(AUTOMATE_MEASURES)
 
 
 def check_boot(boot: object) -> str | None:

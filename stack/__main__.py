@@ -30,9 +30,10 @@ from devices.settings import DEMO_ENERGY_INTERVAL_S, DEMO_PERIOD_S
 from plantmodel.envconf import DEFAULT_VAR_DIR, env_int, env_path, layout_from_env
 from plantmodel.errors import PlantModelError
 from plantmodel.readings import utcnow
+from store import migrate
 from store import models as orm
 from store import users as user_store
-from store.db import create_db_engine, describe, make_sessionmaker, wait_for_database
+from store.db import SchemaOutdated, create_db_engine, describe, make_sessionmaker, wait_for_database
 
 log = logging.getLogger("stack")
 
@@ -274,7 +275,41 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--no-demo", action="store_true", help="simulators at the real rate (60 s)")
     parser.add_argument("--progress", type=float, default=10, help="seconds between progress lines (0: none)")
+    parser.add_argument("--history", type=history_days, metavar="SPAN",
+                        help="before starting, load that much generated history ending now (e.g. 7d, 12h, 1y: "
+                        "python -m store generate-history) into the database, if it holds no readings yet")
     return parser
+
+
+def history_days(text: str) -> float:
+    """``7d``, ``12h``, ``1y``, ``2w`` or a plain number of days -> days."""
+    units = {"h": 1 / 24, "d": 1.0, "w": 7.0, "y": 365.0}
+    raw = text.strip().lower()
+    try:
+        days = float(raw[:-1]) * units[raw[-1]] if raw and raw[-1] in units else float(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a span such as 7d, 12h or 1y") from None
+    if not days > 0:
+        raise argparse.ArgumentTypeError("the history must be longer than 0")
+    return days
+
+
+def load_demo_history(url: str, days: float, sessions: sessionmaker[Session]) -> None:
+    """Generated history before the services start (they would write readings of their own)."""
+    from store.generate import HistoryRefused, load_history  # only when asked for
+
+    with sessions() as session:
+        if session.scalar(select(orm.Reading.id).limit(1)) is not None:
+            log.info("--history: skipped, the database already holds readings")
+            return
+    log.info("--history: loading %g days of generated history into %s ...", days, describe(url))
+    try:
+        result = load_history(url, days)
+    except HistoryRefused as exc:  # e.g. power readings but no readings yet
+        log.info("--history: skipped: %s", exc)
+        return
+    log.info("--history: %d readings and %d power readings loaded in %.0f s (%.0f rows/s)", result.readings,
+             result.power_readings, result.seconds, result.rate)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -306,9 +341,17 @@ def main(argv: list[str] | None = None) -> int:
     code = 0
     try:
         # Before the services, so they do not race to create tables; a MariaDB may still be starting.
-        if not wait_for_database(engine, stop=stop, log=log):
-            return 0
+        try:
+            if not wait_for_database(engine, stop=stop, log=log):
+                return 0
+        except SchemaOutdated:
+            # The demo's own database, from an older release: upgraded here (services only refuse).
+            before, after = migrate.upgrade(engine)
+            log.warning("upgraded the schema of %s from %s to revision %s", describe(engine.url),
+                        before.revision or before.status, after.revision)
         sessions = make_sessionmaker(engine)
+        if args.history:
+            load_demo_history(settings.database_url, args.history, sessions)
         sup.admin_password = reset_demo_admin(sessions)
         ensure_demo_tokens(sessions)
         sup.start()

@@ -19,7 +19,7 @@ from pathlib import Path
 from sqlalchemy.exc import SQLAlchemyError
 
 from plantmodel.errors import PlantModelError
-from store import accounts
+from store import accounts, generate, migrate, retention
 from store.backup import BackupError, BackupSettings, backup, human_size, restore
 from store.db import describe
 
@@ -179,7 +179,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     add_backup_parsers(sub)
     accounts.add_parser(sub)
+    retention.add_parser(sub)
+    generate.add_parser(sub)
     add_audit_parsers(sub)
+    migrate.add_parsers(sub)
     # More command groups go here, one call each: each sets a `handler(args) -> exit code`.
     return parser
 

@@ -2,8 +2,8 @@
 datavision), applied from Python: ``python -m store accounts`` and the tests.
 
 Run with an account that may create users and grant (root, a DBA). In order, on the target
-database: create it if missing, bring the schema up to date (:func:`store.db.init_schema`: missing
-tables and columns), then run ``accounts.sql`` with the passwords given (never written anywhere:
+database: create it if missing, bring the schema up to date (:func:`store.migrate.upgrade`: the
+migrations it lacks), then run ``accounts.sql`` with the passwords given (never written anywhere:
 they are user variables of the session), which also seeds the default alarm thresholds (the
 collector may only read thresholds). Every step is idempotent: running it again rotates the
 passwords to the ones given and resets each account's grants to the file's.
@@ -25,7 +25,8 @@ from sqlalchemy.exc import ArgumentError
 
 from plantmodel.errors import ValidationError
 from plantmodel.placeholders import refuse_placeholder
-from store.db import create_db_engine, database_url_from_env, describe, init_schema
+from store import migrate
+from store.db import create_db_engine, database_url_from_env, describe
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +148,10 @@ def apply_accounts(admin_url: str, database: str, passwords: Mapping[str, str], 
         server.dispose()
     engine = create_db_engine(parsed.set(database=database).render_as_string(hide_password=False))
     try:
-        init_schema(engine)
+        before, after = migrate.upgrade(engine)
+        if before.revision != after.revision:
+            log.info("schema of %s upgraded from %s to revision %s", database, before.revision or before.status,
+                     after.revision)
         run_accounts_sql(engine, passwords, sql_path)
         log.info("accounts %s on %s: created or updated (passwords set, grants reset)",
                  ", ".join(user for user, _ in ACCOUNTS.values()), database)

@@ -11,14 +11,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from plantmodel.errors import ValidationError
 from plantmodel.placeholders import refuse_placeholder
-from store.models import Base
+from store import migrate
 
 log = logging.getLogger(__name__)
 
@@ -107,56 +107,34 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
-# Nullable columns added after a release, created on a database that predates them. (Alembic takes
-# this over with the schema-evolution work; until then this list is the whole history.)
-ADDED_COLUMNS = (("readings", "stored_at"), ("power_readings", "stored_at"), ("users", "session_version"),
-                 ("power_readings", "errors"), ("power_readings", "energy_offset_wh"),
-                 ("meter_states", "energy_offset_wh"), ("meter_states", "last_ts"),
-                 ("thresholds", "inherit_low"), ("thresholds", "inherit_high"), ("alarms", "ack_note"),
-                 ("alarms", "ack_disposition"), ("alarms", "detail"), ("rejected_messages", "source"))
-
-
 def init_schema(engine: Engine) -> None:
-    """Create missing tables and added columns (a no-op on a database built from ``schema.sql``).
+    """Make sure the database has this release's schema before a service uses it.
 
-    A least-privilege account (``accounts.sql``: no DDL, and some tables not even visible to it)
-    changes nothing: on an up-to-date schema this passes; on one that lacks a table or column it
-    may use, it raises :class:`SchemaOutdated` naming the administrator's upgrade."""
-    try:
-        Base.metadata.create_all(engine)
-    except DBAPIError as exc:
-        if error_code(exc) not in _DDL_DENIED:
-            raise
-        _check_tables(engine)  # a least-privilege account: it may not create tables
-    inspector = inspect(engine)
-    visible = set(inspector.get_table_names())  # (to a least-privilege account, those granted to it)
-    for table, column in ADDED_COLUMNS:
-        if table in visible and column not in {c["name"] for c in inspector.get_columns(table)}:
-            col = Base.metadata.tables[table].c[column]
-            ddl = f"ALTER TABLE {table} ADD COLUMN {column} {col.type.compile(engine.dialect)} NULL"
+    An empty database gets it (every table, stamped at the newest migration; see
+    :mod:`store.migrate`). A database at the newest migration passes. Any other one is refused:
+    :class:`SchemaOutdated` (an older revision, or tables from before migrations: ``python -m store
+    upgrade``) or :class:`SchemaTooNew` (a newer release upgraded it). A service never changes an
+    existing schema itself: upgrading is the administrator's decision, after a backup."""
+    with migrate.locked(engine) as conn:
+        state = migrate.schema_state(conn)
+        status = state.status
+        if status == "current":
+            return
+        if status == "empty":
             try:
-                with engine.begin() as conn:
-                    conn.execute(text(ddl))
+                migrate.create_current(conn)
             except DBAPIError as exc:
                 if error_code(exc) not in _DDL_DENIED:
                     raise
-                raise SchemaOutdated(engine, f"column {table}.{column} is missing") from None
-            log.warning("added column %s.%s to a database from an older release", table, column)
-
-
-def _check_tables(engine: Engine) -> None:
-    """Raise :class:`SchemaOutdated` for a missing table this account has a grant on. (MariaDB tells
-    "missing" only about those: for any other table the answer is "denied", missing or not.)"""
-    with engine.connect() as conn:
-        for table in Base.metadata.sorted_tables:
-            try:
-                exists = engine.dialect.has_table(conn, table.name)
-            except DBAPIError as exc:
-                if error_code(exc) not in _DDL_DENIED:
-                    raise
-                continue  # another account's table
-            if not exists:
-                raise SchemaOutdated(engine, f"table {table.name} is missing")
+                raise SchemaOutdated(engine, "the database has no tables (none this account may see), and user "
+                                     f"{engine.url.username} may not create them") from None
+            return
+    if status == "newer":
+        raise SchemaTooNew(engine, state.revision, state.head)
+    if status == "legacy":
+        raise SchemaOutdated(engine, "its schema is from a release before schema migrations (no alembic_version "
+                             "table, or this account may not read it)")
+    raise SchemaOutdated(engine, f"its schema is at revision {state.revision}; this release needs {state.head}")
 
 
 def describe(url: str | URL) -> str:
@@ -183,13 +161,21 @@ _DDL_DENIED = frozenset({1142, 1143})
 
 
 class SchemaOutdated(DatabaseUnavailable):
-    """The schema lacks something and this account may not add it (not retried: an administrator
-    must upgrade the schema first)."""
+    """The database's schema is not this release's (not retried: an administrator upgrades it first)."""
 
     def __init__(self, engine: Engine, what: str) -> None:
-        super().__init__(f"database {describe(engine.url)}: {what}, and user {engine.url.username} may not change "
-                         "the schema: run the administrator's schema upgrade first (python -m store accounts, "
-                         "see README \"Database accounts\"), then start again")
+        super().__init__(f"database {describe(engine.url)}: {what}. Back it up, then upgrade it with an account "
+                         "that may change the schema: DATABASE_URL=<that account's URL> python -m store upgrade "
+                         "(README \"Schema upgrades\"), and start again")
+
+
+class SchemaTooNew(DatabaseUnavailable):
+    """A newer release upgraded the database (not retried)."""
+
+    def __init__(self, engine: Engine, revision: str | None, head: str) -> None:
+        super().__init__(f"database {describe(engine.url)} is at schema revision {revision}, which this release "
+                         f"does not know (it knows up to {head}): a newer release upgraded it; run that release "
+                         "(or restore a backup made for this one)")
 
 
 def connect_database(engine: Engine) -> None:

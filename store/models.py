@@ -1,10 +1,15 @@
-"""ORM models. ``schema.sql`` is the MariaDB source of truth; ``tests/integration/test_schema.py``
-fails when the two drift (columns, types, nullability, keys, indexes, engine, charset)."""
+"""ORM models: the source of truth of the schema. Alembic's migrations (``store/migrations/``) create
+and upgrade every table to match them, and ``schema.sql`` is generated from the migrations
+(``python -m store schema-sql``); ``tests/integration/test_schema.py`` fails when the three drift.
+
+The columns of the measures are not written here: each comes from its definition in
+:mod:`plantmodel.measures` (one column per automate measure in ``readings``; count, min, max and
+sum per measure in the rollup tables), so adding a measure is its definition plus one migration."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     BigInteger,
@@ -23,6 +28,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from plantmodel.measures import AUTOMATE_MEASURES, METER_MEASURES
 
 TABLE_ARGS: dict[str, Any] = {
     "mysql_engine": "InnoDB",
@@ -153,16 +160,15 @@ class Reading(Base):
     ts: Mapped[datetime] = mapped_column(UTCDateTime)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
     stored_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # when the bridge wrote it
-    tank_temp_c: Mapped[float] = mapped_column(Double)
-    ext_temp_c: Mapped[float] = mapped_column(Double)
-    milk_kg: Mapped[float] = mapped_column(Double)
-    product_kg: Mapped[float] = mapped_column(Double)
-    ph: Mapped[float] = mapped_column(Double)
-    k_mg_l: Mapped[float] = mapped_column(Double)
-    nacl_g_l: Mapped[float] = mapped_column(Double)
-    salmonella_ppm: Mapped[float] = mapped_column(Double)
-    ecoli_ppm: Mapped[float] = mapped_column(Double)
-    listeria_ppm: Mapped[float] = mapped_column(Double)
+    # + one DOUBLE column per automate measure, in definition order (see below); NOT NULL unless the
+    # measure was added after readings were stored (``Measure.added_later``: older rows have none)
+
+    if TYPE_CHECKING:
+        def __getattr__(self, name: str) -> float: ...  # the measure columns, set below
+
+
+for _name, _measure in AUTOMATE_MEASURES.items():
+    setattr(Reading, _name, mapped_column(_name, Double, nullable=_measure.added_later))
 
 
 class Meter(Base):
@@ -465,3 +471,57 @@ class NotificationAttempt(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime)
     ok: Mapped[bool] = mapped_column(Boolean)
     error: Mapped[str | None] = mapped_column(String(512))
+
+
+class PowerReadingLatest(Base):
+    """Each meter's newest stored sample (its device time), kept up to date in the transaction that
+    stores samples (``store.queries.insert_power_samples``): the overview finds every meter's latest
+    row in one indexed lookup each, however long the history. (An automate's newest reading is
+    ``automate_sequences.newest_ts``, which the bridge settles by the unit's own order.)"""
+
+    __tablename__ = "power_readings_latest"
+    __table_args__ = TABLE_ARGS
+
+    meter_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    ts: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+# -- rollups ------------------------------------------------------------------------------------------
+#
+# Per source and per minute / hour bucket, for each measure: how many values (``<m>_n``), their
+# minimum, maximum and sum (null while ``<m>_n`` is 0: a meter may lack a field). ``bucket`` is the
+# bucket's start in epoch seconds (UTC), an integer, so a chart's wider buckets are a portable
+# ``GROUP BY bucket - bucket % width``. Kept up to date with each stored row, in the same
+# transaction (store/rollups.py); a row stored twice is only counted once because only rows that
+# were actually inserted are added.
+
+ROLLUP_LEVELS: dict[str, int] = {"minute": 60, "hour": 3600}  # name -> bucket width in seconds
+
+
+def _rollup_table(cls_name: str, table: str, keys: dict[str, Any], measures: dict[str, Any]) -> type[Base]:
+    namespace: dict[str, Any] = {"__tablename__": table, "__table_args__": TABLE_ARGS, **keys,
+                                 "bucket": mapped_column(BigInteger, primary_key=True, autoincrement=False)}
+    for name in measures:
+        namespace[f"{name}_n"] = mapped_column(Integer, nullable=False)
+        namespace[f"{name}_min"] = mapped_column(Double, nullable=True)
+        namespace[f"{name}_max"] = mapped_column(Double, nullable=True)
+        namespace[f"{name}_sum"] = mapped_column(Double, nullable=True)
+    return type(cls_name, (Base,), namespace)
+
+
+def _automate_keys() -> dict[str, Any]:
+    return {"unit_id": mapped_column(Integer, primary_key=True, autoincrement=False),
+            "automate_no": mapped_column(Integer, primary_key=True, autoincrement=False)}
+
+
+def _meter_keys() -> dict[str, Any]:
+    return {"meter_id": mapped_column(String(64), primary_key=True)}
+
+
+# (level name -> mapped class) for each kind of source
+READING_ROLLUPS: dict[str, type[Base]] = {
+    level: _rollup_table(f"ReadingRollup{level.title()}", f"readings_{level}", _automate_keys(), AUTOMATE_MEASURES)
+    for level in ROLLUP_LEVELS}
+POWER_ROLLUPS: dict[str, type[Base]] = {
+    level: _rollup_table(f"PowerRollup{level.title()}", f"power_readings_{level}", _meter_keys(), METER_MEASURES)
+    for level in ROLLUP_LEVELS}

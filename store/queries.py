@@ -8,13 +8,26 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, FromClause, Table, and_, case, func, insert, or_, select, text, update
+from sqlalchemy import (
+    ColumnElement,
+    CursorResult,
+    FromClause,
+    Table,
+    and_,
+    case,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from plantmodel.jsonutil import dumps
-from plantmodel.measures import AUTOMATE_MEASURES
+from plantmodel.measures import AUTOMATE_MEASURES, METER_MEASURES
 from plantmodel.readings import Reading, format_ts
 from plantmodel.sequence import Key, SeqState
 from plantmodel.shelly import PowerSample
@@ -22,6 +35,9 @@ from plantmodel.sources import AutomateSource, MeterSource, Source, parse_source
 from plantmodel.thresholds import Alarm, Threshold, default_thresholds
 from store import bulk
 from store import models as orm
+from store.rollups import POWER as ROLLUP_POWER
+from store.rollups import READINGS as ROLLUP_READINGS
+from store.rollups import add as add_to_rollups
 
 REJECTED_PAYLOAD_MAX = 2048
 REJECTED_TOPIC_MAX = 512
@@ -109,10 +125,13 @@ def ensure_meters(session: Session, meters: Iterable[str], now: datetime) -> Non
 
 def insert_readings(session: Session, readings: Sequence[tuple[Reading, datetime]],
                     stored_at: datetime | None = None, *, known: set[tuple[int, int]] | None = None,
-                    new_only: bool = False) -> None:
+                    new_only: bool = False, rollups: bool = True) -> None:
     """Store readings (with their receive time, and ``stored_at``: the time of this write); a
     reading already stored is skipped, or with ``new_only`` refused (IntegrityError: the caller
-    believed none was stored). ``known``: automates known to exist (no upsert for them)."""
+    believed none was stored). ``known``: automates known to exist (no upsert for them).
+
+    Each reading inserted is added, once, to the minute and hour rollups (:mod:`store.rollups`) in
+    the same transaction; ``rollups=False`` leaves them out (only for benchmarks of that upkeep)."""
     if not readings:
         return
     types = {(r.unit, r.automate): r.type for r, _ in readings}
@@ -122,32 +141,48 @@ def insert_readings(session: Session, readings: Sequence[tuple[Reading, datetime
         ensure_automates(session, types, min(t for _, t in readings))
     if any(r.seq is None for r, _ in readings):  # the bridge numbers a legacy sender's readings first
         raise ValueError("a reading without a seq cannot be stored")
-    if new_only and _is_mariadb(session):
+    if not new_only:
+        r_ = orm.Reading
+        readings = _unstored(session, r_, (r_.unit_id, r_.automate_no), r_.ts,
+                             _first_of_each(((r.unit, r.automate, r.ts), (r, t)) for r, t in readings))
+        if not readings:
+            return
+    # From here on every reading is new: a plain INSERT (a duplicate raises, it is never counted twice).
+    values = [[getattr(r, m) for m in AUTOMATE_MEASURES] for r, _ in readings]
+    if _is_mariadb(session):
         # The hot path of the bridge: SQL text built in one go (see store.bulk).
         bulk.insert_rows(session, f"INSERT INTO readings (unit_id,automate_no,seq,ts,received_at,stored_at,"
                                   f"{','.join(AUTOMATE_MEASURES)})",
-                         bulk.reading_rows([(r.unit, r.automate, r.seq or 0, r.ts, t, stored_at,
-                                             [getattr(r, m) for m in AUTOMATE_MEASURES]) for r, t in readings]))
-        return
-    rows = [
-        {"unit_id": r.unit, "automate_no": r.automate, "seq": r.seq, "ts": r.ts, "received_at": t,
-         "stored_at": stored_at, **r.measures()}
-        for r, t in readings
-    ]
-    if new_only:
-        session.execute(insert(orm.Reading), rows)
+                         bulk.reading_rows([(r.unit, r.automate, r.seq or 0, r.ts, t, stored_at, v)
+                                            for (r, t), v in zip(readings, values, strict=True)]))
     else:
-        insert_ignoring_duplicates(session, orm.Reading.__table__, rows, ["unit_id", "automate_no", "ts"])
+        session.execute(insert(orm.Reading), [
+            {"unit_id": r.unit, "automate_no": r.automate, "seq": r.seq, "ts": r.ts, "received_at": t,
+             "stored_at": stored_at, **dict(zip(AUTOMATE_MEASURES, v, strict=True))}
+            for (r, t), v in zip(readings, values, strict=True)])
+    if rollups:
+        add_to_rollups(session, ROLLUP_READINGS, [((r.unit, r.automate), r.ts, v)
+                                                  for (r, _), v in zip(readings, values, strict=True)])
 
 
 def insert_power_samples(session: Session, samples: Sequence[tuple[PowerSample, datetime]],
-                         stored_at: datetime | None = None, *, new_only: bool = False) -> None:
+                         stored_at: datetime | None = None, *, new_only: bool = False, rollups: bool = True) -> None:
     """Store power samples; one already stored is skipped, or with ``new_only`` refused
     (IntegrityError). The bridge uses ``new_only``: it looked every key up under the meter's lock,
-    and a plain INSERT needs no UPDATE right (accounts.sql: stored samples stay as they are)."""
+    and a plain INSERT needs no UPDATE right (accounts.sql: stored samples stay as they are).
+
+    In the same transaction: each meter's ``power_readings_latest`` moves to its newest sample, and
+    each sample inserted is added, once, to the minute and hour rollups (``rollups=False``: not, for
+    benchmarks of that upkeep)."""
     if not samples:
         return
     ensure_meters(session, [s.meter for s, _ in samples], max(t for _, t in samples))
+    if not new_only:
+        p = orm.PowerReading
+        samples = _unstored(session, p, (p.meter_id,), p.ts,
+                            _first_of_each(((s.meter, s.ts), (s, t)) for s, t in samples))
+        if not samples:
+            return
     rows = []
     for s, t in samples:
         row = s.to_dict()
@@ -156,10 +191,73 @@ def insert_power_samples(session: Session, samples: Sequence[tuple[PowerSample, 
         row["errors"] = ",".join(s.errors) or None
         row["ts"], row["received_at"], row["stored_at"] = s.ts, t, stored_at
         rows.append(row)
-    if new_only:
-        session.execute(insert(orm.PowerReading), rows)
+    session.execute(insert(orm.PowerReading), rows)
+    _raise_latest(session, samples)
+    if rollups:
+        add_to_rollups(session, ROLLUP_POWER, [((s.meter,), s.ts, [getattr(s, m) for m in METER_MEASURES])
+                                               for s, _ in samples])
+
+
+def _raise_latest(session: Session, samples: Sequence[tuple[PowerSample, datetime]]) -> None:
+    """Move each meter's ``power_readings_latest`` to its newest sample here, never back (a late
+    sample, older than the stored one, leaves it)."""
+    newest: dict[str, datetime] = {}
+    for s, _ in samples:
+        if s.meter not in newest or s.ts > newest[s.meter]:
+            newest[s.meter] = s.ts
+    table = cast(Table, orm.PowerReadingLatest.__table__)
+    rows = [{"meter_id": m, "ts": ts} for m, ts in sorted(newest.items())]  # key order: as every writer
+    if _is_mariadb(session):
+        stmt: Any = mysql.insert(table)
+        stmt = stmt.on_duplicate_key_update(ts=func.greatest(table.c.ts, stmt.inserted.ts))
     else:
-        insert_ignoring_duplicates(session, orm.PowerReading.__table__, rows, ["meter_id", "ts"])
+        stmt = sqlite.insert(table)
+        stmt = stmt.on_conflict_do_update(index_elements=["meter_id"], set_={"ts": stmt.excluded.ts},
+                                          where=stmt.excluded.ts > table.c.ts)
+    session.execute(stmt, rows)
+
+
+def _first_of_each(items: Iterable[tuple[tuple[Any, ...], Any]]) -> dict[tuple[Any, ...], Any]:
+    """key -> the first item of that key (a key given twice is stored once, as the first)."""
+    out: dict[tuple[Any, ...], Any] = {}
+    for key, item in items:
+        out.setdefault(key, item)
+    return out
+
+
+def _unstored(session: Session, model: Any, source: tuple[Any, ...], ts: Any,
+              given: dict[tuple[Any, ...], tuple[Any, datetime]]) -> list[tuple[Any, datetime]]:
+    """The values of ``given`` (key -> item) whose key is not stored yet. The keys' rows are read
+    locked: MariaDB's locking read holds their ranges until the commit, and on SQLite the database's
+    write lock is taken first, so no other writer can store one of them before this transaction's
+    INSERT (which would then fail, never count a row twice)."""
+    if _is_mariadb(session):
+        stored = {tuple(row) for row in session.execute(
+            select(*source, ts).where(_keys_condition(session, source, ts, given)).with_for_update())}
+    else:
+        # A write changing nothing takes SQLite's write lock (held to the commit); reads after it see
+        # every committed row.
+        session.execute(text("UPDATE source_versions SET version = version WHERE 0"))
+        stored = {tuple(row) for row in session.execute(
+            select(*source, ts).where(_keys_condition(session, source, ts, given)))}
+    return [item for key, item in given.items() if key not in stored]
+
+
+def _keys_condition(session: Session, source: tuple[Any, ...], ts: Any,
+                    keys: Iterable[tuple[Any, ...]]) -> ColumnElement[bool]:
+    """WHERE the row's (``*source``, ``ts``) lies in the time span of its source's ``keys``: one
+    indexed range read per source (the caller keeps the exact keys)."""
+    spans: dict[tuple[Any, ...], list[datetime]] = {}
+    for *src, when in keys:
+        spans.setdefault(tuple(src), []).append(when)
+    if _is_mariadb(session):
+        # Compiling a 500-branch OR cost more than the query (store.bulk formats the literals).
+        return text(" OR ".join(
+            "(" + " AND ".join(f"{c.key}={bulk.literal(v)}" for c, v in zip(source, src, strict=True))
+            + f" AND {ts.key} BETWEEN {bulk.literal(min(t))} AND {bulk.literal(max(t))})"
+            for src, t in spans.items()))
+    return or_(*(and_(*(c == v for c, v in zip(source, src, strict=True)), ts.between(min(t), max(t)))
+                 for src, t in spans.items()))
 
 
 def stored_readings(session: Session, keys: Iterable[tuple[int, int, datetime]]
@@ -183,22 +281,11 @@ def _stored(session: Session, model: Any, source: tuple[Any, ...], ts: Any,
     """The rows of ``model`` whose (``*source``, ``ts``) is one of ``keys``: one indexed range read
     per source of the batch (its time span), in one statement."""
     wanted = set(keys)
-    spans: dict[tuple[Any, ...], list[datetime]] = {}
-    for *src, when in wanted:
-        spans.setdefault(tuple(src), []).append(when)
-    if not spans:
+    if not wanted:
         return []
-    if _is_mariadb(session):
-        # Compiling a 500-branch OR cost more than the query (store.bulk formats the literals).
-        text_cond = " OR ".join(
-            "(" + " AND ".join(f"{c.key}={bulk.literal(v)}" for c, v in zip(source, src, strict=True))
-            + f" AND {ts.key} BETWEEN {bulk.literal(min(t))} AND {bulk.literal(max(t))})"
-            for src, t in spans.items())
-        rows: Iterable[Any] = session.execute(select(*model.__table__.c).where(text(text_cond)))
-    else:
-        cond = or_(*(and_(*(c == v for c, v in zip(source, src, strict=True)), ts.between(min(t), max(t)))
-                     for src, t in spans.items()))
-        rows = session.scalars(select(model).where(cond))
+    cond = _keys_condition(session, source, ts, wanted)
+    rows: Iterable[Any] = (session.execute(select(*model.__table__.c).where(cond)) if _is_mariadb(session)
+                           else session.scalars(select(model).where(cond)))
     return [row for row in rows if (*(getattr(row, c.key) for c in source), getattr(row, ts.key)) in wanted]
 
 
@@ -663,14 +750,29 @@ def _write_device(session: Session, device: str, values: dict[str, Any], inserte
 def latest_readings(session: Session) -> list[orm.Reading]:
     """The newest reading of every automate, by the unit's own order (``seq``), as the bridge
     settled it: a reading stamped in the future does not hide the ones that follow it. Automates
-    the bridge has no sequence for yet fall back to the newest timestamp."""
-    seqs = orm.AutomateSequence
-    by_seq = list(session.scalars(
-        select(orm.Reading).join(seqs, (orm.Reading.unit_id == seqs.unit_id)
-                                 & (orm.Reading.automate_no == seqs.automate_no)
-                                 & (orm.Reading.ts == seqs.newest_ts))))
-    rows = by_seq + _newest_by_ts(session, exclude={(r.unit_id, r.automate_no) for r in by_seq})
-    return sorted(rows, key=lambda r: (r.unit_id, r.automate_no))
+    the bridge has no sequence for yet fall back to the newest timestamp.
+
+    Two steps, so that it stays one unique-index lookup per automate however long the history: the
+    settled ``newest_ts`` of each automate first, then those readings by their keys. (As one join,
+    SQLite's planner may walk every reading and probe the sequences.)"""
+    s, r = orm.AutomateSequence, orm.Reading
+    keys = [tuple(row) for row in session.execute(
+        select(s.unit_id, s.automate_no, s.newest_ts).where(s.newest_ts.is_not(None)))]
+    by_seq = _rows_at(session, r, (r.unit_id, r.automate_no), r.ts, keys)
+    rows = by_seq + _newest_by_ts(session, exclude={(row.unit_id, row.automate_no) for row in by_seq})
+    return sorted(rows, key=lambda row: (row.unit_id, row.automate_no))
+
+
+def _rows_at(session: Session, model: Any, source: tuple[Any, ...], ts: Any, keys: Sequence[tuple[Any, ...]],
+             chunk: int = 200) -> list[Any]:
+    """The rows of ``model`` at exactly these (``*source``, ``ts``) keys (those that exist): an OR of
+    equalities on the unique (source, ts) index, which both planners read as one index lookup per key."""
+    out: list[Any] = []
+    for i in range(0, len(keys), chunk):
+        cond = or_(*(and_(*(c == v for c, v in zip(source, key[:-1], strict=True)), ts == key[-1])
+                     for key in keys[i:i + chunk]))
+        out.extend(session.scalars(select(model).where(cond)))
+    return out
 
 
 def _newest_by_ts(session: Session, exclude: set[Key]) -> list[orm.Reading]:
@@ -688,17 +790,19 @@ def _newest_by_ts(session: Session, exclude: set[Key]) -> list[orm.Reading]:
 
 
 def latest_power_readings(session: Session) -> list[orm.PowerReading]:
-    newest = (
-        select(orm.PowerReading.meter_id, func.max(orm.PowerReading.ts).label("ts"))
-        .group_by(orm.PowerReading.meter_id)
-        .subquery()
-    )
-    stmt = (
-        select(orm.PowerReading)
-        .join(newest, (orm.PowerReading.meter_id == newest.c.meter_id) & (orm.PowerReading.ts == newest.c.ts))
-        .order_by(orm.PowerReading.meter_id)
-    )
-    return list(session.scalars(stmt))
+    """The newest sample (by device time) of every meter: ``power_readings_latest`` names it, then
+    one unique-index lookup per meter. A meter without a row there (samples stored before the table
+    existed) falls back to its newest row by time, one indexed lookup too."""
+    p, latest = orm.PowerReading, orm.PowerReadingLatest
+    keys = [tuple(row) for row in session.execute(select(latest.meter_id, latest.ts))]
+    rows = _rows_at(session, p, (p.meter_id,), p.ts, keys)
+    found = {row.meter_id for row in rows}
+    for meter_id in session.scalars(select(orm.Meter.id)):
+        if meter_id not in found:
+            row = session.scalar(select(p).where(p.meter_id == meter_id).order_by(p.ts.desc()).limit(1))
+            if row is not None:
+                rows.append(row)
+    return sorted(rows, key=lambda row: row.meter_id)
 
 
 def automates(session: Session) -> list[orm.Automate]:

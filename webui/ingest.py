@@ -240,7 +240,8 @@ def _automate_context(unit: int, automate: int, ts: datetime) -> tuple[str | Non
     r = orm.Reading
     with web_state().make_session() as session:
         row = session.get(orm.Automate, (unit, automate))
-        milk = session.scalar(select(r.milk_kg).where(r.unit_id == unit, r.automate_no == automate, r.ts < ts)
+        milk = session.scalar(select(r.__table__.c.milk_kg)
+                              .where(r.unit_id == unit, r.automate_no == automate, r.ts < ts)
                               .order_by(r.ts.desc()).limit(1))
     return (None if row is None else row.type), milk
 

@@ -22,8 +22,9 @@ def measure_table() -> dict[str, dict[str, dict[str, Any]]]:
     """What the page needs to label, format and highlight a value."""
 
     def table(measures: dict[str, Measure]) -> dict[str, dict[str, Any]]:
-        return {m.name: {"label": m.label, "unit": m.unit, "low": m.low, "high": m.high,
-                         "decimals": m.decimals} for m in measures.values()}
+        # short, key: the overview cell's label and whether a phone shows it (plantmodel.measures).
+        return {m.name: {"label": m.label, "short": m.short, "unit": m.unit, "low": m.low, "high": m.high,
+                         "decimals": m.decimals, "key": m.key} for m in measures.values()}
 
     # alarm_only: what an alarm may name but no reading carries (a meter's error flags, no data,
     # probe fault): labelled like the others, never drawn as a tile or chart.

@@ -11,6 +11,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from plantmodel.layout import default_meter_ids
+from plantmodel.measures import AUTOMATE_MEASURES
 from tests.browser.conftest import Stack, screenshot
 from tests.processes import wait_for
 
@@ -151,6 +152,12 @@ def test_phone_layout_has_no_horizontal_scroll(page_as: Callable[..., Page], sta
         assert width <= 375, (path, width)
     page.goto(stack.url + "/")
     expect(page.locator("#units")).to_have_attribute("data-state", "ready")
+    # The cell's short labels and the values a phone shows come from the measures' definitions.
+    values = page.locator(f"{CELL} .values .value")
+    expect(values.locator("dt")).to_have_text([m.short for m in AUTOMATE_MEASURES.values()])
+    expect(page.locator(f"{CELL} .values .value.key")).to_have_count(
+        sum(m.key for m in AUTOMATE_MEASURES.values()))
+    expect(page.locator(f'{CELL} .value[data-measure="salmonella_ppm"]:not(.alarm)')).to_be_hidden()
     screenshot(page, "overview-phone")
 
 

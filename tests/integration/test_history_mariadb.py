@@ -103,7 +103,8 @@ def test_series_buckets(make_session: sessionmaker[Session]) -> None:
     with make_session() as s:
         out = history.series(s, src, START, START + timedelta(days=DAYS), points=300)
         raw = history.series(s, src, START, START + timedelta(minutes=30), points=300)
-    assert out.aggregated and len(out.t) <= 300 and out.bucket_ms == DAYS * 24 * 3600 * 1000 // 300
+    # 3 d / 300 points = 14.4 min: from the minute rollups, the smallest whole number of minutes above.
+    assert out.aggregated and len(out.t) <= 300 and out.bucket_ms == 15 * 60 * 1000
     spike = history.epoch_ms(SPIKE_AT)
     (i,) = [k for k, b in enumerate(out.t) if b <= spike < b + out.bucket_ms]
     assert out.maxs["tank_temp_c"][i] == 9.9

@@ -180,6 +180,27 @@ def test_a_reading_far_in_the_future_is_rejected_and_its_seq_settled() -> None:
     assert p.sequences.states[(3, 7)].confirmed == 2
 
 
+def test_a_reading_or_sample_older_than_the_raw_retention_is_rejected() -> None:
+    """Its original may already be purged (store/retention.py): stored again, it would be counted a
+    second time in the rollups, which are kept longer than the raw rows."""
+    p = Processor(T, ThresholdSet([]), max_age_days=730)
+    day = 86400
+    plan = p.process([reading(seq=0, secs=-729 * day), reading(seq=1, secs=-731 * day), reading(seq=2)])
+    assert [r.seq for r, _ in plan.readings] == [0, 2]
+    ((rejected, reason),) = plan.rejected
+    assert json.loads(rejected.payload)["seq"] == 1
+    assert "too old" in reason and "RETENTION_RAW_DAYS=730" in reason
+    assert p.sequences.states[(3, 7)].confirmed == 2  # settled: the unit is not asked to resend it
+    events = f"{METER}/events/rpc"
+    now = NOW.timestamp()
+    plan = p.process([msg(events, full_frame(now - 731 * day)), msg(events, full_frame(now - 1))])
+    assert [s.ts.timestamp() for s, _ in plan.samples] == [now - 1]
+    assert "too old" in plan.rejected[0][1]
+    # A shorter retention is honoured too.
+    plan = Processor(T, ThresholdSet([]), max_age_days=30).process([reading(seq=1, secs=-31 * day)])
+    assert plan.readings == [] and "RETENTION_RAW_DAYS=30" in plan.rejected[0][1]
+
+
 def stored_as(rows: dict) -> object:
     def lookup(wanted: Wanted) -> Stored:
         return Stored({k: v for k, v in rows.items() if k in wanted.readings}, {})

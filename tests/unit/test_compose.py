@@ -37,7 +37,7 @@ def interpolate(value: str) -> str:
 
 def test_expected_services() -> None:
     assert set(SERVICES) == {"credentials", "mariadb", "mosquitto", "bridge", "webui", "devices", "backup",
-                             "notifier"}
+                             "notifier", "retention"}
 
 
 @pytest.mark.parametrize("name", sorted(OURS))
@@ -68,6 +68,8 @@ def test_each_service_has_its_own_database_account() -> None:
     assert all(u.drivername == "mariadb+pymysql" for u in accounts.values())
     assert "devices" not in accounts and "credentials" not in accounts  # they never touch the database
     assert accounts["backup"].username == "plant_delegate"  # reads every table, no DDL
+    # Purges old readings, rollups and rejected messages: DELETE there (accounts.sql).
+    assert accounts["retention"].username == "plant_admin"
     maria = SERVICES["mariadb"]["environment"]
     assert "MARIADB_USER" not in maria and "MARIADB_PASSWORD" not in maria
     init = {t: src for t, src in mounts(SERVICES["mariadb"]).items() if t.startswith("/docker-entrypoint-initdb.d/")}
@@ -91,6 +93,14 @@ def test_passwords_have_no_default() -> None:
     for var in secrets - OPTIONAL_SECRETS:
         assert not re.search(rf"\$\{{{var}:-", text), var
         assert re.search(rf"\$\{{{var}:\?", text), var
+
+
+def test_the_bridge_and_the_retention_job_agree_on_the_raw_retention() -> None:
+    """A reading older than what the retention job keeps is rejected by the bridge, never stored
+    again after its original was purged (and counted twice in the rollups)."""
+    assert OURS["bridge"]["environment"]["RETENTION_RAW_DAYS"] == OURS["retention"]["environment"][
+        "RETENTION_RAW_DAYS"] == "${RETENTION_RAW_DAYS:-730}"
+    assert OURS["retention"]["command"] == ["python", "-m", "store", "retention", "--every", "3600"]
 
 
 def test_containers_run_as_an_unprivileged_user() -> None:
@@ -126,7 +136,7 @@ def test_ports_agree() -> None:
     assert SERVICES["mosquitto"]["ports"] == [f"{tls}:{tls}"]
     for name, s in OURS.items():
         env = s["environment"]
-        if name in ("backup", "notifier"):  # the database only
+        if name in ("backup", "notifier", "retention"):  # the database only
             assert "MQTT_HOST" not in env
             continue
         assert env["MQTT_HOST"] == "mosquitto" and int(env["MQTT_PORT"]) == tls and env["MQTT_TLS"] == "1"

@@ -13,6 +13,7 @@ from sqlalchemy import inspect
 from sqlalchemy.exc import ProgrammingError
 
 import store.db
+import store.migrate
 from plantmodel.errors import ValidationError
 from stack.__main__ import StackSettings
 from store.db import DatabaseUnavailable, connect_database, create_db_engine, init_schema, wait_for_database

@@ -124,9 +124,11 @@ def test_week_series_is_aggregated_into_at_most_points_buckets(month_app: Flask,
     url = f"/api/units/3/automates/4/series?start={format_ts(start)}&end={format_ts(end)}&points=500"
     data = month_app.test_client().get(url, headers=bearer).get_json()
     assert data["aggregated"] is True
-    assert data["bucket_ms"] == -(-7 * 24 * 3600 * 1000 // 500)  # ceil(window / points)
+    # 7 d / 500 points = 20 min per point: read from the hour rollups, one point per whole hour
+    # (aligned on the epoch), the hour starting at ``end`` included (it holds the row at ``end``).
+    assert data["bucket_ms"] == 3600 * 1000
     t = data["t"]
-    assert 490 <= len(t) <= 500 and t == sorted(t)
+    assert len(t) == 7 * 24 + 1 and t == sorted(t)
     assert t[0] == int(start.timestamp() * 1000)
     for name, m in data["measures"].items():
         assert set(m) == {"v", "min", "max"}
@@ -174,17 +176,18 @@ def add(make_session: sessionmaker[Session], minutes_and_tank: list[tuple[float,
 
 
 def test_series_buckets_are_exact(db: sessionmaker[Session]) -> None:
-    # 10-minute window, 2 points -> buckets [0, 5 min) and [5, 10 min]; a row exactly at the end
-    # belongs to the last bucket; the empty middle minutes are simply not there.
+    # 10-minute window, 2 points -> 5-minute buckets from the minute rollups, aligned on the epoch
+    # (TS is on a 5-minute boundary): [0, 5 min), [5, 10 min), and the bucket of the row exactly at
+    # the end, [10, 15 min); the empty middle minutes are simply not there.
     add(db, [(0, 3.0), (1, 4.0), (4, 3.5), (6, 2.0), (10, 2.6)])
     src = history.automate_source(1, 1)
     with db() as s:
         out = history.series(s, src, TS, TS + timedelta(minutes=10), points=2)
         raw = history.series(s, src, TS, TS + timedelta(minutes=10), points=5)
     assert out.aggregated and out.bucket_ms == 300_000
-    assert out.t == [history.epoch_ms(TS), history.epoch_ms(TS) + 300_000]
-    assert out.values["tank_temp_c"] == [3.5, 2.3]
-    assert out.mins["tank_temp_c"] == [3.0, 2.0] and out.maxs["tank_temp_c"] == [4.0, 2.6]
+    assert out.t == [history.epoch_ms(TS) + k * 300_000 for k in range(3)]
+    assert out.values["tank_temp_c"] == [3.5, 2.0, 2.6]
+    assert out.mins["tank_temp_c"] == [3.0, 2.0, 2.6] and out.maxs["tank_temp_c"] == [4.0, 2.0, 2.6]
     assert not raw.aggregated and raw.bucket_ms == 0 and raw.values["tank_temp_c"] == [3.0, 4.0, 3.5, 2.0, 2.6]
     assert raw.measures_dict()["tank_temp_c"] == {"v": [3.0, 4.0, 3.5, 2.0, 2.6]}
 

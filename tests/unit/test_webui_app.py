@@ -40,8 +40,8 @@ def test_api_latest_returns_the_latest_values(app: Flask) -> None:
     [alarm] = data["alarms"]
     assert (alarm["source"], alarm["measure"], alarm["value"], alarm["state"]) == (
         "units/1/automates/1", "ph", 7.4, "active")
-    assert data["measures"]["automate"]["ph"] == {"label": "pH", "unit": "pH", "low": 6.8, "high": 7.2,
-                                                  "decimals": 1}
+    assert data["measures"]["automate"]["ph"] == {"label": "pH", "short": "pH", "unit": "pH", "low": 6.8,
+                                                  "high": 7.2, "decimals": 1, "key": True}
     assert data["measures"]["meter"]["current"]["decimals"] == 3
 
 

@@ -13,7 +13,7 @@ from plantmodel.readings import format_ts, utcnow
 from plantmodel.thresholds import ThresholdSet
 from store import history, queries
 from webui.api import ApiError, bp
-from webui.api.csvout import FORMAT_PARAM, csv_chunks, csv_format, csv_response
+from webui.api.csvout import FORMAT_PARAM, csv_chunks, csv_format, csv_response, typed_rows
 from webui.api.devices import automate_or_404, meter_or_404, power_item, reading_item
 from webui.api.params import PAGE_PARAMS, choice, page, parse_int, query, time_range
 from webui.state import web_state
@@ -128,17 +128,15 @@ def _csv_response(args: Mapping[str, str], src: history.SeriesSource, columns: S
                   start: datetime | None, end: datetime | None, name: str) -> Response:
     fmt = csv_format(args)
     rows = _csv_rows(web_state().make_session, src, columns, start, end)
-    return csv_response(csv_chunks(fmt, columns, rows, time_columns=TIME_COLUMNS), f"{name}-readings.csv")
+    # Types known per column: one converter chosen per column, not a type test per value.
+    formatter = typed_rows(fmt, columns, time_columns=TIME_COLUMNS, bool_columns=BOOL_COLUMNS)
+    return csv_response(csv_chunks(fmt, columns, rows, time_columns=TIME_COLUMNS, formatter=formatter),
+                        f"{name}-readings.csv")
 
 
 def _csv_rows(make_session: sessionmaker[Session], src: history.SeriesSource, columns: Sequence[str],
-              start: datetime | None, end: datetime | None) -> Iterator[list[Any]]:
-    """The rows, read as the download proceeds; this generator owns its session because it outlives
-    the request handler."""
-    flags = [i for i, c in enumerate(columns) if c in BOOL_COLUMNS]
+              start: datetime | None, end: datetime | None) -> Iterator[Sequence[Any]]:
+    """The rows (times naive UTC, booleans as the driver gives them), read as the download proceeds;
+    this generator owns its session because it outlives the request handler."""
     with make_session() as session:
-        for row in history.stream_rows(session, src, columns, start, end):
-            cells = list(row)
-            for i in flags:  # whatever the driver returns for a boolean: written true/false
-                cells[i] = None if cells[i] is None else bool(cells[i])
-            yield cells
+        yield from history.stream_rows(session, src, columns, start, end, naive_times=True)

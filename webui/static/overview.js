@@ -6,13 +6,6 @@
 (() => {
   const P = window.Plant;
   const { $, esc } = P;
-  // Short labels for the cells; the full label is in each value's title.
-  const SHORT = {
-    tank_temp_c: "Tank", ext_temp_c: "Outside", milk_kg: "Milk", product_kg: "Product", ph: "pH", k_mg_l: "K+",
-    nacl_g_l: "NaCl", salmonella_ppm: "Salm.", ecoli_ppm: "E. coli", listeria_ppm: "Listeria",
-  };
-  // What a phone shows of each cell (plus any measure in alarm).
-  const KEY = new Set(["tank_temp_c", "ph", "nacl_g_l"]);
   const STATE_TEXT = { normal: "normal", alarm: "alarm", stale: "stale", offline: "offline" };
 
   const units = new Map(); // unit -> Map(automate -> {unit, automate, type, reading})
@@ -162,11 +155,13 @@
     const values = Object.entries(measures).map(([name, m]) => {
       const al = alarmed.get(name);
       const v = r ? r[name] : null;
-      const cls = ["value", KEY.has(name) ? "key" : "", al ? "alarm" : ""].join(" ").trim();
+      // m.key: what a phone shows of each cell (plus any measure in alarm); m.short: the cell's label,
+      // the full one is in the title. Both come from the measure's definition (page config).
+      const cls = ["value", m.key ? "key" : "", al ? "alarm" : ""].join(" ").trim();
       const mark = al ? `<span class="mark" aria-hidden="true">${al.bound === "low" ? "▼" : "▲"}</span>` : "";
       const title = `${m.label}${m.unit ? ` (${m.unit})` : ""}${al ? ` — alarm: ${al.bound === "low" ? "below" : "above"} ${P.num(al.limit, m.decimals)}` : ""}`;
       return `<div class="${cls}" data-measure="${esc(name)}" data-value="${v ?? ""}" title="${esc(title)}">` +
-        `<dt>${esc(SHORT[name] || m.label)}</dt><dd>${mark}${P.num(v, m.decimals)}</dd></div>`;
+        `<dt>${esc(m.short || m.label)}</dt><dd>${mark}${P.num(v, m.decimals)}</dd></div>`;
     }).join("");
     el.innerHTML = `<span class="cell-head"><span class="cell-name"><span class="visually-hidden">Automate </span>A${a.automate}</span>` +
       `<span class="state-label"></span></span>` +
