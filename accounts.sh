@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Create or update the database accounts of accounts.sql (administrator, delegate, collector,
-# datavision), with their passwords taken from the environment and fed to the mariadb client on its
-# standard input (never on a command line, never in a file):
+# datavision, retention), with their passwords taken from the environment and fed to the mariadb
+# client on its standard input (never on a command line, never in a file):
 #   DB_ADMIN_PASSWORD  DB_DELEGATE_PASSWORD  DB_COLLECTOR_PASSWORD  DB_DATAVISION_PASSWORD
+#   DB_RETENTION_PASSWORD
 # Empty or placeholder (change-me…) passwords are refused.
 #
 # By hand (after schema.sql; re-run it to rotate passwords):
 #   DB_ADMIN_PASSWORD=… DB_DELEGATE_PASSWORD=… DB_COLLECTOR_PASSWORD=… DB_DATAVISION_PASSWORD=… \
-#     ./accounts.sh plant -u root -p          # the database, then any mariadb client options
+#     DB_RETENTION_PASSWORD=… ./accounts.sh plant -u root -p   # the database, then any mariadb client options
 #
 # In the MariaDB docker image: mount it in /docker-entrypoint-initdb.d/ after schema.sql (e.g. as
 # 02-accounts.sh) and accounts.sql anywhere outside that folder, named by ACCOUNTS_SQL (default: next
@@ -29,7 +30,8 @@ plant_accounts() {
         echo "accounts.sh: cannot read $sql (set ACCOUNTS_SQL)" >&2
         return 2
     fi
-    for var in DB_ADMIN_PASSWORD DB_DELEGATE_PASSWORD DB_COLLECTOR_PASSWORD DB_DATAVISION_PASSWORD; do
+    for var in DB_ADMIN_PASSWORD DB_DELEGATE_PASSWORD DB_COLLECTOR_PASSWORD DB_DATAVISION_PASSWORD \
+               DB_RETENTION_PASSWORD; do
         value=${!var:-}
         if [[ -z $value ]]; then
             echo "accounts.sh: $var is not set" >&2

@@ -1,4 +1,4 @@
--- Au Bon Beurre telemetry: the four database accounts and their rights (least privilege).
+-- Au Bon Beurre telemetry: the five database accounts and their rights (least privilege).
 --
 --   plant_admin       the administrator: everything on the database, DDL included (schema upgrades)
 --   plant_delegate    the delegated administrator: reads everything; manages users, thresholds (with
@@ -8,6 +8,9 @@
 --                     delete or edit readings, or run DDL
 --   plant_datavision  the web UI: reads the plant; writes only acknowledgements, thresholds (and
 --                     their audit) and users; cannot insert or edit readings, delete alarms, run DDL
+--   plant_retention   the retention job (python -m store retention): reads and deletes old rows of
+--                     the readings, their rollups and rejected_messages; reads the schema revision;
+--                     inserts or updates nothing, sees nothing else, no DDL
 --
 -- It also seeds the default alarm thresholds (at the end): the collector may not write them.
 --
@@ -18,7 +21,8 @@
 -- and is also the MariaDB docker image's init script) or with `python -m store accounts`.
 -- By hand:
 --   mariadb -u root -p plant          (then, at the prompt:)
---   SET @admin_password = '…', @delegate_password = '…', @collector_password = '…', @datavision_password = '…';
+--   SET @admin_password = '…', @delegate_password = '…', @collector_password = '…', @datavision_password = '…',
+--       @retention_password = '…';
 --   SOURCE accounts.sql
 --
 -- Re-running it is safe and is how grants and passwords are updated: each account gets the password
@@ -38,7 +42,9 @@ SET @plant_accounts_problem = CASE
     WHEN COALESCE(@delegate_password, '') = '' THEN '@delegate_password is not set'
     WHEN COALESCE(@collector_password, '') = '' THEN '@collector_password is not set'
     WHEN COALESCE(@datavision_password, '') = '' THEN '@datavision_password is not set'
-    WHEN CONCAT_WS(' ', @admin_password, @delegate_password, @collector_password, @datavision_password)
+    WHEN COALESCE(@retention_password, '') = '' THEN '@retention_password is not set'
+    WHEN CONCAT_WS(' ', @admin_password, @delegate_password, @collector_password, @datavision_password,
+                   @retention_password)
          REGEXP 'change-me|changeme|change_me|secret|placeholder|xxx' THEN
         'a password is a placeholder (change-me…): set real secrets'
     ELSE NULL
@@ -81,6 +87,13 @@ SET @plant_accounts_stmt = CONCAT('ALTER USER plant_datavision@''%'' IDENTIFIED 
 PREPARE plant_accounts FROM @plant_accounts_stmt;
 EXECUTE plant_accounts;
 
+SET @plant_accounts_stmt = CONCAT('CREATE USER IF NOT EXISTS plant_retention@''%'' IDENTIFIED BY ', QUOTE(@retention_password));
+PREPARE plant_accounts FROM @plant_accounts_stmt;
+EXECUTE plant_accounts;
+SET @plant_accounts_stmt = CONCAT('ALTER USER plant_retention@''%'' IDENTIFIED BY ', QUOTE(@retention_password));
+PREPARE plant_accounts FROM @plant_accounts_stmt;
+EXECUTE plant_accounts;
+
 DEALLOCATE PREPARE plant_accounts;
 SET @plant_accounts_stmt = NULL;
 SET SESSION sql_mode = @plant_accounts_mode;
@@ -90,6 +103,7 @@ REVOKE ALL PRIVILEGES, GRANT OPTION FROM plant_admin@'%';
 REVOKE ALL PRIVILEGES, GRANT OPTION FROM plant_delegate@'%';
 REVOKE ALL PRIVILEGES, GRANT OPTION FROM plant_collector@'%';
 REVOKE ALL PRIVILEGES, GRANT OPTION FROM plant_datavision@'%';
+REVOKE ALL PRIVILEGES, GRANT OPTION FROM plant_retention@'%';
 
 -- `ON *` and bare table names: the session's database.
 
@@ -139,7 +153,7 @@ GRANT SELECT,
       ON alarms TO plant_collector@'%';
 GRANT SELECT ON thresholds TO plant_collector@'%';
 -- The rollups and each meter's newest sample, kept up to date with every stored row (an upsert:
--- INSERT … ON DUPLICATE KEY UPDATE needs UPDATE). Their retention purge is the administrator's job.
+-- INSERT … ON DUPLICATE KEY UPDATE needs UPDATE). Their retention purge is plant_retention's job.
 GRANT SELECT, INSERT, UPDATE ON readings_minute TO plant_collector@'%';
 GRANT SELECT, INSERT, UPDATE ON readings_hour TO plant_collector@'%';
 GRANT SELECT, INSERT, UPDATE ON power_readings_minute TO plant_collector@'%';
@@ -181,16 +195,31 @@ GRANT SELECT, INSERT, DELETE,
       UPDATE (password_hash, role, token_hash, updated_at, last_login_at, session_version)
       ON users TO plant_datavision@'%';
 
+-- retention (python -m store retention, store/retention.py): per automate or meter, SELECTs the
+-- keys of old rows (and DESCRIBEs each table to skip one that is missing, which needs a right on
+-- it), then DELETEs exactly those. No INSERT or UPDATE anywhere: it cannot forge or edit a reading,
+-- and it sees no alarm, user, threshold or audit entry.
+GRANT SELECT, DELETE ON readings TO plant_retention@'%';
+GRANT SELECT, DELETE ON power_readings TO plant_retention@'%';
+GRANT SELECT, DELETE ON readings_minute TO plant_retention@'%';
+GRANT SELECT, DELETE ON readings_hour TO plant_retention@'%';
+GRANT SELECT, DELETE ON power_readings_minute TO plant_retention@'%';
+GRANT SELECT, DELETE ON power_readings_hour TO plant_retention@'%';
+GRANT SELECT, DELETE ON rejected_messages TO plant_retention@'%';
+
 -- Every service checks the schema's revision at start (and refuses one it was not built for).
 GRANT SELECT ON alembic_version TO plant_collector@'%';
 GRANT SELECT ON alembic_version TO plant_datavision@'%';
+GRANT SELECT ON alembic_version TO plant_retention@'%';
 
 -- Connections per account, so that one stolen password cannot take all of the server's (151 by
 -- default) and stop the bridge from writing: SQLAlchemy's pool opens at most 15 per process (5 +
--- 10 overflow), so 60 leaves room for four bridges or four web UI processes.
+-- 10 overflow), so 60 leaves room for four bridges or four web UI processes. The retention job holds
+-- one or two at a time: 5 leaves room for a dry run by hand beside the hourly one.
 ALTER USER plant_collector@'%' WITH MAX_USER_CONNECTIONS 60;
 ALTER USER plant_datavision@'%' WITH MAX_USER_CONNECTIONS 60;
 ALTER USER plant_delegate@'%' WITH MAX_USER_CONNECTIONS 20;
+ALTER USER plant_retention@'%' WITH MAX_USER_CONNECTIONS 5;
 
 -- The default alarm thresholds (DOMAIN.md §1 and 3500 W; the same as plantmodel.thresholds.
 -- default_thresholds(), which tests/integration/test_db_accounts.py checks): the bridge seeds them

@@ -21,7 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from plantmodel.errors import PlantModelError
 from store import accounts, generate, migrate, retention
 from store.backup import BackupError, BackupSettings, backup, human_size, restore
-from store.db import describe
+from store.db import DatabaseUnavailable, describe
 
 log = logging.getLogger("store")
 
@@ -199,6 +199,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except DatabaseUnavailable as exc:  # unreachable, or a schema this release does not use
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except SQLAlchemyError as exc:

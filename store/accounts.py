@@ -1,5 +1,5 @@
 """The database accounts of ``accounts.sql`` (administrator, delegated administrator, collector,
-datavision), applied from Python: ``python -m store accounts`` and the tests.
+datavision, retention), applied from Python: ``python -m store accounts`` and the tests.
 
 Run with an account that may create users and grant (root, a DBA). In order, on the target
 database: create it if missing, bring the schema up to date (:func:`store.migrate.upgrade`: the
@@ -38,6 +38,7 @@ ACCOUNTS: dict[str, tuple[str, str]] = {
     "delegate": ("plant_delegate", "DB_DELEGATE_PASSWORD"),
     "collector": ("plant_collector", "DB_COLLECTOR_PASSWORD"),
     "datavision": ("plant_datavision", "DB_DATAVISION_PASSWORD"),
+    "retention": ("plant_retention", "DB_RETENTION_PASSWORD"),
 }
 _DATABASE_NAME = re.compile(r"^[A-Za-z0-9_$]{1,64}$")
 
@@ -55,7 +56,7 @@ def check_password(role: str, password: str | None) -> str:
 
 
 def passwords_from_env(env: Mapping[str, str]) -> dict[str, str]:
-    """role -> password, from ``DB_ADMIN_PASSWORD`` … ``DB_DATAVISION_PASSWORD``; refuses a missing,
+    """role -> password, from ``DB_ADMIN_PASSWORD`` … ``DB_RETENTION_PASSWORD``; refuses a missing,
     empty or placeholder one."""
     return {role: check_password(role, env.get(variable, "").strip()) for role, (_, variable) in ACCOUNTS.items()}
 
@@ -68,7 +69,7 @@ def check_database_name(name: str) -> str:
 
 def account_url(url: str, role: str, password: str, database: str | None = None) -> str:
     """``url`` (any account's, e.g. root's) rewritten for ``role``'s account: what the services'
-    ``DATABASE_URL`` look like (bridge: collector, web UI: datavision)."""
+    ``DATABASE_URL`` look like (bridge: collector, web UI: datavision, retention job: retention)."""
     parsed = _parse(url).set(username=ACCOUNTS[role][0], password=password)
     if database is not None:
         parsed = parsed.set(database=database)
@@ -113,25 +114,24 @@ def sql_statements(sql: str) -> Iterator[str]:
 
 
 def run_accounts_sql(engine: Engine, passwords: Mapping[str, str], sql_path: Path = ACCOUNTS_SQL) -> None:
-    """Run ``accounts.sql`` on ``engine``'s database (its default database) with these passwords."""
+    """Run ``accounts.sql`` on ``engine``'s database (its default database) with these passwords
+    (one user variable ``@<role>_password`` per role of :data:`ACCOUNTS`)."""
     statements = list(sql_statements(sql_path.read_text(encoding="utf-8")))
     with engine.connect() as conn:
         # Bound parameters: the passwords reach the server as escaped literals, nowhere else.
-        conn.execute(text("SET @admin_password = :admin, @delegate_password = :delegate, "
-                          "@collector_password = :collector, @datavision_password = :datavision"),
+        conn.execute(text("SET " + ", ".join(f"@{role}_password = :{role}" for role in ACCOUNTS)),
                      {role: passwords[role] for role in ACCOUNTS})
         try:
             for statement in statements:
                 conn.exec_driver_sql(statement, execution_options={"no_parameters": True})
         finally:
-            conn.execute(text("SET @admin_password = NULL, @delegate_password = NULL, "
-                              "@collector_password = NULL, @datavision_password = NULL"))
+            conn.execute(text("SET " + ", ".join(f"@{role}_password = NULL" for role in ACCOUNTS)))
         conn.commit()
 
 
 def apply_accounts(admin_url: str, database: str, passwords: Mapping[str, str], *,
                    sql_path: Path = ACCOUNTS_SQL) -> None:
-    """Create ``database`` if missing, bring its schema up to date, and run ``accounts.sql``: the four
+    """Create ``database`` if missing, bring its schema up to date, and run ``accounts.sql``: the five
     accounts with ``passwords`` (role -> password), the default thresholds. Connected as
     ``admin_url``'s account (one that may CREATE USER and GRANT, e.g. root)."""
     check_database_name(database)
@@ -164,11 +164,13 @@ def apply_accounts(admin_url: str, database: str, passwords: Mapping[str, str], 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
     """Add the ``accounts`` subcommand; its ``handler`` is :func:`run`."""
     parser = subparsers.add_parser(
-        "accounts", help="create or update the database accounts (administrator, delegate, collector, datavision)",
+        "accounts", help="create or update the database accounts (administrator, delegate, collector, datavision, "
+        "retention)",
         description="Create the database if missing, bring its schema up to date, then run accounts.sql: create "
-        "or update the four accounts (passwords from DB_ADMIN_PASSWORD, DB_DELEGATE_PASSWORD, DB_COLLECTOR_PASSWORD, "
-        "DB_DATAVISION_PASSWORD; grants reset to the file's) and seed the default alarm thresholds. Connects as an "
-        "account that may create users and grant (root). Run it again to rotate passwords or after an upgrade.")
+        "or update the five accounts (passwords from DB_ADMIN_PASSWORD, DB_DELEGATE_PASSWORD, DB_COLLECTOR_PASSWORD, "
+        "DB_DATAVISION_PASSWORD, DB_RETENTION_PASSWORD; grants reset to the file's) and seed the default alarm "
+        "thresholds. Connects as an account that may create users and grant (root). Run it again to rotate "
+        "passwords or after an upgrade.")
     parser.add_argument("--url", default=None,
                         help="the root (or DBA) account's URL, e.g. mariadb+pymysql://root:PW@host:3306/ "
                         "(default: DATABASE_URL)")

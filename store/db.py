@@ -169,6 +169,11 @@ class SchemaOutdated(DatabaseUnavailable):
                          "(README \"Schema upgrades\"), and start again")
 
 
+class SchemaBusy(DatabaseUnavailable):
+    """Another process holds the schema lock (an upgrade, say) for too long: retried by
+    :func:`wait_for_database`, like a database that is down."""
+
+
 class SchemaTooNew(DatabaseUnavailable):
     """A newer release upgraded the database (not retried)."""
 
@@ -203,6 +208,12 @@ def wait_for_database(engine: Engine, *, stop: threading.Event | None = None,
             problem, hint = _problem(exc)
             log.warning("database %s %s (%s)%s; retrying in %g s", describe(engine.url), problem, _cause(exc), hint,
                         delay)
+            if _sleep_unless(stop, delay):
+                break
+            delay = min(delay * 2, max_delay)
+            continue
+        except SchemaBusy as exc:
+            log.warning("%s; retrying in %g s", exc, delay)
             if _sleep_unless(stop, delay):
                 break
             delay = min(delay * 2, max_delay)

@@ -495,6 +495,7 @@ def _bucket_sql(dialect: str, width: int) -> str:
 def rollup_sql(dialect: str, kind: str, level: str) -> str:
     """``INSERT … SELECT … GROUP BY`` of one rollup table from its raw table, for the rows of one
     chunk (``{where}``: their id range, formatted in by the caller)."""
+    keys: tuple[str, ...]
     if kind == "readings":
         table, keys, measures = orm.READING_ROLLUPS[level].__tablename__, ("unit_id", "automate_no"), AUTOMATE_MEASURES
     else:
@@ -539,7 +540,9 @@ class _Loader:
 
     def scalar(self, sql: str) -> Any:
         self.cur.execute(sql)
-        return self.cur.fetchone()[0]
+        row = self.cur.fetchone()
+        assert row is not None  # an aggregate always answers one row
+        return row[0]
 
     def load(self, table: str, columns: Sequence[str], text: str) -> None:
         """Tab-separated lines into ``table`` (``LOAD DATA LOCAL``; ``\\N`` is NULL)."""

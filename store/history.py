@@ -244,6 +244,9 @@ def series(session: Session, src: SeriesSource, start: datetime, end: datetime, 
     into equal buckets of ``bucket_ms`` from ``start``, each non-empty one giving avg/min/max,
     computed while the rows stream by.
 
+    A window whose raw rows retention purged (the minute rollups hold older buckets than its first
+    raw row) is read from the rollups too, as wider windows are.
+
     Wider: read from the rollups (:mod:`store.rollups`), the hour level from 15 min per point, else
     the minute level. ``bucket_ms`` is then the smallest multiple of the level's width at least
     ``(end - start) / points``, buckets are aligned on multiples of it since the epoch (each is a
@@ -252,14 +255,16 @@ def series(session: Session, src: SeriesSource, start: datetime, end: datetime, 
     """
     names = src.measures
     columns = ("ts", *names)
+    needed_s = (end - start).total_seconds() / points
     if _at_most(session, src, start, end, points):
         out = Series(bucket_ms=0, aggregated=False, values={m: [] for m in names})
         for row in stream_rows(session, src, columns, start, end):
             out.t.append(epoch_ms(row[0]))
             for i, m in enumerate(names, start=1):
                 out.values[m].append(row[i])
-        return out
-    needed_s = (end - start).total_seconds() / points
+        if needed_s < ROLLUP_FROM["minute"] or not _purged_before(session, src, start, end, out.t):
+            return out
+        # Few raw rows because retention purged the older ones: the rollups still hold them.
     for level in ("hour", "minute"):
         if needed_s >= ROLLUP_FROM[level]:
             return _series_from_rollups(session, src, start, end, level, needed_s)
@@ -283,6 +288,18 @@ def series(session: Session, src: SeriesSource, start: datetime, end: datetime, 
     return out
 
 
+def _purged_before(session: Session, src: SeriesSource, start: datetime, end: datetime, raw_t: list[int]) -> bool:
+    """Whether the minute rollups hold a bucket inside the window (wholly after ``start``) older
+    than its first raw row: raw rows there were purged by retention (one indexed MIN)."""
+    model = rollup_model(src, "minute")
+    first = -(-_epoch_s(start) // 60) * 60  # the first bucket wholly after start
+    oldest = session.scalar(select(func.min(model.bucket))
+                            .where(*_rollup_where(src, model), model.bucket >= first, model.bucket <= _epoch_s(end)))
+    if oldest is None:
+        return False
+    return not raw_t or oldest < raw_t[0] // 60_000 * 60
+
+
 def _aggregated(bucket_ms: int, names: Sequence[str]) -> Series:
     return Series(bucket_ms=bucket_ms, aggregated=True, values={m: [] for m in names},
                   mins={m: [] for m in names}, maxs={m: [] for m in names})
@@ -303,6 +320,7 @@ def _series_from_rollups(session: Session, src: SeriesSource, start: datetime, e
     level_s = orm.ROLLUP_LEVELS[level]
     width = level_s * max(1, math.ceil(needed_s / level_s))
     first = _epoch_s(start) // width * width
+    last = _epoch_s(end) // width * width  # the last chart bucket: read whole, as the first one
     model = rollup_model(src, level)
     names = src.measures
     # The width is our own integer, written into the SQL (the same text in SELECT and GROUP BY, which
@@ -313,7 +331,7 @@ def _series_from_rollups(session: Session, src: SeriesSource, start: datetime, e
         aggregates += [func.sum(getattr(model, f"{m}_n")), func.min(getattr(model, f"{m}_min")),
                        func.max(getattr(model, f"{m}_max")), func.sum(getattr(model, f"{m}_sum"))]
     stmt = (select(chart_bucket, *aggregates)
-            .where(*_rollup_where(src, model), model.bucket >= first, model.bucket <= _epoch_s(end))
+            .where(*_rollup_where(src, model), model.bucket >= first, model.bucket < last + width)
             .group_by(chart_bucket).order_by(chart_bucket))
     out = _aggregated(width * 1000, names)
     bucket = _Bucket(len(names))

@@ -5,7 +5,7 @@ The ORM (``store/models.py``) is the source of truth; the revisions in ``store/m
 create and change every table to match it (``tests/integration/test_schema.py`` checks that a
 database migrated from nothing has exactly the ORM's schema, on MariaDB and SQLite).
 
-A service's start (:func:`store.db.init_schema`) goes through :func:`ensure_current`: an empty
+A service's start (:func:`store.db.init_schema`) checks :func:`schema_state`: an empty
 database gets the whole schema (``create_all`` and a stamp of the head revision: the same tables,
 in one step instead of one per revision); a database at the head revision passes; any other one is
 refused with what to run (``python -m store upgrade``), so a service never writes to a schema it
@@ -112,16 +112,22 @@ def locked(engine: Engine) -> Iterator[Connection]:
                 raise
             conn.commit()
             return
-        got = conn.scalar(text("SELECT GET_LOCK(:name, :wait)"), {"name": _LOCK_NAME, "wait": _LOCK_WAIT_S})
+        # GET_LOCK names are server-wide: the database's name in it, so that one database's upgrade
+        # does not hold up the services of another on the same server.
+        name = f"{_LOCK_NAME}:{conn.scalar(text('SELECT DATABASE()'))}"[:64]
+        got = conn.scalar(text("SELECT GET_LOCK(:name, :wait)"), {"name": name, "wait": _LOCK_WAIT_S})
         conn.commit()
         if got != 1:
-            raise TimeoutError(f"another process has held the schema lock for {_LOCK_WAIT_S} s")
+            from store.db import SchemaBusy
+
+            raise SchemaBusy(f"database {engine.url.render_as_string(hide_password=True)}: another process has "
+                             f"held the schema lock for {_LOCK_WAIT_S} s (an upgrade running?)")
         try:
             yield conn
             conn.commit()
         finally:
             conn.rollback()
-            conn.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": _LOCK_NAME})
+            conn.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": name})
             conn.commit()
 
 

@@ -13,6 +13,7 @@ from sqlalchemy import (
     CursorResult,
     FromClause,
     Table,
+    TextClause,
     and_,
     case,
     func,
@@ -244,7 +245,7 @@ def _unstored(session: Session, model: Any, source: tuple[Any, ...], ts: Any,
 
 
 def _keys_condition(session: Session, source: tuple[Any, ...], ts: Any,
-                    keys: Iterable[tuple[Any, ...]]) -> ColumnElement[bool]:
+                    keys: Iterable[tuple[Any, ...]]) -> ColumnElement[bool] | TextClause:
     """WHERE the row's (``*source``, ``ts``) lies in the time span of its source's ``keys``: one
     indexed range read per source (the caller keeps the exact keys)."""
     spans: dict[tuple[Any, ...], list[datetime]] = {}

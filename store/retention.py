@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Column, Table, delete, func, inspect, select
 from sqlalchemy.engine import Connection, Engine
@@ -42,8 +42,16 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from plantmodel.envconf import env_int
 from plantmodel.errors import PlantModelError, ValidationError
+from store import migrate
 from store import models as orm
-from store.db import _sleep_unless, create_db_engine, database_url_from_env, describe
+from store.db import (
+    DatabaseUnavailable,
+    SchemaOutdated,
+    _sleep_unless,
+    create_db_engine,
+    database_url_from_env,
+    describe,
+)
 
 log = logging.getLogger(__name__)
 
@@ -145,13 +153,13 @@ class Target:
 
 def targets() -> list[Target]:
     """Every purged table, raw first (then rollups, then rejected messages)."""
-    out = [Target(orm.Reading.__table__, ("unit_id", "automate_no"), "ts", ("id",), "raw"),
-           Target(orm.PowerReading.__table__, ("meter_id",), "ts", ("id",), "raw")]
+    out = [Target(cast(Table, orm.Reading.__table__), ("unit_id", "automate_no"), "ts", ("id",), "raw"),
+           Target(cast(Table, orm.PowerReading.__table__), ("meter_id",), "ts", ("id",), "raw")]
     for rollups, keys in ((orm.READING_ROLLUPS, ("unit_id", "automate_no")), (orm.POWER_ROLLUPS, ("meter_id",))):
         for level, model in rollups.items():
-            table = model.__table__
+            table = cast(Table, model.__table__)
             out.append(Target(table, keys, "bucket", (*keys, "bucket"), "rollup", orm.ROLLUP_LEVELS[level]))
-    out.append(Target(orm.RejectedMessage.__table__, (), "received_at", ("id",), "rejected"))
+    out.append(Target(cast(Table, orm.RejectedMessage.__table__), (), "received_at", ("id",), "rejected"))
     return out
 
 
@@ -214,10 +222,21 @@ class TablePlan:
     oldest: datetime | None  # the oldest row's time (bucket start for a rollup); None: table empty
 
 
+def require_current_schema(engine: Engine) -> None:
+    """Refuse (:class:`store.db.SchemaOutdated`) a database not at this release's revision: on one
+    from before the rollups, purging raw rows would destroy years the upgrade has not yet rolled up."""
+    with engine.connect() as conn:
+        state = migrate.schema_state(conn)
+    if state.status != "current":
+        raise SchemaOutdated(engine, f"its schema is {state.status} (revision {state.revision}, this release's is "
+                             f"{state.head}); retention deletes nothing until it is upgraded")
+
+
 def plan(session: Session, settings: RetentionSettings, now: datetime) -> list[TablePlan]:
     """What a purge at ``now`` would delete, per table; reads only (counts over index ranges, per
     source)."""
     engine = _engine_of(session)
+    require_current_schema(engine)
     conn = session.connection()
     out = []
     for t in targets():
@@ -260,6 +279,7 @@ def purge(bind: Engine | sessionmaker[Session], settings: RetentionSettings, now
     rows, each batch its own transaction followed by ``pause`` seconds. ``progress`` is called after
     each batch; ``stop`` set: return after the current batch (``stopped`` in the result)."""
     engine = _engine_of(bind)
+    require_current_schema(engine)
     started = time.monotonic()
     result = PurgeResult()
     for t in targets():
@@ -411,7 +431,7 @@ def _loop(engine: Engine, url: str, settings: RetentionSettings, args: argparse.
     while not stop.is_set():
         try:
             _purge_once(engine, url, settings, args.pause, stop)
-        except PlantModelError as exc:
+        except (PlantModelError, DatabaseUnavailable) as exc:  # an outdated schema: again after the upgrade
             log.error("retention failed: %s", exc)
         except (OSError, SQLAlchemyError) as exc:  # the database is down, say: try again next turn
             log.error("retention failed: %s: %s", type(exc).__name__, exc)

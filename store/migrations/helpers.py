@@ -20,16 +20,30 @@ def rollup_columns(measure: str) -> list[sa.Column[object]]:
 def add_measure(kind: str, measure: str) -> None:
     """A new measure's columns: ``kind`` ``automate`` (table readings) or ``meter`` (power_readings),
     and its count/min/max/sum in both rollup tables. The raw column is nullable (the rows stored
-    before it have no value); the counts start at 0 for the rollup rows that exist."""
+    before it have no value); the counts start at 0 for the rollup rows that exist.
+
+    Only the columns still missing are added: MariaDB's DDL is not transactional, so an upgrade
+    killed half-way leaves some of them, with the revision unchanged, and is simply run again."""
+    inspector = sa.inspect(op.get_bind())
+
+    def missing(table: str) -> set[str]:
+        return {c.name for c in [sa.Column(measure, sa.Double()), *rollup_columns(measure)]} - {
+            c["name"] for c in inspector.get_columns(table)}
+
     raw = {"automate": "readings", "meter": "power_readings"}[kind]
-    op.add_column(raw, sa.Column(measure, sa.Double(), nullable=True))
+    if measure in missing(raw):
+        op.add_column(raw, sa.Column(measure, sa.Double(), nullable=True))
     for level in ROLLUP_LEVELS:
         table = f"{raw}_{level}"
-        with op.batch_alter_table(table) as batch:
-            for col in rollup_columns(measure):
-                if col.name.endswith("_n"):
-                    col.server_default = sa.DefaultClause("0")  # existing rows: none counted
-                batch.add_column(col)
+        absent = missing(table)
+        if absent:
+            with op.batch_alter_table(table) as batch:
+                for col in rollup_columns(measure):
+                    if col.name in absent:
+                        if col.name.endswith("_n"):
+                            col.server_default = sa.DefaultClause("0")  # existing rows: none counted
+                        batch.add_column(col)
+        # (again on a rerun: the default may be what the killed run left)
         with op.batch_alter_table(table) as batch:
             batch.alter_column(f"{measure}_n", existing_type=sa.Integer(), existing_nullable=False,
                                server_default=None)  # the ORM has no default: the writer sets it

@@ -33,7 +33,7 @@ from webui.settings import WebSettings
 
 pytestmark = pytest.mark.integration
 PASSWORDS = {"admin": "audit-admin-pw-1", "delegate": "audit-delegate-pw-2", "collector": "audit-coll-pw-3",
-             "datavision": "audit-dv-pw-4"}
+             "datavision": "audit-dv-pw-4", "retention": "audit-ret-pw-5"}
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """The least-privilege database accounts of accounts.sql on a real MariaDB: what each account is
 refused, the schema check of a restricted account, the scripts that create the accounts, and the
-whole pipeline running on them (bridge = collector, web UI = datavision).
+whole pipeline running on them (bridge = collector, web UI = datavision, retention job = retention).
 
 Every test here fails if the accounts are given ALL PRIVILEGES: each checks refusals."""
 
@@ -16,14 +16,14 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import requests
 import yaml
 from alembic import command
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, func, insert, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
@@ -51,7 +51,7 @@ Spawn = Callable[[str, list[str], dict[str, str]], Service]
 T = Topics()
 # Characters a password may hold that SQL, URLs and shells all treat specially.
 PASSWORDS = {"admin": "adm'in\\pw-1", "delegate": 'dele"gate pw;2', "collector": "coll%ector@pw:3/",
-             "datavision": "data`vision$pw#4"}
+             "datavision": "data`vision$pw#4", "retention": "ret&en+tion?pw=5"}
 DENIED = (1142, 1143)  # "<command> denied to user … for table / column …"
 
 
@@ -76,7 +76,7 @@ class Accounts:
 
 @pytest.fixture(scope="module")
 def accounts(mariadb: MariaDBServer) -> Iterator[Accounts]:
-    """One database with its schema, the four accounts and the default thresholds. (Accounts are
+    """One database with its schema, the five accounts and the default thresholds. (Accounts are
     server-wide and serve one database: every test of this module shares it.)"""
     url = mariadb.create_database("accounts")
     database = str(make_url(url).database)
@@ -192,8 +192,55 @@ def test_delegate_manages_users_and_thresholds_without_ddl(accounts: Accounts) -
         refused(delegate, sql)
 
 
+def allowed(engine: Engine, sql: str) -> None:
+    """Run ``sql`` (rolled back): it must not be refused."""
+    with engine.connect() as conn:
+        conn.execute(text(sql))
+        conn.rollback()
+
+
+# What the retention job purges (store/retention.py): SELECT and DELETE there, and nowhere else.
+RETENTION_TABLES = ("readings", "power_readings", "readings_minute", "readings_hour", "power_readings_minute",
+                    "power_readings_hour", "rejected_messages")
+
+
+def test_retention_reads_and_deletes_only_what_it_purges(accounts: Accounts) -> None:
+    retention = accounts.engine("retention")
+    from store import retention as job
+
+    assert {t.name for t in job.targets()} == set(RETENTION_TABLES)  # the grants cover every purged table
+    for table in RETENTION_TABLES:
+        allowed(retention, f"SELECT COUNT(*) FROM {table}")
+        allowed(retention, f"DELETE FROM {table} WHERE 1 = 0")
+        allowed(retention, f"DESCRIBE {table}")  # how the job checks that a table exists
+    allowed(retention, "SELECT version_num FROM alembic_version")  # the schema check
+    for sql in [
+        # It can neither forge nor edit what it keeps.
+        "INSERT INTO readings (unit_id, automate_no, seq, ts, received_at, tank_temp_c, ext_temp_c, "
+        "milk_kg, product_kg, ph, k_mg_l, nacl_g_l, salmonella_ppm, ecoli_ppm, listeria_ppm) "
+        "VALUES (1, 1, 1, NOW(), NOW(), 3, 11, 4000, 0, 7, 40, 1.3, 20, 40, 30)",
+        "INSERT INTO power_readings (meter_id, ts, received_at, apower) VALUES ('m', NOW(), NOW(), 1)",
+        "INSERT INTO rejected_messages (received_at, topic, payload, payload_bytes, reason) "
+        "VALUES (NOW(), 'plant/x', 'x', 1, 'x')",
+        "INSERT INTO readings_hour (unit_id, automate_no, bucket) VALUES (1, 1, 0)",
+        "UPDATE readings SET ph = 7.0", "UPDATE power_readings SET apower = 0",
+        "UPDATE readings_minute SET ph_max = 7.0", "UPDATE power_readings_hour SET apower_max = 0",
+        "UPDATE rejected_messages SET reason = 'x'",
+        "UPDATE alembic_version SET version_num = '0001'", "DELETE FROM alembic_version",
+        # Nothing else of the plant: alarms, the audit trails, users, thresholds, devices.
+        "SELECT * FROM alarms", "DELETE FROM alarms", "UPDATE alarms SET state = 'cleared'",
+        "SELECT * FROM audit_log", "DELETE FROM audit_log", "SELECT * FROM users", "DELETE FROM users",
+        "SELECT * FROM thresholds", "DELETE FROM thresholds",
+        "UPDATE thresholds SET high = 1000000 WHERE measure = 'salmonella_ppm'",
+        "SELECT * FROM device_tokens", "DELETE FROM devices", "SELECT * FROM meter_states",
+        "DELETE FROM power_readings_latest", "DELETE FROM automates",
+        *AUDIT_TAMPERING, *DDL, "TRUNCATE TABLE readings", "DROP TABLE rejected_messages",
+        "ALTER TABLE readings_hour ADD COLUMN evil INT"]:
+        refused(retention, sql)
+
+
 def test_restricted_accounts_start_on_a_current_schema_and_name_the_upgrade_otherwise(accounts: Accounts) -> None:
-    restricted = ("collector", "datavision", "delegate")
+    restricted = ("collector", "datavision", "delegate", "retention")
     for role in restricted:  # what every service does at start: nothing to change, no error
         init_schema(accounts.engine(role))
     admin = accounts.engine("admin")
@@ -242,11 +289,23 @@ def test_account_scripts_create_and_rotate_accounts(accounts: Accounts) -> None:
         apply_accounts(server.root_url(), db, {**PASSWORDS, "collector": "pässwort-Adm-1"})
     with pytest.raises(ValidationError, match="DB_DATAVISION_PASSWORD is not set"):
         apply_accounts(server.root_url(), db, {**PASSWORDS, "datavision": ""})
+    with pytest.raises(ValidationError, match="DB_RETENTION_PASSWORD is not set"):
+        apply_accounts(server.root_url(), db, {role: pw for role, pw in PASSWORDS.items() if role != "retention"})
+    for env, error in (({**PASSWORDS, "retention": "change-me-retention"}, "DB_RETENTION_PASSWORD is a placeholder"),
+                       ({**PASSWORDS, "retention": ""}, "DB_RETENTION_PASSWORD is not set")):
+        proc = subprocess.run([*sh, db, *client], env=_script_env(**env), capture_output=True, text=True)
+        assert proc.returncode == 2 and error in proc.stderr, proc.stderr
     # accounts.sql by hand, without its passwords or with a placeholder: one clear error.
     script = (REPO / "accounts.sql").read_text()
+    four = ("SET @admin_password = 'a-1', @delegate_password = 'd-2', @collector_password = 'c-3', "
+            "@datavision_password = 'v-4'")
     for sets, error in (("", "accounts.sql: @admin_password is not set"),
+                        (four + ";", "accounts.sql: @retention_password is not set"),
+                        (four + ", @retention_password = 'Placeholder-5';",
+                         "accounts.sql: a password is a placeholder"),
                         ("SET @admin_password = 'a-1', @delegate_password = 'd-2', @collector_password = 'CHANGE-ME', "
-                         "@datavision_password = 'v-4';", "accounts.sql: a password is a placeholder")):
+                         "@datavision_password = 'v-4', @retention_password = 'r-5';",
+                         "accounts.sql: a password is a placeholder")):
         proc = subprocess.run([find_binary("mariadb"), *client, db], input=sets + script, capture_output=True,
                               text=True)
         assert proc.returncode == 1 and error in proc.stderr, proc.stderr
@@ -444,6 +503,99 @@ def test_the_delegate_backs_up_what_the_services_cannot(accounts: Accounts, tmp_
         assert not list((tmp_path / role).glob("*.sql.gz"))
 
 
+RETENTION_METER = "shellypro1pm-retention0"
+RETENTION_UNIT = 1  # the fixture's automate (1, 1)
+
+
+def _seed_for_retention(root: Engine, now: datetime) -> dict[str, int]:
+    """Rows past their retention (default periods) in every purged table, young ones beside them, and
+    an alarm from long ago; returns, per table, how many rows a purge must delete."""
+    from plantmodel.measures import AUTOMATE_MEASURES
+
+    day = timedelta(days=1)
+    old_raw, young = now - 800 * day, now - day
+    with make_sessionmaker(root).begin() as s:
+        s.add(orm.Meter(id=RETENTION_METER, first_seen=old_raw, last_seen=now))
+        s.flush()
+        s.execute(insert(orm.Reading), [
+            {"unit_id": RETENTION_UNIT, "automate_no": 1, "seq": 90_000 + i, "ts": ts, "received_at": ts,
+             "stored_at": ts, **dict.fromkeys(AUTOMATE_MEASURES, 1.0)}
+            for i, ts in enumerate([old_raw, old_raw - timedelta(minutes=1), old_raw - timedelta(minutes=2), young])])
+        s.execute(insert(orm.PowerReading), [{"meter_id": RETENTION_METER, "ts": ts, "received_at": ts, "apower": 1.0}
+                                             for ts in (old_raw, old_raw - timedelta(minutes=1), young)])
+        s.execute(insert(orm.RejectedMessage), [
+            {"received_at": ts, "topic": "plant/x", "payload": "x", "payload_bytes": 1, "reason": "retention test"}
+            for ts in (now - 100 * day, now - 101 * day, young)])
+        for rollups, key in ((orm.READING_ROLLUPS, {"unit_id": RETENTION_UNIT, "automate_no": 1}),
+                             (orm.POWER_ROLLUPS, {"meter_id": RETENTION_METER})):
+            for level, width in orm.ROLLUP_LEVELS.items():
+                model = rollups[level]
+                old_bucket = int((now - 3700 * day).timestamp()) // width * width
+                rows = []
+                for bucket in (old_bucket, old_bucket - width, int(young.timestamp()) // width * width):
+                    row: dict[str, object] = {**key, "bucket": bucket}
+                    for col in model.__table__.columns:
+                        row.setdefault(col.name, 1 if col.name.endswith("_n") else 2.5)
+                    rows.append(row)
+                s.execute(insert(model), rows)
+        s.add(orm.Alarm(source=f"units/{RETENTION_UNIT}/automates/1", unit_id=RETENTION_UNIT, automate_no=1,
+                        measure="ph", bound="high", severity="warning", state="cleared", value=8.0,
+                        limit_value=7.5, last_value=7.0, raised_at=now - 5000 * day, cleared_at=now - 4999 * day))
+    return {"readings": 3, "power_readings": 2, "rejected_messages": 2, "readings_minute": 2, "readings_hour": 2,
+            "power_readings_minute": 2, "power_readings_hour": 2}
+
+
+def test_the_retention_job_runs_on_its_own_account(accounts: Accounts) -> None:
+    """compose's hourly `python -m store retention` runs as plant_retention: on a filled database it
+    purges every table it must (dry run, then for real), with nothing refused, and leaves the rest."""
+    from store.retention import RetentionSettings, plan, purge
+
+    root = accounts.engine("root")
+    now = datetime.now(UTC).replace(microsecond=0)
+    expected = _seed_for_retention(root, now)
+    assert set(expected) == set(RETENTION_TABLES)
+
+    def table_counts() -> dict[str, int]:
+        with root.connect() as conn:
+            return {t: conn.execute(text(f"SELECT COUNT(*) FROM {t}")).scalar_one()
+                    for t in (*RETENTION_TABLES, "alarms", "audit_log", "thresholds", "users", "automates", "meters")}
+
+    before = table_counts()
+    retention = accounts.engine("retention")
+    with make_sessionmaker(retention)() as session:  # the dry run's counts, in process
+        planned = {p.table: p.count for p in plan(session, RetentionSettings(), now)}
+    assert planned == expected
+
+    def job(*args: str) -> subprocess.CompletedProcess[str]:
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith("RETENTION_")},
+               "DATABASE_URL": accounts.urls["retention"], "RETENTION_BATCH": "1"}
+        return subprocess.run([sys.executable, "-m", "store", "retention", *args], env=env, cwd=REPO,
+                              capture_output=True, text=True, timeout=120)
+
+    dry = job("--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert f"total: {sum(expected.values())} row(s) would be purged" in dry.stdout, dry.stdout
+    assert table_counts() == before
+
+    done = job("--pause", "0")  # batches of one row: every SELECT and DELETE of the job, many times
+    assert done.returncode == 0, done.stderr
+    assert f"retention done: {sum(expected.values())} row(s) deleted" in done.stdout, done.stdout
+    for output in (dry.stdout + dry.stderr, done.stdout + done.stderr):
+        assert "denied" not in output and "Traceback" not in output and "skipped" not in output, output
+    after = table_counts()
+    assert {t: before[t] - after[t] for t in RETENTION_TABLES} == expected
+    assert {t: after[t] for t in after if t not in RETENTION_TABLES} == {
+        t: before[t] for t in before if t not in RETENTION_TABLES}  # alarms, audit, users... untouched
+    # store.retention.purge itself, on the account's engine: nothing left to do, nothing refused.
+    again = purge(retention, RetentionSettings(batch=1), now, pause=0)
+    assert again.total == 0 and set(again.deleted) == set(RETENTION_TABLES) and not again.stopped
+    with root.connect() as conn:  # the young rows are there
+        assert conn.execute(text("SELECT COUNT(*) FROM power_readings WHERE meter_id = :m"),
+                            {"m": RETENTION_METER}).scalar_one() == 1
+        assert conn.execute(text("SELECT COUNT(*) FROM readings WHERE unit_id = :u AND seq >= 90000"),
+                            {"u": RETENTION_UNIT}).scalar_one() == 1
+
+
 def test_no_account_can_take_every_connection(accounts: Accounts) -> None:
     """151 connections of the web UI's account once left the bridge with `Too many connections`."""
     with accounts.engine("root").connect() as conn:
@@ -451,6 +603,7 @@ def test_no_account_can_take_every_connection(accounts: Accounts) -> None:
         limits = {str(user): int(n) for user, n in rows}
     assert 0 < limits["plant_collector"] <= 60 and 0 < limits["plant_datavision"] <= 60
     assert 0 < limits["plant_delegate"] <= 20
+    assert 0 < limits["plant_retention"] <= 5  # one job, one or two connections at a time
     with accounts.engine("root").connect() as conn:
         server_max = conn.execute(text("SELECT @@max_connections")).scalar_one()
     assert sum(v for k, v in limits.items() if k != "plant_admin") < server_max

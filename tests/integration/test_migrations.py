@@ -286,8 +286,11 @@ def test_a_new_measure_is_one_helper_call_in_a_revision(database_url: str) -> No
         conn.execute(sa.text("INSERT INTO readings_hour (unit_id, automate_no, bucket, "
                              + ", ".join(f"{m}_n, {m}_min, {m}_max, {m}_sum" for m in AUTOMATE) + ") VALUES (1, 1, 0, "
                              + ", ".join("1, 2, 2, 2" for _ in AUTOMATE) + ")"))
+    with engine.begin() as conn:  # what an earlier run, killed after its first ALTER on MariaDB, left
+        conn.execute(sa.text("ALTER TABLE readings ADD COLUMN lactose_g_l DOUBLE NULL"))
     with engine.connect() as conn, Operations.context(MigrationContext.configure(conn)):
         add_measure("automate", "lactose_g_l")
+        add_measure("automate", "lactose_g_l")  # and once more: nothing left to add
         conn.commit()
     inspector = sa.inspect(engine)
     raw = {c["name"]: c for c in inspector.get_columns("readings")}
@@ -299,4 +302,51 @@ def test_a_new_measure_is_one_helper_call_in_a_revision(database_url: str) -> No
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT lactose_g_l_n, lactose_g_l_max, tank_temp_c_max FROM readings_hour")
                             ).one() == (0, None, 2.0)
+    engine.dispose()
+
+
+def test_an_upgrade_killed_half_way_runs_again(database_url: str) -> None:
+    """MariaDB's DDL is not transactional: a SIGKILLed upgrade can leave some of a revision's new
+    tables behind while the revision is still the old one. Running the upgrade again finishes it."""
+    engine = create_db_engine(database_url)
+    with engine.connect() as conn:
+        command.upgrade(migrate.alembic_config(conn, stdout=io.StringIO()), "0001")
+        conn.execute(sa.text("CREATE TABLE readings_minute (half_made INTEGER)"))  # what the kill left
+        conn.commit()
+    result = run_cli("store", "upgrade", url=database_url)
+    assert result.returncode == 0, result.stderr
+    with engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata) == []
+    engine.dispose()
+
+
+def test_retention_deletes_nothing_before_the_upgrade(database_url: str) -> None:
+    """Installed, not yet upgraded: the hourly retention job must not purge raw years the upgrade
+    has still to roll up (they would be gone from the charts for good)."""
+    engine = create_db_engine(database_url)
+    with engine.connect() as conn:
+        command.upgrade(migrate.alembic_config(conn, stdout=io.StringIO()), "0001")
+        conn.commit()
+    old = datetime.now(UTC).replace(tzinfo=None, microsecond=0) - timedelta(days=1000)
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO units (id, created_at) VALUES (1, :t)"), {"t": old})
+        conn.execute(sa.text("INSERT INTO automates (unit_id, automate_no, type, created_at) VALUES "
+                             "(1, 1, '0x0000BA20', :t)"), {"t": old})
+        conn.execute(sa.text("INSERT INTO readings (unit_id, automate_no, seq, ts, received_at, "
+                             + ", ".join(AUTOMATE) + ") VALUES (1, 1, 0, :t, :t, "
+                             + ", ".join("1" for _ in AUTOMATE) + ")"), {"t": old})
+    for args in (("store", "retention"), ("store", "retention", "--dry-run")):
+        result = run_cli(*args, url=database_url)
+        assert result.returncode == 1, result
+        assert "retention deletes nothing until it is upgraded" in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr
+    with engine.connect() as conn:
+        assert conn.scalar(sa.text("SELECT COUNT(*) FROM readings")) == 1
+    assert run_cli("store", "upgrade", url=database_url).returncode == 0
+    with engine.connect() as conn:  # rolled up by the upgrade, then purged from the raw rows
+        assert conn.scalar(sa.text("SELECT SUM(tank_temp_c_n) FROM readings_hour")) == 1
+    assert run_cli("store", "retention", url=database_url).returncode == 0
+    with engine.connect() as conn:
+        assert conn.scalar(sa.text("SELECT COUNT(*) FROM readings")) == 0
+        assert conn.scalar(sa.text("SELECT SUM(tank_temp_c_n) FROM readings_hour")) == 1
     engine.dispose()

@@ -225,14 +225,13 @@ def test_both_upsert_variants_add(db: sessionmaker[Session]) -> None:
 
 def raw_series(s: Session, src: history.SeriesSource, start: datetime, end: datetime, level: str,
                width: int) -> tuple[list[int], dict[str, list[tuple[float | None, float | None, float | None]]]]:
-    """The chart buckets of ``width`` s computed from the raw rows of every rollup bucket of ``level``
-    that the window touches: (t in ms, {measure: [(v, min, max)]})."""
-    level_s = orm.ROLLUP_LEVELS[level]
-    first, last = math.floor(start.timestamp()) // width * width, math.floor(end.timestamp())
+    """The chart buckets of ``width`` s the window touches, each WHOLE (the first and the last too),
+    computed from the raw rows: (t in ms, {measure: [(v, min, max)]})."""
+    first, last = (math.floor(t.timestamp()) // width * width for t in (start, end))
     buckets: dict[int, list[tuple[float | None, ...]]] = {}
     for row in history.stream_rows(s, src, ("ts", *src.measures), None, None):
         second = math.floor(row[0].timestamp())
-        if first <= second - second % level_s <= last:
+        if first <= second - second % width <= last:
             buckets.setdefault(second - second % width, []).append(tuple(row[1:]))
     t = sorted(buckets)
     out: dict[str, list[tuple[float | None, float | None, float | None]]] = {m: [] for m in src.measures}
@@ -266,11 +265,33 @@ def test_series_from_rollups_equal_the_raw_aggregates(db: sessionmaker[Session])
                 want_t, want = raw_series(s, src, start, end, level, width)
             assert got.aggregated and got.bucket_ms == width * 1000
             assert got.t == want_t and len(got.t) > 10
-            if days == 1:  # data from before ``start`` in the first point
+            if days == 1:  # data from before ``start`` in the first point, from after ``end`` in the last
                 assert got.t[0] < start.timestamp() * 1000 < got.t[0] + got.bucket_ms
+                assert got.t[-1] < end.timestamp() * 1000 < got.t[-1] + got.bucket_ms
             for m in src.measures:
                 assert got.mins[m] == [w[1] for w in want[m]], m
                 assert got.maxs[m] == [w[2] for w in want[m]], m
                 step = 10.0 ** -(MEASURES[m].decimals + 2)
                 for v, (wv, _, _) in zip(got.values[m], want[m], strict=True):
                     assert v == wv if wv is None else abs(v - wv) <= step * 1.01, m
+
+
+def test_a_period_whose_raw_rows_were_purged_is_charted_from_the_rollups(db: sessionmaker[Session]) -> None:
+    """Retention keeps the rollups 10 years and the raw rows 2: a chart of an old period must not come
+    back empty because its few (zero) raw rows fit in ``points``."""
+    readings = [reading(1, 1, T0 + timedelta(minutes=i), i) for i in range(3 * 1440)]
+    write(db, readings, [], new_only=True)
+    src = history.automate_source(1, 1)
+    start, end = T0 - timedelta(hours=1), T0 + timedelta(days=2)
+    with db() as s:
+        before = history.series(s, src, start, end, 1500)
+    with db.begin() as s:  # what the retention job does to the raw rows of the first day and a half
+        s.execute(delete(orm.Reading).where(orm.Reading.ts < T0 + timedelta(hours=36)))
+    with db() as s:
+        after = history.series(s, src, start, end, 1500)  # 720 raw rows left: fewer than the points
+        year = history.series(s, src, end - timedelta(days=365), end, 1500)
+    assert before.aggregated and after.aggregated
+    assert (after.t, after.mins, after.maxs, after.values) == (before.t, before.mins, before.maxs, before.values)
+    # 6 h points from the hour rollups: the 2 days (the older raw rows gone) and the whole bucket at ``end``
+    assert year.aggregated and year.bucket_ms == 6 * 3600_000
+    assert year.t == [int((T0 + timedelta(hours=6 * k)).timestamp() * 1000) for k in range(9)]

@@ -13,6 +13,7 @@ import yaml
 from sqlalchemy.engine import make_url
 
 from broker.config import directives
+from store.accounts import ACCOUNTS
 from tests.processes import REPO
 
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
@@ -68,8 +69,11 @@ def test_each_service_has_its_own_database_account() -> None:
     assert all(u.drivername == "mariadb+pymysql" for u in accounts.values())
     assert "devices" not in accounts and "credentials" not in accounts  # they never touch the database
     assert accounts["backup"].username == "plant_delegate"  # reads every table, no DDL
-    # Purges old readings, rollups and rejected messages: DELETE there (accounts.sql).
-    assert accounts["retention"].username == "plant_admin"
+    # Purges old readings, rollups and rejected messages: SELECT and DELETE there, nothing else
+    # (accounts.sql); never the administrator's all privileges and DDL in a long-running container.
+    assert accounts["retention"].username == "plant_retention"
+    assert "DB_RETENTION_PASSWORD" in OURS["retention"]["environment"]["DATABASE_URL"]
+    assert not [n for n, u in accounts.items() if u.username == "plant_admin"]
     maria = SERVICES["mariadb"]["environment"]
     assert "MARIADB_USER" not in maria and "MARIADB_PASSWORD" not in maria
     init = {t: src for t, src in mounts(SERVICES["mariadb"]).items() if t.startswith("/docker-entrypoint-initdb.d/")}
@@ -87,12 +91,34 @@ def test_passwords_have_no_default() -> None:
     refuse the .env.example placeholders themselves)."""
     text = (REPO / "docker-compose.yml").read_text()
     secrets = {v for v in re.findall(r"\$\{([A-Z_]+)", text) if "PASSWORD" in v or v == "SECRET_KEY"}
-    assert secrets >= {"MARIADB_ROOT_PASSWORD", "DB_COLLECTOR_PASSWORD", "DB_DATAVISION_PASSWORD", "SECRET_KEY"}
+    assert secrets >= {"MARIADB_ROOT_PASSWORD", "DB_COLLECTOR_PASSWORD", "DB_DATAVISION_PASSWORD",
+                       "DB_RETENTION_PASSWORD", "SECRET_KEY"}
     for var in secrets & OPTIONAL_SECRETS:
         assert re.findall(rf"\$\{{{var}(?::[-?][^}}]*)?\}}", text) == [f"${{{var}:-}}"], var
     for var in secrets - OPTIONAL_SECRETS:
         assert not re.search(rf"\$\{{{var}:-", text), var
         assert re.search(rf"\$\{{{var}:\?", text), var
+
+
+def test_every_account_password_reaches_accounts_sh() -> None:
+    """The MariaDB image runs accounts.sh at the first start with the mariadb service's environment:
+    each account's password must be there (and listed in .env.example), or that start fails."""
+    variables = {variable for _, variable in ACCOUNTS.values()}
+    assert "DB_RETENTION_PASSWORD" in variables and len(variables) == 5
+    maria = SERVICES["mariadb"]["environment"]
+    for variable in variables:
+        assert maria[variable] == f"${{{variable}:?set {variable} in .env}}", variable
+    # The same variables in accounts.sh's loop, and the same user variables in accounts.sql.
+    script = (REPO / "accounts.sh").read_text()
+    loop = re.search(r"for var in ([^;]+); do", script)
+    assert loop and set(loop.group(1).replace("\\", " ").split()) == variables
+    sql = (REPO / "accounts.sql").read_text()
+    for role, (user, _) in ACCOUNTS.items():
+        assert f"COALESCE(@{role}_password, '') = ''" in sql, role
+        assert f"CREATE USER IF NOT EXISTS {user}@" in sql and f"FROM {user}@'%';" in sql, user
+    example = dict(line.split("=", 1) for line in (REPO / ".env.example").read_text().splitlines()
+                   if line and not line.startswith("#"))
+    assert all(variable in example for variable in variables)
 
 
 def test_the_bridge_and_the_retention_job_agree_on_the_raw_retention() -> None:

@@ -33,7 +33,19 @@ METER = ("apower", "voltage", "current", "freq", "pf", "energy_wh", "ret_energy_
 WIDTH = {"minute": 60, "hour": 3600}
 
 
+NEW_TABLES = ("power_readings_latest", *(f"{raw}_{level}" for raw in ("readings", "power_readings")
+                                         for level in ROLLUP_LEVELS))
+
+
 def upgrade() -> None:
+    if not context.is_offline_mode():
+        # MariaDB's DDL is not transactional: a run killed half-way leaves some of these tables (and
+        # the revision still 0001). They hold only what this revision derives from the stored rows:
+        # start them again.
+        existing = set(sa.inspect(op.get_bind()).get_table_names())
+        for table in NEW_TABLES:
+            if table in existing:
+                op.drop_table(table)
     op.create_table("power_readings_latest",
                     sa.Column("meter_id", sa.String(length=64), nullable=False),
                     sa.Column("ts", DT, nullable=False),
