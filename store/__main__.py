@@ -1,4 +1,5 @@
-"""``python -m store``: database maintenance — back up, restore, the database accounts.
+"""``python -m store``: database maintenance — back up, restore, the database accounts, schema upgrades,
+retention, a generated history, the audit trail.
 
 Each command group adds its subcommands in its own ``add_parser(sub)`` (see :func:`build_parser`)
 and sets ``handler``, a function of the parsed arguments returning the exit code: ``main`` runs it.
@@ -171,8 +172,9 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m store",
-        description="Maintenance of the plant's database (DATABASE_URL): backups and restores, and the "
-        "database accounts of accounts.sql, the audit trail's verification. "
+        description="Maintenance of the plant's database (DATABASE_URL): backups and restores, the database "
+        "accounts of accounts.sql, schema upgrades (Alembic migrations) and schema.sql, retention, a generated "
+        "history for demos and benchmarks, the audit trail's verification. "
         "Exit status: 0 done, 1 failed (dump, restore, database, files; or a restore refused without --force), "
         "2 configuration or usage error.",
     )
