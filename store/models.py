@@ -136,7 +136,7 @@ class MeterState(Base):
     complete: Mapped[bool] = mapped_column(Boolean)  # a full status was part of it
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # Energy counted before the device's counter resets, and the newest device time merged.
-    # (Nullable: added to existing databases by store.db.ADDED_COLUMNS.)
+    # (Nullable: added by later releases; the baseline migration adds them to older databases.)
     energy_offset_wh: Mapped[float | None] = mapped_column(Double)
     last_ts: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
@@ -312,7 +312,7 @@ class User(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Bumped on logout, password and role changes: a session signed with an older one is refused.
-    # (Nullable, null = 0: added to existing databases by store.db.ADDED_COLUMNS.)
+    # (Nullable, null = 0: the baseline migration adds it to older databases.)
     session_version: Mapped[int | None] = mapped_column(Integer)
 
 
