@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Mapping
@@ -94,10 +95,25 @@ def _owner_only(database: str) -> Any:
     return restrict
 
 
+_WAL_SWITCH_WAIT_S = 10.0
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     # WAL: the web UI reads while the bridge writes; foreign keys are off by default in SQLite.
-    cur.execute("PRAGMA journal_mode=WAL")
+    # Switching a new database to WAL needs it unlocked, and SQLite's busy timeout does not apply
+    # to that switch: services opening a new file together would fail at once with "database is
+    # locked" while one of them creates the tables. Once the file is in WAL nothing is switched.
+    deadline = time.monotonic() + _WAL_SWITCH_WAIT_S
+    while True:
+        try:
+            if cur.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                cur.execute("PRAGMA journal_mode=WAL")
+            break
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.close()
