@@ -11,10 +11,7 @@ import argparse
 import logging
 import os
 import re
-import signal
 import sys
-import threading
-import time
 from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -23,6 +20,7 @@ from plantmodel.errors import PlantModelError
 from store import accounts, generate, migrate, retention
 from store.backup import BackupError, BackupSettings, backup, human_size, restore
 from store.db import DatabaseUnavailable, describe
+from store.periodic import run_every
 
 log = logging.getLogger("store")
 
@@ -72,23 +70,8 @@ def cmd_backup(args: argparse.Namespace) -> int:
         return 0
     if not args.every > 0:
         raise PlantModelError("--every must be > 0 seconds")
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
     log.info("backing up %s every %g s", describe(settings.database_url), args.every)
-    next_run = time.monotonic()
-    while not stop.is_set():
-        try:
-            _backup_once(settings, args)
-        except PlantModelError as exc:  # configuration errors were raised above, before the loop
-            log.error("backup failed: %s", exc)
-        except (OSError, SQLAlchemyError) as exc:
-            log.error("backup failed: %s: %s", type(exc).__name__, exc)
-        next_run += args.every
-        while not stop.is_set() and time.monotonic() < next_run:
-            time.sleep(min(1.0, max(0.0, next_run - time.monotonic())))  # polled: see store.db._sleep_unless
-    log.info("stopped")
-    return 0
+    return run_every(args.every, lambda _stop: _backup_once(settings, args), what="backup", log=log)
 
 
 def _backup_once(settings: BackupSettings, args: argparse.Namespace) -> None:

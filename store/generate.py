@@ -58,6 +58,7 @@ from plantmodel.sources import AutomateSource
 from store import models as orm
 from store import queries
 from store.db import create_db_engine, database_url_from_env, describe, init_schema, make_sessionmaker
+from store.migrations.helpers import epoch_seconds
 
 log = logging.getLogger(__name__)
 
@@ -486,10 +487,8 @@ def _without(slots: range, gaps: Sequence[tuple[int, int]]) -> Iterator[tuple[in
 # -- rollups ------------------------------------------------------------------------------------------------
 
 def _bucket_sql(dialect: str, width: int) -> str:
-    if dialect == "sqlite":
-        return f"(CAST(strftime('%s', ts) AS INTEGER) / {width} * {width})"
-    # Not UNIX_TIMESTAMP(): it reads ts in the session's time zone; ts is UTC.
-    return f"(TIMESTAMPDIFF(SECOND, '1970-01-01', ts) DIV {width} * {width})"
+    # (The epoch seconds as the migrations compute them: never in the session's time zone.)
+    return f"({epoch_seconds(dialect, 'ts')} {'/' if dialect == 'sqlite' else 'DIV'} {width} * {width})"
 
 
 def rollup_sql(dialect: str, kind: str, level: str) -> str:

@@ -55,7 +55,11 @@ def scripts() -> ScriptDirectory:
 
 
 def head_revision() -> str:
-    head = scripts().get_current_head()
+    return _head(scripts())
+
+
+def _head(script: ScriptDirectory) -> str:
+    head = script.get_current_head()
     if head is None:  # pragma: no cover - the baseline exists
         raise RuntimeError("no migration in store/migrations/versions")
     return head
@@ -86,9 +90,9 @@ def schema_state(conn: Connection) -> SchemaState:
     revision = None
     if VERSION_TABLE in tables:  # (read directly: Alembic's context would log two lines at every start)
         revision = conn.scalar(text(f"SELECT version_num FROM {VERSION_TABLE}"))
-    script = scripts()
+    script = scripts()  # (parsed once: every service's start comes through here)
     known = revision is not None and _is_known(script, revision)
-    return SchemaState(revision, bool(tables - {VERSION_TABLE}), head_revision(), known)
+    return SchemaState(revision, bool(tables - {VERSION_TABLE}), _head(script), known)
 
 
 def _is_known(script: ScriptDirectory, revision: str) -> bool:
@@ -134,8 +138,9 @@ def locked(engine: Engine) -> Iterator[Connection]:
 def create_current(conn: Connection) -> None:
     """An empty database: every table of the ORM, stamped at the head revision."""
     Base.metadata.create_all(conn)
-    MigrationContext.configure(conn).stamp(scripts(), "head")
-    log.info("created the database schema at revision %s", head_revision())
+    script = scripts()
+    MigrationContext.configure(conn).stamp(script, "head")
+    log.info("created the database schema at revision %s", _head(script))
 
 
 def upgrade(engine: Engine, *, target: str = "head", out: TextIO | None = None) -> tuple[SchemaState, SchemaState]:

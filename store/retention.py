@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -37,7 +36,6 @@ from typing import Any, cast
 
 from sqlalchemy import Column, Table, delete, func, inspect, select
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from plantmodel.envconf import env_int
@@ -45,13 +43,13 @@ from plantmodel.errors import PlantModelError, ValidationError
 from store import migrate
 from store import models as orm
 from store.db import (
-    DatabaseUnavailable,
     SchemaOutdated,
     _sleep_unless,
     create_db_engine,
     database_url_from_env,
     describe,
 )
+from store.periodic import run_every
 
 log = logging.getLogger(__name__)
 
@@ -423,20 +421,7 @@ def _purge_once(engine: Engine, url: str, settings: RetentionSettings, pause: fl
 
 
 def _loop(engine: Engine, url: str, settings: RetentionSettings, args: argparse.Namespace) -> int:
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
     log.info("purging %s every %g s", describe(url), args.every)
-    next_run = time.monotonic()
-    while not stop.is_set():
-        try:
-            _purge_once(engine, url, settings, args.pause, stop)
-        except (PlantModelError, DatabaseUnavailable) as exc:  # an outdated schema: again after the upgrade
-            log.error("retention failed: %s", exc)
-        except (OSError, SQLAlchemyError) as exc:  # the database is down, say: try again next turn
-            log.error("retention failed: %s: %s", type(exc).__name__, exc)
-        next_run += args.every
-        while not stop.is_set() and time.monotonic() < next_run:
-            time.sleep(min(1.0, max(0.0, next_run - time.monotonic())))  # polled: see store.db._sleep_unless
-    log.info("stopped")
-    return 0
+    # An outdated schema (DatabaseUnavailable) is tried again at the next turn: after the upgrade.
+    return run_every(args.every, lambda stop: _purge_once(engine, url, settings, args.pause, stop),
+                     what="retention", log=log)

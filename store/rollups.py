@@ -147,7 +147,7 @@ def add_partials(session: Session, kind: RollupKind, level: str, partials: Parti
         # SQLAlchemy's per-row parameter processing of 40-odd columns cost more than SQLite's work.
         cursor = session.connection().connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
-            cursor.executemany(_sqlite_upsert_positional(kind, level),
+            cursor.executemany(_sqlite_upsert(kind, level, positional=True),
                                [(*k, *(v for agg in aggs for v in agg)) for k, aggs in items])
         finally:
             cursor.close()
@@ -186,41 +186,35 @@ def _mariadb_head(kind: RollupKind, level: str) -> str:
     return f"INSERT INTO {kind.table(level).name} ({','.join(_columns(kind))})"
 
 
+def _merged(kind: RollupKind, new: str, least: str, greatest: str) -> str:
+    """The SET list adding a new partial to the stored one, for both dialects: ``new`` names the
+    inserted value of a column (``VALUES({})``, ``excluded.{}``), ``least``/``greatest`` the
+    dialect's functions of several arguments. Each assignment reads only its own column (MariaDB
+    applies them left to right); both functions are null if an argument is, so each side is
+    coalesced first: a null side (no value yet, or none added) leaves the other."""
+    sets = []
+    for m in kind.measures:
+        n, lo, hi, total = (f"{m}_{p}" for p in ("n", "min", "max", "sum"))
+        nn, nlo, nhi, ntotal = (new.format(c) for c in (n, lo, hi, total))
+        sets += [f"{n}={n}+{nn}",
+                 f"{lo}={least}(COALESCE({lo},{nlo}),COALESCE({nlo},{lo}))",
+                 f"{hi}={greatest}(COALESCE({hi},{nhi}),COALESCE({nhi},{hi}))",
+                 f"{total}=COALESCE({total}+{ntotal},{total},{ntotal})"]
+    return ",".join(sets)
+
+
 @cache
 def _mariadb_tail(kind: RollupKind, level: str) -> str:
-    sets = []
-    for m in kind.measures:
-        n, lo, hi, total = (f"{m}_{p}" for p in ("n", "min", "max", "sum"))
-        # Each assignment reads only its own column (MariaDB applies them left to right); a null side
-        # (no value yet, or none added) leaves the other.
-        sets += [f"{n}={n}+VALUES({n})",
-                 f"{lo}=LEAST(COALESCE({lo},VALUES({lo})),COALESCE(VALUES({lo}),{lo}))",
-                 f"{hi}=GREATEST(COALESCE({hi},VALUES({hi})),COALESCE(VALUES({hi}),{hi}))",
-                 f"{total}=COALESCE({total}+VALUES({total}),{total},VALUES({total}))"]
-    return " ON DUPLICATE KEY UPDATE " + ",".join(sets)
+    return " ON DUPLICATE KEY UPDATE " + _merged(kind, "VALUES({})", "LEAST", "GREATEST")
 
 
 @cache
-def _sqlite_upsert(kind: RollupKind, level: str) -> str:
-    sets = []
-    for m in kind.measures:
-        n, lo, hi, total = (f"{m}_{p}" for p in ("n", "min", "max", "sum"))
-        # SQLite's min()/max() of several arguments are null if one is: coalesce each side first.
-        sets += [f"{n}={n}+excluded.{n}",
-                 f"{lo}=min(coalesce({lo},excluded.{lo}),coalesce(excluded.{lo},{lo}))",
-                 f"{hi}=max(coalesce({hi},excluded.{hi}),coalesce(excluded.{hi},{hi}))",
-                 f"{total}=coalesce({total}+excluded.{total},{total},excluded.{total})"]
-    params = ",".join(":" + p for p in _param_names(kind))
+def _sqlite_upsert(kind: RollupKind, level: str, positional: bool = False) -> str:
+    """The upsert with named (``:p0``…) or, for the DB-API cursor, positional (``?``) parameters."""
+    params = ",".join("?" if positional else ":" + p for p in _param_names(kind))
     return (f"INSERT INTO {kind.table(level).name} ({','.join(_columns(kind))}) VALUES ({params}) "
-            f"ON CONFLICT({','.join((*kind.keys, 'bucket'))}) DO UPDATE SET {','.join(sets)}")
-
-
-@cache
-def _sqlite_upsert_positional(kind: RollupKind, level: str) -> str:
-    named = _sqlite_upsert(kind, level)
-    for name in sorted(_param_names(kind), key=len, reverse=True):  # p10 before p1
-        named = named.replace(":" + name, "?")
-    return named
+            f"ON CONFLICT({','.join((*kind.keys, 'bucket'))}) DO UPDATE SET "
+            + _merged(kind, "excluded.{}", "min", "max"))
 
 
 def _double(value: float | None) -> str:
