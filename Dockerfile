@@ -16,7 +16,7 @@ COPY devices ./devices
 COPY webui ./webui
 COPY stack ./stack
 COPY notifier ./notifier
-RUN pip install . && python -m webui assets
+RUN pip install . && python -m webui assets && python -m webui translations compile
 # Services run as an unprivileged user (uid 10001, what `python -m broker export --owner` hands
 # each service's secrets to). Folders a named volume is mounted on start out owned by it.
 RUN groupadd --system --gid 10001 app \

@@ -14,6 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from notifier.service import Notifier
 from notifier.settings import NotifierSettings
 from plantmodel.errors import PlantModelError
+from plantmodel.i18n import require_compiled
 from store.db import DatabaseUnavailable, create_db_engine, describe, make_sessionmaker, wait_for_database
 
 ENVIRONMENT = """\
@@ -33,6 +34,7 @@ environment (defaults in brackets):
   NOTIFY_SMTP_TIMEOUT_S      [10]
   NOTIFY_DASHBOARD_URL       e.g. https://plant.example.com: a link in every mail [none]
   PLANT_TZ                   time zone of the times in mails [the server's]
+  PLANT_LANGUAGE             language of the mails: fr | en [fr] (webhook JSON: codes, ISO times)
   NOTIFY_STATS_S             seconds between two counter lines in the log (0: none) [300]
   NOTIFY_ESCALATE_UNIT_S     seconds in one minute of escalate_after_min (tests only) [60]
 first set-up, used only while the routes table is empty:
@@ -61,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     log = logging.getLogger("notifier")
     try:
         settings = NotifierSettings.from_env(os.environ)
+        require_compiled()  # without the catalogs a French plant's mails would silently be English
         engine = create_db_engine(settings.database_url)
     except PlantModelError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -68,9 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    log.info("database %s; SMTP %s; poll every %g s", describe(engine.url),
+    log.info("database %s; SMTP %s; poll every %g s; mails in %s", describe(engine.url),
              f"{settings.smtp.host}:{settings.smtp.port} ({settings.smtp.security})" if settings.smtp.host
-             else "not configured", settings.poll)
+             else "not configured", settings.poll, settings.language)
     try:
         # The database may start after us: wait for it, do not exit.
         if not wait_for_database(engine, stop=stop, log=log):

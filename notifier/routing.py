@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 from plantmodel.errors import ValidationError
+from plantmodel.i18n import N_
 from plantmodel.thresholds import DEFAULT_SCOPE, SEVERITIES, check_scope
 
 CHANNELS = ("email", "webhook")
@@ -47,18 +48,20 @@ def in_scope(scope: str, source: str) -> bool:
 
 
 # -- validation (shared by the API and the first set-up from the environment) -----------------------
+# The reasons are English (``reason``, logs, the environment's errors) and marked N_(): the API answers
+# them in the admin's language (``ValidationError.translated``).
 
 def check_email_list(target: str) -> str:
     """Comma-separated addresses, normalised to ``a@x.fr,b@y.fr``."""
     addresses = [a.strip() for a in target.split(",") if a.strip()]
     if not addresses:
-        raise ValidationError("give at least one e-mail address")
+        raise ValidationError(N_("give at least one e-mail address"))
     for a in addresses:
         if not _EMAIL.fullmatch(a):
-            raise ValidationError(f"{a!r} is not an e-mail address")
+            raise ValidationError(N_("%(address)s is not an e-mail address"), address=repr(a))
     out = ",".join(addresses)
     if len(out) > TARGET_MAX:
-        raise ValidationError(f"the addresses are longer than {TARGET_MAX} characters")
+        raise ValidationError(N_("the addresses are longer than %(max)s characters"), max=TARGET_MAX)
     return out
 
 
@@ -66,9 +69,9 @@ def check_url(target: str) -> str:
     target = target.strip()
     parts = urlsplit(target)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValidationError(f"{target!r} is not an http(s) URL")
+        raise ValidationError(N_("%(url)s is not an http(s) URL"), url=repr(target))
     if any(c.isspace() for c in target) or len(target) > TARGET_MAX:
-        raise ValidationError(f"the URL has spaces or is longer than {TARGET_MAX} characters")
+        raise ValidationError(N_("the URL has spaces or is longer than %(max)s characters"), max=TARGET_MAX)
     return target
 
 
@@ -98,13 +101,15 @@ def masked_target(channel: str, target: str) -> str:
 
 def check_target(channel: str, target: str) -> str:
     if channel not in CHANNELS:
-        raise ValidationError(f"channel {channel!r} must be one of {', '.join(CHANNELS)}")
+        raise ValidationError(N_("channel %(channel)s must be one of %(allowed)s"), channel=repr(channel),
+                              allowed=", ".join(CHANNELS))
     return check_email_list(target) if channel == "email" else check_url(target)
 
 
 def check_severity(severity: str) -> str:
     if severity not in SEVERITIES:
-        raise ValidationError(f"severity {severity!r} must be one of {', '.join(SEVERITIES)}")
+        raise ValidationError(N_("severity %(severity)s must be one of %(allowed)s"), severity=repr(severity),
+                              allowed=", ".join(SEVERITIES))
     return severity
 
 
@@ -117,23 +122,23 @@ def check_events(events: Iterable[str], escalate_after_min: int | None) -> str:
     given = list(events)
     if escalate_after_min is not None:
         if not 1 <= escalate_after_min <= ESCALATE_MAX_MIN:
-            raise ValidationError(f"escalate_after_min must be within 1..{ESCALATE_MAX_MIN}")
+            raise ValidationError(N_("escalate_after_min must be within 1..%(max)s"), max=ESCALATE_MAX_MIN)
         if given and given != [ESCALATE]:
-            raise ValidationError("an escalation route (escalate_after_min set) gets only 'escalate' events")
+            raise ValidationError(N_("an escalation route (escalate_after_min set) gets only 'escalate' events"))
         return ESCALATE
     unknown = [e for e in given if e not in PLAIN_EVENTS]
     if unknown:
-        raise ValidationError(f"event {unknown[0]!r} must be one of {', '.join(PLAIN_EVENTS)} "
-                              "(escalate: set escalate_after_min)")
+        raise ValidationError(N_("event %(event)s must be one of %(allowed)s (escalate: set escalate_after_min)"),
+                              event=repr(unknown[0]), allowed=", ".join(PLAIN_EVENTS))
     if not given:
-        raise ValidationError("give at least one event (raise, clear)")
+        raise ValidationError(N_("give at least one event (raise, clear)"))
     return ",".join(e for e in PLAIN_EVENTS if e in given)  # fixed order, no repeats
 
 
 def check_name(name: str) -> str:
     name = name.strip()
     if not name or len(name) > NAME_MAX or not name.isprintable():
-        raise ValidationError(f"name must be 1..{NAME_MAX} printable characters")
+        raise ValidationError(N_("name must be 1..%(max)s printable characters"), max=NAME_MAX)
     return name
 
 

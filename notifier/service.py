@@ -210,7 +210,7 @@ class Notifier:
                 try:
                     content = messages.build(row.event, alarm, escalate_after_min=route.escalate_after_min,
                                              zone=self.zone, dashboard_url=s.dashboard_url, now=self.clock(),
-                                             notification_id=nid, route_name=route.name)
+                                             notification_id=nid, route_name=route.name, language=s.language)
                 except Exception as exc:  # a bug, or an alarm row nobody foresaw: this row fails, not the notifier
                     error = self._unexpected(nid, "building", channel, target, exc)
         if error is None:

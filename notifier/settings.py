@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from notifier.routing import check_email_list, check_severity, check_url
 from plantmodel.envconf import env_float, env_int, env_str
 from plantmodel.errors import ValidationError
+from plantmodel.i18n import DEFAULT_LANGUAGE, language_from_env
 from plantmodel.placeholders import refuse_placeholder
 from plantmodel.thresholds import SEVERITIES
 from plantmodel.timezone import server_zone_name, zone_from_env
@@ -51,6 +52,8 @@ class NotifierSettings:
     escalate_unit_s: float = 60.0
     dashboard_url: str = ""  # e.g. https://plant.example.com: links in mails
     plant_tz: str = field(default_factory=server_zone_name)
+    # The language of mail subjects and bodies (PLANT_LANGUAGE: fr | en); the webhook's JSON is codes.
+    language: str = DEFAULT_LANGUAGE
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
     first_routes: FirstRoutes = field(default_factory=FirstRoutes)
     stats_every: float = 300.0  # s between two counter lines in the log (0: none)
@@ -77,6 +80,7 @@ class NotifierSettings:
             escalate_unit_s=env_float(env, "NOTIFY_ESCALATE_UNIT_S", 60.0, minimum=0.01),
             dashboard_url=dashboard,
             plant_tz=zone_from_env(env),
+            language=language_from_env(env),
             smtp=SmtpSettings(
                 host=env_str(env, "NOTIFY_SMTP_HOST", ""),
                 port=env_int(env, "NOTIFY_SMTP_PORT", 465 if security == "ssl" else 25, minimum=1),

@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from plantmodel.errors import ValidationError
+from plantmodel.i18n import N_
 from plantmodel.measures import AUTOMATE_MEASURES, METER_MEASURES, Measure
 from plantmodel.readings import MAX_AUTOMATE, MAX_UNIT, Reading, parse_ts, to_ms
 from plantmodel.shelly import PowerSample
@@ -221,8 +222,9 @@ def check_token_device(device: object) -> str:
         if device.startswith("meters/"):
             check_meter_id(device.removeprefix("meters/"))
             return device
-    raise ValidationError(f"device {device!r} must be units/<unit number> (a /collector/info sender) or "
-                          f"meters/<meter id> (a /webhook/ sender)")
+    # An administrator's input (the device tokens page), not a device's: said in the page's language.
+    raise ValidationError(N_("device %(device)s must be units/<unit number> (a /collector/info sender) or "
+                             "meters/<meter id> (a /webhook/ sender)"), device=repr(device))
 
 
 def token_unit(device: str) -> int | None:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from plantmodel.i18n import N_
+
 
 @dataclass(frozen=True, slots=True)
 class Measure:
@@ -16,7 +18,7 @@ class Measure:
     (``tests/unit/test_measure_definition.py`` checks that they agree)."""
 
     name: str
-    label: str
+    label: str  # English, marked N_(): translated where it is shown (plantmodel/translations)
     unit: str
     low: float | None  # normal range; None = no default threshold on that side
     high: float | None
@@ -52,16 +54,16 @@ def _m(name: str, label: str, unit: str, low: float | None, high: float | None, 
 AUTOMATE_MEASURES: dict[str, Measure] = {
     m.name: m
     for m in (
-        _m("tank_temp_c", "Tank temperature", "°C", 2.5, 4.0, 0.1, -40, 150, short="Tank", key=True),
-        _m("ext_temp_c", "Outside temperature", "°C", 8.0, 14.0, 0.1, -60, 80, short="Outside"),
-        _m("milk_kg", "Milk in tank", "kg", 3512, 4607, 1, 0, 50_000, short="Milk"),
-        _m("product_kg", "Finished product", "kg", None, None, 1, 0, 50_000, short="Product"),
-        _m("ph", "pH", "pH", 6.8, 7.2, 0.1, 0, 14, key=True),
-        _m("k_mg_l", "Potassium K+", "mg/L", 35, 47, 1, 0, 100_000, short="K+"),
-        _m("nacl_g_l", "NaCl", "g/L", 1.0, 1.7, 0.1, 0, 400, key=True),
-        _m("salmonella_ppm", "Salmonella", "ppm", 17, 37, 1, 0, 1_000_000, "critical", short="Salm."),
-        _m("ecoli_ppm", "E. coli", "ppm", 35, 49, 1, 0, 1_000_000, "critical"),
-        _m("listeria_ppm", "Listeria", "ppm", 28, 54, 1, 0, 1_000_000, "critical"),
+        _m("tank_temp_c", N_("Tank temperature"), "°C", 2.5, 4.0, 0.1, -40, 150, short=N_("Tank"), key=True),
+        _m("ext_temp_c", N_("Outside temperature"), "°C", 8.0, 14.0, 0.1, -60, 80, short=N_("Outside")),
+        _m("milk_kg", N_("Milk in tank"), "kg", 3512, 4607, 1, 0, 50_000, short=N_("Milk")),
+        _m("product_kg", N_("Finished product"), "kg", None, None, 1, 0, 50_000, short=N_("Product")),
+        _m("ph", N_("pH"), "pH", 6.8, 7.2, 0.1, 0, 14, key=True),
+        _m("k_mg_l", N_("Potassium K+"), "mg/L", 35, 47, 1, 0, 100_000, short=N_("K+")),
+        _m("nacl_g_l", N_("NaCl"), "g/L", 1.0, 1.7, 0.1, 0, 400, key=True),
+        _m("salmonella_ppm", N_("Salmonella"), "ppm", 17, 37, 1, 0, 1_000_000, "critical", short=N_("Salm.")),
+        _m("ecoli_ppm", N_("E. coli"), "ppm", 35, 49, 1, 0, 1_000_000, "critical"),
+        _m("listeria_ppm", N_("Listeria"), "ppm", 28, 54, 1, 0, 1_000_000, "critical"),
     )
 }
 
@@ -70,14 +72,14 @@ METER_MEASURES: dict[str, Measure] = {
     m.name: m
     for m in (
         # 3500 W: the ALERT_THRESHOLD of the original Shelly collector.
-        _m("apower", "Active power", "W", None, 3500, 0.1, -100_000, 100_000, "warning", 175),
-        _m("voltage", "Voltage", "V", None, None, 0.1, 0, 1_000),
-        _m("current", "Current", "A", None, None, 0.001, 0, 1_000),
-        _m("freq", "Frequency", "Hz", None, None, 0.01, 0, 1_000),
-        _m("pf", "Power factor", "", None, None, 0.01, -1, 1),
-        _m("energy_wh", "Energy", "Wh", None, None, 0.001, 0, 1e13),
-        _m("ret_energy_wh", "Returned energy", "Wh", None, None, 0.001, 0, 1e13),
-        _m("temperature_c", "Device temperature", "°C", None, None, 0.1, -60, 200),
+        _m("apower", N_("Active power"), "W", None, 3500, 0.1, -100_000, 100_000, "warning", 175),
+        _m("voltage", N_("Voltage"), "V", None, None, 0.1, 0, 1_000),
+        _m("current", N_("Current"), "A", None, None, 0.001, 0, 1_000),
+        _m("freq", N_("Frequency"), "Hz", None, None, 0.01, 0, 1_000),
+        _m("pf", N_("Power factor"), "", None, None, 0.01, -1, 1),
+        _m("energy_wh", N_("Energy"), "Wh", None, None, 0.001, 0, 1e13),
+        _m("ret_energy_wh", N_("Returned energy"), "Wh", None, None, 0.001, 0, 1e13),
+        _m("temperature_c", N_("Device temperature"), "°C", None, None, 0.1, -60, 200),
     )
 }
 
@@ -88,10 +90,10 @@ METER_MEASURES: dict[str, Measure] = {
 METER_ERRORS: dict[str, Measure] = {
     m.name: m
     for m in (
-        _m("overtemp", "Device over-temperature", "", None, 0.5, 1, 0, 1, "critical", 0),
-        _m("overpower", "Over-power (output cut)", "", None, 0.5, 1, 0, 1, "critical", 0),
-        _m("overvoltage", "Over-voltage", "", None, 0.5, 1, 0, 1, "critical", 0),
-        _m("device_error", "Other device error", "", None, 0.5, 1, 0, 1, "warning", 0),
+        _m("overtemp", N_("Device over-temperature"), "", None, 0.5, 1, 0, 1, "critical", 0),
+        _m("overpower", N_("Over-power (output cut)"), "", None, 0.5, 1, 0, 1, "critical", 0),
+        _m("overvoltage", N_("Over-voltage"), "", None, 0.5, 1, 0, 1, "critical", 0),
+        _m("device_error", N_("Other device error"), "", None, 0.5, 1, 0, 1, "warning", 0),
     )
 }
 
@@ -105,8 +107,8 @@ METER_ERRORS: dict[str, Measure] = {
 SOURCE_HEALTH: dict[str, Measure] = {
     m.name: m
     for m in (
-        _m("no_data", "No data", "periods", None, 2.5, 0.01, 0, 1e12, "critical", 0),
-        _m("probe_fault", "Probe fault (messages rejected)", "messages", None, 2.5, 1, 0, 1e12, "critical", 0),
+        _m("no_data", N_("No data"), N_("periods"), None, 2.5, 0.01, 0, 1e12, "critical", 0),
+        _m("probe_fault", N_("Probe fault (messages rejected)"), N_("messages"), None, 2.5, 1, 0, 1e12, "critical", 0),
     )
 }
 AUTOMATE_ALARM_MEASURES: dict[str, Measure] = {**AUTOMATE_MEASURES, **SOURCE_HEALTH}  # what an automate alarms on

@@ -18,12 +18,13 @@ value jittering at the limit raises one alarm, not one per reading.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from plantmodel.errors import ValidationError
+from plantmodel.i18n import N_
 from plantmodel.jsonutil import dumps, loads_object, optional_text, require_number, require_str
 from plantmodel.measures import AUTOMATE_ALARM_MEASURES, MEASURES, METER_ALARM_MEASURES
 from plantmodel.readings import format_ts, parse_ts
@@ -33,6 +34,25 @@ from plantmodel.undo import UndoLog
 DEFAULT_SCOPE = "*"
 SEVERITIES = ("info", "warning", "critical")
 DETAIL_MAX = 512  # alarms.detail
+
+
+class Sentence(str):
+    """An English sentence (what the audit trail, the logs and the CLI keep) that a page can also say
+    in its own language, like :meth:`ValidationError.translated`: ``template % params`` through
+    ``gettext``. The params named in ``labels`` are marked strings too (a measure's label)."""
+
+    template: str
+    params: dict[str, object]
+    labels: tuple[str, ...]
+
+    def __new__(cls, template: str, labels: tuple[str, ...] = (), **params: object) -> Sentence:
+        self = super().__new__(cls, template % params)
+        self.template, self.params, self.labels = template, params, labels
+        return self
+
+    def translated(self, gettext: Callable[[str], str]) -> str:
+        params = {k: gettext(str(v)) if k in self.labels else v for k, v in self.params.items()}
+        return gettext(self.template) % params
 
 
 def check_scope(scope: str) -> str:
@@ -47,8 +67,9 @@ def check_scope(scope: str) -> str:
         else:
             parse_source(scope)
     except ValidationError as exc:
-        raise ValidationError(f"scope {scope!r}: {exc.reason} (use *, units/N, units/N/automates/M or "
-                              "meters/<id>)") from None
+        # The inner reason is the source parser's, shared with the topics' decoding: English.
+        raise ValidationError(N_("scope %(scope)s: %(problem)s (use *, units/N, units/N/automates/M or "
+                                 "meters/<id>)"), scope=repr(scope), problem=exc.reason) from None
     return scope
 
 
@@ -80,28 +101,29 @@ class Threshold:
 
     def __post_init__(self) -> None:
         if self.measure not in MEASURES:
-            raise ValidationError(f"unknown measure {self.measure!r}; known: {', '.join(MEASURES)}")
+            raise ValidationError(N_("unknown measure %(measure)s; known: %(known)s"), measure=repr(self.measure),
+                                  known=", ".join(MEASURES))
         check_scope(self.scope)
         if self.scope.startswith("meters/") and self.measure not in METER_ALARM_MEASURES:
-            raise ValidationError(f"{self.measure!r} is not a meter measure")
+            raise ValidationError(N_("%(measure)s is not a meter measure"), measure=repr(self.measure))
         if self.scope.startswith("units/") and self.measure not in AUTOMATE_ALARM_MEASURES:
-            raise ValidationError(f"{self.measure!r} is not an automate measure")
+            raise ValidationError(N_("%(measure)s is not an automate measure"), measure=repr(self.measure))
         for name in ("low", "high", "deadband"):
             # Fix (property tests): NaN and infinities were accepted; every comparison with NaN is
             # False, so such a threshold silently never alarms (and SQLite stores NaN as NULL).
             value = getattr(self, name)
             if isinstance(value, float) and not math.isfinite(value):
-                raise ValidationError(f"{name} must be a finite number, got {value}")
+                raise ValidationError(N_("%(name)s must be a finite number, got %(value)s"), name=name, value=value)
         if self.low is not None and self.high is not None and self.low > self.high:
-            raise ValidationError(f"low {self.low} is above high {self.high}")
+            raise ValidationError(N_("low %(low)s is above high %(high)s"), low=self.low, high=self.high)
         for side in ("low", "high"):
             if getattr(self, f"inherit_{side}") and getattr(self, side) is not None:
-                raise ValidationError(f"{side} is inherited from the wider scope, so it cannot also be "
-                                      f"{getattr(self, side)}")
+                raise ValidationError(N_("%(side)s is inherited from the wider scope, so it cannot also be "
+                                         "%(value)s"), side=side, value=getattr(self, side))
         if self.deadband < 0:
-            raise ValidationError("deadband must be >= 0")
+            raise ValidationError(N_("deadband must be >= 0"))
         if self.severity not in SEVERITIES:
-            raise ValidationError(f"severity must be one of {SEVERITIES}")
+            raise ValidationError(N_("severity must be one of %(severities)s"), severities=str(SEVERITIES))
 
     def breach(self, value: float, active_bound: str | None) -> str | None:
         """The bound ('low'/'high') that is in alarm after ``value``, given the one active before."""
@@ -195,7 +217,7 @@ class ThresholdSet:
         return out
 
 
-def change_risks(before: ThresholdSet, after: ThresholdSet, scope: str, measure: str) -> list[str]:
+def change_risks(before: ThresholdSet, after: ThresholdSet, scope: str, measure: str) -> list[Sentence]:
     """What a change of ``measure`` at ``scope`` does that needs an explicit confirmation (the API's
     ``"confirm": true``, the CLI's ``--confirm``): a limit that applied at ``scope`` and no longer
     does, or one moved outward past the measure's normal range. Narrower scopes inheriting from
@@ -203,29 +225,36 @@ def change_risks(before: ThresholdSet, after: ThresholdSet, scope: str, measure:
     old, old_from = before.explain(scope, measure)
     new, new_from = after.explain(scope, measure)
     normal = MEASURES[measure]
-    label = f"{normal.label} at {scope}"
 
     def describe(value: float) -> str:
         return f"{value:g} {normal.unit}".strip()
 
+    # One sentence per side (the translations say "low limit" and "high limit" differently).
+    removes = {"low": N_("removes the low limit %(value)s (from %(origin)s) of %(measure)s at %(scope)s"),
+               "high": N_("removes the high limit %(value)s (from %(origin)s) of %(measure)s at %(scope)s")}
+    widens = {"low": N_("widens the low limit of %(measure)s at %(scope)s from %(was)s to %(now)s "
+                        "(from %(origin)s), past the normal low %(edge)s"),
+              "high": N_("widens the high limit of %(measure)s at %(scope)s from %(was)s to %(now)s "
+                         "(from %(origin)s), past the normal high %(edge)s")}
     risks = []
     for side in ("low", "high"):
         was = getattr(old, side) if old else None
         now = getattr(new, side) if new else None
         edge = getattr(normal, side)
         if was is not None and now is None:
-            risks.append(f"removes the {side} limit {describe(was)} (from {old_from[side]}) of {label}")
+            risks.append(Sentence(removes[side], ("measure",), value=describe(was), origin=old_from[side],
+                                  measure=normal.label, scope=scope))
         elif was is not None and now is not None and edge is not None:
             outward = now < was if side == "low" else now > was
             past = now < edge if side == "low" else now > edge
             if outward and past:
-                risks.append(f"widens the {side} limit of {label} from {describe(was)} to "
-                             f"{describe(now)} (from {new_from[side]}), past the normal "
-                             f"{side} {describe(edge)}")
+                risks.append(Sentence(widens[side], ("measure",), measure=normal.label, scope=scope,
+                                      was=describe(was), now=describe(now), origin=new_from[side],
+                                      edge=describe(edge)))
     return risks
 
 
-def incoherence(after: ThresholdSet, measure: str) -> str | None:
+def incoherence(after: ThresholdSet, measure: str) -> Sentence | None:
     """Why ``after`` must be refused (None: it may be stored): some scope would inherit a low above
     its high (or the reverse), so every value would alarm there."""
     for t in after:
@@ -233,8 +262,10 @@ def incoherence(after: ThresholdSet, measure: str) -> str | None:
             continue
         found, origin = after.explain(t.scope, measure)
         if found and found.low is not None and found.high is not None and found.low > found.high:
-            return (f"this would leave {measure} at {t.scope} with low {found.low:g} "
-                    f"(from {origin['low']}) above high {found.high:g} (from {origin['high']})")
+            return Sentence(N_("this would leave %(measure)s at %(scope)s with low %(low)s (from %(low_from)s) "
+                               "above high %(high)s (from %(high_from)s)"), measure=measure, scope=t.scope,
+                            low=f"{found.low:g}", low_from=origin["low"], high=f"{found.high:g}",
+                            high_from=origin["high"])
     return None
 
 
@@ -386,6 +417,7 @@ __all__ = [
     "Alarm",
     "AlarmEngine",
     "MeterSource",
+    "Sentence",
     "Threshold",
     "ThresholdSet",
     "change_risks",

@@ -48,4 +48,6 @@ ensure_venv() {  # arg: pip extras, e.g. "[test]" or ""
   fi
   # Chart.js and the Socket.IO client, from the npm registry (pinned, hash-checked), served locally.
   .venv/bin/python -m webui assets --check >/dev/null 2>&1 || .venv/bin/python -m webui assets
+  # The translations' .mo files, compiled from the .po in the repository (never committed).
+  .venv/bin/python -m webui translations compile >/dev/null
 }

@@ -314,6 +314,9 @@ class User(Base):
     # Bumped on logout, password and role changes: a session signed with an older one is refused.
     # (Nullable, null = 0: the baseline migration adds it to older databases.)
     session_version: Mapped[int | None] = mapped_column(Integer)
+    # The language the user reads the pages in (plantmodel.i18n.LANGUAGES); null = the browser's, else
+    # the plant's (revision 0003).
+    language: Mapped[str | None] = mapped_column(String(8))
 
 
 class ThresholdChange(Base):

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from plantmodel.errors import ValidationError
+from plantmodel.i18n import N_, check_language
 from store import models as orm
 
 # Ordered: each role can do everything the ones before it can.
@@ -20,19 +21,20 @@ MIN_PASSWORD_LENGTH = 8
 
 def check_username(username: str) -> str:
     if not _USERNAME.fullmatch(username):  # match's $ would let a final newline in
-        raise ValidationError(f"user name {username!r} must be 1-64 letters, digits or _ . @ -")
+        raise ValidationError(N_("user name %(username)s must be 1-64 letters, digits or _ . @ -"),
+                              username=repr(username))
     return username
 
 
 def check_role(role: str) -> str:
     if role not in ROLES:
-        raise ValidationError(f"role {role!r} is not one of {', '.join(ROLES)}")
+        raise ValidationError(N_("role %(role)s is not one of %(roles)s"), role=repr(role), roles=", ".join(ROLES))
     return role
 
 
 def check_password(password: str) -> str:
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise ValidationError(f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
+        raise ValidationError(N_("a password needs at least %(min)s characters"), min=MIN_PASSWORD_LENGTH)
     return password
 
 
@@ -60,7 +62,7 @@ def add_user(session: Session, username: str, password_hash: str, role: str, now
     check_username(username)
     check_role(role)
     if get_user(session, username) is not None:
-        raise ValidationError(f"user {username!r} already exists")
+        raise ValidationError(N_("user %(username)s already exists"), username=repr(username))
     user = orm.User(username=username, password_hash=password_hash, role=role, token_hash=None,
                     created_at=now, updated_at=now, last_login_at=None)
     session.add(user)
@@ -86,6 +88,11 @@ def set_role(user: orm.User, role: str) -> None:
     end_sessions(user)
 
 
+def set_language(user: orm.User, language: str | None) -> None:
+    """The user's language (one of plantmodel.i18n.LANGUAGES), or None: the browser's choice."""
+    user.language = None if language is None else check_language(language, "language")
+
+
 def count_admins(session: Session) -> int:
     return session.scalar(select(func.count()).select_from(orm.User).where(orm.User.role == "admin")) or 0
 
@@ -94,4 +101,5 @@ def check_admin_remains(session: Session, user: orm.User, new_role: str | None) 
     """Refuse to demote (``new_role``) or delete (``None``) the last admin: nobody could manage
     users any more."""
     if user.role == "admin" and new_role != "admin" and count_admins(session) <= 1:
-        raise ValidationError(f"{user.username} is the last admin: make someone else admin first")
+        raise ValidationError(N_("%(username)s is the last admin: make someone else admin first"),
+                              username=user.username)

@@ -91,7 +91,10 @@ def _template_database(seed: bool, users: bool) -> Path:
 
 
 def make_web_app(tmp_path: Path, *, seed: bool = True, users: bool = True, **settings: Any) -> Flask:
-    """A fresh app on ``tmp_path/plant.db`` with the MQTT feed not started."""
+    """A fresh app on ``tmp_path/plant.db`` with the MQTT feed not started. English pages unless
+    ``plant_language`` (or a request's Accept-Language, or a user's choice) says otherwise: the test
+    client sends no Accept-Language, and most tests read the English source texts."""
+    settings.setdefault("plant_language", "en")
     shutil.copyfile(_template_database(seed, users), tmp_path / "plant.db")
     make_session = make_sessionmaker(create_db_engine(f"sqlite:///{tmp_path / 'plant.db'}"))
     app = create_app(WebSettings(database_url=f"sqlite:///{tmp_path / 'plant.db'}", secret_key="test", **settings),

@@ -14,9 +14,10 @@ from flask_socketio import SocketIO
 from sqlalchemy import orm
 from sqlalchemy.exc import SQLAlchemyError
 
+from plantmodel.i18n import N_
 from plantmodel.topics import Topics
 from store.db import create_db_engine, make_sessionmaker
-from webui import api, auth, ingest, login, metrics, ratelimit, reports, security, sockets, views
+from webui import api, auth, i18n, ingest, login, metrics, ratelimit, reports, security, sockets, views
 from webui.api import switch as _switch_routes  # noqa: F401  (its routes join api.bp before install)
 from webui.live import LiveFeed
 from webui.metrics import WebMetrics
@@ -49,6 +50,7 @@ def create_app(settings: WebSettings, *, sessionmaker: orm.sessionmaker[orm.Sess
     feed.listeners.append(switcher.handle)  # the meters' answers to remote switching
     app.extensions[EXTENSION] = WebState(settings, sessionmaker, socketio, feed, web_metrics, switcher)
 
+    i18n.install(app)  # each request's language: the user's, else the browser's, else the plant's
     app.register_blueprint(login.bp)
     app.register_blueprint(views.bp)
     app.register_blueprint(reports.bp)  # /reports/shift
@@ -67,4 +69,4 @@ def create_app(settings: WebSettings, *, sessionmaker: orm.sessionmaker[orm.Sess
 
 def _database_unavailable(exc: SQLAlchemyError) -> tuple[Response, int]:
     log.warning("database unavailable: %s", exc)
-    return jsonify(error="database unavailable"), 503
+    return jsonify(error=api.gettext_anyway(N_("database unavailable"))), 503

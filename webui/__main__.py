@@ -18,6 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from plantmodel.errors import PlantModelError
+from plantmodel.i18n import LANGUAGES, require_compiled
 from plantmodel.readings import format_ts, utcnow
 from store import audit as trail
 from store import users as user_store
@@ -38,8 +39,9 @@ from webui.settings import WebSettings, check_secret_key
 log = logging.getLogger("webui")
 
 ENV_HELP = ("Configuration comes from the environment: DATABASE_URL, MQTT_HOST, MQTT_PORT, MQTT_USERNAME, "
-            "MQTT_PASSWORD, MQTT_CREDENTIALS_FILE, PLANT_TOPIC_ROOT, WEBUI_HOST, WEBUI_PORT, SECRET_KEY, "
-            "WEBUI_REPORT_PERIOD, WEBUI_METER_PERIOD, WEBUI_PUSH_INTERVAL, WEBUI_SWITCH_TIMEOUT.")
+            "MQTT_PASSWORD, MQTT_CREDENTIALS_FILE, PLANT_TOPIC_ROOT, PLANT_TZ, PLANT_LANGUAGE, WEBUI_HOST, "
+            "WEBUI_PORT, SECRET_KEY, WEBUI_REPORT_PERIOD, WEBUI_METER_PERIOD, WEBUI_PUSH_INTERVAL, "
+            "WEBUI_SWITCH_TIMEOUT.")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("username")
     add.add_argument("--role", choices=user_store.ROLES, default="viewer")
     add.add_argument("--if-missing", action="store_true", help="do nothing when the user exists (scripts)")
+    add.add_argument("--language", choices=LANGUAGES,
+                     help="the pages' language for this user (default: the browser's, else PLANT_LANGUAGE)")
     passwd = usub.add_parser("passwd", help="set a user's password")
     passwd.add_argument("username")
     for p in (add, passwd):
@@ -87,6 +91,11 @@ def build_parser() -> argparse.ArgumentParser:
                                           "(NPM_REGISTRY, default https://registry.npmjs.org) into static/vendor")
     fetch.add_argument("--force", action="store_true", help="fetch again even when the pinned versions are present")
     fetch.add_argument("--check", action="store_true", help="only report whether they are present (exit 1 if not)")
+    tr = sub.add_parser("translations", help="the French (and any other) catalogs: update them from the "
+                                             "sources, check them, compile them for the services")
+    tr.add_argument("action", choices=("update", "check", "compile"),
+                    help="update: extract the marked strings into each .po; check: list missing, untranslated, "
+                         "fuzzy or stale entries (exit 1 if any); compile: write the .mo files the services load")
     return parser
 
 
@@ -98,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
             return _users(args)
         if args.command == "assets":
             return _assets(args)
+        if args.command == "translations":
+            return _translations(args.action)
         if args.command == "token":
             return _tokens(args)
         return _run(getattr(args, "host", None), getattr(args, "port", None))
@@ -129,6 +140,7 @@ def _run(host: str | None, port: int | None) -> int:
         print(f"webui: front-end assets missing ({', '.join(missing)}): run `python -m webui assets` first",
               file=sys.stderr)
         return 2
+    require_compiled()  # without the catalogs a French plant would silently read English pages
     engine = create_db_engine(settings.database_url)
     check_secret_key(os.environ.get("SECRET_KEY", "").strip())  # serving: a forgeable key is refused
 
@@ -202,8 +214,10 @@ def _users(args: argparse.Namespace) -> int:
                 print(f"user {args.username} exists")
                 return 0
             password, generated = _password(args)
-            user_store.add_user(session, args.username, hash_password(password), args.role, now)
-            _audit(session, "user.create", username=args.username, role=args.role)
+            row = user_store.add_user(session, args.username, hash_password(password), args.role, now)
+            user_store.set_language(row, args.language)
+            _audit(session, "user.create", username=args.username, role=args.role,
+                   **({"language": args.language} if args.language else {}))
             print(f"created {args.username} ({args.role})" + (f", password: {password}" if generated else ""))
             return 0
         if user is None:
@@ -299,6 +313,22 @@ def _assets(args: argparse.Namespace) -> int:
     fetched = assets.ensure_assets(registry=registry, force=args.force)
     print(f"assets: {fetched} package(s) fetched into {assets.VENDOR_DIR}" if fetched
           else "assets: already present")
+    return 0
+
+
+# -- translations ---------------------------------------------------------------------------------------
+
+def _translations(action: str) -> int:
+    from webui import translations  # Babel's catalog tools: only this command needs them
+
+    if action == "check":
+        problems = translations.check()
+        for line in problems:
+            print(line)
+        print(f"translations: {len(problems)} problem(s)" if problems else "translations: complete")
+        return 1 if problems else 0
+    for line in translations.update() if action == "update" else translations.compile_catalogs():
+        print(f"translations: {line}")
     return 0
 
 

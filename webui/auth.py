@@ -27,6 +27,7 @@ from typing import Any, TypeVar, cast
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import Flask, Response, abort, g, jsonify, redirect, request, session, url_for
+from flask_babel import gettext as _
 from sqlalchemy.orm import Session, sessionmaker
 
 from plantmodel.readings import utcnow
@@ -50,12 +51,13 @@ class AuthUser:
     role: str
     via_token: bool = False
     session_version: int = 0  # of the row when read: a session must carry the same
+    language: str | None = None  # the user's chosen language; None = the browser's, else the plant's
 
     def can(self, role: str) -> bool:
         return user_store.role_at_least(self.role, role)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"username": self.username, "role": self.role}
+        return {"username": self.username, "role": self.role, "language": self.language}
 
 
 def hash_password(password: str) -> str:
@@ -91,7 +93,8 @@ def authenticate(make_session: sessionmaker[Session], username: str, password: s
         if _hasher.check_needs_rehash(row.password_hash):  # cost parameters were raised since
             row.password_hash = _hasher.hash(password)
         row.last_login_at = utcnow()
-        return AuthUser(row.id, row.username, row.role, session_version=row.session_version or 0)
+        return AuthUser(row.id, row.username, row.role, session_version=row.session_version or 0,
+                        language=row.language)
 
 
 def user_for_token(make_session: sessionmaker[Session], token: str) -> AuthUser | None:
@@ -99,7 +102,8 @@ def user_for_token(make_session: sessionmaker[Session], token: str) -> AuthUser 
         return None
     with make_session() as db:
         row = user_store.get_user_by_token_hash(db, token_hash(token))
-        return None if row is None else AuthUser(row.id, row.username, row.role, via_token=True)
+        return None if row is None else AuthUser(row.id, row.username, row.role, via_token=True,
+                                                 language=row.language)
 
 
 def user_for_id(make_session: sessionmaker[Session], user_id: int, version: Any) -> AuthUser | None:
@@ -109,7 +113,7 @@ def user_for_id(make_session: sessionmaker[Session], user_id: int, version: Any)
         row = user_store.get_user_by_id(db, user_id)
         if row is None or version != (row.session_version or 0):
             return None
-        return AuthUser(row.id, row.username, row.role, session_version=version)
+        return AuthUser(row.id, row.username, row.role, session_version=version, language=row.language)
 
 
 def session_user(make_session: sessionmaker[Session]) -> AuthUser | None:
@@ -209,13 +213,22 @@ def require_role(role: str) -> Callable[[F], F]:
             if user is None:
                 return _unauthenticated()
             if not user.can(role):
-                return _forbidden(f"this needs the {role} role; {user.username} is {user.role}")
+                return _forbidden(_("this needs the %(role)s role; %(username)s is %(user_role)s",
+                                    role=_role_name(role), username=user.username,
+                                    user_role=_role_name(user.role)))
             return view(*args, **kwargs)
 
         wrapper.required_role = role  # type: ignore[attr-defined]
         return wrapper  # type: ignore[return-value]
 
     return decorate
+
+
+def _role_name(role: str) -> str:
+    """A role as people read it (the code itself in English)."""
+    from webui.i18n import role_names  # late: webui.i18n imports this module
+
+    return role_names().get(role, role)
 
 
 def api_style(view: F) -> F:
@@ -234,7 +247,7 @@ def is_api_request() -> bool:
 
 def _unauthenticated() -> Response:
     if is_api_request():
-        resp = jsonify(error="log in first: a session cookie or 'Authorization: Bearer <token>' is required",
+        resp = jsonify(error=_("log in first: a session cookie or 'Authorization: Bearer <token>' is required"),
                        status=401)
         resp.status_code = 401
         resp.headers["WWW-Authenticate"] = 'Bearer realm="plant"'
@@ -261,7 +274,7 @@ def _check_request() -> Response | None:
         return _unauthenticated()
     sent = request.headers.get("X-CSRF-Token") or request.form.get("csrf_token", "")
     if request.method not in SAFE_METHODS and not user.via_token and not csrf_matches(sent):
-        return _forbidden("missing or wrong CSRF token (send the page's X-CSRF-Token header)")
+        return _forbidden(_("missing or wrong CSRF token (send the page's X-CSRF-Token header)"))
     return None
 
 

@@ -8,6 +8,7 @@ from typing import cast
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from sqlalchemy import select
 
 from plantmodel.readings import utcnow
@@ -39,7 +40,7 @@ def login() -> str | Response | tuple[str, int]:
     if not csrf_matches(request.form.get("csrf_token", "")):
         # The form's token comes with the GET; an old tab or a cross-site post lands here.
         return render_template("login.html", next=request.form.get("next", ""),
-                               error="The form expired; please log in again."), 400
+                               error=_("The form expired; please log in again.")), 400
     username = request.form.get("username", "").strip()
     user = authenticate(web_state().make_session, username, request.form.get("password", ""))
     if user is None:
@@ -47,7 +48,7 @@ def login() -> str | Response | tuple[str, int]:
         # The name tried (cut to the column), never the password.
         audit("login.failed", actor=printable(username)[:NAME_MAX] or None)
         return render_template("login.html", next=request.form.get("next", ""),
-                               error="Wrong user name or password."), 401
+                               error=_("Wrong user name or password.")), 401
     login_user(user)
     audit("login.ok", actor=user.username, role=user.role)
     log.info("%s logged in (%s) from %s", user.username, user.role, request.remote_addr)

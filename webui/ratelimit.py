@@ -14,14 +14,16 @@ import logging
 from typing import Any
 
 from flask import Flask, Response, make_response, render_template, request
+from flask_babel import gettext as _
 from flask_limiter import Limiter, RequestLimit
 from flask_limiter.util import get_remote_address
 
+from plantmodel.i18n import N_
 from plantmodel.text import printable
 
 log = logging.getLogger(__name__)
 
-LOCKED = "Too many failed log-ins: try again in a few minutes."
+LOCKED = N_("Too many failed log-ins: try again in a few minutes.")  # shown in the log-in form's language
 
 
 def _user_key() -> str:
@@ -36,7 +38,7 @@ def _breach(limit: RequestLimit) -> Response:
     # Escaped and quoted: the name is the unauthenticated sender's text (a newline would forge a log line).
     log.warning("log-in locked for %r (%s): %s", printable(request.form.get("username", "")[:64]),
                 request.remote_addr, limit.limit)
-    return make_response(render_template("login.html", next=request.form.get("next", ""), error=LOCKED), 429)
+    return make_response(render_template("login.html", next=request.form.get("next", ""), error=_(LOCKED)), 429)
 
 
 def install(app: Flask, *, per_user: str, per_address: str) -> Limiter:

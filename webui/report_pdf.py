@@ -1,5 +1,6 @@
 """The shift report as a PDF (fpdf2), built from the same :class:`webui.reports.ReportView` as the
-page. Its own module: fpdf2 takes a second to import, paid only when a PDF is asked for."""
+page, in the view's language (its catalog, not the request's: a PDF can be rendered outside one).
+Its own module: fpdf2 takes a second to import, paid only when a PDF is asked for."""
 
 from __future__ import annotations
 
@@ -19,9 +20,10 @@ log = logging.getLogger(__name__)
 
 
 PDF_FAMILY = "ReportSans"
-# Typographic characters the app itself writes ("—" for no value, "·", "–" in the period), printed as
-# their ASCII look-alike when the PDF falls back to the core (Latin-1) font.
-_LOOK_ALIKES = {"—": "-", "–": "-", "·": "-", "’": "'", "…": "..."}
+# Typographic characters the app itself writes ("—" for no value, "·", "–" in the period, the narrow
+# no-break space of French numbers "4 012,5"), printed as their Latin-1 look-alike when the PDF falls
+# back to the core font. (DejaVu Sans, the default face, has them all.)
+_LOOK_ALIKES = {"—": "-", "–": "-", "·": "-", "’": "'", "…": "...", "\u202f": "\u00a0"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,9 +78,9 @@ class _Printable:
 
 
 class _ReportPdf(FPDF):
-    def __init__(self, footer_text: str, font: PdfFont) -> None:
+    def __init__(self, footer: Callable[[int], str], font: PdfFont) -> None:
         super().__init__(orientation="L", format="A4")
-        self._footer_text = footer_text
+        self._footer = footer  # page number -> the footer's text
         if font.regular is not None and font.bold is not None:
             try:
                 self.add_font(PDF_FAMILY, "", str(font.regular))
@@ -101,19 +103,24 @@ class _ReportPdf(FPDF):
     def footer(self) -> None:
         self.set_y(-12)
         self.set_font(self.report_family, size=7)
-        self.cell(0, 8, self.printable(f"{self._footer_text} - page {self.page_no()}/{{nb}}"), align="C")
+        self.cell(0, 8, self.printable(self._footer(self.page_no())), align="C")
 
 
 def render_pdf(view: ReportView, *, compress: bool = True, font: PdfFont | None = None) -> bytearray:
     """The report as a PDF (A4 landscape, one section per page). ``compress=False``: readable streams;
     ``font``: the faces to embed (default: :meth:`PdfFont.locate`'s DejaVu Sans)."""
     r = view.report
-    pdf = _ReportPdf(f"Shift report {view.title_period} ({view.zone_name})",
+    _, ngettext = view.gettext, view.ngettext
+    title = _("Shift report %(period)s", period=view.title_period)
+    # "{nb}": fpdf2 writes the number of pages there when the document is complete.
+    pdf = _ReportPdf(lambda page: _("%(title)s (%(zone)s) - page %(page)s/%(pages)s", title=title,
+                                    zone=view.zone_name, page=page, pages="{nb}"),
                      PdfFont.locate() if font is None else font)
     family, printable = pdf.report_family, pdf.printable
     pdf.compress = compress
-    pdf.set_title(f"Shift report {view.title_period}")  # metadata: any Unicode, whatever the font
-    pdf.set_creator("Au Bon Beurre telemetry")
+    pdf.set_title(title)  # metadata: any Unicode, whatever the font
+    pdf.set_creator(_("Au Bon Beurre telemetry"))
+    pdf.set_lang(view.language)
     pdf.set_auto_page_break(auto=True, margin=15)
     pdf.add_page()
 
@@ -138,86 +145,96 @@ def render_pdf(view: ReportView, *, compress: bool = True, font: PdfFont | None 
             pdf.add_page()
         heading(title)
 
-    heading("Au Bon Beurre - shift report", 16)
-    line(f"Period: {view.title_period}", 11)
-    line(f"Plant time zone: {view.zone_name}. Readings per automate expected every {r.report_period:g} s.", 11)
+    heading(_("Au Bon Beurre - shift report"), 16)
+    line(_("Period: %(period)s", period=view.title_period), 11)
+    line(_("Plant time zone: %(zone)s. Readings per automate expected every %(seconds)s s.", zone=view.zone_name,
+           seconds=view.seconds(r.report_period)), 11)
     if r.empty:
-        line("No data was recorded in this period.", 11)
+        line(_("No data was recorded in this period."), 11)
 
-    section("Alarms", first=True)
+    section(_("Alarms"), first=True)
     if r.alarms:
         # Notes (up to 2000 characters, any number of lines) and details are printed in full below
         # the table: a table row must fit on one page, a note need not.
         refs = {a.id: i for i, a in enumerate((a for a in r.alarms if a.ack_note or a.detail), start=1)}
-        table(("Source", "Measure", "Severity", "Value / limit", "Raised", "Cleared", "Acknowledged",
-               "Disposition", "In period", "Note, detail"),
-              ([view.source(a.source), view.measure_label(a.measure), a.severity,
+        table((_("Source"), _("Measure"), _("Severity"), _("Value / limit"), _("Raised"), _("Cleared"),
+               _("Acknowledged"), _("Disposition"), _("In period"), _("Note, detail")),
+              ([view.source(a.source), view.measure_label(a.measure), view.severity(a.severity),
                 f"{view.num(a.value, a.measure)} / {'>' if a.bound == 'high' else '<'} "
                 f"{view.num(a.limit_value, a.measure)} {view.measure_unit(a.measure)}",
                 view.when(a.raised_at), view.when(a.cleared_at),
-                f"{a.acknowledged_by} {view.when(a.acknowledged_at)}" if a.acknowledged_at else "not acknowledged",
-                a.ack_disposition or "", view.alarm_events(a), _alarm_ref(a, refs)] for a in r.alarms),
-              (40, 28, 16, 30, 28, 28, 34, 20, 27, 26))
+                f"{view.acknowledged_by(a)} {view.when(a.acknowledged_at)}" if a.acknowledged_at
+                else _("not acknowledged"),
+                view.disposition(a.ack_disposition), view.alarm_events(a), _alarm_ref(view, a, refs)]
+               for a in r.alarms),
+              (40, 28, 23, 30, 26, 26, 32, 20, 27, 25))  # 23: "avertissement" on one line
         if r.alarms_truncated:
-            line(f"Only the first {len(r.alarms)} alarms are listed.")
+            line(ngettext("Only the first %(num)s alarm is listed.", "Only the first %(num)s alarms are listed.",
+                          len(r.alarms)))
         if refs:
             pdf.ln(3)
-            heading("Corrective actions and details", 11)
+            heading(_("Corrective actions and details"), 11)
             for a in r.alarms:
                 if a.id not in refs:
                     continue
                 pdf.ln(1.5)
-                line(f"[{refs[a.id]}] {view.source(a.source)}, {view.measure_label(a.measure)}, "
-                     f"raised {view.when(a.raised_at)}", style="B")
+                line(_("[%(ref)s] %(source)s, %(measure)s, raised %(when)s", ref=refs[a.id],
+                       source=view.source(a.source), measure=view.measure_label(a.measure),
+                       when=view.when(a.raised_at)), style="B")
                 if a.ack_note:
-                    line(f"Corrective action (acknowledgement note by {a.acknowledged_by or 'unknown'}, "
-                         f"{view.when(a.acknowledged_at)}): {a.ack_note}")
+                    line(_("Corrective action (acknowledgement note by %(user)s, %(when)s): %(note)s",
+                           user=view.acknowledged_by(a), when=view.when(a.acknowledged_at), note=a.ack_note))
                 if a.detail:
-                    line(f"Detail recorded by the system (not an operator's note): {a.detail}")
+                    line(_("Detail recorded by the system (not an operator's note): %(detail)s", detail=a.detail))
     else:
-        line("No alarm was raised, cleared or acknowledged, and none was active.")
+        line(_("No alarm was raised, cleared or acknowledged, and none was active."))
 
-    section("Measures per unit (min / mean / max)")
-    _stats_table(view, r.unit_stats, table, line, "No reading was stored in this period.")
+    section(_("Measures per unit (min / mean / max)"))
+    _stats_table(view, r.unit_stats, table, line, _("No reading was stored in this period."))
     if r.meter_stats:
-        heading("Measures per meter")
+        heading(_("Measures per meter"))
         _stats_table(view, r.meter_stats, table, line, "")
 
-    section("Completeness per automate")
+    section(_("Completeness per automate"))
     if r.completeness:
-        table(("Automate", "Expected from", "Expected to", "Expected", "Stored", "Completeness"),
+        table((_("Automate"), _("Expected from"), _("Expected to"), _("Expected"), _("Stored"), _("Completeness")),
               ([view.source(f"units/{c.unit}/automates/{c.automate}"), view.when(c.expected_from),
-                view.when(c.expected_to), str(c.expected), str(c.stored), view.percent(c)] for c in r.completeness),
+                view.when(c.expected_to), view.count(c.expected), view.count(c.stored), view.percent(c)]
+               for c in r.completeness),
               (70, 45, 45, 30, 30, 30))
     else:
-        line("No automate is known to the plant for this period.")
+        line(_("No automate is known to the plant for this period."))
 
-    section("Rejected messages by reason")
+    section(_("Rejected messages by reason"))
     if r.rejected:
-        table(("Reason", "Messages"), ([x.reason, str(x.count)] for x in r.rejected), (230, 30))
-        line(f"Total: {r.rejected_total}")
+        table((_("Reason"), _("Messages")), ([x.reason, view.count(x.count)] for x in r.rejected), (230, 30))
+        line(_("Total: %(total)s", total=view.count(r.rejected_total)))
     else:
-        line("No message was rejected.")
+        line(_("No message was rejected."))
 
-    section("Meter energy")
+    section(_("Meter energy"))
     if r.energy:
-        table(("Meter", "From sample", "To sample", "Energy (kWh)", "Samples in period"),
+        table((_("Meter"), _("From sample"), _("To sample"), _("Energy (kWh)"), _("Samples in period")),
               ([view.source(f"meters/{e.meter}"), view.when(e.from_ts), view.when(e.to_ts), view.kwh(e),
-                str(e.samples)] for e in r.energy), (80, 50, 50, 40, 40))
+                view.count(e.samples)] for e in r.energy), (80, 50, 50, 40, 40))
     else:
-        line("No meter is known to the plant for this period.")
+        line(_("No meter is known to the plant for this period."))
     if printable.replaced:
         pdf.ln(4)
-        line(f"{printable.replaced} characters the PDF font cannot show are printed as [U+XXXX], their Unicode "
-             "code point.", style="B")
+        line(ngettext("%(num)s character the PDF font cannot show is printed as [U+XXXX], its Unicode code point.",
+                      "%(num)s characters the PDF font cannot show are printed as [U+XXXX], their Unicode "
+                      "code point.", printable.replaced), style="B")
     return pdf.output()
 
 
-def _alarm_ref(a: ReportAlarm, refs: Mapping[int, int]) -> str:
+def _alarm_ref(view: ReportView, a: ReportAlarm, refs: Mapping[int, int]) -> str:
     if a.id not in refs:
         return ""
-    what = " and ".join(w for w, v in (("note", a.ack_note), ("detail", a.detail)) if v)
-    return f"{what} [{refs[a.id]}] below"
+    _ = view.gettext
+    ref = refs[a.id]
+    if a.ack_note and a.detail:
+        return _("note and detail [%(ref)s] below", ref=ref)
+    return _("note [%(ref)s] below", ref=ref) if a.ack_note else _("detail [%(ref)s] below", ref=ref)
 
 
 def _stats_table(view: ReportView, rows: Sequence[MeasureStats], table: Callable[..., None],
@@ -226,7 +243,8 @@ def _stats_table(view: ReportView, rows: Sequence[MeasureStats], table: Callable
         if empty:
             line(empty)
         return
-    table(("Source", "Measure", "Unit", "Readings", "Min", "Mean", "Max"),
-          ([view.source(s.source), view.measure_label(s.measure), view.measure_unit(s.measure), str(s.count),
+    _ = view.gettext
+    table((_("Source"), _("Measure"), _("Unit"), _("Readings"), _("Min"), _("Mean"), _("Max")),
+          ([view.source(s.source), view.measure_label(s.measure), view.measure_unit(s.measure), view.count(s.count),
             view.num(s.minimum, s.measure), view.num(s.mean, s.measure), view.num(s.maximum, s.measure)]
            for s in rows), (70, 55, 20, 25, 30, 30, 30))

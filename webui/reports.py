@@ -2,6 +2,9 @@
 
 The data comes from :func:`store.report.shift_report`; the page and the PDF are two renderings of
 the same :class:`~store.report.ShiftReport`, every time shown in the plant's zone with the zone.
+Both are in the request's language (:func:`webui.i18n.language`): texts through the catalog, numbers
+and dates written the way that language writes them (``4 012,5``, ``21 nov. 2026 09:00:00 CET``).
+What the plant recorded (notes, rejection reasons, a probe fault's detail) is shown as it was written.
 """
 
 from __future__ import annotations
@@ -13,12 +16,15 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING
 
 from flask import Blueprint, Response, current_app, render_template, request
+from flask_babel import gettext as _
 
+from plantmodel.i18n import N_, SOURCE_LANGUAGE, format_number, format_time, translations
 from plantmodel.measures import MEASURES
-from plantmodel.timezone import local_text, plant_zone
+from plantmodel.timezone import plant_zone
 from store import queries
 from store import report as report_store
 from store.report import Completeness, MeasureStats, MeterEnergy, ReportAlarm, ShiftReport
+from webui.i18n import language
 from webui.state import web_state
 
 if TYPE_CHECKING:
@@ -32,6 +38,11 @@ DEFAULT_SPAN = timedelta(hours=8)  # one shift
 MAX_SPAN = timedelta(days=31)  # a month of per-unit aggregates stays a quick query and a short PDF
 PARAMS = frozenset({"start", "end", "format"})
 FONT_EXTENSION = "webui.reports.font"  # app.extensions: the PDF faces found at the first PDF
+
+# What people read for the codes the report holds (the codes stay in the page's data-* attributes).
+SEVERITY_LABELS = {"critical": N_("critical"), "warning": N_("warning"), "info": N_("info")}
+DISPOSITION_LABELS = {"hold": N_("product on hold"), "release": N_("product released"),
+                      "none": N_("no product action")}
 
 
 class PeriodError(ValueError):
@@ -51,10 +62,10 @@ def parse_when(name: str, raw: str, zone: tzinfo) -> datetime:
     try:
         value = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)
     except ValueError:
-        raise PeriodError(f"{name}={raw!r} is not a date and time (e.g. 2026-11-21T06:00, plant time, "
-                          f"or 2026-11-21T05:00Z)") from None
+        raise PeriodError(_("%(field)s=%(value)s is not a date and time (e.g. 2026-11-21T06:00, plant time, "
+                            "or 2026-11-21T05:00Z)", field=name, value=repr(raw))) from None
     if not 1001 <= value.year <= 9998:  # MariaDB's DATETIME range
-        raise PeriodError(f"{name}={raw!r}: the year must be within 1001..9998")
+        raise PeriodError(_("%(field)s=%(value)s: the year must be within 1001..9998", field=name, value=repr(raw)))
     if value.tzinfo is None:
         value = value.replace(tzinfo=zone)  # fold=0: an ambiguous autumn hour is its first pass
     return value.astimezone(UTC)
@@ -70,9 +81,12 @@ def parse_period(args: dict[str, str], zone: tzinfo, now: datetime) -> Period:
     if start is None:
         start = end - DEFAULT_SPAN
     if end <= start:
-        raise PeriodError(f"the end ({local_text(end, zone)}) must be after the start ({local_text(start, zone)})")
+        lang = language()
+        raise PeriodError(_("the end (%(end)s) must be after the start (%(start)s)",
+                            end=format_time(end, zone, lang, seconds=True),
+                            start=format_time(start, zone, lang, seconds=True)))
     if end - start > MAX_SPAN:
-        raise PeriodError(f"the period is longer than {MAX_SPAN.days} days: ask for shorter reports")
+        raise PeriodError(_("the period is longer than %(days)s days: ask for shorter reports", days=MAX_SPAN.days))
     return Period(start, end)
 
 
@@ -91,10 +105,11 @@ def _shift_report(*, pdf: bool) -> Response | tuple[str, int] | str:
     zone = plant_zone(state.settings.plant_tz)
     unknown = sorted(set(request.args) - PARAMS)
     if unknown:
-        return _bad_request(f"unknown parameter {unknown[0]!r} (allowed: {', '.join(sorted(PARAMS))})")
+        return _bad_request(_("unknown parameter %(name)s (allowed: %(allowed)s)", name=repr(unknown[0]),
+                              allowed=", ".join(sorted(PARAMS))))
     fmt = request.args.get("format", "pdf" if pdf else "html")
     if fmt not in ("html", "pdf"):
-        return _bad_request(f"format={fmt!r} must be html or pdf")
+        return _bad_request(_("format=%(format)s must be html or pdf", format=repr(fmt)))
     try:
         period = parse_period(dict(request.args), zone, datetime.now(UTC))
     except PeriodError as exc:
@@ -102,12 +117,14 @@ def _shift_report(*, pdf: bool) -> Response | tuple[str, int] | str:
     with state.make_session() as session:
         report = report_store.shift_report(session, period.start, period.end, state.settings.report_period)
         names = queries.device_names(session)
-    view = ReportView(report, zone, state.settings.plant_tz, names)
+    view = ReportView(report, zone, state.settings.plant_tz, names, language())
     if fmt == "pdf":
         from webui.report_pdf import render_pdf  # fpdf2 is a second of start-up: only when a PDF is asked
 
         body = bytes(render_pdf(view, font=_app_font()))
-        filename = f"shift-report-{period.start.astimezone(zone):%Y%m%d-%H%M}.pdf"
+        # ASCII in both languages (a header's value): e.g. rapport-de-poste-20261121-0900.pdf
+        start = period.start.astimezone(zone).strftime("%Y%m%d-%H%M")
+        filename = _("shift-report-%(start)s.pdf", start=start)
         return Response(body, mimetype="application/pdf",
                         headers={"Content-Disposition": f'inline; filename="{filename}"'})
     return render_template("report_shift.html", r=view, report=report,
@@ -137,62 +154,119 @@ def _input_value(ts: datetime, zone: tzinfo) -> str:
 
 @dataclass(frozen=True, slots=True)
 class ReportView:
-    """The report with what a reader needs around it: local times, labels, formatted numbers."""
+    """The report with what a reader needs around it, in ``language``: local times, labels,
+    formatted numbers. Its texts come from the language's catalog (not Flask-Babel's request
+    locale): the PDF is built from it too, and a view can be rendered outside a request."""
 
     report: ShiftReport
     zone: tzinfo
     zone_name: str
     names: dict[str, str]  # device registry names
+    language: str = SOURCE_LANGUAGE
+
+    def gettext(self, message: str, **params: object) -> str:
+        """``message`` in the view's language, ``%(name)s`` placeholders filled from ``params``."""
+        text = translations(self.language).gettext(message)
+        return text % params if params else text
+
+    def ngettext(self, singular: str, plural: str, num: int, **params: object) -> str:
+        text = translations(self.language).ngettext(singular, plural, num)
+        return text % {"num": num, **params}
+
+    _ = gettext  # the name the message extractor looks for: self._("…")
 
     def when(self, ts: datetime | None) -> str:
-        return "" if ts is None else local_text(ts, self.zone)
+        """An event's time (to the second) in the plant's zone, with the zone; "" for none."""
+        return "" if ts is None else format_time(ts, self.zone, self.language, seconds=True)
+
+    def period_when(self, ts: datetime) -> str:
+        """A bound of the period: to the minute unless the period does not fall on whole minutes."""
+        seconds = any(t.second or t.microsecond for t in (self.report.start, self.report.end))
+        return format_time(ts, self.zone, self.language, seconds=seconds)
 
     def source(self, key: str) -> str:
         """``units/3/automates/7`` -> ``Unit 3 (Churn room) · automate 7``."""
         parts = key.split("/")
-        if parts[0] == "units":
+        if parts[0] == "units" and len(parts) >= 2:
             unit = f"units/{parts[1]}"
-            text = f"Unit {parts[1]}" + (f" ({self.names[unit]})" if unit in self.names else "")
-            return text + (f" · automate {parts[3]}" if len(parts) == 4 else "")
+            name = self.names.get(unit)
+            if len(parts) == 4:
+                if name:
+                    return self._("Unit %(unit)s (%(name)s) · automate %(automate)s", unit=parts[1], name=name,
+                                  automate=parts[3])
+                return self._("Unit %(unit)s · automate %(automate)s", unit=parts[1], automate=parts[3])
+            if name:
+                return self._("Unit %(unit)s (%(name)s)", unit=parts[1], name=name)
+            return self._("Unit %(unit)s", unit=parts[1])
         if parts[0] == "meters":
             meter = "/".join(parts[1:])
-            return f"Meter {meter}" + (f" ({self.names[key]})" if key in self.names else "")
+            if key in self.names:
+                return self._("Meter %(meter)s (%(name)s)", meter=meter, name=self.names[key])
+            return self._("Meter %(meter)s", meter=meter)
         return key
 
     def unit_label(self, unit: int) -> str:
         return self.source(f"units/{unit}")
 
-    @staticmethod
-    def measure_label(measure: str) -> str:
+    def measure_label(self, measure: str) -> str:
         m = MEASURES.get(measure)
-        return m.label if m is not None else measure.replace("_", " ")
+        return translations(self.language).gettext(m.label) if m is not None else measure.replace("_", " ")
 
-    @staticmethod
-    def measure_unit(measure: str) -> str:
+    def measure_unit(self, measure: str) -> str:
         m = MEASURES.get(measure)
-        return m.unit if m is not None else ""
+        if m is None or not m.unit:
+            return ""
+        return translations(self.language).gettext(m.unit)  # "periods", "messages": words; °C stays °C
 
-    @staticmethod
-    def num(value: float | None, measure: str) -> str:
+    def number(self, value: float | int | None, decimals: int = 0) -> str:
+        return format_number(value, decimals, self.language)
+
+    def count(self, value: int) -> str:
+        return format_number(value, 0, self.language)
+
+    def seconds(self, value: float) -> str:
+        """A duration in seconds with as many decimals as it has (up to 3): ``60``, ``2,5``."""
+        decimals = next((d for d in range(4) if round(value, d) == value), 3)
+        return format_number(value, decimals, self.language)
+
+    def num(self, value: float | None, measure: str) -> str:
         if value is None:
             return "—"
         m = MEASURES.get(measure)
         decimals = m.decimals + 1 if m is not None else 2  # one more than the probe: a mean is finer
-        return f"{value:.{decimals}f}"
+        return format_number(value, decimals, self.language)
 
-    @staticmethod
-    def percent(c: Completeness) -> str:
-        return "—" if c.ratio is None else f"{100 * c.ratio:.1f} %"
+    def percent(self, c: Completeness) -> str:
+        if c.ratio is None:
+            return "—"
+        return self._("%(value)s %%", value=format_number(100 * c.ratio, 1, self.language))
 
-    @staticmethod
-    def kwh(e: MeterEnergy) -> str:
-        return "—" if e.energy_wh is None else f"{e.energy_wh / 1000:.3f}"
+    def kwh(self, e: MeterEnergy) -> str:
+        return "—" if e.energy_wh is None else format_number(e.energy_wh / 1000, 3, self.language)
+
+    def severity(self, code: str) -> str:
+        label = SEVERITY_LABELS.get(code)
+        return translations(self.language).gettext(label) if label else code
+
+    def disposition(self, code: str | None) -> str:
+        if not code:
+            return ""
+        label = DISPOSITION_LABELS.get(code)
+        return translations(self.language).gettext(label) if label else code
+
+    def limit_text(self, a: ReportAlarm) -> str:
+        """``above 37.0`` / ``below 2.5``: the side of the limit the value crossed."""
+        limit = self.num(a.limit_value, a.measure)
+        return self._("above %(limit)s", limit=limit) if a.bound == "high" else self._("below %(limit)s", limit=limit)
+
+    def acknowledged_by(self, a: ReportAlarm) -> str:
+        return a.acknowledged_by or self._("unknown")
 
     def alarm_events(self, a: ReportAlarm) -> str:
-        events = [name for name, flag in (("raised", a.raised_in), ("cleared", a.cleared_in),
-                                          ("acknowledged", a.acknowledged_in)) if flag]
+        events = [text for text, flag in ((self._("raised"), a.raised_in), (self._("cleared"), a.cleared_in),
+                                          (self._("acknowledged"), a.acknowledged_in)) if flag]
         if a.active_at_end:
-            events.append("active at end")
+            events.append(self._("active at end"))
         return ", ".join(events) or "—"
 
     def stats_by_source(self, rows: Sequence[MeasureStats]) -> list[tuple[str, list[MeasureStats]]]:
@@ -203,4 +277,4 @@ class ReportView:
 
     @property
     def title_period(self) -> str:
-        return f"{self.when(self.report.start)} – {self.when(self.report.end)}"
+        return f"{self.period_when(self.report.start)} – {self.period_when(self.report.end)}"

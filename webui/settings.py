@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from plantmodel.envconf import env_float, env_int, env_str
 from plantmodel.errors import ValidationError
+from plantmodel.i18n import DEFAULT_LANGUAGE, language_from_env
 from plantmodel.mqtt import MqttSettings
 from plantmodel.placeholders import refuse_placeholder
 from plantmodel.timezone import server_zone_name, zone_from_env
@@ -40,6 +41,9 @@ class WebSettings:
     switch_timeout: float = 5.0
     # The plant's IANA time zone: pages, reports and the spreadsheet CSV show times in it.
     plant_tz: str = field(default_factory=server_zone_name)
+    # Pages for a user without a preference whose browser asks for none of ours; reports made
+    # without a request. fr or en (plantmodel.i18n.LANGUAGES).
+    plant_language: str = DEFAULT_LANGUAGE
     # The shift report PDF's fonts (any Unicode they cover prints as written); bold "" = beside it.
     pdf_font: str = DEFAULT_PDF_FONT
     pdf_font_bold: str = ""
@@ -50,6 +54,7 @@ class WebSettings:
         ``WEBUI_HOST``, ``WEBUI_PORT``, ``SECRET_KEY``, ``WEBUI_REPORT_PERIOD``, ``WEBUI_METER_PERIOD``,
         ``WEBUI_PUSH_INTERVAL``, ``WEBUI_SWITCH_TIMEOUT`` (5 s: a remote switch without the
         meter's answer by then is reported as timed out), ``PLANT_TZ`` (default: the server's zone),
+        ``PLANT_LANGUAGE`` (``fr`` by default, or ``en``),
         ``WEBUI_PDF_FONT`` and ``WEBUI_PDF_FONT_BOLD``."""
         root = env_str(env, "PLANT_TOPIC_ROOT", "plant")
         Topics(root)  # fail at start-up, not on the first message, when the root is invalid
@@ -72,6 +77,7 @@ class WebSettings:
             login_limit_address=check_limit(env_str(env, "WEBUI_LOGIN_LIMIT_ADDRESS", "20 per 15 minutes")),
             switch_timeout=check_switch_timeout(env_float(env, "WEBUI_SWITCH_TIMEOUT", 5.0, minimum=0.1)),
             plant_tz=zone_from_env(env),
+            plant_language=language_from_env(env),
             pdf_font=env_str(env, "WEBUI_PDF_FONT", DEFAULT_PDF_FONT),
             pdf_font_bold=env_str(env, "WEBUI_PDF_FONT_BOLD", ""),
         )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask_babel import gettext
 from sqlalchemy.orm import Session, sessionmaker
 
 from plantmodel.measures import AUTOMATE_MEASURES, METER_ERRORS, METER_MEASURES, SOURCE_HEALTH, Measure
@@ -23,7 +24,9 @@ def measure_table() -> dict[str, dict[str, dict[str, Any]]]:
 
     def table(measures: dict[str, Measure]) -> dict[str, dict[str, Any]]:
         # short, key: the overview cell's label and whether a phone shows it (plantmodel.measures).
-        return {m.name: {"label": m.label, "short": m.short, "unit": m.unit, "low": m.low, "high": m.high,
+        # In the request's language (the definitions are English, marked for translation).
+        return {m.name: {"label": gettext(m.label), "short": gettext(m.short),
+                         "unit": gettext(m.unit) if m.unit else "", "low": m.low, "high": m.high,
                          "decimals": m.decimals, "key": m.key} for m in measures.values()}
 
     # alarm_only: what an alarm may name but no reading carries (a meter's error flags, no data,

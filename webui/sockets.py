@@ -31,14 +31,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flask import request
+from flask_babel import force_locale, gettext
 from flask_socketio import ConnectionRefusedError, SocketIO, emit, join_room, leave_room
 from sqlalchemy.exc import SQLAlchemyError
 
 from plantmodel.errors import ValidationError
+from plantmodel.i18n import N_
 from plantmodel.readings import MAX_UNIT
 from plantmodel.sources import AutomateSource, MeterSource, check_meter_id, unit_key
 from store import queries
 from webui.auth import AuthUser, socket_user, still_valid
+from webui.i18n import browser_language
 from webui.live import HEALTH_EVENT
 from webui.push import ALARMS_ROOM, PLANT_ROOM
 from webui.snapshot import alarm_summary, load_snapshot, meter_snapshot, unit_snapshot
@@ -69,24 +72,24 @@ class View:
 def parse_view(data: Any) -> View:
     """Validate a ``watch`` payload (unknown keys are refused, not ignored)."""
     if not isinstance(data, dict):
-        raise ValidationError('watch needs an object like {"view": "plant"}')
+        raise ValidationError(N_('watch needs an object like {"view": "plant"}'))
     name = data.get("view")
     if name not in VIEWS:
-        raise ValidationError(f"unknown view {name!r}; known: {', '.join(VIEWS)}")
+        raise ValidationError(N_("unknown view %(view)s; known: %(known)s"), view=repr(name), known=", ".join(VIEWS))
     keys = _VIEW_KEYS[name]
     extra = sorted(set(data) - {"view", *keys})
     if extra:
-        raise ValidationError(f"view {name!r} takes no {', '.join(map(repr, extra))}")
+        raise ValidationError(N_("view %(view)s takes no %(keys)s"), view=repr(name), keys=", ".join(map(repr, extra)))
     missing = [k for k in keys if k not in data]
     if missing:
-        raise ValidationError(f"view {name!r} needs {', '.join(map(repr, missing))}")
+        raise ValidationError(N_("view %(view)s needs %(keys)s"), view=repr(name), keys=", ".join(map(repr, missing)))
     match name:
         case "plant":
             return View(name, PLANT_ROOM)
         case "unit":
             unit = _number(data, "unit")
             if not 1 <= unit <= MAX_UNIT:
-                raise ValidationError(f"unit {unit} is out of range 1..{MAX_UNIT}")
+                raise ValidationError(N_("unit %(unit)s is out of range 1..%(max)s"), unit=unit, max=MAX_UNIT)
             return View(name, unit_key(unit), unit=unit)
         case "automate":
             source = AutomateSource(_number(data, "unit"), _number(data, "automate"))
@@ -100,7 +103,7 @@ def parse_view(data: Any) -> View:
 def _number(data: dict[str, Any], key: str) -> int:
     value = data[key]
     if not isinstance(value, int) or isinstance(value, bool):
-        raise ValidationError(f"{key!r} must be an integer, got {value!r}")
+        raise ValidationError(N_("%(key)s must be an integer, got %(value)s"), key=repr(key), value=repr(value))
     return value
 
 
@@ -132,13 +135,13 @@ class LiveSockets:
             user = socket_user(make_session, auth)
             if user is None:
                 self.state.metrics.socket_refused()
-                raise ConnectionRefusedError("unauthorized")
+                raise ConnectionRefusedError(self._say(None, N_("unauthorized")))
             with make_session() as session:
                 alarms = [queries.alarm_dict(row) for row in queries.open_alarms(session)]
         except SQLAlchemyError as exc:
             self.state.metrics.socket_refused()
             log.warning("Socket.IO connection refused, database unavailable: %s", exc)
-            raise ConnectionRefusedError("database unavailable") from exc
+            raise ConnectionRefusedError(self._say(None, N_("database unavailable"))) from exc
         self._clients[_sid()] = _Client(user)
         self._ensure_checker()
         # Counted with the entry in _clients: on_disconnect takes one off only when it removes one.
@@ -202,22 +205,34 @@ class LiveSockets:
     def on_watch(self, data: Any = None) -> dict[str, Any]:
         client = self._clients.get(_sid())
         if client is None:
-            return {"error": "not connected"}
+            return {"error": self._say(None, N_("not connected"))}
         with client.lock:
             if client.closed:
-                return {"error": "not connected"}
+                return {"error": self._say(client, N_("not connected"))}
             try:
-                return self._watch(data)
+                return self._watch(client, data)
             except ValidationError as exc:
-                return {"error": exc.reason}
+                with force_locale(self._language(client)):
+                    return {"error": exc.translated(gettext)}
             except SQLAlchemyError as exc:
                 log.warning("watch %r: database unavailable: %s", data, exc)
-                return {"error": "database unavailable"}
+                return {"error": self._say(client, N_("database unavailable"))}
             except Exception:  # a bug must cost this answer only, not the connection
                 log.exception("watch %r failed", data)
-                return {"error": "internal error"}
+                return {"error": self._say(client, N_("internal error"))}
 
-    def _watch(self, data: Any) -> dict[str, Any]:
+    def _language(self, client: _Client | None) -> str:
+        """The language a connection's answers are in: its user's choice (read when it connected),
+        else the browser's, else the plant's. Never the database's: an answer may say it is down."""
+        if client is not None and client.user.language:
+            return client.user.language
+        return browser_language() or self.state.settings.plant_language
+
+    def _say(self, client: _Client | None, message: str, **params: object) -> str:
+        with force_locale(self._language(client)):
+            return gettext(message, **params)
+
+    def _watch(self, client: _Client, data: Any) -> dict[str, Any]:
         view = parse_view(data)
         sid = _sid()
         views = self.state.feed.views
@@ -230,31 +245,32 @@ class LiveSockets:
         # Join before reading: an update flushed meanwhile reaches the client instead of falling
         # between the snapshot and the join.
         join_room(view.room)
-        snapshot, unknown = None, ""
+        snapshot, unknown = None, None
         try:
             snapshot, unknown = self._snapshot(view)
         finally:
             if snapshot is None and view.room != old:
                 leave_room(view.room)  # failed: the client stays on its current view
         if snapshot is None:
-            return {"error": unknown}
+            template, params = unknown or ("", {})
+            return {"error": self._say(client, template, **params) if template else ""}
         if old is not None and old != view.room:
             leave_room(old)
         views.set(sid, view.room)
         return {"room": view.room, "snapshot": snapshot}
 
-    def _snapshot(self, view: View) -> tuple[dict[str, Any] | None, str]:
-        """The view's snapshot, or None and why."""
+    def _snapshot(self, view: View) -> tuple[dict[str, Any] | None, tuple[str, dict[str, object]] | None]:
+        """The view's snapshot, or None and why (a marked message and its params)."""
         make_session = self.state.make_session
         match view:
             case View(name="unit", unit=int(unit)):
-                return unit_snapshot(make_session, unit), f"unit {unit} is unknown"
+                return unit_snapshot(make_session, unit), (N_("unit %(unit)s is unknown"), {"unit": unit})
             case View(name="automate", unit=int(unit), automate=int(automate)):
                 return (unit_snapshot(make_session, unit, automate),
-                        f"unit {unit} has no automate {automate}")
+                        (N_("unit %(unit)s has no automate %(automate)s"), {"unit": unit, "automate": automate}))
             case View(name="meter", meter=str(meter)):
-                return meter_snapshot(make_session, meter), f"meter {meter} is unknown"
-        return load_snapshot(make_session), ""
+                return meter_snapshot(make_session, meter), (N_("meter %(meter)s is unknown"), {"meter": meter})
+        return load_snapshot(make_session), None
 
 
 def _sid() -> str:

@@ -11,6 +11,7 @@ import logging
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
+from flask_babel import gettext as _
 from jinja2.utils import htmlsafe_json_dumps
 from markupsafe import Markup
 from sqlalchemy import text
@@ -24,6 +25,7 @@ from store import models as orm
 from store import queries
 from store.users import ROLES
 from webui.auth import current_user, public, require_role
+from webui.i18n import page_i18n
 from webui.snapshot import load_snapshot, measure_table, unit_snapshot
 from webui.sockets import STALE_AFTER
 from webui.state import web_state
@@ -75,7 +77,8 @@ def _page_config() -> dict[str, Any]:
     """What every page's script needs before the Socket.IO ``hello`` arrives."""
     settings = web_state().settings
     return {"periods": {"automate": settings.report_period, "meter": settings.meter_period},
-            "stale_after": STALE_AFTER, "measures": measure_table(), "plant_tz": settings.plant_tz}
+            "stale_after": STALE_AFTER, "measures": measure_table(), "plant_tz": settings.plant_tz,
+            "i18n": page_i18n()}
 
 
 def _unit_automates(session: Session) -> dict[int, list[int]]:
@@ -102,7 +105,7 @@ def unit_view(unit: int) -> str | tuple[str, int]:
     # The overview narrowed to one unit: the browser watches only that unit's room.
     snapshot = unit_snapshot(web_state().make_session, unit)
     if snapshot is None:
-        return _not_found(f"Unit {unit} is unknown.")
+        return _not_found(_("Unit %(unit)s is unknown.", unit=unit))
     with web_state().make_session() as session:
         registry = _registry(session, hide_removed=False)  # asked for by its number: shown even if removed
     return render_template("overview.html", snapshot=snapshot, unit=unit, registry=registry,
@@ -115,9 +118,9 @@ def automate_view(unit: int, automate: int) -> str | tuple[str, int]:
         units = _unit_automates(session)
         unit_names = _unit_names(session)
     if unit not in units:
-        return _not_found(f"Unit {unit} is unknown.")
+        return _not_found(_("Unit %(unit)s is unknown.", unit=unit))
     if automate not in units[unit]:
-        return _not_found(f"Unit {unit} has no automate {automate}.")
+        return _not_found(_("Unit %(unit)s has no automate %(automate)s.", unit=unit, automate=automate))
     return render_template("automate.html", unit=unit, automate=automate, units=units,
                            measures=AUTOMATE_MEASURES, unit_names=unit_names)
 
@@ -128,7 +131,7 @@ def meter_view(meter: str) -> str | tuple[str, int]:
         known = session.get(orm.Meter, meter) is not None
         name = queries.device_names(session).get(MeterSource(meter).key) if known else None
     if not known:
-        return _not_found(f"Meter {meter} is unknown.")
+        return _not_found(_("Meter %(meter)s is unknown.", meter=meter))
     return render_template("meter.html", meter=meter, measures=METER_MEASURES, meter_name=name)
 
 

@@ -25,7 +25,9 @@ def test_shift_report_renders_prints_and_exports(page_as: Callable[..., Page], s
     expect(page.locator("#report-zone")).to_contain_text("Plant time zone:")
     zone = page.locator("#report-zone strong").inner_text()
     assert zone  # an IANA name; the period's times carry the zone's abbreviation
-    expect(page.locator("#report-period time").first).to_have_text(re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \S+$"))
+    # "21 Nov 2026 09:00 CET" ("21 nov. 2026 …" in French); seconds when the period is not whole minutes.
+    expect(page.locator("#report-period time").first).to_have_text(
+        re.compile(r"^\d{1,2} \w+\.? \d{4} \d\d:\d\d(:\d\d)? \S+$"))
     expect(page.locator("header.top nav")).to_be_visible()
     screenshot(page, "shift-report")
 

@@ -55,7 +55,8 @@ def plant(mariadb: MariaDBServer) -> Iterator[Plant]:
     admin_sessions = make_sessionmaker(create_db_engine(urls["admin"]))
     for name, (role, password) in USERS.items():
         add_user(admin_sessions, name, role, password)
-    app = create_app(WebSettings(database_url=urls["datavision"], secret_key="test", plant_tz="Europe/Paris"),
+    app = create_app(WebSettings(database_url=urls["datavision"], secret_key="test", plant_tz="Europe/Paris",
+                                 plant_language="en"),
                      sessionmaker=make_sessionmaker(datavision), start_mqtt=False)
     app.config["TESTING"] = True
     yield Plant(urls, root, datavision, app)

@@ -188,6 +188,7 @@ class Clock:
 def settings(smtp_port: int, **kw: Any) -> NotifierSettings:
     return replace(NotifierSettings(database_url="unused", poll=0.1, retry_base=0.05, retry_max=0.2,
                                     webhook_timeout=5, dashboard_url="https://plant.example", plant_tz="Europe/Paris",
+                                    language="en",
                                     smtp=SmtpSettings(host="127.0.0.1", port=smtp_port, sender="plant@example.com",
                                                       timeout=5)), **kw)
 
@@ -253,7 +254,7 @@ def test_raise_then_clear_one_mail_and_one_post_each(database_url: str, smtp: tu
     for part in ("[CRITICAL]", "raised", "unit 3 automate 7", "Salmonella", "41", "37", "active"):
         assert part in subject, (part, subject)
     body = mail.get_payload(decode=True).decode()
-    assert "2026-11-21 09:59:55 CET" in body  # plant time (Europe/Paris), with the zone
+    assert "21 Nov 2026 09:59:55 CET" in body  # plant time (Europe/Paris), with the zone
     assert "https://plant.example/alarms" in body
     hook = receiver.received()[0]
     assert hook["event"] == "raise" and hook["alarm"]["id"] == alarm_id

@@ -201,7 +201,8 @@ def app(tmp_path: Path, make_session: sessionmaker[Session]) -> Flask:
     for name, (role, password) in USERS.items():
         add_user(make_session, name, role, password)
     app = create_app(WebSettings(database_url=f"sqlite:///{tmp_path / 'plant.db'}", secret_key="test",
-                                 plant_tz="Europe/Paris"), sessionmaker=make_session, start_mqtt=False)
+                                 plant_tz="Europe/Paris", plant_language="en"),
+                     sessionmaker=make_session, start_mqtt=False)
     app.config["TESTING"] = True
     return app
 
@@ -218,16 +219,16 @@ def test_the_page_shows_the_period_in_the_plant_zone(viewer: FlaskClient) -> Non
     resp = viewer.get("/reports/shift?start=2026-11-21T09:00&end=2026-11-21T10:00")
     assert resp.status_code == 200
     html = resp.get_data(as_text=True)
-    assert "2026-11-21 09:00:00 CET" in html and "2026-11-21 10:00:00 CET" in html
+    assert "21 Nov 2026 09:00 CET" in html and "21 Nov 2026 10:00 CET" in html
     assert "Europe/Paris" in html
-    assert "Lot 4411 quarantined, tank sanitised" in html and ">hold<" in html
+    assert "Lot 4411 quarantined, tank sanitised" in html and ">product on hold<" in html
     assert 'data-source="units/1" data-measure="tank_temp_c"' in html
     assert "75.0 %" in html  # automate 1/1: 45 of 60
     assert "0.620" in html  # kWh across the reset
     assert "tank_temp_c=-273 is outside -40..150" in html
     # The same period given in ISO with an offset.
     same = viewer.get("/reports/shift?start=2026-11-21T08:00:00Z&end=2026-11-21T10:00:00%2B01:00")
-    assert "2026-11-21 09:00:00 CET" in same.get_data(as_text=True)
+    assert "21 Nov 2026 09:00 CET" in same.get_data(as_text=True)
 
 
 def test_the_page_refuses_bad_periods(viewer: FlaskClient) -> None:
@@ -285,7 +286,7 @@ def test_pdf_from_the_report(make_session: sessionmaker[Session], viewer: FlaskC
     assert pdf.startswith(b"%PDF")
     text = pdf_text(pdf)
     assert "Tank temperature" in text and "Unit 1 (Churn room)" in text
-    assert "Europe/Paris" in text and "2026-11-21 09:00:00 CET" in text
+    assert "Europe/Paris" in text and "21 Nov 2026 09:00 CET" in text
     assert "Lot 4411 quarantined, tank sanitised" in text
     for url in ("/reports/shift.pdf?start=2026-11-21T09:00&end=2026-11-21T10:00",
                 "/reports/shift?start=2026-11-21T09:00&end=2026-11-21T10:00&format=pdf"):

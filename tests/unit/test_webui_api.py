@@ -129,7 +129,7 @@ def test_roles_viewer_cannot_ack_operator_cannot_edit_thresholds_or_users(api: A
 def test_cookie_auth_writes_need_the_csrf_header_token_auth_does_not(api: Api) -> None:
     http = api.app.test_client()
     assert login(http, "operator").status_code == 302
-    assert http.get("/api/me").get_json() == {"username": "operator", "role": "operator"}
+    assert http.get("/api/me").get_json() == {"username": "operator", "role": "operator", "language": None}
     assert "CSRF" in error(http.post("/api/alarms/1/ack"), 403)
     assert error(http.post("/api/alarms/1/ack", headers={"X-CSRF-Token": "wrong"}), 403)
     resp = http.post("/api/alarms/1/ack", headers=csrf(http))
@@ -145,7 +145,7 @@ def test_me_and_token_rotation(api: Api) -> None:
     assert error(http.post("/api/me/token"), 403)  # cookie auth: CSRF needed
     token = http.post("/api/me/token", headers=csrf(http)).get_json()["token"]
     bearer = {"Authorization": f"Bearer {token}"}
-    assert http.get("/api/me", headers=bearer).get_json() == {"username": "viewer", "role": "viewer"}
+    assert http.get("/api/me", headers=bearer).get_json() == {"username": "viewer", "role": "viewer", "language": None}
     assert api.get("/api/me", role=None, headers=bearer).status_code == 200  # without the cookie too
     # Rotating with the token itself: the old one stops working, the new one works.
     new = api.call("POST", "/api/me/token", role=None, headers=bearer).get_json()["token"]
@@ -491,7 +491,7 @@ def test_threshold_body_must_be_json_and_delete_parameters_are_checked(api: Api)
 def test_user_administration(api: Api) -> None:
     users = api.json("/api/users", "admin")["items"]
     assert [u["username"] for u in users] == ["admin", "operator", "viewer"]
-    assert set(users[0]) == {"username", "role", "created_at", "last_login_at", "has_token"}
+    assert set(users[0]) == {"username", "role", "created_at", "last_login_at", "has_token", "language"}
 
     resp = api.call("POST", "/api/users", "admin", json={"username": "marie", "password": "long-enough-1",
                                                           "role": "operator"})

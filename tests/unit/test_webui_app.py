@@ -53,7 +53,7 @@ def test_healthz_needs_no_login(app: Flask) -> None:
 
 def test_database_down_gives_503_not_500(tmp_path: Path) -> None:
     broken = make_sessionmaker(create_engine(f"sqlite:///{tmp_path}"))  # a directory: cannot open
-    http = create_app(WebSettings(), sessionmaker=broken, start_mqtt=False).test_client()
+    http = create_app(WebSettings(plant_language="en"), sessionmaker=broken, start_mqtt=False).test_client()
     resp = http.get("/healthz")
     assert resp.status_code == 503
     assert resp.get_json()["db"] is False

@@ -89,7 +89,7 @@ def test_logged_in_browser_connects_and_gets_hello(app: Flask, clients: list[Soc
     clients.append(client)
     assert client.is_connected()
     [hello] = received(client, "hello")
-    assert hello["user"] == {"username": "operator", "role": "operator"}
+    assert hello["user"] == {"username": "operator", "role": "operator", "language": None}
     assert hello["periods"] == {"automate": 60.0, "meter": 60.0}
     assert hello["stale_after"] == 3
     with web_state(app).make_session() as session:
@@ -106,7 +106,7 @@ def test_token_connects_and_hello_names_its_user(app: Flask, clients: list[Socke
     clients.append(client)
     assert client.is_connected()
     [hello] = received(client, "hello")
-    assert hello["user"] == {"username": "admin", "role": "admin"}
+    assert hello["user"] == {"username": "admin", "role": "admin", "language": None}
 
 
 def test_hello_periods_come_from_the_settings(tmp_path: Path, clients: list[SocketIOTestClient]) -> None:

@@ -12,14 +12,36 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from flask import Blueprint, Flask, Response, jsonify
+from flask_babel import force_locale, gettext
 from werkzeug.exceptions import HTTPException
 
 from plantmodel.errors import ValidationError
+from plantmodel.i18n import N_
 from webui.auth import is_api_request
+from webui.i18n import browser_language
+from webui.state import web_state
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("api", __name__, url_prefix="/api")
+
+# Werkzeug's own descriptions of the errors it raises (unknown path, wrong method, body too large...),
+# marked here so the API's JSON says them in the request's language; the English is Werkzeug's, unchanged.
+HTTP_DESCRIPTIONS: dict[int, str] = {
+    400: N_("The browser (or proxy) sent a request that this server could not understand."),
+    401: N_("The server could not verify that you are authorized to access the URL requested. You either "
+            "supplied the wrong credentials (e.g. a bad password), or your browser doesn't understand how to "
+            "supply the credentials required."),
+    403: N_("You don't have the permission to access the requested resource. It is either read-protected or "
+            "not readable by the server."),
+    404: N_("The requested URL was not found on the server. If you entered the URL manually please check your "
+            "spelling and try again."),
+    405: N_("The method is not allowed for the requested URL."),
+    413: N_("The data value transmitted exceeds the capacity limit."),
+    415: N_("The server does not support the media type transmitted in the request."),
+    429: N_("This user has exceeded an allotted request count. Try again later."),
+}
+INTERNAL_ERROR = N_("internal error (see the web UI's log)")
 
 
 class ApiError(HTTPException):
@@ -37,7 +59,7 @@ def invalid_input(status: int = 400) -> Iterator[None]:
     try:
         yield
     except ValidationError as exc:
-        raise ApiError(status, exc.reason) from None
+        raise ApiError(status, exc.translated(gettext)) from None
 
 
 def error_response(status: int, message: str) -> Response:
@@ -60,13 +82,40 @@ def install(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response | HTTPException:
         if isinstance(exc, ApiError) or is_api_request():
-            return error_response(exc.code or 500, exc.description or exc.name)
+            return error_response(exc.code or 500, _description(exc))
         return exc
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response | tuple[str, int]:
         # Logged with the traceback; the client gets a short JSON (API) or text error, never a stack.
         log.exception("unhandled error on %s", exc)
+        message = gettext_anyway(INTERNAL_ERROR)
         if is_api_request():
-            return error_response(500, "internal error (see the web UI's log)")
-        return "internal error (see the web UI's log)", 500
+            return error_response(500, message)
+        return message, 500
+
+
+def _description(exc: HTTPException) -> str:
+    """An error's message: ours (already in the request's language), or Werkzeug's default one
+    translated; a description Werkzeug does not know is passed on as it is."""
+    description = exc.description or exc.name
+    default = HTTP_DESCRIPTIONS.get(exc.code or 0)
+    if not isinstance(exc, ApiError) and default is not None and description == default:
+        return gettext_anyway(default)
+    return description
+
+
+def gettext_anyway(message: str, **params: object) -> str:
+    """``message`` in the request's language, for an answer to a failure. Finding that language may
+    read the user's choice from the database: when that fails too (the database is down), the
+    browser's language, else the plant's, else the English: an error answer must not fail in turn."""
+    try:
+        return gettext(message, **params)
+    except Exception:  # already answering an error
+        log.debug("no language for %r from the locale selector", message, exc_info=True)
+    try:
+        with force_locale(browser_language() or web_state().settings.plant_language):
+            return gettext(message, **params)
+    except Exception:
+        log.debug("could not translate %r", message, exc_info=True)
+        return message % params if params else message

@@ -7,6 +7,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from flask import Response, jsonify, request
+from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -55,9 +56,9 @@ def _alarm_filter(args: Mapping[str, str]) -> history.AlarmFilter:
     meter = text(args, "meter")
     measure = text(args, "measure")
     if automate is not None and unit is None:
-        raise ApiError(400, "automate needs unit (automate numbers repeat in every unit)")
+        raise ApiError(400, _("automate needs unit (automate numbers repeat in every unit)"))
     if meter is not None and unit is not None:
-        raise ApiError(400, "unit and meter exclude each other (an alarm comes from an automate or a meter)")
+        raise ApiError(400, _("unit and meter exclude each other (an alarm comes from an automate or a meter)"))
     if measure is not None:
         _check_measure(measure, unit, meter)
     start, end = time_range(args)
@@ -77,11 +78,12 @@ def _check_devices(session: Session, flt: history.AlarmFilter) -> None:
 
 def _check_measure(measure: str, unit: int | None, meter: str | None) -> None:
     if measure not in MEASURES:
-        raise ApiError(400, f"measure={measure!r} is unknown (known: {', '.join(MEASURES)})")
+        raise ApiError(400, _("measure=%(measure)s is unknown (known: %(known)s)", measure=repr(measure),
+                              known=", ".join(MEASURES)))
     if meter is not None and measure not in METER_ALARM_MEASURES:
-        raise ApiError(400, f"measure={measure!r} is not a meter measure")
+        raise ApiError(400, _("measure=%(measure)s is not a meter measure", measure=repr(measure)))
     if unit is not None and measure not in AUTOMATE_ALARM_MEASURES:
-        raise ApiError(400, f"measure={measure!r} is not an automate measure")
+        raise ApiError(400, _("measure=%(measure)s is not an automate measure", measure=repr(measure)))
 
 
 @bp.get("/alarms.csv")
@@ -117,23 +119,25 @@ def ack_action(body: Mapping[str, Any], severity: str) -> tuple[str | None, str 
     note = body.get("note")
     if note is not None:
         if not isinstance(note, str):
-            raise ApiError(400, "field 'note' must be a string")
+            raise ApiError(400, _("field %(key)s must be a string", key="'note'"))
         note = note.strip()
         if len(note) > NOTE_MAX:
-            raise ApiError(400, f"field 'note' is longer than {NOTE_MAX} characters")
+            raise ApiError(400, _("field %(key)s is longer than %(max)s characters", key="'note'", max=NOTE_MAX))
         if has_unprintable(note, allow="\r\n"):  # line breaks are fine in a note
-            raise ApiError(400, "field 'note' has a character that is not printable")
+            raise ApiError(400, _("field %(key)s has a character that is not printable", key="'note'"))
         # A note must say something: at least one letter or digit (not a filler that looks blank).
         if not any(unicodedata.category(c)[0] in "LN" and c not in _BLANK_LETTERS for c in note):
             note = None
     disposition = body.get("disposition")
     if disposition is not None and disposition not in DISPOSITIONS:
-        raise ApiError(400, f"field 'disposition' must be one of {', '.join(DISPOSITIONS)}")
+        raise ApiError(400, _("field %(key)s must be one of %(choices)s", key="'disposition'",
+                              choices=", ".join(DISPOSITIONS)))
     if severity == "critical":
         if note is None:
-            raise ApiError(400, "a critical alarm needs a note: the corrective action taken")
+            raise ApiError(400, _("a critical alarm needs a note: the corrective action taken"))
         if disposition is None:
-            raise ApiError(400, f"a critical alarm needs a disposition of the product ({', '.join(DISPOSITIONS)})")
+            raise ApiError(400, _("a critical alarm needs a disposition of the product (%(choices)s)",
+                                  choices=", ".join(DISPOSITIONS)))
     return note, disposition
 
 
@@ -146,12 +150,12 @@ def acknowledge(alarm_id: int) -> Response:
     user = current_user()
     assert user is not None  # require_role let us in
     if alarm_id > MAX_ALARM_ID:
-        raise ApiError(404, f"alarm {alarm_id} is unknown")
+        raise ApiError(404, _("alarm %(alarm)s is unknown", alarm=alarm_id))
     state = web_state()
     with state.make_session.begin() as session:
         found = session.get(orm.Alarm, alarm_id)
         if found is None:
-            raise ApiError(404, f"alarm {alarm_id} is unknown")
+            raise ApiError(404, _("alarm %(alarm)s is unknown", alarm=alarm_id))
         if found.acknowledged_at is None:  # else the 409 below says who did, whatever the body
             note, disposition = ack_action(body, found.severity)
         else:
@@ -159,10 +163,11 @@ def acknowledge(alarm_id: int) -> Response:
         row, done = history.acknowledge_once(session, alarm_id, user.username, utcnow(), note=note,
                                              disposition=disposition)
         if row is None:
-            raise ApiError(404, f"alarm {alarm_id} is unknown")
+            raise ApiError(404, _("alarm %(alarm)s is unknown", alarm=alarm_id))
         if not done:
             when = format_ts(row.acknowledged_at) if row.acknowledged_at else "?"
-            raise ApiError(409, f"alarm {alarm_id} was already acknowledged by {row.acknowledged_by} at {when}")
+            raise ApiError(409, _("alarm %(alarm)s was already acknowledged by %(username)s at %(when)s",
+                                  alarm=alarm_id, username=row.acknowledged_by, when=when))
         data: dict[str, Any] = queries.alarm_dict(row)
         # In the same transaction: the acknowledgement never commits without its audit entry.
         audit("alarm.acknowledge", session=session, alarm=alarm_id, source=data.get("source"),

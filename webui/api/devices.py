@@ -7,6 +7,7 @@ from collections.abc import Set as AbstractSet
 from typing import Any
 
 from flask import Response, jsonify
+from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -24,7 +25,7 @@ def unit_or_404(session: Session, unit: int) -> orm.Unit:
     # Range first: an absurd id from the URL must not reach the database driver (integer overflow).
     row = session.get(orm.Unit, unit) if 1 <= unit <= MAX_UNIT else None
     if row is None:
-        raise ApiError(404, f"unit {unit} is unknown")
+        raise ApiError(404, _("unit %(unit)s is unknown", unit=unit))
     return row
 
 
@@ -32,14 +33,14 @@ def automate_or_404(session: Session, unit: int, automate: int) -> orm.Automate:
     unit_or_404(session, unit)
     row = session.get(orm.Automate, (unit, automate)) if 1 <= automate <= MAX_AUTOMATE else None
     if row is None:
-        raise ApiError(404, f"unit {unit} has no automate {automate}")
+        raise ApiError(404, _("unit %(unit)s has no automate %(automate)s", unit=unit, automate=automate))
     return row
 
 
 def meter_or_404(session: Session, meter: str) -> orm.Meter:
     row = session.get(orm.Meter, meter) if METER_ID_RE.fullmatch(meter) else None
     if row is None:
-        raise ApiError(404, f"meter {meter!r} is unknown")
+        raise ApiError(404, _("meter %(meter)s is unknown", meter=repr(meter)))
     return row
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Response, jsonify
+from flask_babel import gettext as _
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -58,7 +59,7 @@ def notification_item(row: orm.Notification, route: str | None) -> dict[str, Any
 def _str(body: dict[str, Any], key: str) -> str:
     value = body[key]
     if not isinstance(value, str):
-        raise ApiError(400, f"field {key!r} must be a string")
+        raise ApiError(400, _("field %(key)s must be a string", key=repr(key)))
     return value
 
 
@@ -75,20 +76,20 @@ def _checked(body: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
         out["scope"] = check_route_scope(_str(merged, "scope"))
         esc = merged["escalate_after_min"]
         if esc is not None and (not isinstance(esc, int) or isinstance(esc, bool)):
-            raise ApiError(400, "field 'escalate_after_min' must be an integer (minutes) or null")
+            raise ApiError(400, _("field %(key)s must be an integer (minutes) or null", key="'escalate_after_min'"))
         events = merged["events"]
         if "events" not in body and esc is not None:
             events = [ESCALATE]  # made an escalation route: its events follow
         elif "events" not in body and current.get("escalate_after_min") is not None and esc is None:
             events = ["raise", "clear"]  # no longer one
         if not isinstance(events, list) or not all(isinstance(e, str) for e in events):
-            raise ApiError(400, "field 'events' must be a list of strings (raise, clear)")
+            raise ApiError(400, _("field %(key)s must be a list of strings (raise, clear)", key="'events'"))
         out["events"] = check_events(events, esc)
         out["escalate_after_min"] = esc
     except ValidationError as exc:
-        raise ApiError(400, exc.reason) from None
+        raise ApiError(400, exc.translated(_)) from None
     if not isinstance(merged["enabled"], bool):
-        raise ApiError(400, "field 'enabled' must be true or false")
+        raise ApiError(400, _("field %(key)s must be true or false", key="'enabled'"))
     out["enabled"] = merged["enabled"]
     return out
 
@@ -96,7 +97,7 @@ def _checked(body: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
 def _route_or_404(session: Session, route_id: int) -> orm.NotificationRoute:
     row = session.get(orm.NotificationRoute, route_id) if 1 <= route_id <= 2**31 - 1 else None
     if row is None:
-        raise ApiError(404, f"notification route {route_id} is unknown")
+        raise ApiError(404, _("notification route %(route)s is unknown", route=route_id))
     return row
 
 
@@ -137,7 +138,7 @@ def change_route(route_id: int) -> Response:
     query(())
     body = json_body(FIELDS)
     if not body:
-        raise ApiError(400, f"give at least one field ({', '.join(FIELDS)})")
+        raise ApiError(400, _("give at least one field (%(fields)s)", fields=", ".join(FIELDS)))
     with web_state().make_session.begin() as session:
         row = _route_or_404(session, route_id)
         old = route_item(row)

@@ -11,6 +11,7 @@ from typing import Any
 from flask import Response, jsonify, request
 
 from plantmodel import legacy
+from plantmodel.i18n import LANGUAGES
 from plantmodel.measures import AUTOMATE_MEASURES, MEASURES, METER_MEASURES
 from plantmodel.thresholds import SEVERITIES
 from store.history import ALARM_STATES
@@ -20,13 +21,16 @@ from webui.api.params import query
 
 Schema = dict[str, Any]
 
-
 def _ref(name: str) -> Schema:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
 def _nullable(schema: Schema) -> Schema:
     return {"oneOf": [schema, {"type": "null"}]}
+
+
+# A user's language: one the product speaks, or null (the browser's, else the plant's).
+LANGUAGE: Schema = _nullable({"type": "string", "enum": list(LANGUAGES)})
 
 
 def _obj(props: dict[str, Schema], *, required: list[str] | None = None, extra: bool = False) -> Schema:
@@ -214,7 +218,10 @@ def _schemas() -> dict[str, Schema]:
             "disabled": {"type": "boolean"},
         }, required=[]),
         "User": _obj({"username": {"type": "string"}, "role": {"type": "string", "enum": list(ROLES)},
-                      "created_at": ts, "last_login_at": _nullable(ts), "has_token": {"type": "boolean"}}),
+                      "created_at": ts, "last_login_at": _nullable(ts), "has_token": {"type": "boolean"},
+                      "language": LANGUAGE}),
+        "Me": _obj({"username": {"type": "string"}, "role": {"type": "string", "enum": list(ROLES)},
+                    "language": LANGUAGE}),
         "Measurement": _obj({"meter": {"type": "string"}, "power": _nullable(num), "voltage": _nullable(num),
                              "current": _nullable(num), "energy": _nullable({**num, "description": "Wh"}),
                              "timestamp": ts}),
@@ -477,8 +484,13 @@ def openapi_document() -> dict[str, Any]:
         {**_p("end"), "description": "at or before (ISO 8601)"},
     ]
     paths: dict[str, Schema] = {
-        "/api/me": {"get": _op("Who is calling", {"200": _json("the user", _obj(
-            {"username": {"type": "string"}, "role": {"type": "string", "enum": list(ROLES)}})), **_err()})},
+        "/api/me": {
+            "get": _op("Who is calling", {"200": _json("the user", _ref("Me")), **_err()}),
+            "patch": _op("Change the caller's own settings", {"200": _json("the user", _ref("Me")), **_err(400)},
+                         body=_obj({"language": LANGUAGE}),
+                         description="`language`: the pages' language for this user (fr, en), or null: the "
+                                     "browser's Accept-Language, else the plant's (PLANT_LANGUAGE)."),
+        },
         "/api/me/token": {
             "post": _op("Create or rotate the caller's API token", {"200": _json(
                 "the token, shown once (only its hash is stored)", _obj({"token": {"type": "string"}})),
@@ -632,14 +644,16 @@ def openapi_document() -> dict[str, Any]:
             "post": _op("Create a user", {"201": _json("the new user", _ref("User")), **_err(400, 403, 409)},
                         role="admin", body=_obj({"username": {"type": "string"},
                                                  "password": {"type": "string", "minLength": 8},
-                                                 "role": {"type": "string", "enum": list(ROLES)}})),
+                                                 "role": {"type": "string", "enum": list(ROLES)},
+                                                 "language": LANGUAGE}, required=["username", "password", "role"])),
         },
         "/api/users/{username}": {
-            "patch": _op("Change a user's role and/or password", {"200": _json("the user", _ref("User")),
+            "patch": _op("Change a user's role, password and/or language", {"200": _json("the user", _ref("User")),
                                                                   **_err(400, 403, 404, 409)},
                          role="admin", params=[_param("username", "path", {"type": "string"}, "")],
                          body=_obj({"role": {"type": "string", "enum": list(ROLES)},
-                                    "password": {"type": "string", "minLength": 8}}, required=[]),
+                                    "password": {"type": "string", "minLength": 8},
+                                    "language": LANGUAGE}, required=[]),
                          description="409 when it would leave no admin."),
             "delete": _op("Delete a user", {"200": _json("the deleted user", _obj({"deleted": _ref("User")})),
                                             **_err(403, 404, 409)},

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Response, jsonify
+from flask_babel import gettext as _
 from sqlalchemy.orm import Session
 
 from plantmodel.errors import ValidationError
@@ -42,9 +43,11 @@ def check_device(device: str) -> str:
             pass
     elif len(parts) == 2 and parts[0] == "meters" and METER_ID_RE.fullmatch(parts[1]):
         return device
-    hint = " (an automate is part of its unit: name the unit)" \
-        if len(parts) == 4 and parts[0] == "units" and parts[2] == "automates" else ""
-    raise ApiError(400, f"device {device!r} is not units/<1..{MAX_UNIT}> or meters/<id>{hint}")
+    if len(parts) == 4 and parts[0] == "units" and parts[2] == "automates":
+        raise ApiError(400, _("device %(device)s is not units/<1..%(max)s> or meters/<id> (an automate is part of "
+                              "its unit: name the unit)", device=repr(device), max=MAX_UNIT))
+    raise ApiError(400, _("device %(device)s is not units/<1..%(max)s> or meters/<id>", device=repr(device),
+                          max=MAX_UNIT))
 
 
 def check_name(value: Any) -> str | None:
@@ -52,14 +55,14 @@ def check_name(value: Any) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        raise ApiError(400, "field 'name' must be a string or null")
+        raise ApiError(400, _("field %(key)s must be a string or null", key="'name'"))
     name = value.strip()
     if not name:
-        raise ApiError(400, "field 'name' is empty (null removes the name)")
+        raise ApiError(400, _("field %(key)s is empty (null removes the name)", key="'name'"))
     if len(name) > NAME_MAX:
-        raise ApiError(400, f"field 'name' is longer than {NAME_MAX} characters")
+        raise ApiError(400, _("field %(key)s is longer than %(max)s characters", key="'name'", max=NAME_MAX))
     if has_unprintable(name):
-        raise ApiError(400, "field 'name' has a character that is not printable")
+        raise ApiError(400, _("field %(key)s has a character that is not printable", key="'name'"))
     return name
 
 
@@ -80,7 +83,7 @@ def device_item(row: orm.Device, state: str | None) -> dict[str, Any]:
 
 def _order(device: str) -> tuple[int, int, str]:
     """Units by number, then meters by id."""
-    kind, _, rest = device.partition("/")
+    kind, _sep, rest = device.partition("/")
     return (0, int(rest), "") if kind == "units" else (1, 0, rest)
 
 
@@ -92,13 +95,13 @@ def _state(session: Session, device: str) -> str | None:
 def _row_or_404(session: Session, device: str) -> orm.Device:
     row = queries.get_device(session, device)
     if row is None:
-        raise ApiError(404, f"device {device!r} is not in the registry")
+        raise ApiError(404, _("device %(device)s is not in the registry", device=repr(device)))
     return row
 
 
 def _known(session: Session, device: str) -> bool:
     """Whether the plant has data of this device (a unit or meter row), registered or not."""
-    kind, _, rest = device.partition("/")
+    kind, _sep, rest = device.partition("/")
     return session.get(orm.Unit, int(rest)) is not None if kind == "units" else \
         session.get(orm.Meter, rest) is not None
 
@@ -136,13 +139,13 @@ def patch_device(device: str) -> tuple[Response, int]:
     check_device(device)
     body = json_body(("name", "disabled"))
     if not body:
-        raise ApiError(400, "nothing to change: send name and/or disabled")
+        raise ApiError(400, _("nothing to change: send name and/or disabled"))
     changes: dict[str, Any] = {}
     if "name" in body:
         changes["name"] = check_name(body["name"])
     if "disabled" in body:
         if not isinstance(body["disabled"], bool):
-            raise ApiError(400, "field 'disabled' must be true or false")
+            raise ApiError(400, _("field %(key)s must be true or false", key="'disabled'"))
         changes["disabled"] = body["disabled"]
     by = _admin()
     with web_state().make_session.begin() as session:
@@ -164,7 +167,7 @@ def _set_removed(device: str, removed: bool) -> Response:
     with web_state().make_session.begin() as session:
         old = queries.get_device(session, device)
         if old is None and (not removed or not _known(session, device)):
-            raise ApiError(404, f"device {device!r} is not in the registry")
+            raise ApiError(404, _("device %(device)s is not in the registry", device=repr(device)))
         changed = old is None or (old.removed_at is not None) != removed
         if changed:  # removing twice keeps the first time
             queries.set_device_removed(session, device, removed, utcnow(), by)

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Response, jsonify
+from flask_babel import gettext as _
 from sqlalchemy import ColumnElement, func, or_, select
 
 from plantmodel.readings import format_ts
@@ -37,13 +38,15 @@ def _clauses(args: Mapping[str, str]) -> list[ColumnElement[bool]]:
     source = text(args, "source")
     if source is not None:
         if len(source) > SOURCE_MAX:
-            raise ApiError(400, f"parameter 'source' is longer than {SOURCE_MAX} characters")
+            raise ApiError(400, _("parameter %(name)s is longer than %(max)s characters", name="'source'",
+                                  max=SOURCE_MAX))
         # units/3 also finds its automates' readings (units/3/automates/N): "which unit is faulty".
         out.append(or_(m.source == source, m.source.startswith(source.rstrip("/") + "/", autoescape=True)))
     reason = text(args, "reason")
     if reason is not None:
         if len(reason) > REASON_MAX:
-            raise ApiError(400, f"parameter 'reason' is longer than {REASON_MAX} characters")
+            raise ApiError(400, _("parameter %(name)s is longer than %(max)s characters", name="'reason'",
+                                  max=REASON_MAX))
         out.append(m.reason.contains(reason, autoescape=True))
     start, end = time_range(args)
     if start is not None:

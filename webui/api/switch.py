@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Response, jsonify, request
+from flask_babel import gettext as _
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
@@ -62,7 +63,7 @@ def switch_meter(meter: str) -> Response | tuple[Response, int]:
     body = json_body(("on",), ("on",))
     on = body["on"]
     if not isinstance(on, bool):
-        raise ApiError(400, "field 'on' must be true or false")
+        raise ApiError(400, _("field %(key)s must be true or false", key="'on'"))
     user = current_user()
     assert user is not None  # require_role let us in
     state = web_state()
@@ -86,7 +87,7 @@ def switch_meter(meter: str) -> Response | tuple[Response, int]:
     except MqttUnavailable as exc:
         answer = SwitchAnswer("error", on, None, None, f"not sent: {exc}")
         _record(meter, action_id, answer, from_state)
-        return _refusal(503, f"nothing was sent: {exc}", meter, action_id, answer, from_state)
+        return _refusal(503, _("nothing was sent: %(reason)s", reason=exc), meter, action_id, answer, from_state)
     except Exception:
         _record(meter, action_id, SwitchAnswer("error", on, None, None, "not sent: internal error"), from_state)
         raise
@@ -98,8 +99,10 @@ def switch_meter(meter: str) -> Response | tuple[Response, int]:
                        answered_at=format_ts(answer.answered_at) if answer.answered_at else None,
                        action_id=action_id, detail=answer.detail)
     if answer.outcome == "error":
-        return _refusal(502, f"the meter refused: {answer.detail}", meter, action_id, answer, from_state)
-    return _refusal(504, f"No answer from the meter within {switcher.timeout:g} s — its state is unknown",
+        return _refusal(502, _("the meter refused: %(detail)s", detail=answer.detail), meter, action_id, answer,
+                        from_state)
+    seconds = f"{switcher.timeout:g}"
+    return _refusal(504, _("No answer from the meter within %(seconds)s s — its state is unknown", seconds=seconds),
                     meter, action_id, answer, from_state)
 
 

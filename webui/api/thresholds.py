@@ -16,6 +16,7 @@ import logging
 from typing import Any
 
 from flask import Response, jsonify
+from flask_babel import gettext as _
 from sqlalchemy.orm import Session
 
 from plantmodel.errors import ValidationError
@@ -23,6 +24,7 @@ from plantmodel.measures import MEASURES
 from plantmodel.readings import format_ts, utcnow
 from plantmodel.thresholds import (
     DEFAULT_SCOPE,
+    Sentence,
     Threshold,
     ThresholdSet,
     change_risks,
@@ -83,8 +85,8 @@ def effective_thresholds() -> Response:
     measures = [m for m in MEASURES if _measure_fits(scope, m)]
     if "measure" in args:
         if args["measure"] not in measures:
-            raise ApiError(400, f"measure={args['measure']!r} is not a measure of scope {scope} "
-                                f"(known: {', '.join(measures)})")
+            raise ApiError(400, _("measure=%(measure)s is not a measure of scope %(scope)s (known: %(known)s)",
+                                  measure=repr(args["measure"]), scope=scope, known=", ".join(measures)))
         measures = [args["measure"]]
     with web_state().make_session() as session:
         rows = {(r.scope, r.measure): r for r in queries.threshold_rows(session) if r.scope in scope_chain(scope)}
@@ -110,10 +112,11 @@ def put_threshold() -> Response | tuple[Response, int]:
     body = json_body(FIELDS, ("scope", "measure"))
     scope, measure = body_str(body, "scope"), body_str(body, "measure")
     if measure not in MEASURES:
-        raise ApiError(400, f"measure {measure!r} is unknown (known: {', '.join(MEASURES)})")
+        raise ApiError(400, _("measure %(measure)s is unknown (known: %(known)s)", measure=repr(measure),
+                              known=", ".join(MEASURES)))
     confirm = _body_flag(body, "confirm")
     if "deadband" in body and body_number(body, "deadband") is None:
-        raise ApiError(400, "field 'deadband' must be a number (0 for none)")
+        raise ApiError(400, _("field %(key)s must be a number (0 for none)", key="'deadband'"))
     with invalid_input():
         check_scope(scope)
     user = current_user()
@@ -121,12 +124,13 @@ def put_threshold() -> Response | tuple[Response, int]:
     with web_state().make_session.begin() as session:
         current = ThresholdSet(queries.lock_thresholds_for_edit(session))  # first: see the newest set
         _check_scope_exists(session, scope)
-        inherited, _ = current.explain(scope, measure, inherited_only=True)
+        inherited, _origin = current.explain(scope, measure, inherited_only=True)
         default = MEASURES[measure]
         deadband = body_number(body, "deadband") if "deadband" in body else (
             inherited.deadband if inherited else default.deadband)
         if deadband is None:
-            raise ApiError(400, "field 'deadband' must be a number (0 for none; leave it out to inherit)")
+            raise ApiError(400, _("field %(key)s must be a number (0 for none; leave it out to inherit)",
+                                  key="'deadband'"))
         severity = body_str(body, "severity") if "severity" in body else (
             inherited.severity if inherited else default.severity)
         limits: dict[str, Any] = {}
@@ -165,9 +169,10 @@ def delete_threshold() -> Response | tuple[Response, int]:
     scope, measure = required(args, "scope"), required(args, "measure")
     confirm = choice(args, "confirm", ("true", "false"), "false") == "true"
     if scope == DEFAULT_SCOPE:
-        raise ApiError(400, "scope '*' holds the defaults: change them with PUT, they cannot be deleted")
+        raise ApiError(400, _("scope '*' holds the defaults: change them with PUT, they cannot be deleted"))
     if measure not in MEASURES:
-        raise ApiError(400, f"measure={measure!r} is unknown (known: {', '.join(MEASURES)})")
+        raise ApiError(400, _("measure=%(measure)s is unknown (known: %(known)s)", measure=repr(measure),
+                              known=", ".join(MEASURES)))
     with invalid_input():
         check_scope(scope)
     user = current_user()
@@ -176,7 +181,7 @@ def delete_threshold() -> Response | tuple[Response, int]:
         current = ThresholdSet(queries.lock_thresholds_for_edit(session))  # first: see the newest set
         row = queries.get_threshold(session, scope, measure)
         if row is None:
-            raise ApiError(404, f"no threshold for {measure} at scope {scope}")
+            raise ApiError(404, _("no threshold for %(measure)s at scope %(scope)s", measure=measure, scope=scope))
         after = ThresholdSet(t for t in current if (t.scope, t.measure) != (scope, measure))
         _check_coherent(after, measure)
         risks = _risks(current, after, scope, measure)
@@ -209,7 +214,7 @@ def _json(text: str | None) -> Any:
 def _body_flag(body: dict[str, Any], key: str) -> bool:
     value = body.get(key, False)
     if not isinstance(value, bool):
-        raise ApiError(400, f"field {key!r} must be true or false")
+        raise ApiError(400, _("field %(key)s must be true or false", key=repr(key)))
     return value
 
 
@@ -233,20 +238,22 @@ def _fields(ts: ThresholdSet, scope: str, measure: str, *, inherited_only: bool)
     return {k: {"value": v, "from": origin[k]} for k, v in values.items()}
 
 
-def _risks(before: ThresholdSet, after: ThresholdSet, scope: str, measure: str) -> list[str]:
+def _risks(before: ThresholdSet, after: ThresholdSet, scope: str, measure: str) -> list[Sentence]:
     return change_risks(before, after, scope, measure)  # the model's rule, shared with the CLI
 
 
 def _check_coherent(after: ThresholdSet, measure: str) -> None:
     problem = incoherence(after, measure)
     if problem is not None:
-        raise ApiError(400, problem)
+        raise ApiError(400, problem.translated(_))
 
 
-def _confirm_needed(risks: list[str]) -> tuple[Response, int]:
-    message = "This change " + "; and ".join(risks) + '. Resend with "confirm": true to do it.'
-    log.info("threshold change refused until confirmed: %s", message)
-    return jsonify(error=message, status=409, confirm=risks), 409
+def _confirm_needed(risks: list[Sentence]) -> tuple[Response, int]:
+    """409, in the request's language: the page shows ``confirm`` (each risk) and asks."""
+    log.info("threshold change refused until confirmed: %s", "; and ".join(risks))
+    said = [r.translated(_) for r in risks]
+    message = _('This change %(risks)s. Resend with "confirm": true to do it.', risks=_("; and ").join(said))
+    return jsonify(error=message, status=409, confirm=said), 409
 
 
 def _check_scope_exists(session: Session, scope: str) -> None:
@@ -261,4 +268,4 @@ def _check_scope_exists(session: Session, scope: str) -> None:
     else:
         found = session.get(orm.Automate, (int(parts[1]), int(parts[3]))) is not None
     if not found:
-        raise ApiError(400, f"scope {scope!r}: no such device has reported yet")
+        raise ApiError(400, _("scope %(scope)s: no such device has reported yet", scope=repr(scope)))

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import Response, jsonify
+from flask_babel import gettext as _
 from sqlalchemy.orm import Session, sessionmaker
 
 from plantmodel.readings import format_ts, utcnow
@@ -105,7 +106,8 @@ def series_window(args: Mapping[str, str], now: datetime) -> tuple[datetime, dat
     if end is None:
         end = now
         if start is not None and start > end:
-            raise ApiError(400, f"start ({args['start']}) is after end (now, {format_ts(now)})")
+            raise ApiError(400, _("start (%(start)s) is after end (now, %(now)s)", start=args["start"],
+                                  now=format_ts(now)))
     return (end - DEFAULT_WINDOW if start is None else start), end
 
 

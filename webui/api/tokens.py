@@ -12,11 +12,13 @@ import secrets
 from typing import Any
 
 from flask import Response, jsonify
+from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from plantmodel import legacy
 from plantmodel.errors import ValidationError
+from plantmodel.i18n import N_
 from plantmodel.readings import format_ts, utcnow
 from plantmodel.text import printable
 from store import models as orm
@@ -41,10 +43,11 @@ def check_label(label: object) -> str | None:
     if label is None:
         return None
     if not isinstance(label, str):
-        raise ValidationError("field 'label' must be a string")
+        raise ValidationError(N_("field %(key)s must be a string"), key="'label'")
     label = label.strip()
     if len(label) > MAX_LABEL or printable(label) != label:
-        raise ValidationError(f"field 'label' must be at most {MAX_LABEL} printable characters")
+        raise ValidationError(N_("field %(key)s must be at most %(max)s printable characters"), key="'label'",
+                              max=MAX_LABEL)
     return label or None
 
 
@@ -127,10 +130,10 @@ def revoke_device_token_route() -> Response:
     with web_state().make_session.begin() as session:
         row = session.get(orm.DeviceToken, token_id)
         if row is None:
-            raise ApiError(404, f"device token {token_id} is unknown")
+            raise ApiError(404, _("device token %(id)s is unknown", id=token_id))
         if row.revoked_at is not None:
-            raise ApiError(409, f"device token {token_id} was already revoked by {row.revoked_by} at "
-                                f"{format_ts(row.revoked_at)}")
+            raise ApiError(409, _("device token %(id)s was already revoked by %(username)s at %(when)s",
+                                  id=token_id, username=row.revoked_by, when=format_ts(row.revoked_at)))
         revoke_device_token(row, _me())
         item = token_item(row)
         audit("device_token.revoke", session=session, id=token_id, device=item["device"])

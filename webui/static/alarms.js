@@ -7,10 +7,22 @@
   const cfg = JSON.parse($("#alarms-config").textContent);
   const canAck = P.can("operator"); // the server checks too
   const PER_PAGE = 25;
-  const DISPOSITION_TEXT = { hold: "product on hold", release: "product released", none: "no product action" };
+  const DISPOSITION_TEXT = { hold: _("product on hold"), release: _("product released"), none: _("no product action") };
+  // The choices of the acknowledgement form (the codes stay the radios' values).
+  const DISPOSITION_CHOICE = { hold: _("hold"), release: _("release"), none: _("none") };
+  const STATE_TEXT = { active: _("active"), cleared: _("cleared") };
+  const stateText = (s) => STATE_TEXT[s] || String(s ?? "");
+  // Column names, repeated on each cell for the phone layout (data-label).
+  const L = {
+    source: _("Source"), measure: _("Measure"), value: _("Value"), limit: _("Limit"), severity: _("Severity"),
+    since: _("Since"), state: _("State"), acknowledged: _("Acknowledged"), raised: _("Raised"), cleared: _("Cleared"),
+  };
+  const dl = (key) => `data-label="${esc(L[key])}"`;
 
   function label(a) {
-    return a.label || (a.meter ? `meter ${a.meter}` : `unit ${a.unit} automate ${a.automate}`);
+    // Built here, in the page's language (the alarm's own "label" is the server's English).
+    return a.meter ? _("meter {name}", { name: a.meter })
+      : _("unit {unit} automate {automate}", { unit: String(a.unit), automate: String(a.automate) });
   }
   // The name of the alarm's unit or meter (the device registry); the page's names when the alarm came
   // without one (a live alarm whose row was not found).
@@ -19,21 +31,24 @@
     const device = a.meter ? `meters/${a.meter}` : `units/${a.unit}`;
     return (cfg.names || {})[device] || "";
   }
+  const automateText = (a) => _("automate {automate}", { automate: String(a.automate) });
   function named(a) { // text
     const name = nameOf(a);
-    return name ? `${name}${a.meter ? "" : ` · automate ${a.automate}`} (${label(a)})` : label(a);
+    if (!name) return label(a);
+    return a.meter ? `${name} (${label(a)})` : `${name} · ${automateText(a)} (${label(a)})`;
   }
   function sourceText(a) { // HTML
     const name = nameOf(a);
     if (!name) return esc(label(a));
-    return `${esc(name)}${a.meter ? "" : ` · automate ${esc(a.automate)}`} <small class="device-id">${esc(label(a))}</small>`;
+    return `${esc(name)}${a.meter ? "" : ` · ${esc(automateText(a))}`} <small class="device-id">${esc(label(a))}</small>`;
   }
   const sourceCell = (a) => `<a href="${esc(P.sourceUrl(a))}">${sourceText(a)}</a>`;
   const measureLabel = (a) => esc(P.measureInfo(a.measure).label);
   const value = (a) => `${P.fmtMeasure(a.measure, a.value)}${a.unit_of_measure ? ` ${esc(a.unit_of_measure)}` : ""}`;
-  const limit = (a) => `${a.bound === "low" ? "below" : "above"} ${P.fmtMeasure(a.measure, a.limit)}`;
-  const severity = (a) => `<span class="sev sev-${esc(a.severity)}">${esc(a.severity)}</span>`;
-  const stateCell = (a) => `<span class="alarm-state ${esc(a.state)}">${esc(a.state)}</span>` +
+  const limit = (a) => esc(a.bound === "low" ? _("below {limit}", { limit: P.fmtMeasure(a.measure, a.limit) })
+    : _("above {limit}", { limit: P.fmtMeasure(a.measure, a.limit) }));
+  const severity = (a) => `<span class="sev sev-${esc(a.severity)}">${esc(P.severityLabel(a.severity))}</span>`;
+  const stateCell = (a) => `<span class="alarm-state ${esc(a.state)}">${esc(stateText(a.state))}</span>` +
     (a.cleared_at ? ` <small>${P.timeTag(a.cleared_at)}</small>` : "");
   // Who and when, then the product's disposition and the corrective action (note), when given.
   const acked = (a) => `${esc(a.acknowledged_by || "")} <small>${P.timeTag(a.acknowledged_at)}</small>` +
@@ -45,22 +60,21 @@
   function ackCell(a) {
     if (a.acknowledged_at) return acked(a);
     if (canAck && a.id !== undefined && a.id !== null) {
-      return `<button type="button" class="ack" data-alarm-id="${esc(a.id)}">Acknowledge</button>`;
+      return `<button type="button" class="ack" data-alarm-id="${esc(a.id)}">${esc(_("Acknowledge"))}</button>`;
     }
-    return '<span class="muted">not yet</span>';
+    return `<span class="muted">${esc(_("not yet"))}</span>`;
   }
   function renderOpen() {
     // A live event re-renders the table: keep the form being filled in (and what was typed).
     const form = $("#open-alarms form.ack-form");
     const list = [...P.alarms.values()].sort((a, b) => (a.raised_at < b.raised_at ? 1 : -1)); // newest first
     $("#open-alarms tbody").innerHTML = list.length ? list.map((a) =>
-      `<tr data-alarm-id="${esc(a.id ?? "")}" data-state="${esc(a.state)}" data-acknowledged="${a.acknowledged_at ? "true" : "false"}" ` +
-      `class="sev-${esc(a.severity)} ${esc(a.state)}">` +
-      `<td data-label="Source">${sourceCell(a)}</td><td data-label="Measure">${measureLabel(a)}</td>` +
-      `<td class="num" data-label="Value">${value(a)}</td><td class="num" data-label="Limit">${limit(a)}</td>` +
-      `<td data-label="Severity">${severity(a)}</td><td data-label="Since">${P.timeTag(a.raised_at)}</td>` +
-      `<td data-label="State">${stateCell(a)}</td><td class="ack-cell" data-label="Acknowledged">${ackCell(a)}</td></tr>`,
-    ).join("") : '<tr class="empty"><td colspan="8">No open alarm.</td></tr>';
+      `<tr data-alarm-id="${esc(a.id ?? "")}" data-state="${esc(a.state)}" data-acknowledged="${a.acknowledged_at ? "true" : "false"}" class="sev-${esc(a.severity)} ${esc(a.state)}">` +
+      `<td ${dl("source")}>${sourceCell(a)}</td><td ${dl("measure")}>${measureLabel(a)}</td>` +
+      `<td class="num" ${dl("value")}>${value(a)}</td><td class="num" ${dl("limit")}>${limit(a)}</td>` +
+      `<td ${dl("severity")}>${severity(a)}</td><td ${dl("since")}>${P.timeTag(a.raised_at)}</td>` +
+      `<td ${dl("state")}>${stateCell(a)}</td><td class="ack-cell" ${dl("acknowledged")}>${ackCell(a)}</td></tr>`,
+    ).join("") : `<tr class="empty"><td colspan="8">${esc(_("No open alarm."))}</td></tr>`;
     $("#open-alarms").dataset.count = String(list.length);
     if (form) {
       const cell = $(`#open-alarms tr[data-alarm-id="${CSS.escape(form.dataset.alarmId)}"][data-acknowledged="false"] td.ack-cell`);
@@ -80,18 +94,19 @@
     form.dataset.alarmId = String(a.id);
     form.dataset.severity = a.severity;
     form.innerHTML =
-      `<label for="ack-note-${id}">Corrective action${critical ? " (required)" : " (optional)"}</label>` +
+      `<label for="ack-note-${id}">${esc(critical ? _("Corrective action (required)") : _("Corrective action (optional)"))}</label>` +
       `<textarea id="ack-note-${id}" name="note" maxlength="2000" rows="2"></textarea>` +
-      `<fieldset><legend>Product${critical ? " (required)" : ""}</legend>` +
-      ["hold", "release", "none"].map((d) => `<label><input type="radio" name="disposition" value="${d}"> ${esc(d)}</label>`).join("") +
+      `<fieldset><legend>${esc(critical ? _("Product disposition (required)") : _("Product disposition"))}</legend>` +
+      ["hold", "release", "none"].map((d) => `<label><input type="radio" name="disposition" value="${d}"> ${esc(DISPOSITION_CHOICE[d])}</label>`).join("") +
       "</fieldset>" +
-      '<button type="submit" class="primary">Confirm acknowledgement</button> <button type="button" class="cancel">Cancel</button>' +
+      `<button type="submit" class="primary">${esc(_("Confirm acknowledgement"))}</button> ` +
+      `<button type="button" class="cancel">${esc(_("Cancel"))}</button>` +
       '<p class="error ack-error" role="alert" hidden></p>';
     return form;
   }
 
   $("#open-alarms").addEventListener("click", (ev) => {
-    const cancel = ev.target.closest("form.ack-form button.cancel");
+    const cancel = ev.target.closest("form.ack-form button.cancel"); // i18n-skip: a selector
     if (cancel) {
       cancel.closest("form").remove();
       renderOpen();
@@ -119,8 +134,9 @@
     const disposition = checked ? checked.value : "";
     const error = $(".ack-error", form);
     if (form.dataset.severity === "critical" && (!note || !disposition)) {
-      P.showMessage(error, `A critical alarm needs ${!note && !disposition ? "the corrective action taken and the product's disposition"
-        : !note ? "the corrective action taken (note)" : "the product's disposition (hold, release or none)"}.`);
+      P.showMessage(error, !note && !disposition ? _("A critical alarm needs the corrective action taken and the product's disposition.")
+        : !note ? _("A critical alarm needs the corrective action taken (note).")
+          : _("A critical alarm needs the product's disposition (hold, release or none)."));
       (note ? form.querySelector('input[name="disposition"]') : form.elements.note).focus();
       return;
     }
@@ -129,25 +145,25 @@
     if (disposition) body.disposition = disposition;
     const submit = form.querySelector('button[type="submit"]');
     submit.disabled = true;
-    submit.textContent = "Acknowledging…";
+    submit.textContent = _("Acknowledging…");
     const msg = $("#ack-message");
     try {
       const alarm = await P.api("POST", `/api/alarms/${encodeURIComponent(form.dataset.alarmId)}/ack`, body);
       form.remove();
       P.applyAlarm(alarm);
       msg.classList.remove("error");
-      P.showMessage(msg, `Acknowledged: ${named(alarm)} ${P.measureInfo(alarm.measure).label}.`);
+      P.showMessage(msg, _("Acknowledged: {source} {measure}.", { source: named(alarm), measure: P.measureInfo(alarm.measure).label }));
       loadHistory(historyPager.page);
     } catch (err) {
       if (err.status === 409 || err.status === 404) {
         form.remove();
         msg.classList.add("error");
-        P.showMessage(msg, `Could not acknowledge: ${err.message}`);
+        P.showMessage(msg, _("Could not acknowledge: {error}", { error: err.message }));
         refreshOpen();
       } else {
-        P.showMessage(error, `Could not acknowledge: ${err.message}`);
+        P.showMessage(error, _("Could not acknowledge: {error}", { error: err.message }));
         submit.disabled = false;
-        submit.textContent = "Confirm acknowledgement";
+        submit.textContent = _("Confirm acknowledgement");
       }
     }
   });
@@ -163,7 +179,7 @@
       }
       P.setAlarms(items);
     } catch (err) {
-      console.warn("open alarms:", err.message);
+      console.warn("open alarms:", err.message); // i18n-skip: the console
     }
   }
 
@@ -176,8 +192,8 @@
 
   function fillAutomates() {
     const autos = cfg.units[unitSelect.value] || [];
-    automateSelect.innerHTML = '<option value="">any</option>' +
-      autos.map((a) => `<option value="${a}">${a}</option>`).join("");
+    automateSelect.innerHTML = `<option value="">${esc(_("any"))}</option>` +
+      autos.map((a) => `<option value="${esc(a)}">${esc(a)}</option>`).join("");
     automateSelect.disabled = !unitSelect.value; // an automate needs its unit
   }
   unitSelect.addEventListener("change", fillAutomates);
@@ -239,18 +255,18 @@
     const items = data.items || [];
     $("#history tbody").innerHTML = items.length ? items.map((a) =>
       `<tr data-alarm-id="${esc(a.id)}" data-state="${esc(a.state)}" class="sev-${esc(a.severity)}">` +
-      `<td data-label="Raised">${P.timeTag(a.raised_at)}</td><td data-label="Source">${sourceCell(a)}</td>` +
-      `<td data-label="Measure">${measureLabel(a)}</td><td class="num" data-label="Value">${value(a)}</td>` +
-      `<td class="num" data-label="Limit">${limit(a)}</td><td data-label="Severity">${severity(a)}</td>` +
-      `<td data-label="State"><span class="alarm-state ${esc(a.state)}">${esc(a.state)}</span></td>` +
-      `<td data-label="Cleared">${a.cleared_at ? P.timeTag(a.cleared_at) : "—"}</td>` +
-      `<td data-label="Acknowledged">${a.acknowledged_at ? acked(a) : "—"}</td></tr>`,
-    ).join("") : '<tr class="empty"><td colspan="9">No alarm matches.</td></tr>';
+      `<td ${dl("raised")}>${P.timeTag(a.raised_at)}</td><td ${dl("source")}>${sourceCell(a)}</td>` +
+      `<td ${dl("measure")}>${measureLabel(a)}</td><td class="num" ${dl("value")}>${value(a)}</td>` +
+      `<td class="num" ${dl("limit")}>${limit(a)}</td><td ${dl("severity")}>${severity(a)}</td>` +
+      `<td ${dl("state")}><span class="alarm-state ${esc(a.state)}">${esc(stateText(a.state))}</span></td>` +
+      `<td ${dl("cleared")}>${a.cleared_at ? P.timeTag(a.cleared_at) : "—"}</td>` +
+      `<td ${dl("acknowledged")}>${a.acknowledged_at ? acked(a) : "—"}</td></tr>`,
+    ).join("") : `<tr class="empty"><td colspan="9">${esc(_("No alarm matches."))}</td></tr>`;
     const pages = data.pages || 1;
     const shown = data.page || page;
     filtersToUrl(shown);
-    historyPager.show(shown, pages,
-      `Page ${shown} of ${pages} (${data.total ?? items.length} alarm${data.total === 1 ? "" : "s"})`);
+    historyPager.show(shown, pages, ngettext("Page {page} of {pages} ({n} alarm)", "Page {page} of {pages} ({n} alarms)",
+      data.total ?? items.length, { page: shown, pages }));
     table.dataset.state = "ready";
     table.dataset.total = String(data.total ?? items.length);
   }

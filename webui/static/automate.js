@@ -82,7 +82,7 @@
     const start = P.localInputToIso($("#custom-start").value);
     const end = P.localInputToIso($("#custom-end").value);
     if (!start || !end || start >= end) {
-      P.showMessage(status, "Pick a start before the end.");
+      P.showMessage(status, _("Pick a start before the end."));
       status.classList.add("error");
       return;
     }
@@ -101,7 +101,7 @@
     chartsEl.dataset.state = "loading";
     chartsEl.dataset.live = String(live);
     status.classList.remove("error");
-    P.showMessage(status, "Loading…");
+    P.showMessage(status, _("Loading…"));
     // Watch before fetching, so no reading falls between the two.
     P.watch(live ? { view: "automate", unit: cfg.unit, automate: cfg.automate } : { view: "none" }, onSnapshot);
     const q = P.query({ start: new Date(range.start).toISOString(), end: new Date(range.end).toISOString() });
@@ -113,7 +113,7 @@
       if (seq !== loadSeq) return;
       chartsEl.dataset.state = "error";
       status.classList.add("error");
-      P.showMessage(status, `Could not load the series: ${err.message}`);
+      P.showMessage(status, _("Could not load the series: {error}", { error: err.message }));
       return;
     }
     if (seq !== loadSeq) return; // a newer window was chosen meanwhile
@@ -141,21 +141,37 @@
       showLatest(name, chart);
     }
     const n = (data.t || []).length;
-    const bucket = data.aggregated ? `, averaged over ${Math.round(data.bucket_ms / 60000) || "<1"} min buckets (light band: min–max)` : "";
-    P.showMessage(status, `${n} point${n === 1 ? "" : "s"} from ${P.formatTime(range.start)} to ` +
-      `${P.formatTime(range.end)}${bucket}${win === "1h" ? " — live" : ""}.`);
+    const minutes = Math.round(data.bucket_ms / 60000);
+    const params = { start: P.formatTime(range.start), end: P.formatTime(range.end), minutes: minutes ? P.num(minutes, 0) : "<1" };
+    const live = win === "1h";
+    // One whole sentence per case (aggregated or not, live or not), for the translators.
+    let text;
+    if (data.aggregated && live) {
+      text = ngettext("{n} point from {start} to {end}, averaged over {minutes} min buckets (light band: min–max) — live.",
+        "{n} points from {start} to {end}, averaged over {minutes} min buckets (light band: min–max) — live.", n, params);
+    } else if (data.aggregated) {
+      text = ngettext("{n} point from {start} to {end}, averaged over {minutes} min buckets (light band: min–max).",
+        "{n} points from {start} to {end}, averaged over {minutes} min buckets (light band: min–max).", n, params);
+    } else if (live) {
+      text = ngettext("{n} point from {start} to {end} — live.", "{n} points from {start} to {end} — live.", n, params);
+    } else {
+      text = ngettext("{n} point from {start} to {end}.", "{n} points from {start} to {end}.", n, params);
+    }
+    P.showMessage(status, text);
   }
 
   function alarmMark(a) {
-    return { x: Date.parse(a.raised_at), y: a.value, text: `${a.bound === "low" ? "below" : "above"} ${a.limit} (${a.severity})` };
+    const params = { limit: P.fmtMeasure(a.measure, a.limit), severity: P.severityLabel(a.severity) };
+    const text = a.bound === "low" ? _("below {limit} ({severity})", params) : _("above {limit} ({severity})", params);
+    return { x: Date.parse(a.raised_at), y: a.value, text };
   }
   function showLimits(name, lim) {
     const el = $(`[data-limits="${name}"]`);
     if (!el) return;
     const m = P.measureInfo(name);
     const low = lim.low ?? null, high = lim.high ?? null;
-    el.textContent = low === null && high === null ? "no limit"
-      : `limits ${low === null ? "—" : P.num(low, m.decimals)} … ${high === null ? "—" : P.num(high, m.decimals)}`;
+    el.textContent = low === null && high === null ? _("no limit")
+      : _("limits {low} … {high}", { low: P.num(low, m.decimals), high: P.num(high, m.decimals) }); // num(null): "—"
   }
   function showLatest(name, chart) {
     const el = $(`[data-latest="${name}"]`);
@@ -176,8 +192,8 @@
   function showUnitState(state, ts) {
     const el = $("#unit-state");
     el.dataset.state = state;
-    el.textContent = state;
-    el.title = ts ? `Unit ${cfg.unit} ${state} since ${P.formatTime(ts)}` : "";
+    el.textContent = P.deviceStateLabel(state);
+    el.title = ts ? _("Unit {unit} {state} since {time}", { unit: String(cfg.unit), state: P.deviceStateLabel(state), time: P.formatTime(ts) }) : "";
   }
 
   function appendReading(r) {
@@ -223,14 +239,14 @@
 
   // The newest stored reading's three times: measured (unit clock), received and stored (bridge).
   function delay(from, to) {
-    return to ? `+${((Date.parse(to) - Date.parse(from)) / 1000).toFixed(3)} s` : "—";
+    return to ? `+${P.num((Date.parse(to) - Date.parse(from)) / 1000, 3)} s` : "—";
   }
   function showLatestTimes() {
     P.api("GET", `${base}/readings?order=desc&per_page=1`).then((page) => {
       const r = page && page.items && page.items[0];
       $("#latest-times").textContent = r
-        ? `Latest: measured ${P.formatTime(r.ts)}, received ${delay(r.ts, r.received_at)}, `
-          + `stored ${delay(r.ts, r.stored_at)}`
+        ? _("Latest: measured {measured}, received {received}, stored {stored}",
+          { measured: P.formatTime(r.ts), received: delay(r.ts, r.received_at), stored: delay(r.ts, r.stored_at) })
         : "";
     }).catch(() => {});
   }

@@ -14,10 +14,12 @@ window.PlantCharts = (() => {
   const STEPS = [MINUTE, 2 * MINUTE, 5 * MINUTE, 10 * MINUTE, 15 * MINUTE, 30 * MINUTE, HOUR, 2 * HOUR,
     3 * HOUR, 6 * HOUR, 12 * HOUR, DAY, 2 * DAY, 7 * DAY, 14 * DAY, 30 * DAY];
 
-  // Plant time (window.Plant.formatTime, the pages' one formatter); the zone is in the page header.
+  // Plant time (window.Plant.formatTime, the pages' one formatter, in the page's language); the zone
+  // is in the page header. Within a day "20:25", beyond it "1 déc. 20:25".
   function tickLabel(ms, span) {
-    const text = window.Plant.formatTime(ms, { seconds: false, zone: false }); // "YYYY-MM-DD HH:MM"
-    return span <= 26 * HOUR ? text.slice(11) : text.slice(5);
+    return span <= 26 * HOUR
+      ? window.Plant.formatTime(ms, { date: false, seconds: false, zone: false })
+      : window.Plant.formatTime(ms, { year: false, seconds: false, zone: false });
   }
 
   // Ticks on whole plant-time minutes/hours/days (Chart.js would start them at the window's first millisecond).
@@ -73,11 +75,11 @@ window.PlantCharts = (() => {
             { label: "max", data: [], ...flat, fill: "-1", backgroundColor: COLORS.band, order: 3 },
             { label, data: [], borderColor: COLORS.line, backgroundColor: COLORS.line, borderWidth: 1.5,
               pointRadius: 0, pointHoverRadius: 3, order: 1 },
-            { label: "low limit", data: [], ...flat, borderWidth: 1.5, borderColor: COLORS.limit,
+            { label: _("low limit"), data: [], ...flat, borderWidth: 1.5, borderColor: COLORS.limit,
               borderDash: [6, 4], fill: false, order: 2 },
-            { label: "high limit", data: [], ...flat, borderWidth: 1.5, borderColor: COLORS.limit,
+            { label: _("high limit"), data: [], ...flat, borderWidth: 1.5, borderColor: COLORS.limit,
               borderDash: [6, 4], fill: false, backgroundColor: COLORS.inside, order: 2 },
-            { label: "alarm", data: [], showLine: false, pointStyle: "triangle", pointRadius: 6,
+            { label: _("alarm"), data: [], showLine: false, pointStyle: "triangle", pointRadius: 6,
               pointHoverRadius: 8, borderColor: COLORS.alarm, backgroundColor: COLORS.alarm, order: 0 },
           ],
         },
@@ -95,8 +97,9 @@ window.PlantCharts = (() => {
               callbacks: {
                 title: (items) => (items.length ? window.Plant.formatTime(items[0].parsed.x) : ""),
                 label: (item) => {
-                  const v = Number(item.parsed.y).toFixed(this.decimals);
-                  const what = item.datasetIndex === ALARMS ? `alarm ${item.raw.text || ""}` : item.dataset.label;
+                  const v = window.Plant.num(item.parsed.y, this.decimals);
+                  const what = item.datasetIndex === ALARMS ? _("alarm {text}", { text: item.raw.text || "" }).trim()
+                    : item.dataset.label;
                   return `${what}: ${v}${this.unit ? ` ${this.unit}` : ""}`;
                 },
               },
@@ -117,7 +120,7 @@ window.PlantCharts = (() => {
               },
             },
             y: { grace: "5%", grid: { color: COLORS.grid },
-              ticks: { callback: (value) => Number(value).toLocaleString() } },
+              ticks: { callback: (value) => new Intl.NumberFormat(INTL_LOCALE).format(Number(value)) } },
           },
         },
         plugins: [alarmLines],

@@ -4,6 +4,46 @@
 // the web server's own MQTT/database health), the active-alarm counter, banner and tab title, the beep
 // and notification on new critical alarms, value formatting, the one time formatter (formatTime, plant
 // zone) and a JSON API helper that sends the CSRF header.
+// -- language ---------------------------------------------------------------------------------------
+// The page's catalog (page_config.i18n: plantmodel/translations/<lang>/LC_MESSAGES/js.po, compiled).
+// Every text a person reads goes through _() or ngettext(), with {name} placeholders filled from
+// params: `python -m webui translations update` extracts them, and tests/unit/test_translations.py
+// fails on a text built without them. Global (classic scripts share them): each page's script uses them.
+const PAGE_I18N = (() => {
+  const el = document.getElementById("page-config");
+  try {
+    return (el && JSON.parse(el.textContent).i18n) || {};
+  } catch (_err) {
+    return {};
+  }
+})();
+const INTL_LOCALE = PAGE_I18N.intl || "en-GB";
+function i18nFill(text, params) {
+  if (!params) return text;
+  return text.replace(/\{(\w+)\}/g, (whole, key) => {
+    if (!(key in params)) return whole;
+    const v = params[key];
+    return typeof v === "number" ? new Intl.NumberFormat(INTL_LOCALE).format(v) : String(v ?? "");
+  });
+}
+function _(msgid, params) {
+  const text = (PAGE_I18N.messages || {})[msgid];
+  return i18nFill(typeof text === "string" && text ? text : msgid, params);
+}
+// The same English text meaning two things ("active" token, "active" alarm): a context tells them apart.
+function pgettext(context, msgid, params) {
+  const text = (PAGE_I18N.messages || {})[`${context}\u0004${msgid}`];
+  return i18nFill(typeof text === "string" && text ? text : msgid, params);
+}
+const PLURAL_RULES = new Intl.PluralRules(INTL_LOCALE);
+function ngettext(singular, plural, n, params) {
+  const forms = (PAGE_I18N.messages || {})[singular];
+  // Intl names the CLDR category ("one", "many", "other"); page_config maps it to the catalog's form.
+  const index = (PAGE_I18N.plural || {})[PLURAL_RULES.select(n)] ?? (n === 1 ? 0 : 1);
+  const text = Array.isArray(forms) && forms[index] ? forms[index] : index === 0 ? singular : plural;
+  return i18nFill(text, { n, ...(params || {}) });
+}
+
 window.Plant = (() => {
   const $ = (sel, root = document) => root.querySelector(sel);
   const $$ = (sel, root = document) => Array.from(root.querySelectorAll(sel));
@@ -21,20 +61,32 @@ window.Plant = (() => {
     const m = config.measures;
     return m.automate[name] || m.meter[name] || (m.alarm_only || {})[name] || { label: name, unit: "", decimals: 2, low: null, high: null };
   }
+  // Numbers in the page's language: "4 012,5" in French (narrow no-break space, decimal comma).
+  const numberFormats = new Map();
   function num(value, decimals = 2) {
-    return value === null || value === undefined || Number.isNaN(Number(value)) ? "—" : Number(value).toFixed(decimals);
+    if (value === null || value === undefined || value === "" || Number.isNaN(Number(value))) return "—";
+    if (!numberFormats.has(decimals)) {
+      numberFormats.set(decimals, new Intl.NumberFormat(INTL_LOCALE, {
+        minimumFractionDigits: decimals, maximumFractionDigits: decimals }));
+    }
+    return numberFormats.get(decimals).format(Number(value));
   }
   const fmtMeasure = (name, value) => num(value, measureInfo(name).decimals);
-  const kwh = (wh) => (wh === null || wh === undefined ? "—" : (Number(wh) / 1000).toFixed(3));
+  const kwh = (wh) => (wh === null || wh === undefined ? "—" : num(Number(wh) / 1000, 3));
+  // Display labels of the codes pages show (the codes stay in data attributes, classes and the API).
+  const SEVERITY_LABELS = { critical: _("critical"), warning: _("warning") };
+  const severityLabel = (code) => SEVERITY_LABELS[code] || String(code ?? "");
+  const DEVICE_STATE_LABELS = { online: _("online"), offline: _("offline"), unknown: _("unknown") };
+  const deviceStateLabel = (code) => DEVICE_STATE_LABELS[code || "unknown"] || String(code);
   // -- time: every page shows times in the plant's zone (page_config.plant_tz), with the zone --------
-  // One formatter for all pages: formatTime(iso) -> "2026-12-02 09:15:03 CET". A bad zone name falls
+  // One formatter for all pages: formatTime(iso) -> "2 Dec 2026 09:15:03 CET". A bad zone name falls
   // back to the browser's zone rather than breaking every page.
   const plantZone = (() => {
     try {
       new Intl.DateTimeFormat("en-GB", { timeZone: config.plant_tz || undefined });
       return config.plant_tz || undefined;
     } catch (_err) {
-      console.warn("unknown plant time zone:", config.plant_tz);
+      console.warn("unknown plant time zone:", config.plant_tz); // i18n-skip: the console
       return undefined;
     }
   })();
@@ -52,18 +104,25 @@ window.Plant = (() => {
     if (ts === null || ts === undefined || ts === "") return NaN;
     return typeof ts === "number" ? ts : ts instanceof Date ? ts.getTime() : Date.parse(ts);
   }
-  // opts: date (true | false | "auto": only when not today in the plant), seconds (default true),
-  // zone (default true). Invalid input comes back as text, missing as "—".
+  // The date as the page's language writes it: "2 déc. 2026", "2 Dec 2026" (yearless: "2 déc.").
+  const dateFormats = {
+    year: new Intl.DateTimeFormat(INTL_LOCALE, { timeZone: plantZone, day: "numeric", month: "short", year: "numeric" }),
+    short: new Intl.DateTimeFormat(INTL_LOCALE, { timeZone: plantZone, day: "numeric", month: "short" }),
+  };
+  // opts: date (true | false | "auto": only when not today in the plant), year (default true),
+  // seconds (default true), zone (default true); always a 24-hour clock:
+  // "2 déc. 2026 09:15:03 CET". Invalid input comes back as text, missing as "—".
   function formatTime(ts, opts = {}) {
     const ms = toMs(ts);
     if (ts === null || ts === undefined || ts === "") return "—";
     if (Number.isNaN(ms)) return String(ts);
-    const { date = true, seconds = true, zone = true } = opts;
+    const { date = true, year = true, seconds = true, zone = true } = opts;
     const p = plantParts(ms);
     const day = `${p.year}-${p.month}-${p.day}`;
     const showDate = date === "auto" ? day !== plantDay(Date.now()) : date;
     const time = `${p.hour}:${p.minute}${seconds ? `:${p.second}` : ""}`;
-    return `${showDate ? `${day} ` : ""}${time}${zone ? ` ${p.timeZoneName}` : ""}`;
+    const dateText = showDate ? `${(year ? dateFormats.year : dateFormats.short).format(new Date(ms))} ` : "";
+    return `${dateText}${time}${zone ? ` ${p.timeZoneName}` : ""}`;
   }
   function plantDay(ms) {
     const p = plantParts(ms);
@@ -113,7 +172,7 @@ window.Plant = (() => {
         method, headers, credentials: "same-origin", body: body === undefined ? undefined : JSON.stringify(body),
       });
     } catch (err) {
-      throw new ApiError(`network error: ${err.message}`, 0);
+      throw new ApiError(_("network error: {error}", { error: err.message }), 0);
     }
     const text = await resp.text();
     let data = null;
@@ -146,7 +205,7 @@ window.Plant = (() => {
       page: 1,
       show(page, pages, text) {
         state.page = page;
-        $(`#${prefix}-page`).textContent = text || `Page ${page} of ${pages}`;
+        $(`#${prefix}-page`).textContent = text || _("Page {page} of {pages}", { page, pages });
         $(`#${prefix}-prev`).disabled = page <= 1;
         $(`#${prefix}-next`).disabled = page >= pages;
       },
@@ -158,8 +217,13 @@ window.Plant = (() => {
   // An admin list whose filters live in the page's URL (bookmarkable): ids <name> (the table),
   // <name>-filters (the form; inputs f-<key>, start/end in plant time), <name>-error and the pager's.
   // GET <path>?<filters>&page=&per_page=; fill(tbody, items) draws the rows; before(filters) runs first.
-  function urlList({ name, path, keys, noun, what, fill, before = () => {}, perPage = 50 }) {
+  // The texts (translated by the page): count(n) -> "12 messages" (ngettext), failed(error) -> "Could not
+  // load the rejected messages: <error>". Older callers pass noun ("messages") and what ("the rejected
+  // messages") instead, already translated.
+  function urlList({ name, path, keys, noun, what, count, failed, fill, before = () => {}, perPage = 50 }) {
     const fail = (text) => showMessage($(`#${name}-error`), text);
+    const countText = (n) => (count ? count(n) : `${num(n, 0)} ${noun || ""}`.trim());
+    const failText = (error) => (failed ? failed(error) : _("Could not load {what}: {error}", { what, error }));
     // The URL holds UTC ISO times (what the API takes); the inputs show the plant's wall time.
     const url = new URL(window.location.href);
     const filters = () => {
@@ -178,7 +242,8 @@ window.Plant = (() => {
       try {
         const data = await api("GET", `${path}${query({ ...f, page, per_page: perPage })}`);
         fill($(`#${name} tbody`), data.items);
-        list.show(data.page, data.pages, `Page ${data.page} of ${data.pages} (${data.total} ${noun})`);
+        list.show(data.page, data.pages, _("Page {page} of {pages} ({count})",
+          { page: data.page, pages: data.pages, count: countText(data.total) }));
         table.dataset.state = "ready";
         table.dataset.count = String(data.items.length);
         fail("");
@@ -186,7 +251,7 @@ window.Plant = (() => {
         window.history.replaceState(null, "", url);
       } catch (err) {
         table.dataset.state = "error";
-        fail(`Could not load ${what}: ${err.message}`);
+        fail(failText(err.message));
       }
     }
     const list = pager(name, load);
@@ -273,7 +338,15 @@ window.Plant = (() => {
     }
     return out;
   }
-  const alarmSource = (a) => (a.meter ? `meter ${a.name || a.meter}` : `${a.name || `unit ${a.unit}`} automate ${a.automate}`);
+  // "meter Cuve 2", "unit 3 automate 2", "Ligne 3 automate 2" (ids as text: no digit grouping).
+  const alarmSource = (a) => (a.meter ? _("meter {name}", { name: a.name || a.meter })
+    : a.name ? _("{name} automate {automate}", { name: a.name, automate: String(a.automate) })
+      : _("unit {unit} automate {automate}", { unit: String(a.unit), automate: String(a.automate) }));
+  // "Tank temperature below 2.50" / "… above 7.00" (the limit in the measure's decimals).
+  function alarmWhat(a) {
+    const params = { measure: measureInfo(a.measure).label, limit: num(a.limit, measureInfo(a.measure).decimals) };
+    return a.bound === "low" ? _("{measure} below {limit}", params) : _("{measure} above {limit}", params);
+  }
   const SEVERITY_ICON = { critical: "‼", warning: "⚠" };
   const baseTitle = document.title;
   function renderAlarmState() {
@@ -285,7 +358,9 @@ window.Plant = (() => {
       counter.dataset.active = String(sum.active);
       counter.dataset.critical = String(sum.critical);
       $(".icon", counter).textContent = level === "none" ? "✓" : SEVERITY_ICON[level];
-      $(".text", counter).textContent = sum.active ? `${sum.active} active (${sum.critical} critical)` : "no active alarm";
+      $(".text", counter).textContent = sum.active
+        ? ngettext("{n} active ({critical} critical)", "{n} active ({critical} critical)", sum.active, { critical: sum.critical })
+        : _("no active alarm");
     }
     // The tab title: visible from another tab or a task bar.
     document.title = sum.active ? `(${sum.active}${level === "critical" ? "‼" : "⚠"}) ${baseTitle}` : baseTitle;
@@ -306,8 +381,8 @@ window.Plant = (() => {
     const head = document.createElement("a");
     head.href = "/alarms";
     head.className = "banner-head";
-    head.textContent = `${sum.critical ? "‼" : "⚠"} ${list.length} active alarm${list.length === 1 ? "" : "s"}` +
-      (open ? ` — ${open} unacknowledged alarm${open === 1 ? "" : "s"}` : " — all acknowledged");
+    head.textContent = `${sum.critical ? "‼" : "⚠"} ${ngettext("{n} active alarm", "{n} active alarms", list.length)} — ` +
+      (open ? ngettext("{n} unacknowledged alarm", "{n} unacknowledged alarms", open) : _("all acknowledged"));
     el.append(head);
     const ul = document.createElement("ul");
     for (const a of list.slice(0, BANNER_MAX)) {
@@ -317,20 +392,20 @@ window.Plant = (() => {
       li.dataset.acknowledged = a.acknowledged_at ? "true" : "false";
       const link = document.createElement("a");
       link.href = sourceUrl(a);
-      link.textContent = `${SEVERITY_ICON[a.severity] || "•"} ${String(a.severity).toUpperCase()} ${alarmSource(a)}: ` +
-        `${measureInfo(a.measure).label} ${a.bound === "low" ? "below" : "above"} ${num(a.limit, measureInfo(a.measure).decimals)}`;
+      link.textContent = `${SEVERITY_ICON[a.severity] || "•"} ${_("{severity} {source}: {what}", {
+        severity: severityLabel(a.severity).toUpperCase(), source: alarmSource(a), what: alarmWhat(a) })}`;
       li.append(link);
       if (a.acknowledged_at) {
         const ack = document.createElement("small");
         ack.className = "acked";
-        ack.textContent = ` (acknowledged by ${a.acknowledged_by || "?"})`;
+        ack.textContent = ` ${_("(acknowledged by {user})", { user: a.acknowledged_by || "?" })}`;
         li.append(ack);
       }
       ul.append(li);
     }
     if (list.length > BANNER_MAX) {
       const li = document.createElement("li");
-      li.textContent = `… and ${list.length - BANNER_MAX} more`;
+      li.textContent = ngettext("… and {n} more", "… and {n} more", list.length - BANNER_MAX);
       ul.append(li);
     }
     el.append(ul);
@@ -353,7 +428,7 @@ window.Plant = (() => {
     const on = soundOn();
     b.setAttribute("aria-pressed", on ? "true" : "false");
     b.dataset.sound = on ? "on" : "off";
-    b.textContent = on ? "🔔 sound on" : "🔕 sound off";
+    b.textContent = on ? `🔔 ${_("sound on")}` : `🔕 ${_("sound off")}`;
   }
   function audioContext() {
     const Ctx = window.AudioContext || window.webkitAudioContext;
@@ -382,26 +457,26 @@ window.Plant = (() => {
   function renderNotifyButton() {
     const b = $("#notify-permission");
     if (!b) return;
-    b.hidden = !("Notification" in window) || Notification.permission !== "default";
+    b.hidden = !window.Notification || Notification.permission !== "default";
   }
   function alertNewCritical(a) {
-    const text = `${alarmSource(a)}: ${measureInfo(a.measure).label} ${a.bound === "low" ? "below" : "above"} ` +
-      `${num(a.limit, measureInfo(a.measure).decimals)} (${num(a.value, measureInfo(a.measure).decimals)})`;
+    const text = _("{source}: {what} ({value})", {
+      source: alarmSource(a), what: alarmWhat(a), value: num(a.value, measureInfo(a.measure).decimals) });
     const entry = { key: alarmKey(a), sound: false, notified: false };
     if (soundOn()) {
       try {
         entry.sound = beep();
       } catch (err) {
-        console.warn("beep:", err);
+        console.warn("beep:", err); // i18n-skip: the console
       }
     }
-    if ("Notification" in window && Notification.permission === "granted") {
+    if (window.Notification && Notification.permission === "granted") {
       try {
-        const n = new Notification("Critical alarm — Au Bon Beurre", { body: text, tag: entry.key });
+        const n = new Notification(_("Critical alarm — Au Bon Beurre"), { body: text, tag: entry.key });
         n.onclick = () => { window.focus(); location.assign("/alarms"); };
         entry.notified = true;
       } catch (err) {
-        console.warn("notification:", err);
+        console.warn("notification:", err); // i18n-skip: the console
       }
     }
     alerts.push(entry);
@@ -410,25 +485,38 @@ window.Plant = (() => {
   // -- the web UI's own health (its MQTT client, its database) and the bridges' -----------------------------
   let health = { ok: true, mqtt: null, database: null, bridge: null, storing: null, problems: [] };
   let socketUp = false;
+  // The server's problems (webui.live: English, one broadcast for every page) in the page's language,
+  // from the links that are down; a problem this page does not know keeps the server's text.
+  const LINK_PROBLEMS = {
+    mqtt: _("MQTT broker unreachable"),
+    database: _("database unavailable"),
+    bridge: _("bridge offline: readings are not being stored, no alarm can be raised"),
+    storing: _("bridge stuck: devices publish but no reading has been stored"),
+  };
+  function problems(links = Object.keys(LINK_PROBLEMS)) {
+    const known = links.filter((link) => health[link] === false).map((link) => LINK_PROBLEMS[link]);
+    return known.length || links.length < Object.keys(LINK_PROBLEMS).length ? known : health.problems || [];
+  }
   function renderHealth() {
     const frozen = !socketUp || health.mqtt === false;
     document.body.dataset.live = frozen ? "frozen" : "live";
     const note = $("#frozen-note");
     if (note) {
-      const why = !socketUp ? "the live connection to the web server is down"
-        : `the web server lost the MQTT broker (since ${formatTime(health.since)})`;
       // Tiles stay live while no bridge stores (the device values are real), but nothing is
       // recorded and no alarm can be raised: say so above every page, not only in the badge.
       const unstored = health.bridge === false || health.storing === false;
       document.body.dataset.bridge = unstored ? "down" : "ok";
-      const text = frozen && view ? `Values are frozen: ${why}. Tiles show the last values received.`
-        : unstored ? `Not storing: ${health.problems.filter((p) => p.startsWith("bridge")).join(", ")}` +
-          ` (since ${formatTime(health.since)}). Tiles still show the devices' live values.` : "";
+      const since = formatTime(health.since);
+      const text = frozen && view
+        ? !socketUp ? _("Values are frozen: the live connection to the web server is down. Tiles show the last values received.")
+          : _("Values are frozen: the web server lost the MQTT broker (since {time}). Tiles show the last values received.", { time: since })
+        : unstored ? _("Not storing: {problems} (since {time}). Tiles still show the devices' live values.",
+          { problems: problems(["bridge", "storing"]).join(", "), time: since }) : "";
       showMessage(note, text);
     }
     if (!socketUp) return; // the socket handlers set the badge
-    if (health.ok) badge("live", "live");
-    else badge("down", health.problems.join(", "), `The web server: ${health.problems.join(", ")}`);
+    if (health.ok) badge("live", _("live"));
+    else badge("down", problems().join(", "), _("The web server: {problems}", { problems: problems().join(", ") }));
   }
   function applyHealth(h) {
     const recovered = health.mqtt === false && h.mqtt === true;
@@ -450,7 +538,7 @@ window.Plant = (() => {
     if (!el) return;
     el.dataset.state = state;
     el.textContent = text;
-    el.title = title || "Live updates";
+    el.title = title || _("Live updates");
   }
   function emitWatch() {
     if (!socket || !socket.connected || !view) return;
@@ -458,8 +546,8 @@ window.Plant = (() => {
     socket.emit("watch", sent, (ack) => {
       if (sent !== view) return; // the page changed its view meanwhile
       if (!ack || ack.error) {
-        console.warn("watch refused:", ack && ack.error);
-        badge("down", "live error", ack && ack.error);
+        console.warn("watch refused:", ack && ack.error); // i18n-skip: the console
+        badge("down", _("live error"), ack && ack.error);
         return;
       }
       if (onView) onView(ack.snapshot, ack.room);
@@ -473,10 +561,10 @@ window.Plant = (() => {
   }
   function connect() {
     if (typeof io !== "function") {
-      badge("down", "no live updates", "socket.io client missing (run: python -m webui assets)");
+      badge("down", _("no live updates"), _("socket.io client missing (run: {command})", { command: "python -m webui assets" })); // i18n-skip: the command
       return;
     }
-    badge("connecting", "connecting…");
+    badge("connecting", _("connecting…"));
     socket = io({ transports: ["websocket", "polling"] });
     socket.on("connect", () => {
       socketUp = true;
@@ -486,13 +574,13 @@ window.Plant = (() => {
     });
     socket.on("disconnect", (reason) => {
       socketUp = false;
-      badge("down", "disconnected", `Disconnected: ${reason}; reconnecting…`);
+      badge("down", _("disconnected"), _("Disconnected: {reason}; reconnecting…", { reason }));
       renderHealth();
     });
     socket.on("connect_error", (err) => {
       // A refused connection (session expired) is not retried by the client: say so.
-      if (!socket.active) badge("refused", "not connected", `Refused: ${err.message}. Reload the page or log in again.`);
-      else badge("down", "reconnecting…", err.message);
+      if (!socket.active) badge("refused", _("not connected"), _("Refused: {error}. Reload the page or log in again.", { error: err.message }));
+      else badge("down", _("reconnecting…"), err.message);
     });
     socket.on("hello", (hello) => {
       if (hello.periods) config.periods = hello.periods;
@@ -509,7 +597,7 @@ window.Plant = (() => {
 
   const api_ = {
     $, $$, esc, can, role, config, csrfToken,
-    measureInfo, num, fmtMeasure, kwh, formatTime, zoneName, zoneOffset, plantZone, when, timeTag,
+    measureInfo, num, fmtMeasure, kwh, severityLabel, deviceStateLabel, formatTime, zoneName, zoneOffset, plantZone, when, timeTag,
     localInputToIso, isoToLocalInput, sourceUrl,
     ApiError, api, query, showMessage, feedback, pager, urlList,
     alarms, alarmKey, applyAlarm, setAlarms, unacknowledged, activeAlarms, alarmSummary, alerts,
@@ -538,7 +626,7 @@ window.Plant = (() => {
       try {
         localStorage.setItem(SOUND_KEY, soundOn() ? "off" : "on");
       } catch (err) {
-        console.warn("cannot keep the sound setting:", err);
+        console.warn("cannot keep the sound setting:", err); // i18n-skip: the console
       }
       renderSoundToggle();
       if (soundOn()) audioContext(); // a click may unlock audio (autoplay policy)
@@ -563,8 +651,25 @@ window.Plant = (() => {
   for (const el of $$(".zone-label")) el.textContent = `(${zoneName()})`; // beside time inputs
   const zoneEl = $("#plant-zone");
   if (zoneEl) {
-    zoneEl.textContent = `times: ${zoneName()}`;
-    zoneEl.title = `Times on these pages are in the plant's time zone (${plantZone || "this browser's zone"})`;
+    zoneEl.textContent = _("times: {zone}", { zone: zoneName() });
+    const zone = plantZone || _("this browser's zone");
+    zoneEl.title = _("Times on these pages are in the plant's time zone ({zone})", { zone });
+  }
+  // The user's language (null: the browser's, else the plant's): stored with the user, then the page
+  // is fetched again in it.
+  const languageSelect = $("#language-select");
+  if (languageSelect) {
+    languageSelect.addEventListener("change", async () => {
+      languageSelect.disabled = true;
+      try {
+        await api("PATCH", "/api/me", { language: languageSelect.value || null });
+        location.reload();
+      } catch (err) {
+        languageSelect.disabled = false;
+        languageSelect.value = languageSelect.dataset.current;
+        window.alert(err.message);
+      }
+    });
   }
   renderSoundToggle();
   renderNotifyButton();

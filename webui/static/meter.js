@@ -22,6 +22,17 @@
     const high = limits.apower ? limits.apower.high : undefined;
     return high === undefined ? apower.high ?? null : high;
   };
+  // The relay's state (codes "on"/"off" in the API and the switch actions) as shown.
+  const RELAY_STATE = { on: _("on"), off: _("off") };
+  const OUTCOMES = { pending: _("pending"), confirmed: _("confirmed"), error: _("error"), timeout: _("timeout") };
+  // Texts of the HTML built below (computed once: the extractor reads a _() call, not one nested in
+  // an attribute of a template literal).
+  const TEXT = {
+    time: _("Time"), powerW: _("Power (W)"), voltageV: _("Voltage (V)"), currentA: _("Current (A)"),
+    energyKwh: _("Energy (kWh)"), overLimit: _("over the limit"), requested: _("Requested"), by: _("By"),
+    fromTo: _("From → to"), outcome: _("Outcome"), answered: _("Answered"), answer: _("Device's answer"),
+  };
+  const relayText = (on) => (on === null || on === undefined ? _("relay unknown") : on ? _("relay on") : _("relay off"));
   const isOver = (p) => p && p.apower !== null && p.apower !== undefined && highLimit() !== null && p.apower > highLimit();
 
   // -- rendering ------------------------------------------------------------------------------------------
@@ -34,7 +45,8 @@
     $("#power-kpi").classList.toggle("over", over);
     power.classList.toggle("over", over);
     const high = highLimit();
-    $("#power-limit").textContent = high === null ? "no limit" : over ? `⚠ above the ${P.num(high, 0)} W limit` : `limit ${P.num(high, 0)} W`;
+    $("#power-limit").textContent = high === null ? _("no limit")
+      : over ? _("⚠ above the {limit} W limit", { limit: P.num(high, 0) }) : _("limit {limit} W", { limit: P.num(high, 0) });
     const energy = $("#energy");
     // Counted across the device's counter resets (energy_wh + energy_offset_wh): never goes back.
     const total = p ? (p.energy_total_wh ?? p.energy_wh) : null;
@@ -45,7 +57,7 @@
     const ts = $("#last-ts");
     ts.textContent = p ? P.formatTime(p.ts) : "—";
     ts.setAttribute("datetime", p ? p.ts : "");
-    $("#output-state").textContent = !p || p.output === null || p.output === undefined ? "" : `relay ${p.output ? "on" : "off"}`;
+    $("#output-state").textContent = !p || p.output === null || p.output === undefined ? "" : relayText(p.output);
   }
 
   function renderTable() {
@@ -53,20 +65,21 @@
     body.innerHTML = last10.length ? last10.map((p) => {
       const over = isOver(p);
       return `<tr data-ts="${esc(p.ts)}"${over ? ' class="over"' : ""}>` +
-        `<td data-label="Time">${P.timeTag(p.ts)}</td>` +
-        `<td class="num${over ? " over" : ""}" data-measure="apower" data-label="Power (W)">${over ? '<span class="mark" aria-label="over the limit">▲</span>' : ""}${P.fmtMeasure("apower", p.apower)}</td>` +
-        `<td class="num" data-measure="voltage" data-label="Voltage (V)">${P.fmtMeasure("voltage", p.voltage)}</td>` +
-        `<td class="num" data-measure="current" data-label="Current (A)">${P.fmtMeasure("current", p.current)}</td>` +
-        `<td class="num" data-measure="energy_wh" data-label="Energy (kWh)">${P.kwh(p.energy_wh)}</td></tr>`;
-    }).join("") : '<tr class="empty"><td colspan="5">No measurement yet.</td></tr>';
+        `<td data-label="${esc(TEXT.time)}">${P.timeTag(p.ts)}</td>` +
+        `<td class="num${over ? " over" : ""}" data-measure="apower" data-label="${esc(TEXT.powerW)}">` +
+        `${over ? `<span class="mark" aria-label="${esc(TEXT.overLimit)}">▲</span>` : ""}${P.fmtMeasure("apower", p.apower)}</td>` +
+        `<td class="num" data-measure="voltage" data-label="${esc(TEXT.voltageV)}">${P.fmtMeasure("voltage", p.voltage)}</td>` +
+        `<td class="num" data-measure="current" data-label="${esc(TEXT.currentA)}">${P.fmtMeasure("current", p.current)}</td>` +
+        `<td class="num" data-measure="energy_wh" data-label="${esc(TEXT.energyKwh)}">${P.kwh(p.energy_wh)}</td></tr>`;
+    }).join("") : `<tr class="empty"><td colspan="5">${esc(_("No measurement yet."))}</td></tr>`;
     $("#last10").dataset.rows = String(last10.length);
   }
 
   function showState(state, ts) {
     const el = $("#meter-state");
     el.dataset.state = state || "unknown";
-    el.textContent = state || "unknown";
-    el.title = ts ? `${state} since ${P.formatTime(ts)}` : "";
+    el.textContent = P.deviceStateLabel(state);
+    el.title = ts ? _("{state} since {time}", { state: P.deviceStateLabel(state), time: P.formatTime(ts) }) : "";
   }
 
   function addSamples(samples) {
@@ -96,20 +109,20 @@
       data = await P.api("GET", `${base}/series${q}`);
     } catch (err) {
       status.classList.add("error");
-      P.showMessage(status, `Could not load the power series: ${err.message}`);
+      P.showMessage(status, _("Could not load the power series: {error}", { error: err.message }));
       return;
     }
     const s = (data.measures || {}).apower || { v: [] };
     chart.setSeries(data.t || [], s.v, data.aggregated ? s.min : null, data.aggregated ? s.max : null);
     if (data.limits) limits = { ...data.limits, ...limits };
     chart.setAlarms((data.alarms || []).filter((a) => a.measure === "apower")
-      .map((a) => ({ x: Date.parse(a.raised_at), y: a.value, text: `above ${a.limit}` })));
+      .map((a) => ({ x: Date.parse(a.raised_at), y: a.value, text: _("above {limit}", { limit: P.fmtMeasure("apower", a.limit) }) })));
     loaded = true;
     for (const p of pending) chart.append(Date.parse(p.ts), p.apower);
     pending = [];
     slide();
     status.classList.remove("error");
-    P.showMessage(status, "Live.");
+    P.showMessage(status, _("Live."));
   }
 
   // -- live -------------------------------------------------------------------------------------------------
@@ -139,7 +152,7 @@
   });
   P.onAlarms((event) => {
     if (!event || event.source !== device || event.measure !== "apower") return;
-    chart.addAlarm({ x: Date.parse(event.raised_at), y: event.value, text: `above ${event.limit}` });
+    chart.addAlarm({ x: Date.parse(event.raised_at), y: event.value, text: _("above {limit}", { limit: P.fmtMeasure("apower", event.limit) }) });
     chart.update();
   });
   setInterval(() => {
@@ -150,7 +163,6 @@
   // The page shows what the device answered (or that it did not), never the request as if done.
   const switchStatus = $("#switch-status");
   const switchButtons = [$("#switch-on"), $("#switch-off")].filter(Boolean);
-  const stateWord = (on) => (on === null || on === undefined ? "unknown" : on ? "on" : "off");
   function switchSaid(text, failed) {
     switchStatus.classList.toggle("error", Boolean(failed));
     P.showMessage(switchStatus, text);
@@ -158,14 +170,16 @@
   async function switchTo(on) {
     switchButtons.forEach((b) => { b.disabled = true; });
     switchStatus.dataset.outcome = "pending";
-    switchSaid(`Switching ${stateWord(on)}: waiting for the meter's answer…`, false);
+    switchSaid(on ? _("Switching on: waiting for the meter's answer…") : _("Switching off: waiting for the meter's answer…"), false);
     try {
       const r = await P.api("POST", `${base}/switch`, { on });
-      const at = r.answered_at ? P.formatTime(r.answered_at, { date: "auto" }) : "?";
-      const was = r.was_on === null || r.was_on === undefined ? "previous state unknown" : `was ${stateWord(r.was_on)}`;
+      const time = r.answered_at ? P.formatTime(r.answered_at, { date: "auto" }) : "?";
+      const was = r.was_on === null || r.was_on === undefined ? _("previous state unknown") : r.was_on ? _("was on") : _("was off");
       switchStatus.dataset.outcome = r.outcome;
-      switchSaid(`Switched ${stateWord(r.on)} by the device at ${at} (${was})`, false);
-      $("#output-state").textContent = `relay ${stateWord(r.on)}`;
+      const said = r.on === null || r.on === undefined ? _("Switched unknown by the device at {time} ({was})", { time, was })
+        : r.on ? _("Switched on by the device at {time} ({was})", { time, was }) : _("Switched off by the device at {time} ({was})", { time, was });
+      switchSaid(said, false);
+      $("#output-state").textContent = relayText(r.on);
     } catch (err) {
       // 504: "No answer from the meter within 5 s — its state is unknown"; 502: the device's error.
       switchStatus.dataset.outcome = { 502: "error", 503: "error", 504: "timeout" }[err.status] || "refused";
@@ -179,25 +193,28 @@
 
   const actionsBody = $("#switch-actions tbody");
   const actionsPager = P.pager("switch-actions", (pageNo) => loadActions(pageNo));
-  const actionRow = (a) =>
-    `<tr data-id="${esc(a.id)}" data-outcome="${esc(a.outcome)}">` +
-    `<td data-label="Requested">${P.timeTag(a.requested_at)}</td>` +
-    `<td data-label="By" title="${esc(a.remote_addr ? `from ${a.remote_addr}` : "")}">${esc(a.requested_by)}</td>` +
-    `<td data-label="From → to">${esc(a.from_state || "?")} → ${esc(a.to_state)}</td>` +
-    `<td data-label="Outcome"><span class="outcome outcome-${esc(a.outcome)}">${esc(a.outcome)}</span></td>` +
-    `<td data-label="Answered">${P.timeTag(a.answered_at)}</td>` +
-    `<td data-label="Device's answer" class="detail">${esc(a.detail || "")}</td></tr>`;
+  function actionRow(a) {
+    const from = a.remote_addr ? _("from {address}", { address: a.remote_addr }) : "";
+    return `<tr data-id="${esc(a.id)}" data-outcome="${esc(a.outcome)}">` +
+      `<td data-label="${esc(TEXT.requested)}">${P.timeTag(a.requested_at)}</td>` +
+      `<td data-label="${esc(TEXT.by)}" title="${esc(from)}">${esc(a.requested_by)}</td>` +
+      `<td data-label="${esc(TEXT.fromTo)}">${esc(RELAY_STATE[a.from_state] || a.from_state || "?")} → ${esc(RELAY_STATE[a.to_state] || a.to_state)}</td>` +
+      `<td data-label="${esc(TEXT.outcome)}"><span class="outcome outcome-${esc(a.outcome)}">${esc(OUTCOMES[a.outcome] || a.outcome)}</span></td>` +
+      `<td data-label="${esc(TEXT.answered)}">${P.timeTag(a.answered_at)}</td>` +
+      // The device's own words (its error message): shown as it sent them.
+      `<td data-label="${esc(TEXT.answer)}" class="detail">${esc(a.detail || "")}</td></tr>`;
+  }
   async function loadActions(pageNo) {
     let data;
     try {
       data = await P.api("GET", `${base}/switch-actions${P.query({ page: pageNo, per_page: 10 })}`);
     } catch (err) {
-      actionsBody.innerHTML = `<tr class="empty"><td colspan="6">${esc(`Could not load the switch actions: ${err.message}`)}</td></tr>`;
+      actionsBody.innerHTML = `<tr class="empty"><td colspan="6">${esc(_("Could not load the switch actions: {error}", { error: err.message }))}</td></tr>`;
       return;
     }
     const items = data.items || [];
     actionsBody.innerHTML = items.length ? items.map(actionRow).join("")
-      : '<tr class="empty"><td colspan="6">No remote switching yet.</td></tr>';
+      : `<tr class="empty"><td colspan="6">${esc(_("No remote switching yet."))}</td></tr>`;
     $("#switch-actions").dataset.rows = String(items.length);
     actionsPager.show(data.page, data.pages);
   }
@@ -205,7 +222,7 @@
 
   // Also from the REST API, so the page fills even before (or without) the live connection.
   P.api("GET", `${base}/readings${P.query({ order: "desc", per_page: 10 })}`)
-    .then((page) => addSamples(page.items || [])).catch((err) => console.warn("last 10:", err.message));
+    .then((page) => addSamples(page.items || [])).catch((err) => console.warn("last 10:", err.message)); // i18n-skip: the console
   P.api("GET", base).then((m) => {
     if (m && m.state && $("#meter-state").dataset.state === "unknown") showState(m.state, null);
   }).catch(() => {});

@@ -13,6 +13,11 @@
     return node;
   }
   const when = (ts) => (ts ? P.when(ts) : "—");
+  // Codes as people read them (the codes stay in the API's bodies and the rows' data attributes).
+  const CHANNEL_TEXT = { email: _("e-mail"), webhook: _("webhook") };
+  const EVENT_TEXT = { raise: _("raise"), clear: _("clear"), escalate: _("escalate") };
+  const STATUS_TEXT = { pending: _("pending"), sent: _("sent"), failed: _("failed"), skipped: _("skipped") };
+  const text = (map, code) => map[code] || code;
 
   function cell(label, text, tag = "td") {
     return el(tag, text === null || text === undefined || text === "" ? "—" : text, { "data-label": label });
@@ -20,18 +25,21 @@
 
   function routeRow(r) {
     const tr = el("tr", null, { "data-route": r.id, "data-enabled": String(r.enabled) });
-    tr.append(cell("Name", r.name, "th"), cell("Channel", r.channel), cell("Target", r.target),
-      cell("Severity", r.min_severity), cell("Scope", r.scope),
-      cell("Events", r.escalate_after_min ? `escalate after ${r.escalate_after_min} min` : r.events.join(", ")),
-      cell("State", r.enabled ? "enabled" : "disabled"),
-      cell("Changed", `${r.updated_by} · ${when(r.updated_at)}`));
+    tr.append(cell(_("Name"), r.name, "th"), cell(_("Channel"), text(CHANNEL_TEXT, r.channel)), cell(_("Target"), r.target),
+      cell(_("Severity"), P.severityLabel(r.min_severity)), cell(_("Scope"), r.scope),
+      cell(_("Events"), r.escalate_after_min ? _("escalate after {n} min", { n: r.escalate_after_min })
+        : r.events.map((e) => text(EVENT_TEXT, e)).join(", ")),
+      cell(_("State"), r.enabled ? _("enabled") : _("disabled")),
+      cell(_("Changed"), `${r.updated_by} · ${when(r.updated_at)}`));
     const actions = el("td", null, { class: "actions" });
-    const toggle = el("button", r.enabled ? "Disable" : "Enable", { type: "button", class: "toggle" });
+    const toggle = el("button", r.enabled ? _("Disable") : _("Enable"), { type: "button", class: "toggle" });
     toggle.addEventListener("click", () => change("PATCH", r, { enabled: !r.enabled },
-      `${r.name}: ${r.enabled ? "disabled" : "enabled"}.`));
-    const remove = el("button", "Delete", { type: "button", class: "remove danger" });
+      r.enabled ? _("{name}: disabled.", { name: r.name }) : _("{name}: enabled.", { name: r.name })));
+    const remove = el("button", _("Delete"), { type: "button", class: "remove danger" }); // i18n-skip: classes
     remove.addEventListener("click", () => {
-      if (window.confirm(`Delete the route ${r.name}?`)) change("DELETE", r, undefined, `${r.name}: deleted.`);
+      if (window.confirm(_("Delete the route {name}?", { name: r.name }))) {
+        change("DELETE", r, undefined, _("{name}: deleted.", { name: r.name }));
+      }
     });
     actions.append(toggle, " ", remove);
     tr.append(actions);
@@ -56,20 +64,22 @@
     const table = $("#routes");
     try {
       const items = (await P.api("GET", "/api/notification-routes")).items || [];
-      fill(table, items.map(routeRow), "No route yet: nobody is notified.", 9);
+      fill(table, items.map(routeRow), _("No route yet: nobody is notified."), 9);
     } catch (err) {
       table.dataset.state = "error";
-      fail(`Could not load the routes: ${err.message}`);
+      fail(_("Could not load the routes: {error}", { error: err.message }));
     }
   }
 
   function outboxRow(n) {
     const tr = el("tr", null, { "data-status": n.status });
-    tr.append(cell("#", n.id, "th"), cell("Alarm", n.alarm_id), cell("Route", n.route || `#${n.route_id} (deleted)`),
-      cell("Event", n.event), cell("Status", n.status), cell("Attempts", n.attempts),
-      cell("Created", when(n.created_at)),
-      cell("Sent", n.sent_at ? when(n.sent_at) : n.next_attempt_at ? `next try ${when(n.next_attempt_at)}` : ""),
-      cell("Last error", n.last_error));
+    tr.append(cell("#", n.id, "th"), cell(_("Alarm"), n.alarm_id),
+      cell(_("Route"), n.route || _("#{id} (deleted)", { id: String(n.route_id) })),
+      cell(_("Event"), text(EVENT_TEXT, n.event)), cell(_("Status"), text(STATUS_TEXT, n.status)),
+      cell(_("Attempts"), P.num(n.attempts, 0)),
+      cell(_("Created"), when(n.created_at)),
+      cell(_("Sent"), n.sent_at ? when(n.sent_at) : n.next_attempt_at ? _("next try {when}", { when: when(n.next_attempt_at) }) : ""),
+      cell(_("Last error"), n.last_error));
     return tr;
   }
 
@@ -77,10 +87,10 @@
     const table = $("#outbox");
     try {
       const items = (await P.api("GET", "/api/notifications?per_page=50")).items || [];
-      fill(table, items.map(outboxRow), "Nothing sent yet.", 9);
+      fill(table, items.map(outboxRow), _("Nothing sent yet."), 9);
     } catch (err) {
       table.dataset.state = "error";
-      fail(`Could not load the notifications: ${err.message}`);
+      fail(_("Could not load the notifications: {error}", { error: err.message }));
     }
   }
 
@@ -89,7 +99,7 @@
       await P.api(method, `/api/notification-routes/${encodeURIComponent(r.id)}`, body);
       say(done);
     } catch (err) {
-      fail(`${r.name}: not changed: ${err.message}`);
+      fail(_("{name}: not changed: {error}", { name: r.name, error: err.message }));
     }
     await loadRoutes();
   }
@@ -106,10 +116,10 @@
     if (!escalate) body.events = ["raise", "clear"].filter((e) => f.elements[e].checked);
     try {
       const r = await P.api("POST", "/api/notification-routes", body);
-      say(`Route ${r.name} added.`);
+      say(_("Route {name} added.", { name: r.name }));
       f.reset();
     } catch (err) {
-      fail(`Not added: ${err.message}`);
+      fail(_("Not added: {error}", { error: err.message }));
     }
     await loadRoutes();
   });

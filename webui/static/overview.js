@@ -6,7 +6,15 @@
 (() => {
   const P = window.Plant;
   const { $, esc } = P;
-  const STATE_TEXT = { normal: "normal", alarm: "alarm", stale: "stale", offline: "offline" };
+  // The cells' states (codes in data-state and classes state-*) and their display labels.
+  const STATE_TEXT = { normal: _("normal"), alarm: _("alarm"), stale: _("stale"), offline: _("offline") };
+  // Texts of the HTML built below (computed once: the extractor reads a _() call, not one nested in
+  // an attribute of a template literal).
+  const TEXT = {
+    meter: _("Meter"), state: _("State"), updated: _("Updated"),
+    powerW: _("Power (W)"), voltageV: _("Voltage (V)"), energyKwh: _("Energy (kWh)"),
+  };
+  const unitTitle = (u) => _("Unit {unit}", { unit: String(u) });
 
   const units = new Map(); // unit -> Map(automate -> {unit, automate, type, reading})
   const meters = new Map(); // meter id -> PowerSample dict | null
@@ -20,7 +28,7 @@
   // "Ligne 2 <small>unit 2</small>", or "Unit 2" when it has no name (HTML, escaped).
   function deviceTitle(device, plain, id) {
     const name = nameOf(device);
-    const off = disabled.has(device) ? ' <small class="device-disabled">(disabled)</small>' : "";
+    const off = disabled.has(device) ? ` <small class="device-disabled">${esc(_("(disabled)"))}</small>` : "";
     return (name ? `${esc(name)} <small class="device-id">${esc(id)}</small>` : esc(plain)) + off;
   }
 
@@ -117,24 +125,26 @@
     const unitIds = [...units.keys()].sort((a, b) => a - b);
     $("#units").innerHTML = unitIds.length ? unitIds.map((u) => {
       const autos = [...units.get(u).keys()].sort((a, b) => a - b);
+      const title = deviceTitle(`units/${u}`, unitTitle(u), _("unit {unit}", { unit: String(u) }));
       return `<section class="unit card" id="unit-${u}" data-unit="${u}" aria-labelledby="unit-${u}-title">` +
-        `<h2 id="unit-${u}-title"><a href="/units/${u}">${deviceTitle(`units/${u}`, `Unit ${u}`, `unit ${u}`)}</a> <span class="badge" data-device="units/${u}"></span>` +
+        `<h2 id="unit-${u}-title"><a href="/units/${u}">${title}</a> <span class="badge" data-device="units/${u}"></span>` +
         `<span class="unit-alarms" data-unit-alarms="${u}" data-level="none" data-active="0" data-critical="0"></span></h2>` +
         `<div class="cells">${autos.map((a) => {
           const source = `units/${u}/automates/${a}`;
           return `<a class="cell" href="/${source}" data-source="${source}" data-unit="${u}" data-automate="${a}"></a>`;
         }).join("")}</div></section>`;
-    }).join("") : '<p class="muted">No automate has reported yet.</p>';
+    }).join("") : `<p class="muted">${esc(_("No automate has reported yet."))}</p>`;
     $("#units").dataset.state = "ready";
 
     const ids = [...meters.keys()].sort();
     $("#meters").innerHTML = ids.length
-      ? `<div class="scroll"><table id="meter-table" class="data cards-on-phone"><thead><tr><th scope="col">Meter</th>` +
-        `<th scope="col">State</th><th scope="col">Power <small>W</small></th><th scope="col">Voltage <small>V</small></th>` +
-        `<th scope="col">Energy <small>kWh</small></th><th scope="col">Updated</th></tr></thead><tbody>` +
+      ? `<div class="scroll"><table id="meter-table" class="data cards-on-phone"><thead><tr><th scope="col">${esc(_("Meter"))}</th>` +
+        `<th scope="col">${esc(_("State"))}</th><th scope="col">${esc(_("Power"))} <small>W</small></th>` +
+        `<th scope="col">${esc(_("Voltage"))} <small>V</small></th>` +
+        `<th scope="col">${esc(_("Energy"))} <small>kWh</small></th><th scope="col">${esc(_("Updated"))}</th></tr></thead><tbody>` +
         ids.map((id) => `<tr data-source="meters/${esc(id)}" data-meter="${esc(id)}"></tr>`).join("") +
         "</tbody></table></div>"
-      : '<p class="muted">No meter has reported yet.</p>';
+      : `<p class="muted">${esc(_("No meter has reported yet."))}</p>`;
     for (const el of document.querySelectorAll("[data-source]")) cells.set(el.dataset.source, el);
     layout = layoutKey();
   }
@@ -142,7 +152,8 @@
   function deviceBadge(device) {
     const d = devices[device];
     const state = d ? d.state : "unknown";
-    return { state, title: d ? `${state} since ${P.formatTime(d.ts)}` : "no status received yet" };
+    return { state, label: P.deviceStateLabel(state),
+      title: d ? _("{state} since {time}", { state: P.deviceStateLabel(state), time: P.formatTime(d.ts) }) : _("no status received yet") };
   }
 
   function renderCell(a) {
@@ -159,15 +170,18 @@
       // the full one is in the title. Both come from the measure's definition (page config).
       const cls = ["value", m.key ? "key" : "", al ? "alarm" : ""].join(" ").trim();
       const mark = al ? `<span class="mark" aria-hidden="true">${al.bound === "low" ? "▼" : "▲"}</span>` : "";
-      const title = `${m.label}${m.unit ? ` (${m.unit})` : ""}${al ? ` — alarm: ${al.bound === "low" ? "below" : "above"} ${P.num(al.limit, m.decimals)}` : ""}`;
+      const measure = `${m.label}${m.unit ? ` (${m.unit})` : ""}`;
+      const limit = al ? P.num(al.limit, m.decimals) : "";
+      const title = !al ? measure : al.bound === "low" ? _("{measure} — alarm: below {limit}", { measure, limit })
+        : _("{measure} — alarm: above {limit}", { measure, limit });
       return `<div class="${cls}" data-measure="${esc(name)}" data-value="${v ?? ""}" title="${esc(title)}">` +
         `<dt>${esc(m.short || m.label)}</dt><dd>${mark}${P.num(v, m.decimals)}</dd></div>`;
     }).join("");
-    el.innerHTML = `<span class="cell-head"><span class="cell-name"><span class="visually-hidden">Automate </span>A${a.automate}</span>` +
+    el.innerHTML = `<span class="cell-head"><span class="cell-name"><span class="visually-hidden">${esc(_("Automate"))} </span>A${a.automate}</span>` +
       `<span class="state-label"></span></span>` +
       `<dl class="values">${values}</dl>` +
       `<span class="cell-foot"><span class="type">${esc(a.type || "")}</span>` +
-      `<span class="ts">${r ? P.timeTag(r.ts) : "no reading"}</span></span>`;
+      `<span class="ts">${r ? P.timeTag(r.ts) : esc(_("no reading"))}</span></span>`;
     el.dataset.state = ""; // force setState to write the label into the fresh markup
     refreshCell(el, a);
   }
@@ -176,13 +190,15 @@
     const source = `units/${a.unit}/automates/${a.automate}`;
     const state = stateOf(source, `units/${a.unit}`, a.reading && a.reading.ts, "automate");
     const why = {
-      offline: "the unit is offline",
-      alarm: alarmsOf(source).map((al) => P.measureInfo(al.measure).label).join(", ") + " in alarm",
-      stale: a.reading ? `no reading since ${P.formatTime(a.reading.ts)}` : "no reading yet",
-      normal: "all values received",
-    }[state];
+      offline: () => _("the unit is offline"),
+      alarm: () => _("{measures} in alarm", { measures: alarmsOf(source).map((al) => P.measureInfo(al.measure).label).join(", ") }),
+      stale: () => (a.reading ? _("no reading since {time}", { time: P.formatTime(a.reading.ts) }) : _("no reading yet")),
+      normal: () => _("all values received"),
+    }[state]();
     const unitName = nameOf(`units/${a.unit}`);
-    setState(el, state, `${unitName ? `${unitName} (unit ${a.unit})` : `Unit ${a.unit}`} automate ${a.automate}: ${state} — ${why}`);
+    const params = { name: unitName, unit: String(a.unit), automate: String(a.automate), state: STATE_TEXT[state], why };
+    setState(el, state, unitName ? _("{name} (unit {unit}) automate {automate}: {state} — {why}", params)
+      : _("Unit {unit} automate {automate}: {state} — {why}", params));
   }
 
   function renderMeter(id) {
@@ -193,13 +209,13 @@
     // The default limit (an override is shown on the meter's page); the alarm state is the cell's.
     const high = P.config.measures.meter.apower ? P.config.measures.meter.apower.high : null;
     const apowerOver = p && p.apower !== null && high !== null && p.apower > high;
-    el.innerHTML = `<th scope="row" data-label="Meter"><a href="/meters/${encodeURIComponent(id)}">${deviceTitle(`meters/${id}`, id, id)}</a></th>` +
-      `<td data-label="State"><span class="badge" data-state="${esc(badge.state)}" title="${esc(badge.title)}">${esc(badge.state)}</span> ` +
+    el.innerHTML = `<th scope="row" data-label="${esc(TEXT.meter)}"><a href="/meters/${encodeURIComponent(id)}">${deviceTitle(`meters/${id}`, id, id)}</a></th>` +
+      `<td data-label="${esc(TEXT.state)}"><span class="badge" data-state="${esc(badge.state)}" title="${esc(badge.title)}">${esc(badge.label)}</span> ` +
       `<span class="state-label"></span></td>` +
-      `<td data-label="Power (W)" data-measure="apower" class="num${apowerOver ? " over" : ""}">${P.fmtMeasure("apower", p && p.apower)}</td>` +
-      `<td data-label="Voltage (V)" data-measure="voltage" class="num">${P.fmtMeasure("voltage", p && p.voltage)}</td>` +
-      `<td data-label="Energy (kWh)" data-measure="energy_wh" class="num">${P.kwh(p && (p.energy_total_wh ?? p.energy_wh))}</td>` +
-      `<td data-label="Updated">${p ? P.timeTag(p.ts) : "—"}</td>`;
+      `<td data-label="${esc(TEXT.powerW)}" data-measure="apower" class="num${apowerOver ? " over" : ""}">${P.fmtMeasure("apower", p && p.apower)}</td>` +
+      `<td data-label="${esc(TEXT.voltageV)}" data-measure="voltage" class="num">${P.fmtMeasure("voltage", p && p.voltage)}</td>` +
+      `<td data-label="${esc(TEXT.energyKwh)}" data-measure="energy_wh" class="num">${P.kwh(p && (p.energy_total_wh ?? p.energy_wh))}</td>` +
+      `<td data-label="${esc(TEXT.updated)}">${p ? P.timeTag(p.ts) : "—"}</td>`;
     el.dataset.state = "";
     refreshMeter(el, id);
   }
@@ -207,14 +223,16 @@
   function refreshMeter(el, id) {
     const p = meters.get(id);
     const state = stateOf(`meters/${id}`, `meters/${id}`, p && p.ts, "meter");
-    setState(el, state, `Meter ${nameOf(`meters/${id}`) ? `${nameOf(`meters/${id}`)} (${id})` : id}: ${state}`);
+    const name = nameOf(`meters/${id}`);
+    const meter = name ? `${name} (${id})` : id;
+    setState(el, state, _("Meter {meter}: {state}", { meter, state: STATE_TEXT[state] }));
   }
 
   function renderUnitBadges() {
     for (const el of document.querySelectorAll(".unit [data-device]")) {
       const b = deviceBadge(el.dataset.device);
       el.dataset.state = b.state;
-      el.textContent = b.state;
+      el.textContent = b.label;
       el.title = b.title;
     }
   }
@@ -233,7 +251,8 @@
     return counts;
   }
   const levelOf = (c) => (!c || !c.active ? "none" : c.critical ? "critical" : "warning");
-  const countText = (c) => `${c.critical ? "‼" : "⚠"} ${c.active} active (${c.critical} critical)`;
+  const countText = (c) => `${c.critical ? "‼" : "⚠"} ${ngettext("{n} active ({critical} critical)",
+    "{n} active ({critical} critical)", c.active, { critical: c.critical })}`;
   function renderAlarmCounts() {
     const counts = unitCounts();
     for (const el of document.querySelectorAll("[data-unit-alarms]")) {
@@ -254,8 +273,8 @@
     box.dataset.count = String(total);
     box.replaceChildren();
     const head = document.createElement("strong");
-    head.textContent = total ? `${critical ? "‼" : "⚠"} Active alarms: ${total} (${critical} critical) —`
-      : "✓ No active alarm";
+    head.textContent = total ? `${critical ? "‼" : "⚠"} ${_("Active alarms: {total} ({critical} critical) —", { total, critical })}`
+      : `✓ ${_("No active alarm")}`;
     box.append(head);
     if (!total) return;
     const ul = document.createElement("ul");
@@ -265,7 +284,7 @@
       li.dataset.level = levelOf(c);
       const link = document.createElement("a");
       link.href = `#unit-${u}`;
-      link.textContent = `${nameOf(`units/${u}`) || `Unit ${u}`}: ${countText(c)}`;
+      link.textContent = `${nameOf(`units/${u}`) || unitTitle(u)}: ${countText(c)}`;
       li.append(link);
       ul.append(li);
     }
@@ -274,7 +293,7 @@
       li.dataset.level = meterAlarms.some((a) => a.severity === "critical") ? "critical" : "warning";
       const link = document.createElement("a");
       link.href = "#meters-title";
-      link.textContent = `Meters: ${meterAlarms.length} active`;
+      link.textContent = ngettext("Meters: {n} active", "Meters: {n} active", meterAlarms.length);
       li.append(link);
       ul.append(li);
     }

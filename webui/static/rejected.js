@@ -21,29 +21,31 @@
     const when = document.createElement("time");
     when.dateTime = m.received_at;
     when.textContent = P.formatTime(m.received_at);
-    cell(tr, "When", "").appendChild(when);
-    cell(tr, "Source", m.source || "—");
-    cell(tr, "Reason", m.reason);
-    cell(tr, "Topic", m.topic).classList.add("mono");
+    cell(tr, _("When"), "").appendChild(when);
+    cell(tr, _("Source"), m.source || "—");
+    cell(tr, _("Reason"), m.reason); // the bridge's reason, as stored (the devices' language: English)
+    cell(tr, _("Topic"), m.topic).classList.add("mono");
     const shown = m.payload.length > PAYLOAD_SHOWN ? `${m.payload.slice(0, PAYLOAD_SHOWN)}…` : m.payload;
-    const more = m.payload_bytes > m.payload.length ? ` (${m.payload_bytes} bytes received)` : "";
-    const td = cell(tr, "Payload", "", m.payload);
+    const more = m.payload_bytes > m.payload.length
+      ? ngettext("({n} byte received)", "({n} bytes received)", m.payload_bytes) : "";
+    const td = cell(tr, _("Payload"), "", m.payload);
     const code = document.createElement("code");
     code.className = "payload";
-    code.textContent = shown + more;
+    code.textContent = more ? `${shown} ${more}` : shown;
     td.appendChild(code);
     return tr;
   }
 
   P.urlList({
-    name: "rejected", path: "/api/rejected", keys: ["source", "reason", "start", "end"], noun: "messages",
-    what: "the rejected messages",
+    name: "rejected", path: "/api/rejected", keys: ["source", "reason", "start", "end"],
+    count: (n) => ngettext("{n} message", "{n} messages", n),
+    failed: (error) => _("Could not load the rejected messages: {error}", { error }),
     fill: (tbody, items) => {
       tbody.replaceChildren(...items.map(row));
       if (!items.length) {
         const tr = document.createElement("tr");
         tr.className = "empty";
-        cell(tr, "", "No rejected message matches.").colSpan = 5;
+        cell(tr, "", _("No rejected message matches.")).colSpan = 5;
         tbody.appendChild(tr);
       }
     },

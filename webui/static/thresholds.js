@@ -15,6 +15,15 @@
 
   const { say, fail } = P.feedback(message, error);
   const limitText = (measure, v) => (v === null || v === undefined ? "—" : P.fmtMeasure(measure, v));
+  // Column names, repeated on each cell for the phone layout (data-label).
+  const L = {
+    scope: _("Scope"), measure: _("Measure"), low: _("Low"), high: _("High"), deadband: _("Deadband"),
+    severity: _("Severity"), updated: _("Updated"), by: _("By"), when: _("When"), action: _("Action"),
+    before: _("Before"), after: _("After"),
+  };
+  const dl = (key) => `data-label="${esc(L[key])}"`;
+  // The change log's actions (codes set | delete).
+  const ACTION_TEXT = { set: _("set"), delete: _("delete") };
 
   // -- thresholds --------------------------------------------------------------------------------------------
   let rows = [];
@@ -25,7 +34,7 @@
       rows = data.items || [];
     } catch (err) {
       table.dataset.state = "error";
-      fail(`Could not load the thresholds: ${err.message}`);
+      fail(_("Could not load the thresholds: {error}", { error: err.message }));
       return;
     }
     // Defaults first, then by scope and measure.
@@ -34,17 +43,17 @@
       : a.scope.localeCompare(b.scope, undefined, { numeric: true }) || order.indexOf(a.measure) - order.indexOf(b.measure));
     $("#thresholds tbody").innerHTML = rows.length ? rows.map((t, i) =>
       `<tr data-scope="${esc(t.scope)}" data-measure="${esc(t.measure)}"${t.scope === "*" ? ' class="default"' : ""}>` +
-      `<td data-label="Scope"><code>${esc(t.scope)}</code></td>` +
-      `<td data-label="Measure">${esc(P.measureInfo(t.measure).label)} <small>${esc(t.measure)}</small></td>` +
-      `<td class="num" data-label="Low">${t.inherit_low ? "inherit" : limitText(t.measure, t.low)}</td>` +
-      `<td class="num" data-label="High">${t.inherit_high ? "inherit" : limitText(t.measure, t.high)}</td>` +
-      `<td class="num" data-label="Deadband">${limitText(t.measure, t.deadband)}</td>` +
-      `<td data-label="Severity"><span class="sev sev-${esc(t.severity)}">${esc(t.severity)}</span></td>` +
-      `<td data-label="Updated">${P.timeTag(t.updated_at)}</td><td data-label="By">${esc(t.updated_by || "—")}</td>` +
-      `<td class="actions"><button type="button" class="edit" data-index="${i}">Edit</button>` +
-      (t.scope === "*" ? "" : ` <button type="button" class="delete danger" data-index="${i}">Delete</button>`) +
+      `<td ${dl("scope")}><code>${esc(t.scope)}</code></td>` +
+      `<td ${dl("measure")}>${esc(P.measureInfo(t.measure).label)} <small>${esc(t.measure)}</small></td>` +
+      `<td class="num" ${dl("low")}>${t.inherit_low ? esc(_("inherit")) : limitText(t.measure, t.low)}</td>` +
+      `<td class="num" ${dl("high")}>${t.inherit_high ? esc(_("inherit")) : limitText(t.measure, t.high)}</td>` +
+      `<td class="num" ${dl("deadband")}>${limitText(t.measure, t.deadband)}</td>` +
+      `<td ${dl("severity")}><span class="sev sev-${esc(t.severity)}">${esc(P.severityLabel(t.severity))}</span></td>` +
+      `<td ${dl("updated")}>${P.timeTag(t.updated_at)}</td><td ${dl("by")}>${esc(t.updated_by || "—")}</td>` +
+      `<td class="actions"><button type="button" class="edit" data-index="${i}">${esc(_("Edit"))}</button>` +
+      (t.scope === "*" ? "" : ` <button type="button" class="delete danger" data-index="${i}">${esc(_("Delete"))}</button>`) +
       "</td></tr>",
-    ).join("") : '<tr class="empty"><td colspan="9">No threshold.</td></tr>';
+    ).join("") : `<tr class="empty"><td colspan="9">${esc(_("No threshold."))}</td></tr>`;
     table.dataset.state = "ready";
     table.dataset.count = String(rows.length);
   }
@@ -69,19 +78,20 @@
       form.low.focus();
       return;
     }
-    if (!window.confirm(`Delete the ${t.measure} threshold of ${t.scope}? The wider scope's threshold will apply.`)) return;
+    if (!window.confirm(_("Delete the {measure} threshold of {scope}? The wider scope's threshold will apply.",
+      { measure: t.measure, scope: t.scope }))) return;
     button.disabled = true;
     const url = (confirm) => `/api/thresholds${P.query({ scope: t.scope, measure: t.measure, confirm: confirm ? "true" : "" })}`;
     try {
       const done = await withConfirmation((confirm) => write("DELETE", url(confirm)));
       if (done) {
-        say(`Deleted the ${t.measure} threshold of ${t.scope}; it now inherits the wider scope.`);
+        say(_("Deleted the {measure} threshold of {scope}; it now inherits the wider scope.", { measure: t.measure, scope: t.scope }));
         await Promise.all([loadThresholds(), loadChanges(1), loadEffective()]);
       } else {
-        say("Not deleted.");
+        say(_("Not deleted."));
       }
     } catch (err) {
-      fail(`Could not delete: ${err.message}`);
+      fail(_("Could not delete: {error}", { error: err.message }));
     } finally {
       button.disabled = false;
     }
@@ -144,7 +154,7 @@
   }
   for (const side of ["low", "high"]) form[`${side}_none`].addEventListener("change", () => setNone(side, form[`${side}_none`].checked));
 
-  const origin = (f) => (f.from ? `from ${f.from}` : "built-in default");
+  const origin = (f) => (f.from ? _("from {scope}", { scope: f.from }) : _("built-in default"));
   let effectiveSeq = 0;
   async function loadEffective() {
     const seq = ++effectiveSeq;
@@ -165,26 +175,31 @@
     form.dataset.effective = item ? "ready" : "none";
     if (!item) {
       for (const el of Object.values(hints)) el.textContent = "";
-      for (const side of ["low", "high"]) form[side].placeholder = "inherit";
-      form.deadband.placeholder = "inherit";
-      form.severity.options[0].textContent = "inherit";
+      for (const side of ["low", "high"]) form[side].placeholder = _("inherit");
+      form.deadband.placeholder = _("inherit");
+      form.severity.options[0].textContent = _("inherit");
       summary.textContent = "";
       return;
     }
     const inh = item.inherited;
-    const limitHint = (f) => (f.value === null ? `blank: no limit${f.from ? ` (${origin(f)})` : ""}` : `blank: ${limitText(measure, f.value)} (${origin(f)})`);
+    const blank = (value, f) => _("blank: {value} ({origin})", { value, origin: origin(f) });
+    const limitHint = (f) => (f.value === null ? (f.from ? _("blank: no limit ({origin})", { origin: origin(f) }) : _("blank: no limit"))
+      : blank(limitText(measure, f.value), f));
     for (const side of ["low", "high"]) {
-      form[side].placeholder = inh[side].value === null ? "no limit" : `inherit ${limitText(measure, inh[side].value)}`;
+      form[side].placeholder = inh[side].value === null ? _("no limit")
+        : _("inherit {value}", { value: limitText(measure, inh[side].value) });
       hints[side].textContent = limitHint(inh[side]);
     }
-    form.deadband.placeholder = `inherit ${limitText(measure, inh.deadband.value)}`;
-    hints.deadband.textContent = `blank: ${limitText(measure, inh.deadband.value)} (${origin(inh.deadband)})`;
-    form.severity.options[0].textContent = `inherit (${inh.severity.value})`;
-    hints.severity.textContent = `blank: ${inh.severity.value} (${origin(inh.severity)})`;
+    form.deadband.placeholder = _("inherit {value}", { value: limitText(measure, inh.deadband.value) });
+    hints.deadband.textContent = blank(limitText(measure, inh.deadband.value), inh.deadband);
+    form.severity.options[0].textContent = _("inherit ({severity})", { severity: P.severityLabel(inh.severity.value) });
+    hints.severity.textContent = blank(P.severityLabel(inh.severity.value), inh.severity);
     const eff = item.effective;
-    const part = (name, f) => `${name} ${f.value === null ? "none" : limitText(measure, f.value)} (${origin(f)})`;
-    summary.textContent = `Applies now at ${scope}: ${part("low", eff.low)}, ${part("high", eff.high)}, ` +
-      `${part("deadband", eff.deadband)}, ${eff.severity.value} (${origin(eff.severity)}).`;
+    const limitOrNone = (f) => (f.value === null ? _("none") : limitText(measure, f.value));
+    summary.textContent = _("Applies now at {scope}: low {low} ({low_from}), high {high} ({high_from}), deadband {deadband} ({deadband_from}), {severity} ({severity_from}).", {
+      scope, low: limitOrNone(eff.low), low_from: origin(eff.low), high: limitOrNone(eff.high), high_from: origin(eff.high),
+      deadband: limitOrNone(eff.deadband), deadband_from: origin(eff.deadband),
+      severity: P.severityLabel(eff.severity.value), severity_from: origin(eff.severity) });
   }
   let typing = null;
   form.scope.addEventListener("input", () => { clearTimeout(typing); typing = setTimeout(loadEffective, 250); });
@@ -206,16 +221,19 @@
     try {
       const result = await withConfirmation((confirm) => write("PUT", "/api/thresholds", confirm ? { ...body, confirm } : body));
       if (!result) {
-        say("Not saved.");
+        say(_("Not saved."));
         return;
       }
       const t = result.data;
-      const side = (name) => (t[`inherit_${name}`] ? `${name} inherited` : `${name} ${t[name] === null ? "none" : limitText(t.measure, t[name])}`);
-      say(`Saved ${t.measure} at ${t.scope}: ${side("low")}, ${side("high")}, deadband ` +
-        `${limitText(t.measure, t.deadband)}, ${t.severity}.`);
+      const value = (name) => (t[name] === null ? _("none") : limitText(t.measure, t[name]));
+      const low = t.inherit_low ? _("low inherited") : _("low {value}", { value: value("low") });
+      const high = t.inherit_high ? _("high inherited") : _("high {value}", { value: value("high") });
+      say(_("Saved {measure} at {scope}: {low}, {high}, deadband {deadband}, {severity}.", {
+        measure: t.measure, scope: t.scope, low, high, deadband: limitText(t.measure, t.deadband),
+        severity: P.severityLabel(t.severity) }));
       await Promise.all([loadThresholds(), loadChanges(1), loadEffective()]);
     } catch (err) {
-      fail(`Not saved: ${err.message}`);
+      fail(_("Not saved: {error}", { error: err.message }));
     } finally {
       submit.disabled = false;
     }
@@ -234,8 +252,9 @@
     const t = asObject(x);
     if (!t) return "—";
     if (t.text) return esc(t.text);
-    const lim = (side) => (t[`inherit_${side}`] ? "inherit" : limitText(measure, t[side]));
-    return `${lim("low")} … ${lim("high")}, deadband ${limitText(measure, t.deadband)}, ${esc(t.severity || "")}`;
+    const lim = (side) => (t[`inherit_${side}`] ? _("inherit") : limitText(measure, t[side]));
+    return esc(_("{low} … {high}, deadband {deadband}, {severity}", {
+      low: lim("low"), high: lim("high"), deadband: limitText(measure, t.deadband), severity: t.severity ? P.severityLabel(t.severity) : "" }));
   }
   async function loadChanges(page) {
     const table = $("#threshold-changes");
@@ -244,16 +263,16 @@
       data = await P.api("GET", `/api/thresholds/changes${P.query({ page, per_page: PER_PAGE })}`);
     } catch (err) {
       table.dataset.state = "error";
-      fail(`Could not load the change log: ${err.message}`);
+      fail(_("Could not load the change log: {error}", { error: err.message }));
       return;
     }
     const items = data.items || [];
     $("#threshold-changes tbody").innerHTML = items.length ? items.map((c) =>
-      `<tr><td data-label="When">${P.timeTag(c.changed_at)}</td><td data-label="By">${esc(c.changed_by)}</td>` +
-      `<td data-label="Scope"><code>${esc(c.scope)}</code></td><td data-label="Measure">${esc(c.measure)}</td>` +
-      `<td data-label="Action">${esc(c.action)}</td>` +
-      `<td data-label="Before">${describe(c.measure, c.old)}</td><td data-label="After">${describe(c.measure, c.new)}</td></tr>`,
-    ).join("") : '<tr class="empty"><td colspan="7">No change yet.</td></tr>';
+      `<tr data-action="${esc(c.action)}"><td ${dl("when")}>${P.timeTag(c.changed_at)}</td><td ${dl("by")}>${esc(c.changed_by)}</td>` +
+      `<td ${dl("scope")}><code>${esc(c.scope)}</code></td><td ${dl("measure")}>${esc(c.measure)}</td>` +
+      `<td ${dl("action")}>${esc(ACTION_TEXT[c.action] || c.action)}</td>` +
+      `<td ${dl("before")}>${describe(c.measure, c.old)}</td><td ${dl("after")}>${describe(c.measure, c.new)}</td></tr>`,
+    ).join("") : `<tr class="empty"><td colspan="7">${esc(_("No change yet."))}</td></tr>`;
     const pages = data.pages || 1;
     changesPager.show(data.page || page, pages);
     table.dataset.state = "ready";

@@ -4,7 +4,7 @@
 (() => {
   const P = window.Plant;
   const { $, esc } = P;
-  const { roles } = JSON.parse($("#users-config").textContent);
+  const { roles, languages } = JSON.parse($("#users-config").textContent);
   const me = document.body.dataset.user;
   const message = $("#users-message");
   const error = $("#users-error");
@@ -12,6 +12,18 @@
 
   const { say, fail } = P.feedback(message, error);
   const userUrl = (name) => `/api/users/${encodeURIComponent(name)}`;
+  // The roles as people read them (the codes stay the options' values and the API's).
+  const ROLE_TEXT = { viewer: _("viewer"), operator: _("operator"), admin: _("admin") };
+  const roleText = (r) => ROLE_TEXT[r] || String(r ?? "");
+  // Column names, repeated on each cell for the phone layout (data-label).
+  const L = {
+    user: _("User"), role: _("Role"), language: _("Language"), created: _("Created"), lastLogin: _("Last log-in"),
+    token: _("API token"),
+  };
+  // A user's language: one of ours (named in itself), or automatic (null: the browser's, else the plant's).
+  const languageOptions = (current) => [["", _("automatic")], ...Object.entries(languages)].map(([code, name]) =>
+    `<option value="${esc(code)}"${code ? ` lang="${esc(code)}"` : ""}${code === (current || "") ? " selected" : ""}>${esc(name)}</option>`).join("");
+  const dl = (key) => `data-label="${esc(L[key])}"`;
 
   async function load() {
     const table = $("#users");
@@ -19,24 +31,44 @@
       users = (await P.api("GET", "/api/users")).items || [];
     } catch (err) {
       table.dataset.state = "error";
-      fail(`Could not load the users: ${err.message}`);
+      fail(_("Could not load the users: {error}", { error: err.message }));
       return;
     }
     $("#users tbody").innerHTML = users.length ? users.map((u) => {
-      const options = roles.map((r) => `<option value="${esc(r)}"${r === u.role ? " selected" : ""}>${esc(r)}</option>`).join("");
+      const options = roles.map((r) => `<option value="${esc(r)}"${r === u.role ? " selected" : ""}>${esc(roleText(r))}</option>`).join("");
       return `<tr data-username="${esc(u.username)}" data-role="${esc(u.role)}">` +
-        `<th scope="row" data-label="User">${esc(u.username)}${u.username === me ? " <small>(you)</small>" : ""}</th>` +
-        `<td data-label="Role"><label class="visually-hidden" for="role-${esc(u.username)}">Role of ${esc(u.username)}</label>` +
+        `<th scope="row" ${dl("user")}>${esc(u.username)}${u.username === me ? ` <small>${esc(_("(you)"))}</small>` : ""}</th>` +
+        `<td ${dl("role")}><label class="visually-hidden" for="role-${esc(u.username)}">${esc(_("Role of {user}", { user: u.username }))}</label>` +
         `<select class="role" id="role-${esc(u.username)}" data-username="${esc(u.username)}">${options}</select></td>` +
-        `<td data-label="Created">${P.timeTag(u.created_at)}</td>` +
-        `<td data-label="Last log-in">${u.last_login_at ? P.timeTag(u.last_login_at) : "never"}</td>` +
-        `<td data-label="API token">${u.has_token ? "yes" : "no"}</td>` +
-        `<td class="actions"><button type="button" class="delete danger" data-username="${esc(u.username)}">Delete</button></td></tr>`;
-    }).join("") : '<tr class="empty"><td colspan="6">No user.</td></tr>';
+        `<td ${dl("language")}><label class="visually-hidden" for="language-${esc(u.username)}">${esc(_("Language of {user}", { user: u.username }))}</label>` +
+        `<select class="language" id="language-${esc(u.username)}" data-username="${esc(u.username)}">${languageOptions(u.language)}</select></td>` +
+        `<td ${dl("created")}>${P.timeTag(u.created_at)}</td>` +
+        `<td ${dl("lastLogin")}>${u.last_login_at ? P.timeTag(u.last_login_at) : esc(_("never"))}</td>` +
+        `<td ${dl("token")}>${esc(u.has_token ? _("yes") : _("no"))}</td>` +
+        `<td class="actions"><button type="button" class="delete danger" data-username="${esc(u.username)}">${esc(_("Delete"))}</button></td></tr>`;
+    }).join("") : `<tr class="empty"><td colspan="7">${esc(_("No user."))}</td></tr>`;
     $("#p-name").innerHTML = users.map((u) => `<option value="${esc(u.username)}">${esc(u.username)}</option>`).join("");
     table.dataset.state = "ready";
     table.dataset.count = String(users.length);
   }
+
+  $("#users").addEventListener("change", async (ev) => {
+    const select = ev.target.closest("select.language");
+    if (!select) return;
+    const name = select.dataset.username;
+    const before = users.find((u) => u.username === name);
+    select.disabled = true;
+    try {
+      await P.api("PATCH", userUrl(name), { language: select.value || null });
+      say(_("Language of {user} changed.", { user: name }));
+      if (name === me) location.reload(); // our own pages change language
+      else await load();
+    } catch (err) {
+      if (before) select.value = before.language || "";
+      select.disabled = false;
+      fail(_("Language not changed: {error}", { error: err.message }));
+    }
+  });
 
   $("#users").addEventListener("change", async (ev) => {
     const select = ev.target.closest("select.role");
@@ -46,13 +78,13 @@
     select.disabled = true;
     try {
       await P.api("PATCH", userUrl(name), { role: select.value });
-      say(`${name} is now ${select.value}.`);
+      say(_("{user} is now {role}.", { user: name, role: roleText(select.value) }));
       if (name === me) location.reload(); // our own role changed: the page's menu and rights too
       else await load();
     } catch (err) {
       if (before) select.value = before.role;
       select.disabled = false;
-      fail(`Role not changed: ${err.message}`);
+      fail(_("Role not changed: {error}", { error: err.message }));
     }
   });
 
@@ -60,29 +92,30 @@
     const button = ev.target.closest("button.delete");
     if (!button) return;
     const name = button.dataset.username;
-    if (!window.confirm(`Delete the user ${name}?`)) return;
+    if (!window.confirm(_("Delete the user {user}?", { user: name }))) return;
     button.disabled = true;
     try {
       await P.api("DELETE", userUrl(name));
-      say(`Deleted ${name}.`);
+      say(_("Deleted {user}.", { user: name }));
       await load();
     } catch (err) {
       button.disabled = false;
-      fail(`Not deleted: ${err.message}`);
+      fail(_("Not deleted: {error}", { error: err.message }));
     }
   });
 
   $("#user-form").addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const form = ev.target;
-    const body = { username: form.username.value.trim(), password: form.password.value, role: form.role.value };
+    const body = { username: form.username.value.trim(), password: form.password.value, role: form.role.value,
+      language: form.language.value || null };
     try {
       await P.api("POST", "/api/users", body);
-      say(`Added ${body.username} (${body.role}).`);
+      say(_("Added {user} ({role}).", { user: body.username, role: roleText(body.role) }));
       form.reset();
       await load();
     } catch (err) {
-      fail(`Not added: ${err.message}`);
+      fail(_("Not added: {error}", { error: err.message }));
     }
   });
 
@@ -92,10 +125,10 @@
     const name = form.username.value;
     try {
       await P.api("PATCH", userUrl(name), { password: form.password.value });
-      say(`Password of ${name} changed.`);
+      say(_("Password of {user} changed.", { user: name }));
       form.password.value = "";
     } catch (err) {
-      fail(`Password not changed: ${err.message}`);
+      fail(_("Password not changed: {error}", { error: err.message }));
     }
   });
 
