@@ -192,7 +192,7 @@ GRANT SELECT, INSERT (device, name, disabled, updated_at, updated_by),
 GRANT SELECT, INSERT, UPDATE (revoked_at, revoked_by, last_used_at) ON device_tokens TO plant_datavision@'%';
 GRANT SELECT, INSERT, UPDATE (from_state, outcome, answered_at, detail) ON switch_actions TO plant_datavision@'%';
 GRANT SELECT, INSERT, DELETE,
-      UPDATE (password_hash, role, token_hash, updated_at, last_login_at, session_version)
+      UPDATE (password_hash, role, token_hash, updated_at, last_login_at, session_version, language)
       ON users TO plant_datavision@'%';
 
 -- retention (python -m store retention, store/retention.py): per automate or meter, SELECTs the

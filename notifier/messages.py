@@ -114,7 +114,7 @@ def build(event: str, row: orm.Alarm, *, escalate_after_min: int | None, zone: t
         detail = _("%(measure)s back to %(value)s (limit %(limit)s)", measure=what, value=amount(row.last_value),
                    limit=limit)
     elif event == "escalate":
-        headline = _("Unacknowledged for %(minutes)s min", minutes=escalate_after_min)
+        headline = _("Unacknowledged for %(minutes)s min", minutes=format_number(escalate_after_min, 0, language))
         detail = crossed
     else:
         headline = _("Alarm raised")

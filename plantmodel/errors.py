@@ -24,9 +24,42 @@ class ValidationError(PlantModelError, ValueError):
         self.template = reason
         self.params = params
 
-    def translated(self, gettext: Callable[[str], str]) -> str:
-        """The reason through ``gettext`` (the English when its template was never marked)."""
-        return gettext(self.template) % self.params if self.params else gettext(self.template)
+    def translated(self, gettext: Callable[[str], str], number: Callable[[float], str] | None = None) -> str:
+        """The reason through ``gettext`` (the English when its template was never marked); its
+        float params (measured values, limits) through ``number``, e.g. a decimal comma."""
+        if not self.params:
+            return gettext(self.template)
+        return gettext(self.template) % localized(self.params, number)
+
+
+class Quantity(float):
+    """A number a sentence names, with its unit: ``%s`` writes ``2.5 °C`` (English, ``:g``); a
+    translated sentence writes it the page's way (see :func:`localized`)."""
+
+    unit: str
+
+    def __new__(cls, value: float, unit: str = "") -> Quantity:
+        self = super().__new__(cls, value)
+        self.unit = unit
+        return self
+
+    def __str__(self) -> str:
+        return f"{float(self):g} {self.unit}".strip()
+
+
+def localized(params: dict[str, object], number: Callable[[float], str] | None) -> dict[str, object]:
+    """``params`` with each float (a :class:`Quantity` with its unit) written by ``number``."""
+    if number is None:
+        return params
+    out: dict[str, object] = {}
+    for key, value in params.items():
+        if isinstance(value, float):
+            text = number(float(value))
+            unit = getattr(value, "unit", "")
+            out[key] = f"{text} {unit}" if unit else text
+        else:
+            out[key] = value
+    return out
 
 
 class TopicError(ValidationError):

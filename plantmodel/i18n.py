@@ -144,6 +144,11 @@ def format_number(value: float | int | Decimal | None, decimals: int, language: 
     return format_decimal(value, format=pattern, locale=_locale(language), decimal_quantization=True)
 
 
+def format_plain(value: float, language: str) -> str:
+    """A number as written in a sentence: as many decimals as it has (up to 3), grouped: ``2 000,5``."""
+    return format_decimal(value, locale=_locale(language))
+
+
 def format_time(ts: datetime, zone: tzinfo, language: str, *, seconds: bool = False,
                 with_zone: bool = True) -> str:
     """``1 déc. 2026 20:25 CET`` / ``1 Dec 2026 20:25 CET``: a date a person reads, 24-hour clock,

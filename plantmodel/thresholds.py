@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from plantmodel.errors import ValidationError
+from plantmodel.errors import Quantity, ValidationError, localized
 from plantmodel.i18n import N_
 from plantmodel.jsonutil import dumps, loads_object, optional_text, require_number, require_str
 from plantmodel.measures import AUTOMATE_ALARM_MEASURES, MEASURES, METER_ALARM_MEASURES
@@ -50,9 +50,9 @@ class Sentence(str):
         self.template, self.params, self.labels = template, params, labels
         return self
 
-    def translated(self, gettext: Callable[[str], str]) -> str:
+    def translated(self, gettext: Callable[[str], str], number: Callable[[float], str] | None = None) -> str:
         params = {k: gettext(str(v)) if k in self.labels else v for k, v in self.params.items()}
-        return gettext(self.template) % params
+        return gettext(self.template) % localized(params, number)
 
 
 def check_scope(scope: str) -> str:
@@ -226,8 +226,8 @@ def change_risks(before: ThresholdSet, after: ThresholdSet, scope: str, measure:
     new, new_from = after.explain(scope, measure)
     normal = MEASURES[measure]
 
-    def describe(value: float) -> str:
-        return f"{value:g} {normal.unit}".strip()
+    def describe(value: float) -> Quantity:
+        return Quantity(value, normal.unit)  # "2.5 °C"; "2,5 °C" on a French page
 
     # One sentence per side (the translations say "low limit" and "high limit" differently).
     removes = {"low": N_("removes the low limit %(value)s (from %(origin)s) of %(measure)s at %(scope)s"),
@@ -262,10 +262,11 @@ def incoherence(after: ThresholdSet, measure: str) -> Sentence | None:
             continue
         found, origin = after.explain(t.scope, measure)
         if found and found.low is not None and found.high is not None and found.low > found.high:
+            unit = MEASURES[measure].unit
             return Sentence(N_("this would leave %(measure)s at %(scope)s with low %(low)s (from %(low_from)s) "
-                               "above high %(high)s (from %(high_from)s)"), measure=measure, scope=t.scope,
-                            low=f"{found.low:g}", low_from=origin["low"], high=f"{found.high:g}",
-                            high_from=origin["high"])
+                               "above high %(high)s (from %(high_from)s)"), ("measure",),
+                            measure=MEASURES[measure].label, scope=t.scope, low=Quantity(found.low, unit),
+                            low_from=origin["low"], high=Quantity(found.high, unit), high_from=origin["high"])
     return None
 
 

@@ -13,7 +13,14 @@ from typing import Any
 from flask import Flask, has_request_context, request
 from flask_babel import Babel, get_locale, gettext
 
-from plantmodel.i18n import LANGUAGE_NAMES, LANGUAGES, TRANSLATIONS_DIR, format_number, js_catalog, plural_indices
+from plantmodel.i18n import (
+    LANGUAGE_NAMES,
+    TRANSLATIONS_DIR,
+    format_number,
+    format_plain,
+    js_catalog,
+    plural_indices,
+)
 from webui.auth import current_user
 from webui.state import web_state
 
@@ -26,8 +33,16 @@ def select_language() -> str:
 
 
 def browser_language() -> str | None:
-    """The best of our languages the browser asks for, if any."""
-    return request.accept_languages.best_match(LANGUAGES) if has_request_context() else None
+    """The first language the browser asks for (by its quality order) that we speak, if any:
+    ``fr-FR,en-US;q=0.7`` is French (a regional tag counts for its language; Werkzeug's best_match
+    would prefer a lower-ranked exact ``en``); ``*`` is no choice."""
+    if not has_request_context():
+        return None
+    for tag, _quality in request.accept_languages:  # sorted by quality, then order
+        code = tag.replace("_", "-").split("-")[0].lower()
+        if code in LANGUAGE_NAMES:
+            return code
+    return None
 
 
 def language() -> str:
@@ -55,6 +70,11 @@ def install(app: Flask) -> None:
 def role_names() -> dict[str, str]:
     """The roles as people read them (the API and the database keep the English codes)."""
     return {"viewer": gettext("viewer"), "operator": gettext("operator"), "admin": gettext("admin")}
+
+
+def number_text(value: float) -> str:
+    """A number inside a sentence of this request (a limit in an error, a confirmation)."""
+    return format_plain(value, language())
 
 
 def _format_number(value: float | None, decimals: int = 2) -> str:

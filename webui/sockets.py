@@ -36,7 +36,7 @@ from flask_socketio import ConnectionRefusedError, SocketIO, emit, join_room, le
 from sqlalchemy.exc import SQLAlchemyError
 
 from plantmodel.errors import ValidationError
-from plantmodel.i18n import N_
+from plantmodel.i18n import LANGUAGE_NAMES, N_
 from plantmodel.readings import MAX_UNIT
 from plantmodel.sources import AutomateSource, MeterSource, check_meter_id, unit_key
 from store import queries
@@ -224,8 +224,8 @@ class LiveSockets:
     def _language(self, client: _Client | None) -> str:
         """The language a connection's answers are in: its user's choice (read when it connected),
         else the browser's, else the plant's. Never the database's: an answer may say it is down."""
-        if client is not None and client.user.language:
-            return client.user.language
+        if client is not None and client.user.language in LANGUAGE_NAMES:
+            return str(client.user.language)
         return browser_language() or self.state.settings.plant_language
 
     def _say(self, client: _Client | None, message: str, **params: object) -> str:

@@ -35,12 +35,13 @@ COLLECT = """() => {
   const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
   for (let n = walker.nextNode(); n; n = walker.nextNode()) {
     const p = n.parentElement;
-    if (!p || p.closest("script, style, code, pre, [data-username], .who, textarea")) continue;
+    // translate="no": recorded data shown as it was stored (audit details, rejection reasons).
+    if (!p || p.closest("script, style, code, pre, [data-username], .who, textarea, [translate=no]")) continue;
     const t = n.textContent.trim();
     if (t) out.push(t);
   }
   for (const el of document.querySelectorAll("[title], [placeholder], [aria-label], [alt], [data-label]")) {
-    if (el.closest("[data-username], code, pre")) continue;
+    if (el.closest("[data-username], code, pre, [translate=no]")) continue;
     for (const a of ["title", "placeholder", "aria-label", "alt", "data-label"]) {
       const v = (el.getAttribute(a) || "").trim();
       if (v) out.push(v);
@@ -114,7 +115,7 @@ def open_as(browser: Browser, stack: Stack, users: dict[str, str]) -> Iterator[C
 def _settle(page: Page) -> None:
     page.wait_for_selector("#connection[data-state=live]")
     with contextlib.suppress(PlaywrightTimeout):  # a page polling on a timer never idles: its first loads are done
-        page.wait_for_load_state("networkidle", timeout=5_000)
+        page.wait_for_load_state("networkidle", timeout=1_500)
     page.wait_for_timeout(300)
 
 
@@ -187,6 +188,15 @@ def test_the_log_in_page_follows_the_browser(browser: Browser, stack: Stack, loc
         context.close()
 
 
+# Common English words that are not French: a text that was never marked is not in the catalog, so
+# the catalog scan cannot see it; these words can.
+ENGLISH_WORDS = {"the", "and", "with", "from", "not", "yes", "none", "unknown", "cleared", "live", "stale",
+                 "offline", "online", "loading", "never", "disabled", "enabled", "save", "delete", "cancel",
+                 "edit", "show", "hide", "close", "since", "until", "sound", "acknowledged", "acknowledge",
+                 "alarm", "alarms", "meter", "meters", "unit", "units", "value", "values", "limit", "severity",
+                 "warning", "critical", "of", "by", "at", "to", "is", "are", "was", "no", "off"}
+
+
 def test_no_page_shows_an_english_text_to_a_french_admin(open_as: Callable[[str], Page], stack: Stack) -> None:
     """Every page of the menus, as a French admin: no text node or visible attribute is one of the
     catalog's English texts (whose French differs)."""
@@ -209,6 +219,11 @@ def test_no_page_shows_an_english_text_to_a_french_admin(open_as: Callable[[str]
             for msgid, pattern in english:
                 if pattern.fullmatch(text):
                     seen.setdefault(url, []).append(f"{text!r} (= {msgid!r})")
+            # Codes (units/3, no_data, meters/<id>, ABB-SIM-UNIT) are the same in every language: not words.
+            prose = " ".join(t for t in text.split() if not re.search(r"[/_<>]", t) and not t.isupper())
+            words = {w.lower() for w in re.findall(r"[^\W\d_]+", prose)} & ENGLISH_WORDS
+            if words:
+                seen.setdefault(url, []).append(f"{text!r} (English words {sorted(words)})")
     assert seen == {}, seen
 
 

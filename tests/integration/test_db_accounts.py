@@ -430,6 +430,10 @@ def test_pipeline_runs_on_the_collector_and_datavision_accounts(accounts: Accoun
         assert [i["tank_temp_c"] for i in items] == [3.2, 4.6]
         answer = operator.post(f"{base}/api/alarms/{alarm.id}/ack", timeout=10)
         assert answer.status_code == 200 and answer.json()["acknowledged_by"] == "acc-operator", answer.text
+        # ...and picks French for the pages (the account may update users.language, revision 0003).
+        answer = operator.patch(f"{base}/api/me", json={"language": "fr"}, timeout=10)
+        assert answer.status_code == 200 and answer.json()["language"] == "fr", answer.text
+        assert '<html lang="fr">' in operator.get(f"{base}/alarms", timeout=10).text
         assert operator.post(f"{base}/logout", allow_redirects=False, timeout=10).status_code == 302
 
         # An admin changes thresholds (each change audited) and manages a user.

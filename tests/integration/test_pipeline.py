@@ -290,7 +290,7 @@ def test_socketio_client_receives_live_updates(pipeline: Pipeline) -> None:
         wait_for(lambda: items("power"), ENERGY_INTERVAL + 15, f"power updates of {meter}")
     finally:
         client.disconnect()
-    assert events["hello"][0]["user"] == {"username": username, "role": "viewer"}
+    assert events["hello"][0]["user"] == {"username": username, "role": "viewer", "language": None}
     readings = items("readings")
     assert {r["unit"] for r in readings} == {1}, "a browser on unit 1 got another unit's readings"
     Reading.from_dict(readings[-1])  # a complete, valid reading

@@ -92,7 +92,7 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
         add_user(make_session, "operator", *USERS["operator"])
         settings = WebSettings(database_url=f"sqlite:///{tmp / 'plant.db'}", secret_key="test",
                                mqtt=MqttSettings("127.0.0.1", broker.port, "webui", broker.users["webui"]),
-                               switch_timeout=TIMEOUT)
+                               switch_timeout=TIMEOUT, plant_language="en")
         app = create_app(settings, sessionmaker=make_session)  # the real live feed, connected
         heard = Heard()
         web_state(app).feed.listeners.append(heard)

@@ -140,7 +140,7 @@ def test_an_incoherent_result_is_refused(db: sessionmaker[Session], capsys: pyte
     assert cli(capsys, "set", *AUTOMATE, "--measure", TANK, "--high", "3.0")[0] == 0  # low inherited 2.5
     # The unit's low would reach the automate above its own high: every value would alarm there.
     code, _, err = cli(capsys, "set", "--unit", "2", "--measure", TANK, "--low", "3.2")
-    assert code == 2 and "units/2/automates/3 with low 3.2 (from units/2) above high 3 " in err
+    assert code == 2 and "units/2/automates/3 with low 3.2 °C (from units/2) above high 3 °C " in err
     assert row(db, "units/2") is None
 
 

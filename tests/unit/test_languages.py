@@ -49,7 +49,7 @@ def french_plant(tmp_path: Path) -> Flask:
     return make_web_app(tmp_path, plant_language="fr")
 
 
-def test_the_log_in_page_follows_the_browser_else_the_plant(french_plant: Flask) -> None:
+def test_the_log_in_page_follows_the_browser_else_the_plant(french_plant: Flask, tmp_path: Path) -> None:
     http = french_plant.test_client()
     page = http.get("/login").get_data(as_text=True)
     assert _lang(page) == "fr" and "Se connecter" in page  # no Accept-Language: the plant's language
@@ -59,6 +59,15 @@ def test_the_log_in_page_follows_the_browser_else_the_plant(french_plant: Flask)
     assert _lang(page) == "fr"  # the best we speak
     page = http.get("/login", headers={"Accept-Language": "de-DE"}).get_data(as_text=True)
     assert _lang(page) == "fr"  # none we speak: the plant's
+    # A regional tag counts for its language, in the browser's order of preference.
+    for header, expected in [("fr-FR,en-US;q=0.7,en;q=0.3", "fr"), ("fr-BE,en;q=0.5", "fr"),
+                             ("en-GB,fr;q=0.5", "en"), ("de,en-US;q=0.8,fr;q=0.5", "en"), ("*", "fr"),
+                             ("en;q=0.2,fr;q=0.9", "fr")]:
+        page = http.get("/login", headers={"Accept-Language": header}).get_data(as_text=True)
+        assert _lang(page) == expected, header
+    (tmp_path / "en").mkdir()
+    english = make_web_app(tmp_path / "en", plant_language="en").test_client()
+    assert _lang(english.get("/login", headers={"Accept-Language": "*"}).get_data(as_text=True)) == "en"
 
 
 def test_a_users_choice_beats_the_browser_and_is_kept(french_plant: Flask) -> None:
@@ -152,3 +161,23 @@ def test_a_missing_or_older_compiled_catalog_is_found(tmp_path: Path) -> None:
     assert stale_catalogs(copy) == [str(mo)]
     with pytest.raises(CatalogsNotCompiled, match="run: python -m webui translations compile"):
         require_compiled(copy)
+
+
+def test_error_pages_are_in_the_users_language(french_plant: Flask) -> None:
+    """A page's 403, 404 and 405 are the dashboard's error page in the request's language, not
+    Werkzeug's English one; the API's stay JSON."""
+    http = french_plant.test_client()
+    login(http, "viewer")
+    page = http.get("/admin/users")
+    assert page.status_code == 403
+    html = page.get_data(as_text=True)
+    assert _lang(html) == "fr" and "Accès refusé" in html and "Forbidden" not in html
+    page = http.get("/units/abc")
+    assert page.status_code == 404 and ">Introuvable<" in page.get_data(as_text=True)
+    page = http.post("/alarms")
+    assert page.status_code == 405 and "GET" in page.headers.get("Allow", "")
+    assert _lang(page.get_data(as_text=True)) == "fr"
+    english = http.get("/admin/users", headers={"Accept-Language": "en"})
+    assert english.status_code == 403 and "Access denied" in english.get_data(as_text=True)
+    api = http.get("/api/users")
+    assert api.status_code == 403 and api.is_json

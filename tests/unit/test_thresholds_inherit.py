@@ -34,8 +34,10 @@ class Api:
         self.client = app.test_client()
         self.tokens = {name: token_for(web_state(app).make_session, name) for name in USERS}
 
-    def call(self, method: str, url: str, role: str = "admin", **kw: Any) -> TestResponse:
-        return self.client.open(url, method=method, headers={"Authorization": f"Bearer {self.tokens[role]}"}, **kw)
+    def call(self, method: str, url: str, role: str = "admin", headers: dict[str, str] | None = None,
+             **kw: Any) -> TestResponse:
+        return self.client.open(url, method=method,
+                                headers={"Authorization": f"Bearer {self.tokens[role]}", **(headers or {})}, **kw)
 
     def put(self, **body: Any) -> TestResponse:
         return self.call("PUT", "/api/thresholds", json=body)
@@ -144,8 +146,12 @@ def test_a_change_leaving_an_inheriting_scope_with_low_above_high_is_refused(api
     ok(api.put(scope=A2, measure=TANK, high=3.0))  # low inherited: 2.5 from *
     resp = api.put(scope="units/1", measure=TANK, low=3.5, high=3.9)
     assert resp.status_code == 400
-    assert resp.get_json()["error"] == (f"this would leave {TANK} at {A2} with low 3.5 (from units/1) above "
-                                        f"high 3 (from {A2})")
+    assert resp.get_json()["error"] == (f"this would leave Tank temperature at {A2} with low 3.5 °C (from units/1) "
+                                        f"above high 3 °C (from {A2})")
+    # in French: the measure's name and the numbers the French way
+    resp = api.call("PUT", "/api/thresholds", json={"scope": "units/1", "measure": TANK, "low": 3.5, "high": 3.9},
+                    headers={"Accept-Language": "fr"})
+    assert "Température cuve" in resp.get_json()["error"] and "3,5 °C" in resp.get_json()["error"], resp.get_json()
 
 
 @pytest.mark.parametrize(("body", "message"), [

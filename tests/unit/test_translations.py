@@ -22,7 +22,7 @@ SCRIPTS = sorted((ROOT / "webui" / "static").glob("*.js"))
 # Written the same in French and English (names, units, acronyms): never flagged.
 SAME_IN_EVERY_LANGUAGE = re.compile(
     r"Au Bon Beurre|E\. coli|NaCl|K\+|pH|°C|mg/L|g/L|ppm|kWh|Wh|Hz|\b(?:CSV|PDF|JSON|MQTT|API|HTTPS?|SMTP|URL|"
-    r"ISO|UTC|TLS|ID|OK|kg|W|V|A)\b")
+    r"ISO|UTC|TLS|ID|OK|kg|W|V|A)\b|python -m [\w. -]+")  # ...and a command to type
 WORD = re.compile(r"[A-Za-z]{2,}")
 VISIBLE_ATTRIBUTES = ("title", "placeholder", "aria-label", "alt", "label", "data-confirm")
 
@@ -62,10 +62,22 @@ class _TextCollector(HTMLParser):
             self.found.append(data.strip())
 
 
+JINJA_OUTPUT = re.compile(r"\{\{(.*?)\}\}", re.S)
+_JSTR = r""""(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'"""  # a Jinja string literal, escapes included
+MARKED_CALL = re.compile(rf"\b(?:_|gettext|ngettext|pgettext)\(\s*(?:{_JSTR})(?:\s*,\s*(?:{_JSTR}))?")
+JINJA_STRING = re.compile(r""""((?:[^"\\]|\\.)*)"|'((?:[^'\\]|\\.)*)'""")
+
+
 def unmarked_template_text(source: str) -> list[str]:
     # Jinja's own syntax (where marked strings live) is blanked; what remains is literal HTML.
     collector = _TextCollector()
     collector.feed(JINJA.sub(" ", source))
+    # And text written as a Jinja string ({{ x or "nothing yet" }}) outside _().
+    for expr in JINJA_OUTPUT.findall(source):
+        for double, single in JINJA_STRING.findall(MARKED_CALL.sub(" ", expr)):
+            text = double or single
+            if " " in text.strip() and _words(text):
+                collector.found.append(f"{{{{ {text!r} }}}}")
     return collector.found
 
 
@@ -76,8 +88,9 @@ def test_templates_have_no_unmarked_text(path: Path) -> None:
 
 def test_the_template_scan_finds_unmarked_text() -> None:
     found = unmarked_template_text('<p>{{ _("Fine") }}</p><button title="Delete it">✕</button><td>Saved</td>'
-                                   '<script>const x = "not text";</script><span>{{ x }} kg</span>')
-    assert found == ["<button title='Delete it'>", "Saved"]
+                                   '<script>const x = "not text";</script><span>{{ x }} kg</span>'
+                                   '<p>{{ x or "nothing yet" }}</p><p>{{ _("A %(b)s", b=y) }}</p>')
+    assert found == ["<button title='Delete it'>", "Saved", "{{ 'nothing yet' }}"]
 
 
 # -- scripts -----------------------------------------------------------------------------------------
@@ -259,7 +272,7 @@ def test_the_script_scan_finds_unmarked_text() -> None:
 
 # -- Python: API errors, page errors -----------------------------------------------------------------
 
-PEOPLE_FACING_CALLS = {"ApiError": 1, "_not_found": 0, "error_response": 1}
+PEOPLE_FACING_CALLS = {"ApiError": 1, "_not_found": 0, "error_response": 1, "abort": 1}
 # Answers to devices (legacy HTTP senders), not people: English, like the rejected reasons they match.
 DEVICE_FACING = {"webui/ingest.py"}
 
@@ -274,7 +287,12 @@ def unmarked_python_messages(source: str) -> list[str]:
         if index is None or len(node.args) <= index:
             continue
         arg = node.args[index]
-        if isinstance(arg, ast.JoinedStr) or (isinstance(arg, ast.Constant) and isinstance(arg.value, str)):
+        # A literal, an f-string, or text glued to a value ("bad " + x, "… %s" % x): never translated.
+        texts = [n for n in ast.walk(arg) if isinstance(n, ast.JoinedStr)
+                 or (isinstance(n, ast.Constant) and isinstance(n.value, str) and _words(n.value))]
+        translated = isinstance(arg, ast.Call) and getattr(arg.func, "id", getattr(arg.func, "attr", "")) in (
+            "_", "gettext", "ngettext", "pgettext", "gettext_anyway", "translated")
+        if texts and not translated:
             found.append(f"line {node.lineno}: {name}({ast.unparse(arg)[:70]})")
     return found
 
@@ -289,8 +307,11 @@ def test_people_facing_errors_are_translated(path: Path) -> None:
 def test_the_python_scan_finds_unmarked_messages() -> None:
     found = unmarked_python_messages('raise ApiError(404, f"user {u} is unknown")\n'
                                      'raise ApiError(404, _("user %(u)s is unknown", u=u))\n'
-                                     'return _not_found("Unit 3 is unknown.")\n')
-    assert len(found) == 2 and found[0].startswith("line 1") and found[1].startswith("line 3"), found
+                                     'return _not_found("Unit 3 is unknown.")\n'
+                                     'raise ApiError(400, "bad " + x)\n'
+                                     'abort(400, "no such page %s" % x)\n'
+                                     'raise ApiError(400, exc.translated(gettext))\n')
+    assert [f.split(":")[0] for f in found] == ["line 1", "line 3", "line 4", "line 5"], found
 
 
 # -- the catalogs ------------------------------------------------------------------------------------

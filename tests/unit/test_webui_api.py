@@ -3,7 +3,7 @@ every error case (400 bad parameter, 404 unknown id or page, 409 conflict, never
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +11,11 @@ import pytest
 from flask import Flask, url_for
 from werkzeug.test import TestResponse
 
+from plantmodel.i18n import format_time
 from plantmodel.shelly import PowerSample
 from plantmodel.sources import AutomateSource, MeterSource
 from plantmodel.thresholds import Alarm
+from plantmodel.timezone import plant_zone
 from store import history, queries
 from tests.webapp import METER, TS, USERS, csrf, login, make_reading, make_web_app, token_for
 from webui import web_state
@@ -382,7 +384,9 @@ def test_acknowledge_pushes_the_alarm_and_refuses_a_second_time(api: Api, monkey
     assert api.json("/api/alarms?state=open")["items"][0]["acknowledged_by"] == "operator"
 
     message = error(api.call("POST", "/api/alarms/1/ack", "admin"), 409)
-    assert "already acknowledged by operator at " + alarm["acknowledged_at"] in message
+    acked = datetime.fromisoformat(alarm["acknowledged_at"].replace("Z", "+00:00"))
+    zone = plant_zone(web_state(api.app).settings.plant_tz)
+    assert "already acknowledged by operator at " + format_time(acked, zone, "en", seconds=True) in message
     assert error(api.call("POST", "/api/alarms/999/ack", "operator"), 404) == "alarm 999 is unknown"
     assert error(api.call("POST", "/api/alarms/99999999999999999999/ack", "operator"), 404)
     assert len(pushed) == 1  # refused acknowledgements push nothing

@@ -11,14 +11,14 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from flask import Blueprint, Flask, Response, jsonify
+from flask import Blueprint, Flask, Response, jsonify, render_template
 from flask_babel import force_locale, gettext
 from werkzeug.exceptions import HTTPException
 
 from plantmodel.errors import ValidationError
 from plantmodel.i18n import N_
 from webui.auth import is_api_request
-from webui.i18n import browser_language
+from webui.i18n import browser_language, number_text
 from webui.state import web_state
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ def invalid_input(status: int = 400) -> Iterator[None]:
     try:
         yield
     except ValidationError as exc:
-        raise ApiError(status, exc.translated(gettext)) from None
+        raise ApiError(status, exc.translated(gettext, number_text)) from None
 
 
 def error_response(status: int, message: str) -> Response:
@@ -83,7 +83,14 @@ def install(app: Flask) -> None:
     def _http_error(exc: HTTPException) -> Response | HTTPException:
         if isinstance(exc, ApiError) or is_api_request():
             return error_response(exc.code or 500, _description(exc))
-        return exc
+        if exc.code is None or exc.code < 400 or exc.response is not None:
+            return exc  # a redirect (e.g. to the URL with its slash), or a response made by the view
+        try:  # a page: our error page, in the request's language (Werkzeug's own is English)
+            return Response(render_template("error.html", status=exc.code, message=_description(exc)),
+                            status=exc.code, headers=exc.get_headers() if exc.code == 405 else None)
+        except Exception:  # e.g. the database is down for the menu: Werkzeug's plain page
+            log.debug("error page for %s not rendered", exc.code, exc_info=True)
+            return exc
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response | tuple[str, int]:

@@ -11,9 +11,11 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from plantmodel.i18n import format_time
 from plantmodel.measures import AUTOMATE_ALARM_MEASURES, MEASURES, METER_ALARM_MEASURES
-from plantmodel.readings import MAX_AUTOMATE, MAX_UNIT, format_ts, utcnow
+from plantmodel.readings import MAX_AUTOMATE, MAX_UNIT, utcnow
 from plantmodel.text import has_unprintable
+from plantmodel.timezone import plant_zone
 from store import history, queries
 from store import models as orm
 from webui.api import ApiError, bp
@@ -22,6 +24,7 @@ from webui.api.devices import automate_or_404, meter_or_404, unit_or_404
 from webui.api.params import PAGE_PARAMS, choice, json_body, page, parse_int, query, text, time_range
 from webui.audit import audit
 from webui.auth import current_user, require_role
+from webui.i18n import language
 from webui.state import web_state
 
 ALARM_PARAMS = ("state", "unit", "automate", "meter", "measure", "start", "end", *PAGE_PARAMS)
@@ -165,7 +168,9 @@ def acknowledge(alarm_id: int) -> Response:
         if row is None:
             raise ApiError(404, _("alarm %(alarm)s is unknown", alarm=alarm_id))
         if not done:
-            when = format_ts(row.acknowledged_at) if row.acknowledged_at else "?"
+            # For the operator who lost the race: the time the way the page writes times.
+            when = (format_time(row.acknowledged_at, plant_zone(web_state().settings.plant_tz), language(),
+                                seconds=True) if row.acknowledged_at else "?")
             raise ApiError(409, _("alarm %(alarm)s was already acknowledged by %(username)s at %(when)s",
                                   alarm=alarm_id, username=row.acknowledged_by, when=when))
         data: dict[str, Any] = queries.alarm_dict(row)

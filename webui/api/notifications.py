@@ -33,6 +33,7 @@ from webui.api import ApiError, bp
 from webui.api.params import PAGE_PARAMS, choice, json_body, no_body, page, query
 from webui.audit import audit
 from webui.auth import current_user, require_role
+from webui.i18n import number_text
 from webui.state import web_state
 
 FIELDS = ("name", "channel", "target", "min_severity", "scope", "events", "escalate_after_min", "enabled")
@@ -87,7 +88,7 @@ def _checked(body: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
         out["events"] = check_events(events, esc)
         out["escalate_after_min"] = esc
     except ValidationError as exc:
-        raise ApiError(400, exc.translated(_)) from None
+        raise ApiError(400, exc.translated(_, number_text)) from None
     if not isinstance(merged["enabled"], bool):
         raise ApiError(400, _("field %(key)s must be true or false", key="'enabled'"))
     out["enabled"] = merged["enabled"]

@@ -9,6 +9,7 @@ records the outcome: 200 confirmed, 502 the device refused, 504 no answer in tim
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from flask import Response, jsonify, request
@@ -25,11 +26,14 @@ from webui.api.devices import meter_or_404
 from webui.api.params import PAGE_PARAMS, json_body, page, query
 from webui.audit import audit
 from webui.auth import current_user, require_role
+from webui.i18n import number_text
 from webui.live import MqttUnavailable
 from webui.state import web_state
 from webui.switching import SwitchAnswer, Switcher, state_name
 
 ADDR_MAX = 64  # switch_actions.remote_addr
+
+log = logging.getLogger(__name__)
 
 
 def action_item(row: orm.SwitchAction) -> dict[str, Any]:
@@ -87,7 +91,10 @@ def switch_meter(meter: str) -> Response | tuple[Response, int]:
     except MqttUnavailable as exc:
         answer = SwitchAnswer("error", on, None, None, f"not sent: {exc}")
         _record(meter, action_id, answer, from_state)
-        return _refusal(503, _("nothing was sent: %(reason)s", reason=exc), meter, action_id, answer, from_state)
+        # The reason (the MQTT client's, English) is in the stored detail and the log; the person reads a sentence.
+        log.warning("switch of %s not sent: %s", meter, exc)
+        return _refusal(503, _("nothing was sent: the web UI cannot publish to the MQTT broker"), meter, action_id,
+                        answer, from_state)
     except Exception:
         _record(meter, action_id, SwitchAnswer("error", on, None, None, "not sent: internal error"), from_state)
         raise
@@ -101,7 +108,7 @@ def switch_meter(meter: str) -> Response | tuple[Response, int]:
     if answer.outcome == "error":
         return _refusal(502, _("the meter refused: %(detail)s", detail=answer.detail), meter, action_id, answer,
                         from_state)
-    seconds = f"{switcher.timeout:g}"
+    seconds = number_text(switcher.timeout)
     return _refusal(504, _("No answer from the meter within %(seconds)s s — its state is unknown", seconds=seconds),
                     meter, action_id, answer, from_state)
 

@@ -48,6 +48,7 @@ from webui.api.params import (
 )
 from webui.audit import audit
 from webui.auth import current_user, require_role
+from webui.i18n import number_text
 from webui.state import web_state
 
 log = logging.getLogger(__name__)
@@ -245,13 +246,13 @@ def _risks(before: ThresholdSet, after: ThresholdSet, scope: str, measure: str) 
 def _check_coherent(after: ThresholdSet, measure: str) -> None:
     problem = incoherence(after, measure)
     if problem is not None:
-        raise ApiError(400, problem.translated(_))
+        raise ApiError(400, problem.translated(_, number_text))
 
 
 def _confirm_needed(risks: list[Sentence]) -> tuple[Response, int]:
     """409, in the request's language: the page shows ``confirm`` (each risk) and asks."""
     log.info("threshold change refused until confirmed: %s", "; and ".join(risks))
-    said = [r.translated(_) for r in risks]
+    said = [r.translated(_, number_text) for r in risks]
     message = _('This change %(risks)s. Resend with "confirm": true to do it.', risks=_("; and ").join(said))
     return jsonify(error=message, status=409, confirm=said), 409
 

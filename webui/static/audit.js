@@ -20,7 +20,8 @@
       `<td ${dl("who")}>${e.actor ? esc(e.actor) : `<span class="muted">${esc(_("system"))}</span>`}</td>` +
       `<td ${dl("from")}>${e.address ? esc(e.address) : "—"}</td>` +
       `<td ${dl("action")}><code>${esc(e.action)}</code></td>` +
-      `<td ${dl("details")} title="SHA-256 ${esc(e.hash)}">${esc(details(e.details))}</td></tr>`; // i18n-skip: SHA-256
+      // translate="no": the details are recorded as they were (English), like the codes.
+      `<td ${dl("details")} translate="no" title="SHA-256 ${esc(e.hash)}">${esc(details(e.details))}</td></tr>`; // i18n-skip: SHA-256
   }
 
   function csvLinks(f) {

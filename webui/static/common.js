@@ -23,7 +23,9 @@ function i18nFill(text, params) {
   return text.replace(/\{(\w+)\}/g, (whole, key) => {
     if (!(key in params)) return whole;
     const v = params[key];
-    return typeof v === "number" ? new Intl.NumberFormat(INTL_LOCALE).format(v) : String(v ?? "");
+    // {n}, the count of ngettext(), is grouped ("1 500 points"); any other number is passed as
+    // written (an id, a year): a value to format goes through Plant.num first.
+    return key === "n" && typeof v === "number" ? new Intl.NumberFormat(INTL_LOCALE).format(v) : String(v ?? "");
   });
 }
 function _(msgid, params) {
@@ -66,8 +68,14 @@ window.Plant = (() => {
   function num(value, decimals = 2) {
     if (value === null || value === undefined || value === "" || Number.isNaN(Number(value))) return "—";
     if (!numberFormats.has(decimals)) {
-      numberFormats.set(decimals, new Intl.NumberFormat(INTL_LOCALE, {
-        minimumFractionDigits: decimals, maximumFractionDigits: decimals }));
+      const options = { minimumFractionDigits: decimals, maximumFractionDigits: decimals };
+      let format;
+      try { // "negative": a value rounding to zero is "0,00", not "-0,00"
+        format = new Intl.NumberFormat(INTL_LOCALE, { ...options, signDisplay: "negative" });
+      } catch (_err) { // a browser without it
+        format = new Intl.NumberFormat(INTL_LOCALE, options);
+      }
+      numberFormats.set(decimals, format);
     }
     return numberFormats.get(decimals).format(Number(value));
   }

@@ -23,7 +23,7 @@
     when.textContent = P.formatTime(m.received_at);
     cell(tr, _("When"), "").appendChild(when);
     cell(tr, _("Source"), m.source || "—");
-    cell(tr, _("Reason"), m.reason); // the bridge's reason, as stored (the devices' language: English)
+    cell(tr, _("Reason"), m.reason).translate = false; // the bridge's reason, as stored (English)
     cell(tr, _("Topic"), m.topic).classList.add("mono");
     const shown = m.payload.length > PAYLOAD_SHOWN ? `${m.payload.slice(0, PAYLOAD_SHOWN)}…` : m.payload;
     const more = m.payload_bytes > m.payload.length
