@@ -197,7 +197,7 @@ def _check_change(before: ThresholdSet, after: ThresholdSet, scope: str, measure
     risks = change_risks(before, after, scope, measure)
     if risks and not confirmed:
         raise PlantModelError("this change " + "; and ".join(risks) + ". Add --confirm to do it.")
-    return risks
+    return [str(r) for r in risks]  # the English sentences, as the audit trail keeps them
 
 
 def _confirmed(risks: list[str]) -> dict[str, str]:

@@ -119,7 +119,7 @@ def _placeholders(text: Text) -> set[str]:
     return {p for t in texts for p in _PLACEHOLDER.findall(t)}
 
 
-def _shown(key: Key) -> str:
+def _shown(key: tuple[object, str | None]) -> str:
     msgid, context = key
     return f"{msgid!r}" + (f" (context {context!r})" if context else "")
 
