@@ -92,15 +92,18 @@ def page_as(browser: Browser, stack: Stack) -> Iterator[Callable[..., Page]]:
     """``page_as("operator")``: a fresh browser context logged in through the form."""
     contexts = []
 
-    def open_page(user: str, *, width: int = 1280, height: int = 900) -> Page:
-        context = browser.new_context(viewport={"width": width, "height": height})
+    def open_page(user: str, *, width: int = 1280, height: int = 900, locale: str | None = None,
+                  password: str | None = None) -> Page:
+        # locale: the browser's language (its Accept-Language); None = Chromium's, en-US.
+        context = browser.new_context(viewport={"width": width, "height": height},
+                                      **({"locale": locale} if locale else {}))
         context.set_default_timeout(15_000)
         contexts.append(context)
         page = context.new_page()
         page.goto(stack.url + "/")
         assert "/login" in page.url  # not logged in yet: sent to the form
         page.fill("input[name=username]", user)
-        page.fill("input[name=password]", stack.password(user))
+        page.fill("input[name=password]", password or stack.password(user))
         page.click("button[type=submit]")
         page.wait_for_url(stack.url + "/")
         return page

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from babel.messages.pofile import read_po
@@ -92,24 +92,9 @@ def users(stack: Stack) -> dict[str, str]:
 
 
 @pytest.fixture
-def open_as(browser: Browser, stack: Stack, users: dict[str, str]) -> Iterator[Callable[[str], Page]]:
-    contexts = []
-
-    def open_page(name: str) -> Page:
-        context = browser.new_context(viewport={"width": 1280, "height": 900}, locale=USERS[name][1])
-        context.set_default_timeout(15_000)
-        contexts.append(context)
-        page = context.new_page()
-        page.goto(stack.url + "/login")
-        page.fill("input[name=username]", name)
-        page.fill("input[name=password]", PASSWORD)
-        page.click("button[type=submit]")
-        page.wait_for_url(stack.url + "/")
-        return page
-
-    yield open_page
-    for context in contexts:
-        context.close()
+def open_as(page_as: Callable[..., Page], users: dict[str, str]) -> Callable[[str], Page]:
+    """A user of ``USERS`` logged in, with a browser asking for the other language."""
+    return lambda name: page_as(name, locale=USERS[name][1], password=PASSWORD)
 
 
 def _settle(page: Page) -> None:
