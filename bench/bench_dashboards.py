@@ -1,0 +1,196 @@
+"""Many dashboards at once: connection time and publish -> update latency per Socket.IO client.
+
+    .venv/bin/python -m bench.bench_dashboards [--clients 10,100,300] [--markers 20] [--spacing 1.0]
+        [--transport polling|websocket] [--url URL --token TOKEN]
+
+The measure issue 13 ("Deployed like a product") asks the web server to be chosen by. Starts our
+Mosquitto (our mosquitto.conf, users, ACL) and the web UI (``python -m webui run``: the server being
+measured) on SQLite, unless ``--url`` names a running one (then ``--token`` is an API token of a
+user of it, e.g. behind nginx). For each N of ``--clients``, in one process:
+
+1. N python-socketio clients connect with the same API token (``auth={"token": …}``), as a browser
+   does (``polling`` first, then the upgrade to WebSocket; ``--transport websocket`` skips polling),
+   and each watches the plant (``watch {"view": "plant"}``, the overview). Timed: connect + watch acknowledged,
+   per client, all clients starting at once.
+2. A client logged in as ``unit-1`` publishes ``--markers`` readings of automate 1/1, ``--spacing``
+   seconds apart (above the web UI's 0.5 s coalescing, so each is pushed), each with its own milk
+   weight. Each dashboard's ``update`` events are timed against the publish; a marker a dashboard has
+   not seen 5 s after the last publish counts as lost.
+
+Prints, per N: connect p50 / p99 / max and the time until all N were connected; update p50 / p99 /
+max; lost; and the ratios of N's p99 latency to the smallest N's, measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import socketio
+
+from bench.bench_live import start_webui
+from plantmodel import Reading, Topics
+from plantmodel.layout import PlantLayout
+from plantmodel.readings import utcnow
+from tests.mqtt import Client
+from tests.processes import REPO
+from tests.servers import MosquittoServer
+
+MILK_BASE = 3600  # inside the normal range: no alarm, only the value changes
+
+
+@dataclass
+class Dashboard:
+    client: socketio.Client
+    connect_ms: float = math.nan
+    seen: dict[int, float] = field(default_factory=dict)  # milk weight -> received (epoch ms)
+    error: str = ""
+
+
+def percentile(values: list[float], p: float) -> float:
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(p / 100 * len(ordered)) - 1))]
+
+
+def open_dashboard(url: str, token: str, transport: str) -> Dashboard:
+    client = socketio.Client(reconnection=False)
+    board = Dashboard(client)
+
+    def on_update(data: dict[str, Any]) -> None:
+        now = time.time() * 1000
+        for reading in data.get("readings") or []:
+            if reading.get("unit") == 1 and reading.get("automate") == 1:
+                board.seen.setdefault(int(reading.get("milk_kg") or 0), now)
+
+    client.on("update", on_update)
+    start = time.perf_counter()
+    try:
+        transports = ["websocket"] if transport == "websocket" else ["polling", "websocket"]
+        client.connect(url, auth={"token": token}, transports=transports, wait_timeout=60)
+        ack = client.call("watch", {"view": "plant"}, timeout=60)
+        if isinstance(ack, dict) and ack.get("error"):
+            board.error = str(ack["error"])
+        board.connect_ms = (time.perf_counter() - start) * 1000
+    except Exception as exc:
+        board.error = f"{exc.__class__.__name__}: {exc}"
+    return board
+
+
+def run(url: str, token: str, broker: MosquittoServer, n: int, markers: int, spacing: float,
+        transport: str, first_seq: int) -> dict[str, Any]:
+    print(f"  {n} dashboards: connecting…", flush=True)
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=min(n, 64)) as pool:
+        boards = list(pool.map(lambda _i: open_dashboard(url, token, transport), range(n)))
+    all_connected_s = time.perf_counter() - started
+    failed = [b for b in boards if b.error]
+    if failed:
+        print(f"    {len(failed)} failed to connect, e.g. {failed[0].error}", flush=True)
+    unit = Client(broker, "unit-1")
+    topics = Topics()
+    sent: dict[int, float] = {}
+    try:
+        time.sleep(1.0)  # every snapshot delivered before the first marker
+        for i in range(markers):
+            milk = MILK_BASE + first_seq % 900 + i
+            reading = Reading(1, 1, PlantLayout.automate_type(1, 1), first_seq + i, utcnow(), 3.4, 11.2, milk, 35,
+                              7.0, 41, 1.3, 22, 40, 31)
+            sent[milk] = time.time() * 1000
+            unit.client.publish(topics.reading(1, 1), reading.to_json(), qos=1)
+            time.sleep(spacing)
+        time.sleep(5.0)
+    finally:
+        unit.close()
+    latencies, lost = [], 0
+    for board in boards:
+        if board.error:
+            continue
+        for milk, at in sent.items():
+            if milk in board.seen:
+                latencies.append(board.seen[milk] - at)
+            else:
+                lost += 1
+    closing = threading.Thread(target=lambda: [b.client.disconnect() for b in boards if b.client.connected])
+    closing.start()
+    closing.join(60)
+    connects = [b.connect_ms for b in boards if not b.error]
+    return {"n": n, "failed": len(failed), "connect_p50": percentile(connects, 50),
+            "connect_p99": percentile(connects, 99), "connect_max": max(connects, default=math.nan),
+            "all_connected_s": all_connected_s, "p50": percentile(latencies, 50), "p99": percentile(latencies, 99),
+            "max": max(latencies, default=math.nan), "lost": lost, "expected": (n - len(failed)) * markers}
+
+
+def api_token(env: dict[str, str]) -> str:
+    out = subprocess.run([sys.executable, "-m", "webui", "users", "token", "bench"], cwd=REPO,
+                         env={**os.environ, **env}, capture_output=True, text=True, check=True)
+    return out.stdout.strip().splitlines()[-1]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clients", default="10,100,300", help="comma-separated dashboard counts (default 10,100,300)")
+    parser.add_argument("--markers", type=int, default=20, help="readings timed per count (default 20)")
+    parser.add_argument("--spacing", type=float, default=1.0, help="seconds between two markers (default 1.0)")
+    parser.add_argument("--transport", choices=("polling", "websocket"), default="polling",
+                        help="polling: start like a browser, then upgrade (default); websocket: WebSocket only")
+    parser.add_argument("--url", help="a running web UI (e.g. behind nginx) instead of starting one")
+    parser.add_argument("--token", help="with --url: an API token of one of its users")
+    args = parser.parse_args()
+    counts = [int(c) for c in args.clients.split(",") if c.strip()]
+    if args.url and not args.token:
+        parser.error("--url needs --token")
+    results = []
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        broker = MosquittoServer(tmp / "broker", PlantLayout())
+        broker.start()
+        web = None
+        try:
+            if args.url:
+                url, token = args.url, args.token
+            else:
+                web, url, env = start_webui(broker, tmp, 0.5, "dashboards")
+                token = api_token(env)
+            print(f"Web UI {url}, transport {args.transport}, {args.markers} markers {args.spacing:g} s apart:",
+                  flush=True)
+            for k, n in enumerate(counts):
+                results.append(run(url, token, broker, n, args.markers, args.spacing, args.transport,
+                                   first_seq=100_000 + 1000 * k))
+                r = results[-1]
+                print(f"    connect p50 {r['connect_p50']:.0f} ms, p99 {r['connect_p99']:.0f} ms, all in "
+                      f"{r['all_connected_s']:.1f} s; update p50 {r['p50']:.0f} ms, p99 {r['p99']:.0f} ms; "
+                      f"lost {r['lost']} of {r['expected']}", flush=True)
+        finally:
+            if web is not None:
+                web.stop()
+            broker.stop()
+    print()
+    print("| dashboards | failed | connect p50 | connect p99 | connect max | all connected | update p50 | "
+          "update p99 | update max | lost |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for r in results:
+        print(f"| {r['n']} | {r['failed']} | {r['connect_p50']:.0f} ms | {r['connect_p99']:.0f} ms | "
+              f"{r['connect_max']:.0f} ms | {r['all_connected_s']:.1f} s | {r['p50']:.0f} ms | {r['p99']:.0f} ms | "
+              f"{r['max']:.0f} ms | {r['lost']} / {r['expected']} |")
+    base = results[0]
+    for r in results[1:]:
+        print(f"-> {r['n']} dashboards: update p99 {r['p99'] / base['p99']:.2f}x, connect p99 "
+              f"{r['connect_p99'] / base['connect_p99']:.2f}x the {base['n']} dashboards' (same run)")
+    print(f"Command: {' '.join([os.path.basename(sys.executable), '-m', 'bench.bench_dashboards', *sys.argv[1:]])}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
