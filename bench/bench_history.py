@@ -92,7 +92,7 @@ def web_timings(url: str, sessions: sessionmaker[Session], end: datetime) -> Non
     with sessions.begin() as session:
         if user_store.get_user(session, USER) is None:
             user_store.add_user(session, USER, hash_password(PASSWORD), "admin", utcnow())
-    app = create_app(WebSettings(database_url=url, secret_key="bench"), sessionmaker=sessions, start_mqtt=False)
+    app = create_app(WebSettings(database_url=url, secret_key="bench"), sessionmaker=sessions)
     app.config["TESTING"] = True
     client = app.test_client()
     assert login(client, USER, PASSWORD).status_code in (302, 303)

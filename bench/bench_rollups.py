@@ -137,8 +137,7 @@ def csv_rate(url: str) -> dict[str, float]:
     zone = "Europe/Paris"
     rate("spreadsheet", lambda: text(CsvFormat(ZoneInfo(zone), zone)))
 
-    app = create_app(WebSettings(database_url=url, secret_key="bench", plant_tz=zone), sessionmaker=sessions,
-                     start_mqtt=False)
+    app = create_app(WebSettings(database_url=url, secret_key="bench", plant_tz=zone), sessionmaker=sessions)
     add_user(sessions, "viewer", *USERS["viewer"])
     client = app.test_client()
     login(client, "viewer")

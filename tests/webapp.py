@@ -98,7 +98,7 @@ def make_web_app(tmp_path: Path, *, seed: bool = True, users: bool = True, **set
     shutil.copyfile(_template_database(seed, users), tmp_path / "plant.db")
     make_session = make_sessionmaker(create_db_engine(f"sqlite:///{tmp_path / 'plant.db'}"))
     app = create_app(WebSettings(database_url=f"sqlite:///{tmp_path / 'plant.db'}", secret_key="test", **settings),
-                     sessionmaker=make_session, start_mqtt=False)
+                     sessionmaker=make_session)
     app.config["TESTING"] = True
     return app
 

@@ -30,10 +30,10 @@ log = logging.getLogger(__name__)
 __all__ = ["WebSettings", "WebState", "create_app", "web_state"]
 
 
-def create_app(settings: WebSettings, *, sessionmaker: orm.sessionmaker[orm.Session] | None = None,
-               start_mqtt: bool = True) -> Flask:
+def create_app(settings: WebSettings, *, sessionmaker: orm.sessionmaker[orm.Session] | None = None) -> Flask:
     """Build the app. Without ``sessionmaker`` an engine is created for ``settings.database_url``;
-    ``start_mqtt=False`` leaves the live feed unconnected (tests call its ``handle`` directly)."""
+    Nothing starts here (no thread, no connection): the server that serves the app starts its live
+    feed, ``web_state(app).feed.start()``; tests without a broker call its ``handle`` directly."""
     app = Flask(__name__)
     app.config["SECRET_KEY"] = settings.secret_key
     if isinstance(app.json, DefaultJSONProvider):
@@ -62,8 +62,6 @@ def create_app(settings: WebSettings, *, sessionmaker: orm.sessionmaker[orm.Sess
     ingest.install(app, limiter)  # legacy HTTP senders (/collector/info, /webhook/), rate-limited
     app.register_error_handler(SQLAlchemyError, _database_unavailable)
     sockets.register(socketio, web_state(app))
-    if start_mqtt:
-        feed.start()
     return app
 
 

@@ -161,6 +161,7 @@ def _run(host: str | None, port: int | None) -> int:
             log.warning("%d remote switch(es) left pending by a web UI that stopped while waiting: marked as "
                         "errors (their outcome is unknown)", stale)
         app = create_app(settings, sessionmaker=sessions)
+        web_state(app).feed.start()  # MQTT and the push thread: the server's, not the factory's
         try:
             print(f"webui: serving http://{settings.host}:{settings.port}/", flush=True)
             app.extensions["socketio"].run(app, settings.host, settings.port, allow_unsafe_werkzeug=True)

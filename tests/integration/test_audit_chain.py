@@ -57,7 +57,7 @@ def plant(mariadb: MariaDBServer) -> Iterator[Plant]:
         add_user(admin_sessions, name, role, password)
     app = create_app(WebSettings(database_url=urls["datavision"], secret_key="test", plant_tz="Europe/Paris",
                                  plant_language="en"),
-                     sessionmaker=make_sessionmaker(datavision), start_mqtt=False)
+                     sessionmaker=make_sessionmaker(datavision))
     app.config["TESTING"] = True
     yield Plant(urls, root, datavision, app)
     datavision.dispose()

@@ -63,8 +63,7 @@ def make_session(mariadb: MariaDBServer) -> Iterator[sessionmaker[Session]]:
 @pytest.fixture(scope="module")
 def app(make_session: sessionmaker[Session]) -> Flask:
     url = make_session.kw["bind"].url.render_as_string(hide_password=False)
-    app = create_app(WebSettings(database_url=url, secret_key="test"), sessionmaker=make_session,
-                     start_mqtt=False)
+    app = create_app(WebSettings(database_url=url, secret_key="test"), sessionmaker=make_session)
     app.config["TESTING"] = True
     return app
 

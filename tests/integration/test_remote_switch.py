@@ -93,7 +93,8 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
         settings = WebSettings(database_url=f"sqlite:///{tmp / 'plant.db'}", secret_key="test",
                                mqtt=MqttSettings("127.0.0.1", broker.port, "webui", broker.users["webui"]),
                                switch_timeout=TIMEOUT, plant_language="en")
-        app = create_app(settings, sessionmaker=make_session)  # the real live feed, connected
+        app = create_app(settings, sessionmaker=make_session)
+        web_state(app).feed.start()  # the real live feed, connected
         heard = Heard()
         web_state(app).feed.listeners.append(heard)
         rig = Rig(app, devices, heard, token_for(make_session, "operator"))

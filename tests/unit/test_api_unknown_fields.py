@@ -39,7 +39,7 @@ QUERY_EXCEPTIONS: dict[str, str] = {}
 def _rules() -> list[Rule]:
     # An app on an empty in-memory database is enough to read the routes (nothing is queried).
     app = create_app(WebSettings(database_url="sqlite://", secret_key="test"),
-                     sessionmaker=make_sessionmaker(create_db_engine("sqlite://")), start_mqtt=False)
+                     sessionmaker=make_sessionmaker(create_db_engine("sqlite://")))
     return sorted((r for r in app.url_map.iter_rules() if r.rule.startswith("/api/")), key=lambda r: r.rule)
 
 

@@ -202,7 +202,7 @@ def app(tmp_path: Path, make_session: sessionmaker[Session]) -> Flask:
         add_user(make_session, name, role, password)
     app = create_app(WebSettings(database_url=f"sqlite:///{tmp_path / 'plant.db'}", secret_key="test",
                                  plant_tz="Europe/Paris", plant_language="en"),
-                     sessionmaker=make_session, start_mqtt=False)
+                     sessionmaker=make_session)
     app.config["TESTING"] = True
     return app
 

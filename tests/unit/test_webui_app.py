@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 from flask import Flask
 from sqlalchemy import create_engine
 
+from plantmodel.mqtt import MqttSettings
 from store.db import make_sessionmaker
 from tests.webapp import METER, login, make_web_app
-from webui import create_app
+from webui import create_app, web_state
 from webui.settings import WebSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,7 +55,7 @@ def test_healthz_needs_no_login(app: Flask) -> None:
 
 def test_database_down_gives_503_not_500(tmp_path: Path) -> None:
     broken = make_sessionmaker(create_engine(f"sqlite:///{tmp_path}"))  # a directory: cannot open
-    http = create_app(WebSettings(plant_language="en"), sessionmaker=broken, start_mqtt=False).test_client()
+    http = create_app(WebSettings(plant_language="en"), sessionmaker=broken).test_client()
     resp = http.get("/healthz")
     assert resp.status_code == 503
     assert resp.get_json()["db"] is False
@@ -70,3 +72,17 @@ def test_cli_help_exits_0(argv: list[str]) -> None:
                             text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "usage: python -m webui" in result.stdout
+
+
+def test_the_factory_starts_nothing(tmp_path: Path) -> None:
+    """Building the app opens no connection and starts no thread: the server that serves it starts
+    the live feed (``python -m webui run``), so importing and building it is safe anywhere."""
+    before = {t.ident for t in threading.enumerate()}
+    app = create_app(WebSettings(database_url=f"sqlite:///{tmp_path / 'plant.db'}", secret_key="test",
+                                 mqtt=MqttSettings("127.0.0.1", 1, "webui", "x")))
+    started = [t for t in threading.enumerate() if t.ident not in before]
+    # Only Flask-Limiter's in-memory storage's expiry timer (the library's): no MQTT loop, no push
+    # thread, no database probe.
+    assert all(isinstance(t, threading.Timer) for t in started), started
+    assert not (tmp_path / "plant.db").exists()  # not even the database file
+    assert not web_state(app).feed.connected
