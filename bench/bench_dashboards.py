@@ -145,6 +145,8 @@ def main() -> int:
     parser.add_argument("--spacing", type=float, default=1.0, help="seconds between two markers (default 1.0)")
     parser.add_argument("--transport", choices=("polling", "websocket"), default="polling",
                         help="polling: start like a browser, then upgrade (default); websocket: WebSocket only")
+    parser.add_argument("--server", choices=("run", "serve"), default="run",
+                        help="the web UI started: run (development server, default) or serve (gunicorn)")
     parser.add_argument("--url", help="a running web UI (e.g. behind nginx) instead of starting one")
     parser.add_argument("--token", help="with --url: an API token of one of its users")
     args = parser.parse_args()
@@ -161,9 +163,10 @@ def main() -> int:
             if args.url:
                 url, token = args.url, args.token
             else:
-                web, url, env = start_webui(broker, tmp, 0.5, "dashboards")
+                web, url, env = start_webui(broker, tmp, 0.5, "dashboards", args.server)
                 token = api_token(env)
-            print(f"Web UI {url}, transport {args.transport}, {args.markers} markers {args.spacing:g} s apart:",
+            print(f"Web UI {url} ({(args.url and 'given') or 'webui ' + args.server}), transport {args.transport}, "
+                  f"{args.markers} markers {args.spacing:g} s apart:",
                   flush=True)
             for k, n in enumerate(counts):
                 results.append(run(url, token, broker, n, args.markers, args.spacing, args.transport,

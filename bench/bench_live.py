@@ -52,14 +52,14 @@ OBSERVE = """() => {
 
 
 def start_webui(broker: MosquittoServer, tmp: Path, push_interval: float,
-                name: str) -> tuple[Service, str, dict[str, str]]:
+                name: str, command: str = "run") -> tuple[Service, str, dict[str, str]]:
     db = tmp / f"plant-{name}.db"
     env = {**broker.env(), "DATABASE_URL": f"sqlite:///{db}", "WEBUI_PUSH_INTERVAL": str(push_interval)}
     subprocess.run([sys.executable, "-m", "webui", "users", "add", "bench", "--role", "viewer", "--password-stdin"],
                    cwd=REPO, env={**os.environ, **env}, input=PASSWORD + "\n", text=True, check=True,
                    capture_output=True)
     port = free_port()
-    web = Service(f"webui-{name}", ["webui", "run", "--port", str(port)], env, tmp)
+    web = Service(f"webui-{name}", ["webui", command, "--port", str(port)], env, tmp)
     wait_for(lambda: "MQTT connected" in web.log(), 30, "the web UI", services=[web])
     return web, f"http://127.0.0.1:{port}", env
 

@@ -31,8 +31,8 @@ class Service:
             # bridge user is its own group unless a test shares one on purpose. No metrics port
             # unless asked (several bridges run at once).
             env = {"BRIDGE_SHARE_GROUP": env.get("MQTT_USERNAME", "bridge"), "BRIDGE_METRICS_PORT": "0", **env}
-        if args[:2] == ["webui", "run"]:
-            env = {"SECRET_KEY": TEST_SECRET_KEY, **env}  # `webui run` refuses to serve without one
+        if args[:2] in (["webui", "run"], ["webui", "serve"]):
+            env = {"SECRET_KEY": TEST_SECRET_KEY, **env}  # `webui run|serve` refuse to serve without one
         full_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen([sys.executable, "-m", *args], cwd=REPO, env=full_env,

@@ -50,9 +50,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="Operator dashboard of the plant (Flask + Socket.IO) and its REST API. " + ENV_HELP,
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    run = sub.add_parser("run", help="serve the dashboard and the API (the default command)")
-    run.add_argument("--host", help="address to listen on (default: WEBUI_HOST or 127.0.0.1)")
-    run.add_argument("--port", type=int, help="port to listen on (default: WEBUI_PORT or 8080)")
+    run = sub.add_parser("run", help="serve the dashboard and the API on the development server (the default "
+                                     "command; the demo)")
+    serve = sub.add_parser("serve", help="serve them with the production server (gunicorn, one process, "
+                                         "WEBUI_THREADS threads)")
+    for p in (run, serve):
+        p.add_argument("--host", help="address to listen on (default: WEBUI_HOST or 127.0.0.1)")
+        p.add_argument("--port", type=int, help="port to listen on (default: WEBUI_PORT or 8080)")
+    serve.add_argument("--threads", type=int, help="requests and WebSockets served at once (default: "
+                                                   "WEBUI_THREADS or 1000)")
 
     users = sub.add_parser("users", help="manage who can log in (DATABASE_URL selects the database)")
     usub = users.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -111,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
             return _translations(args.action)
         if args.command == "token":
             return _tokens(args)
-        return _run(getattr(args, "host", None), getattr(args, "port", None))
+        return _run(getattr(args, "host", None), getattr(args, "port", None),
+                    production=args.command == "serve", threads=getattr(args, "threads", None))
     except PlantModelError as exc:  # configuration or usage
         print(f"webui: {exc}", file=sys.stderr)
         return 2
@@ -132,7 +139,7 @@ def _interrupt(_signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def _run(host: str | None, port: int | None) -> int:
+def _run(host: str | None, port: int | None, *, production: bool = False, threads: int | None = None) -> int:
     settings = WebSettings.from_env(os.environ)
     settings = dataclasses.replace(settings, host=host or settings.host, port=port or settings.port)
     missing = assets.missing_assets()
@@ -160,6 +167,16 @@ def _run(host: str | None, port: int | None) -> int:
         if stale:
             log.warning("%d remote switch(es) left pending by a web UI that stopped while waiting: marked as "
                         "errors (their outcome is unknown)", stale)
+        if production:
+            from webui.server import WebServer  # gunicorn: only this command needs it
+
+            count = threads or int(os.environ.get("WEBUI_THREADS", "1000"))
+            engine.dispose()  # no pooled connection crosses the fork: the worker opens its own
+            print(f"webui: serving http://{settings.host}:{settings.port}/ (gunicorn, {count} threads)", flush=True)
+            WebServer(lambda: create_app(settings, sessionmaker=sessions), host=settings.host, port=settings.port,
+                      threads=count).run()
+            log.info("stopped")
+            return 0
         app = create_app(settings, sessionmaker=sessions)
         web_state(app).feed.start()  # MQTT and the push thread: the server's, not the factory's
         try:

@@ -102,7 +102,10 @@ def pipeline(request: pytest.FixtureRequest, mosquitto: MosquittoServer,
         bridge = Service("bridge", ["bridge", "run"], {**env, "MQTT_USERNAME": mosquitto.bridge_user()}, tmp)
         services.append(bridge)
         wait_for(lambda: "connected to" in bridge.log(), 20, "the bridge", services=services)
-        services.append(Service("webui", ["webui", "run", "--port", str(web_port)], env, tmp))
+        # The MariaDB run serves the web UI as deployed (gunicorn, `webui serve`), the SQLite run as
+        # the demo does (`webui run`): every test of this module goes through both servers.
+        server = "serve" if request.param == "mariadb" else "run"
+        services.append(Service("webui", ["webui", server, "--port", str(web_port)], env, tmp))
         services.append(Service("devices", ["devices", "run", "--period", str(PERIOD),
                                             "--units", str(SPARE_UNIT - 1)], env, tmp))
         yield Pipeline(mosquitto, url, web_port, spy, services, env)

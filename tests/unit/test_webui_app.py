@@ -66,7 +66,7 @@ def test_database_down_gives_503_not_500(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["run", "--help"], ["users", "--help"], ["users", "add", "--help"],
-                                  ["assets", "--help"]])
+                                  ["assets", "--help"], ["serve", "--help"], ["translations", "--help"]])
 def test_cli_help_exits_0(argv: list[str]) -> None:
     result = subprocess.run([sys.executable, "-m", "webui", *argv], cwd=ROOT, capture_output=True,
                             text=True, timeout=60)
