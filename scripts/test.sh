@@ -2,7 +2,7 @@
 # Run the whole test suite against a real Mosquitto and a real MariaDB (the fixtures start both).
 # Extra arguments go to pytest, e.g. scripts/test.sh -k schema
 source "$(dirname "$0")/bootstrap.sh"
-NEED_MARIADB=1 NEED_BROWSER=1 ensure_system_packages
+NEED_MARIADB=1 NEED_BROWSER=1 NEED_NGINX=1 ensure_system_packages
 ensure_venv "[test]"
 echo ">> ruff"
 .venv/bin/ruff check .

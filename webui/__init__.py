@@ -13,6 +13,7 @@ from flask.json.provider import DefaultJSONProvider
 from flask_socketio import SocketIO
 from sqlalchemy import orm
 from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from plantmodel.i18n import N_
 from plantmodel.topics import Topics
@@ -42,6 +43,9 @@ def create_app(settings: WebSettings, *, sessionmaker: orm.sessionmaker[orm.Sess
         sessionmaker = make_sessionmaker(create_db_engine(settings.database_url))
     # threading mode: eventlet is unmaintained; simple-websocket gives Werkzeug WebSockets.
     socketio = SocketIO(app, async_mode="threading")
+    if settings.trusted_proxies:  # behind nginx: the client's address and scheme from its headers
+        n = settings.trusted_proxies  # outermost, so Socket.IO's own middleware sees them too
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
     web_metrics = WebMetrics()  # per app, never prometheus_client's global registry
     feed = LiveFeed(settings.mqtt, Topics(settings.topic_root), socketio, sessionmaker,
                     push_interval=settings.push_interval, metrics=web_metrics,

@@ -34,6 +34,9 @@ class WebSettings:
     # Live pushes are coalesced per room and sent at most this often (seconds); alarms go at once.
     push_interval: float = 0.5
     https: bool = False  # served over HTTPS (a TLS proxy): Secure session cookie and HSTS
+    # Proxies in front (nginx: 1) whose X-Forwarded-For/-Proto/-Host are believed: the client's real
+    # address (log-in limits, audit) and scheme (Socket.IO's same-origin check). 0: none, headers ignored.
+    trusted_proxies: int = 0
     # Failed log-ins allowed per user name and per address before a lock-out (limits syntax).
     login_limit_user: str = "5 per 15 minutes"
     login_limit_address: str = "20 per 15 minutes"
@@ -52,7 +55,8 @@ class WebSettings:
     def from_env(cls, env: Mapping[str, str]) -> WebSettings:
         """``DATABASE_URL``, ``MQTT_*`` (user ``webui`` by default), ``PLANT_TOPIC_ROOT``,
         ``WEBUI_HOST``, ``WEBUI_PORT``, ``SECRET_KEY``, ``WEBUI_REPORT_PERIOD``, ``WEBUI_METER_PERIOD``,
-        ``WEBUI_PUSH_INTERVAL``, ``WEBUI_SWITCH_TIMEOUT`` (5 s: a remote switch without the
+        ``WEBUI_PUSH_INTERVAL``, ``WEBUI_TRUSTED_PROXIES`` (0),
+        ``WEBUI_SWITCH_TIMEOUT`` (5 s: a remote switch without the
         meter's answer by then is reported as timed out), ``PLANT_TZ`` (default: the server's zone),
         ``PLANT_LANGUAGE`` (``fr`` by default, or ``en``),
         ``WEBUI_PDF_FONT`` and ``WEBUI_PDF_FONT_BOLD``."""
@@ -73,6 +77,7 @@ class WebSettings:
             meter_period=env_float(env, "WEBUI_METER_PERIOD", 60.0, minimum=0.01),
             push_interval=env_float(env, "WEBUI_PUSH_INTERVAL", 0.5, minimum=0.0),
             https=https in ("1", "true", "yes"),
+            trusted_proxies=env_int(env, "WEBUI_TRUSTED_PROXIES", 0, minimum=0),
             login_limit_user=check_limit(env_str(env, "WEBUI_LOGIN_LIMIT_USER", "5 per 15 minutes")),
             login_limit_address=check_limit(env_str(env, "WEBUI_LOGIN_LIMIT_ADDRESS", "20 per 15 minutes")),
             switch_timeout=check_switch_timeout(env_float(env, "WEBUI_SWITCH_TIMEOUT", 5.0, minimum=0.1)),

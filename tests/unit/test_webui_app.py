@@ -86,3 +86,16 @@ def test_the_factory_starts_nothing(tmp_path: Path) -> None:
     assert all(isinstance(t, threading.Timer) for t in started), started
     assert not (tmp_path / "plant.db").exists()  # not even the database file
     assert not web_state(app).feed.connected
+
+
+@pytest.mark.parametrize(("proxies", "address"), [(0, "127.0.0.1"), (1, "203.0.113.7")])
+def test_the_client_address_behind_a_trusted_proxy(tmp_path: Path, proxies: int, address: str) -> None:
+    """Behind nginx (WEBUI_TRUSTED_PROXIES=1) the audit trail and the per-address log-in limit see
+    the client's address from X-Forwarded-For; without a trusted proxy the header is ignored (a
+    client could otherwise pick the address it is limited by)."""
+    app = make_web_app(tmp_path, trusted_proxies=proxies)
+    http = app.test_client()
+    http.environ_base = {"HTTP_X_FORWARDED_FOR": "203.0.113.7", "REMOTE_ADDR": "127.0.0.1"}
+    assert login(http, "admin").status_code == 302
+    entries = http.get("/api/audit?action=login.ok").get_json()["items"]
+    assert entries[0]["address"] == address, entries[0]
