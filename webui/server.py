@@ -34,12 +34,15 @@ class WebServer(BaseApplication):  # type: ignore[misc]  # gunicorn ships no typ
             "timeout": 60, "graceful_timeout": 10, "keepalive": 5,
             "accesslog": None, "errorlog": "-", "loglevel": "info",
             "worker_exit": self._worker_exit,
+            # gunicorn 27's control socket lives in $HOME: two web UIs on one host would share it.
+            "control_socket_disable": True,
         }
         super().__init__()
 
     def load_config(self) -> None:
         for key, value in self._options.items():
-            self.cfg.set(key, value)
+            if key in self.cfg.settings:  # control_socket_disable: gunicorn >= 27 only
+                self.cfg.set(key, value)
 
     def load(self) -> Flask:
         self._app = self._make_app()

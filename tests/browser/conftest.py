@@ -54,9 +54,10 @@ def stack(mariadb: MariaDBServer, tmp_path_factory: pytest.TempPathFactory) -> I
     var = tmp / "var"
     web_port, mqtt_port = free_port(), free_port()
     database_url = mariadb.create_database("browser")
-    # Every port its own: another stack may run at once (on the other pytest-xdist worker).
+    # Every port its own: another stack may run at once (on the other pytest-xdist worker). No bridge
+    # metrics port: no browser test reads it, and a port picked free can be taken before it is bound.
     env = {"PLANT_VAR_DIR": str(var), "MQTT_PORT": str(mqtt_port), "WEBUI_PORT": str(web_port),
-           "BROKER_TLS_PORT": str(free_port()), "BRIDGE_METRICS_PORT": str(free_port()),
+           "BROKER_TLS_PORT": str(free_port()), "BRIDGE_METRICS_PORT": "0",
            "DATABASE_URL": database_url, "DEVICES_FAULT_FILE": str(var / "faults.json")}
     service = Service("stack", ["stack", "--progress", "0"], env, tmp)
     try:

@@ -5,6 +5,7 @@ a live Socket.IO update through it on a WebSocket."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import string
@@ -52,7 +53,11 @@ def render(values: dict[str, str]) -> str:
 
 
 def main_conf(prefix: Path, server_block: Path) -> str:
-    return (f"daemon off;\npid {prefix}/nginx.pid;\nerror_log {prefix}/error.log warn;\n"
+    # As root, nginx's workers would run as www-data, which cannot enter pytest's 0700 folders (the
+    # static files, a checkout made by mktemp): the test's workers stay root. Deployed, the image's
+    # nginx user reads the files it is given.
+    user = "user root;\n" if os.geteuid() == 0 else ""
+    return (f"daemon off;\n{user}pid {prefix}/nginx.pid;\nerror_log {prefix}/error.log warn;\n"
             "worker_processes 1;\nevents { worker_connections 1024; }\n"
             f"http {{\n  include /etc/nginx/mime.types;\n  access_log {prefix}/access.log;\n"
             f"  client_body_temp_path {prefix}/body;\n  proxy_temp_path {prefix}/proxy;\n"
