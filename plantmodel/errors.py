@@ -27,9 +27,16 @@ class ValidationError(PlantModelError, ValueError):
     def translated(self, gettext: Callable[[str], str], number: Callable[[float], str] | None = None) -> str:
         """The reason through ``gettext`` (the English when its template was never marked); its
         float params (measured values, limits) through ``number``, e.g. a decimal comma."""
-        if not self.params:
-            return gettext(self.template)
-        return gettext(self.template) % localized(self.params, number)
+        return translate(self.template, self.params, gettext, number)
+
+
+def translate(template: str, params: dict[str, object], gettext: Callable[[str], str],
+              number: Callable[[float], str] | None = None) -> str:
+    """``template % params`` in the language of ``gettext`` (floats through ``number``): what a
+    reason or a sentence marked ``N_()`` with its params says on a page."""
+    if not params:
+        return gettext(template)
+    return gettext(template) % localized(params, number)
 
 
 class Quantity(float):

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from plantmodel.errors import Quantity, ValidationError, localized
+from plantmodel.errors import Quantity, ValidationError, translate
 from plantmodel.i18n import N_
 from plantmodel.jsonutil import dumps, loads_object, optional_text, require_number, require_str
 from plantmodel.measures import AUTOMATE_ALARM_MEASURES, MEASURES, METER_ALARM_MEASURES
@@ -52,7 +52,7 @@ class Sentence(str):
 
     def translated(self, gettext: Callable[[str], str], number: Callable[[float], str] | None = None) -> str:
         params = {k: gettext(str(v)) if k in self.labels else v for k, v in self.params.items()}
-        return gettext(self.template) % localized(params, number)
+        return translate(self.template, params, gettext, number)
 
 
 def check_scope(scope: str) -> str:

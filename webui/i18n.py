@@ -21,12 +21,19 @@ from plantmodel.i18n import (
     js_catalog,
     plural_indices,
 )
-from webui.auth import current_user
+from webui.auth import AuthUser, current_user
 from webui.state import web_state
 
 
 def select_language() -> str:
-    user = current_user() if has_request_context() else None
+    """Flask-Babel's locale selector: the logged-in user's language (read from the database)."""
+    return language_for(current_user() if has_request_context() else None)
+
+
+def language_for(user: AuthUser | None) -> str:
+    """``user``'s chosen language, else the browser's, else the plant's: the one order every
+    answer follows (a Socket.IO answer passes the user read at connect time, an error answer
+    ``None`` when the database that holds the choice is down)."""
     if user is not None and user.language in LANGUAGE_NAMES:
         return user.language
     return browser_language() or web_state().settings.plant_language

@@ -36,12 +36,12 @@ from flask_socketio import ConnectionRefusedError, SocketIO, emit, join_room, le
 from sqlalchemy.exc import SQLAlchemyError
 
 from plantmodel.errors import ValidationError
-from plantmodel.i18n import LANGUAGE_NAMES, N_
+from plantmodel.i18n import N_
 from plantmodel.readings import MAX_UNIT
 from plantmodel.sources import AutomateSource, MeterSource, check_meter_id, unit_key
 from store import queries
 from webui.auth import AuthUser, socket_user, still_valid
-from webui.i18n import browser_language
+from webui.i18n import language_for
 from webui.live import HEALTH_EVENT
 from webui.push import ALARMS_ROOM, PLANT_ROOM
 from webui.snapshot import alarm_summary, load_snapshot, meter_snapshot, unit_snapshot
@@ -224,9 +224,7 @@ class LiveSockets:
     def _language(self, client: _Client | None) -> str:
         """The language a connection's answers are in: its user's choice (read when it connected),
         else the browser's, else the plant's. Never the database's: an answer may say it is down."""
-        if client is not None and client.user.language in LANGUAGE_NAMES:
-            return str(client.user.language)
-        return browser_language() or self.state.settings.plant_language
+        return language_for(client.user if client is not None else None)
 
     def _say(self, client: _Client | None, message: str, **params: object) -> str:
         with force_locale(self._language(client)):

@@ -235,6 +235,12 @@ def test_choosing_a_language_in_the_menus(open_as: Callable[[str], Page], stack:
     assert page.locator("#users-message").inner_text() == "Langue de paul modifiée."
     users = page.evaluate("async () => (await Plant.api('GET', '/api/users')).items")
     assert {u["username"]: u["language"] for u in users}["paul"] == "en"
+    # The same row's role select (one handler serves both): a role shown by its French name.
+    page.locator("select.role[data-username=paul]").select_option("operator")
+    page.wait_for_function("() => document.querySelector('#users-message').textContent.includes('opérateur')")
+    assert page.locator("#users-message").inner_text() == "paul est maintenant opérateur."
+    users = page.evaluate("async () => (await Plant.api('GET', '/api/users')).items")
+    assert {u["username"]: u["role"] for u in users}["paul"] == "operator"
     screenshot(page, "lang-fr-users")
     with page.expect_navigation():  # back to English for the other tests of this module
         page.select_option("#language-select", "en")

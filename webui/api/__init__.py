@@ -18,8 +18,7 @@ from werkzeug.exceptions import HTTPException
 from plantmodel.errors import ValidationError
 from plantmodel.i18n import N_
 from webui.auth import is_api_request
-from webui.i18n import browser_language, number_text
-from webui.state import web_state
+from webui.i18n import language_for, number_text
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +120,7 @@ def gettext_anyway(message: str, **params: object) -> str:
     except Exception:  # already answering an error
         log.debug("no language for %r from the locale selector", message, exc_info=True)
     try:
-        with force_locale(browser_language() or web_state().settings.plant_language):
+        with force_locale(language_for(None)):
             return gettext(message, **params)
     except Exception:
         log.debug("could not translate %r", message, exc_info=True)

@@ -39,9 +39,9 @@
       return `<tr data-username="${esc(u.username)}" data-role="${esc(u.role)}">` +
         `<th scope="row" ${dl("user")}>${esc(u.username)}${u.username === me ? ` <small>${esc(_("(you)"))}</small>` : ""}</th>` +
         `<td ${dl("role")}><label class="visually-hidden" for="role-${esc(u.username)}">${esc(_("Role of {user}", { user: u.username }))}</label>` +
-        `<select class="role" id="role-${esc(u.username)}" data-username="${esc(u.username)}">${options}</select></td>` +
+        `<select class="role" data-field="role" id="role-${esc(u.username)}" data-username="${esc(u.username)}">${options}</select></td>` +
         `<td ${dl("language")}><label class="visually-hidden" for="language-${esc(u.username)}">${esc(_("Language of {user}", { user: u.username }))}</label>` +
-        `<select class="language" id="language-${esc(u.username)}" data-username="${esc(u.username)}">${languageOptions(u.language)}</select></td>` +
+        `<select class="language" data-field="language" id="language-${esc(u.username)}" data-username="${esc(u.username)}">${languageOptions(u.language)}</select></td>` +
         `<td ${dl("created")}>${P.timeTag(u.created_at)}</td>` +
         `<td ${dl("lastLogin")}>${u.last_login_at ? P.timeTag(u.last_login_at) : esc(_("never"))}</td>` +
         `<td ${dl("token")}>${esc(u.has_token ? _("yes") : _("no"))}</td>` +
@@ -52,39 +52,36 @@
     table.dataset.count = String(users.length);
   }
 
+  // A row's role or language select: PATCHed at once; our own change reloads the page (its menu and
+  // rights, or its language, change too); a refusal puts the select back.
+  const ROW_FIELDS = {
+    role: {
+      body: (v) => ({ role: v }), was: (u) => u.role,
+      done: (user, v) => _("{user} is now {role}.", { user, role: roleText(v) }),
+      failed: (error) => _("Role not changed: {error}", { error }),
+    },
+    language: {
+      body: (v) => ({ language: v || null }), was: (u) => u.language || "",
+      done: (user) => _("Language of {user} changed.", { user }),
+      failed: (error) => _("Language not changed: {error}", { error }),
+    },
+  };
   $("#users").addEventListener("change", async (ev) => {
-    const select = ev.target.closest("select.language");
+    const select = ev.target.closest("select[data-field]");
     if (!select) return;
+    const field = ROW_FIELDS[select.dataset.field];
     const name = select.dataset.username;
     const before = users.find((u) => u.username === name);
     select.disabled = true;
     try {
-      await P.api("PATCH", userUrl(name), { language: select.value || null });
-      say(_("Language of {user} changed.", { user: name }));
-      if (name === me) location.reload(); // our own pages change language
+      await P.api("PATCH", userUrl(name), field.body(select.value));
+      say(field.done(name, select.value));
+      if (name === me) location.reload();
       else await load();
     } catch (err) {
-      if (before) select.value = before.language || "";
+      if (before) select.value = field.was(before);
       select.disabled = false;
-      fail(_("Language not changed: {error}", { error: err.message }));
-    }
-  });
-
-  $("#users").addEventListener("change", async (ev) => {
-    const select = ev.target.closest("select.role");
-    if (!select) return;
-    const name = select.dataset.username;
-    const before = users.find((u) => u.username === name);
-    select.disabled = true;
-    try {
-      await P.api("PATCH", userUrl(name), { role: select.value });
-      say(_("{user} is now {role}.", { user: name, role: roleText(select.value) }));
-      if (name === me) location.reload(); // our own role changed: the page's menu and rights too
-      else await load();
-    } catch (err) {
-      if (before) select.value = before.role;
-      select.disabled = false;
-      fail(_("Role not changed: {error}", { error: err.message }));
+      fail(field.failed(err.message));
     }
   });
 
