@@ -1,5 +1,6 @@
-# One image for every Python service; docker-compose.yml picks the command.
-FROM python:3.11-slim
+# One image for every Python service (target `app`; docker-compose.yml picks the command), and
+# nginx in front of the web UI (target `proxy`) with this build's static files.
+FROM python:3.11-slim AS app
 # ACCOUNTS_SQL: where `python -m store accounts` finds the script (the package is installed apart).
 ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 ACCOUNTS_SQL=/app/accounts.sql
 # mariadb-client: mariadb-dump and mariadb for `python -m store backup` / `restore`;
@@ -23,3 +24,13 @@ RUN groupadd --system --gid 10001 app \
     && useradd --system --uid 10001 --gid app --home-dir /app --no-create-home --shell /usr/sbin/nologin app \
     && mkdir -p /secrets /backups && chown app:app /secrets /backups
 USER 10001:10001
+
+# nginx (docker-compose's `nginx`): unprivileged (uid 101, ports 8080/8443 inside), our server block
+# rendered from the template at start (envsubst of the WEBUI_*/NGINX_*/TLS_*/STATIC_DIR variables),
+# the web UI's static files (vendor libraries included) served by nginx itself.
+FROM nginxinc/nginx-unprivileged:1.27-alpine AS proxy
+USER root
+RUN rm -f /etc/nginx/conf.d/default.conf
+COPY deploy/nginx/webui.conf.template /etc/nginx/templates/plant.conf.template
+COPY --from=app /app/webui/static /usr/share/nginx/plant-static
+USER 101

@@ -1,15 +1,17 @@
 """Many dashboards at once: connection time and publish -> update latency per Socket.IO client.
 
     .venv/bin/python -m bench.bench_dashboards [--clients 10,100,300] [--markers 20] [--spacing 1.0]
-        [--transport polling|websocket] [--url URL --token TOKEN]
+        [--transport websocket|polling] [--server run|serve] [--nginx K] [--url URL --token TOKEN]
 
 The measure issue 13 ("Deployed like a product") asks the web server to be chosen by. Starts our
 Mosquitto (our mosquitto.conf, users, ACL) and the web UI (``python -m webui run``: the server being
-measured) on SQLite, unless ``--url`` names a running one (then ``--token`` is an API token of a
-user of it, e.g. behind nginx). For each N of ``--clients``, in one process:
+measured; ``--server serve``: gunicorn) on SQLite, or with ``--nginx K`` K ``webui serve`` processes
+behind Debian's nginx with our template (HTTPS, ``least_conn``: the production layout), unless
+``--url`` names a running one (then ``--token`` is an API token of a user of it). For each N of
+``--clients``, in one process:
 
-1. N python-socketio clients connect with the same API token (``auth={"token": …}``), as a browser
-   does (``polling`` first, then the upgrade to WebSocket; ``--transport websocket`` skips polling),
+1. N python-socketio clients connect with the same API token (``auth={"token": …}``) on a WebSocket,
+   as the browsers do (``--transport polling``: long-polling first, then the upgrade; one process only),
    and each watches the plant (``watch {"view": "plant"}``, the overview). Timed: connect + watch acknowledged,
    per client, all clients starting at once.
 2. A client logged in as ``unit-1`` publishes ``--markers`` readings of automate 1/1, ``--spacing``
@@ -43,8 +45,8 @@ from plantmodel import Reading, Topics
 from plantmodel.layout import PlantLayout
 from plantmodel.readings import utcnow
 from tests.mqtt import Client
-from tests.processes import REPO
-from tests.servers import MosquittoServer
+from tests.processes import REPO, Service, wait_for
+from tests.servers import TEST_SERVICE_USERS, MosquittoServer, NginxServer, free_port
 
 MILK_BASE = 3600  # inside the normal range: no alarm, only the value changes
 
@@ -65,7 +67,8 @@ def percentile(values: list[float], p: float) -> float:
 
 
 def open_dashboard(url: str, token: str, transport: str) -> Dashboard:
-    client = socketio.Client(reconnection=False)
+    # HTTPS through our nginx: the development CA's certificate; this measures speed, not trust.
+    client = socketio.Client(reconnection=False, ssl_verify=False)
     board = Dashboard(client)
 
     def on_update(data: dict[str, Any]) -> None:
@@ -132,6 +135,26 @@ def run(url: str, token: str, broker: MosquittoServer, n: int, markers: int, spa
             "max": max(latencies, default=math.nan), "lost": lost, "expected": (n - len(failed)) * markers}
 
 
+def start_behind_nginx(broker: MosquittoServer, tmp: Path, k: int) -> tuple[list[Service], NginxServer, str]:
+    """K `webui serve` processes on one SQLite database, each its own MQTT user, behind nginx."""
+    if k > TEST_SERVICE_USERS.webuis:
+        raise SystemExit(f"--nginx: at most {TEST_SERVICE_USERS.webuis} web UI processes (the broker's web UI users)")
+    first, url, env = start_webui(broker, tmp, 0.5, "dashboards-1", "serve",
+                                  extra={"WEBUI_HTTPS": "1", "WEBUI_TRUSTED_PROXIES": "1"})
+    webs = [first]
+    ports = [int(url.rsplit(":", 1)[1])]
+    for i, user in enumerate(TEST_SERVICE_USERS.webui_users()[1:k], 2):
+        port = free_port()
+        webs.append(Service(f"webui-dashboards-{i}", ["webui", "serve", "--port", str(port)],
+                            {**env, "MQTT_USERNAME": user}, tmp))
+        ports.append(port)
+    for web in webs:
+        wait_for(lambda web=web: "MQTT connected" in web.log(), 30, web.name, services=webs)
+    nginx = NginxServer(tmp / "nginx", ports, broker.tls_files)
+    nginx.start()
+    return webs, nginx, api_token(env)
+
+
 def api_token(env: dict[str, str]) -> str:
     out = subprocess.run([sys.executable, "-m", "webui", "users", "token", "bench"], cwd=REPO,
                          env={**os.environ, **env}, capture_output=True, text=True, check=True)
@@ -143,8 +166,10 @@ def main() -> int:
     parser.add_argument("--clients", default="10,100,300", help="comma-separated dashboard counts (default 10,100,300)")
     parser.add_argument("--markers", type=int, default=20, help="readings timed per count (default 20)")
     parser.add_argument("--spacing", type=float, default=1.0, help="seconds between two markers (default 1.0)")
-    parser.add_argument("--transport", choices=("polling", "websocket"), default="polling",
-                        help="polling: start like a browser, then upgrade (default); websocket: WebSocket only")
+    parser.add_argument("--transport", choices=("websocket", "polling"), default="websocket",
+                        help="websocket: as the browsers (default); polling: long-polling first, then the upgrade")
+    parser.add_argument("--nginx", type=int, default=0, metavar="K",
+                        help="K `webui serve` processes behind nginx (HTTPS, least_conn); 0: no nginx (default)")
     parser.add_argument("--server", choices=("run", "serve"), default="run",
                         help="the web UI started: run (development server, default) or serve (gunicorn)")
     parser.add_argument("--url", help="a running web UI (e.g. behind nginx) instead of starting one")
@@ -159,13 +184,20 @@ def main() -> int:
         broker = MosquittoServer(tmp / "broker", PlantLayout())
         broker.start()
         web = None
+        nginx: NginxServer | None = None
+        webs: list[Service] = []
         try:
             if args.url:
                 url, token = args.url, args.token
+            elif args.nginx:
+                webs, nginx, token = start_behind_nginx(broker, tmp, args.nginx)
+                url = nginx.https
             else:
                 web, url, env = start_webui(broker, tmp, 0.5, "dashboards", args.server)
                 token = api_token(env)
-            print(f"Web UI {url} ({(args.url and 'given') or 'webui ' + args.server}), transport {args.transport}, "
+            server = "given" if args.url else f"{args.nginx} x webui serve behind nginx" if args.nginx else \
+                f"webui {args.server}"
+            print(f"Web UI {url} ({server}), transport {args.transport}, "
                   f"{args.markers} markers {args.spacing:g} s apart:",
                   flush=True)
             for k, n in enumerate(counts):
@@ -178,6 +210,10 @@ def main() -> int:
         finally:
             if web is not None:
                 web.stop()
+            if nginx is not None:
+                nginx.stop()
+            for w in webs:
+                w.stop()
             broker.stop()
     print()
     print("| dashboards | failed | connect p50 | connect p99 | connect max | all connected | update p50 | "

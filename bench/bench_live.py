@@ -52,9 +52,11 @@ OBSERVE = """() => {
 
 
 def start_webui(broker: MosquittoServer, tmp: Path, push_interval: float,
-                name: str, command: str = "run") -> tuple[Service, str, dict[str, str]]:
+                name: str, command: str = "run", extra: dict[str, str] | None = None,
+                ) -> tuple[Service, str, dict[str, str]]:
     db = tmp / f"plant-{name}.db"
-    env = {**broker.env(), "DATABASE_URL": f"sqlite:///{db}", "WEBUI_PUSH_INTERVAL": str(push_interval)}
+    env = {**broker.env(), "DATABASE_URL": f"sqlite:///{db}", "WEBUI_PUSH_INTERVAL": str(push_interval),
+           **(extra or {})}
     subprocess.run([sys.executable, "-m", "webui", "users", "add", "bench", "--role", "viewer", "--password-stdin"],
                    cwd=REPO, env={**os.environ, **env}, input=PASSWORD + "\n", text=True, check=True,
                    capture_output=True)

@@ -13,7 +13,7 @@ import time
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from bridge.service import Bridge
@@ -21,6 +21,7 @@ from bridge.settings import BridgeSettings
 from plantmodel.errors import PlantModelError
 from plantmodel.measures import MEASURES
 from plantmodel.readings import format_ts, utcnow
+from plantmodel.servicehealth import probe
 from plantmodel.sources import AutomateSource, MeterSource, unit_key
 from plantmodel.text import printable
 from plantmodel.thresholds import (
@@ -34,6 +35,7 @@ from plantmodel.thresholds import (
 from store import audit as trail
 from store import models as orm
 from store import queries
+from store.claim import UserClaim
 from store.db import (
     DatabaseUnavailable,
     connect_database,
@@ -64,7 +66,7 @@ def cmd_run(settings: BridgeSettings, *, leave: bool = False) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    engine = create_db_engine(settings.database_url)
+    engine = create_db_engine(settings.database_url, failover_hosts=settings.database_failover_hosts)
     log.info("database %s", describe(engine.url))
     # The database may start after us (no start order on a plant server): wait, do not exit.
     if not wait_for_database(engine, stop=stop, log=log):
@@ -75,6 +77,22 @@ def cmd_run(settings: BridgeSettings, *, leave: bool = False) -> int:
         # snapshot of its own; and without REPEATABLE READ's gap locks, bridges creating new rows
         # next to each other's (interleaved units) do not wait for each other, or deadlock.
         engine = engine.execution_options(isolation_level="READ COMMITTED")
+    claim: UserClaim | None = None
+    if settings.claim_from:
+        passwords = dict(settings.claim_from)
+        claim = UserClaim(engine, list(passwords))
+        user = claim.acquire()
+        settings = replace(settings, mqtt=settings.mqtt.with_user(user, passwords[user]))
+    try:
+        return _run(settings, engine, stop, leave=leave, claim=claim)
+    finally:
+        if claim is not None:
+            claim.release()
+
+
+def _run(settings: BridgeSettings, engine: Engine, stop: threading.Event, *, leave: bool,
+         claim: UserClaim | None) -> int:
+    log = logging.getLogger(__name__)
     bridge = Bridge(settings, make_sessionmaker(engine), leaving=leave)
     bridge.start()  # reads thresholds and alarms: only once the database answers
     # Polling ``stop`` rather than ``stop.wait()``: the signal handler sets it from this very thread,
@@ -84,8 +102,19 @@ def cmd_run(settings: BridgeSettings, *, leave: bool = False) -> int:
         if time.monotonic() > deadline:
             log.warning("not connected to %s:%d yet; still trying", settings.mqtt.host, settings.mqtt.port)
             break
+    code = 0
+    next_claim_check = time.monotonic() + CLAIM_CHECK_S
     while not stop.is_set():
         time.sleep(0.2)
+        if claim is not None and time.monotonic() >= next_claim_check:
+            next_claim_check = time.monotonic() + CLAIM_CHECK_S
+            if not claim.held():
+                # Another bridge may take the user now: two clients with one id would keep
+                # disconnecting each other. Stop (unacked messages stay with the broker); the
+                # restart policy starts this one again, with a user it holds.
+                log.error("the lock on MQTT user %s is lost; stopping", claim.user)
+                code = 3
+                break
         if leave and bridge.drained(LEAVE_QUIET_S):
             if bridge.stats.internal_errors:
                 log.warning("left the group %r, but %d message(s) the bridge failed on are held: they stay in "
@@ -97,10 +126,24 @@ def cmd_run(settings: BridgeSettings, *, leave: bool = False) -> int:
             break
     bridge.stop()
     log.info("stopped: %s", bridge.stats.line())
-    return 0
+    return code
+
+
+def cmd_health(settings: BridgeSettings, timeout: float) -> int:
+    """GET the running bridge's /healthz (on its metrics port); print it; 0 when healthy."""
+    if not settings.metrics_port:
+        print("error: BRIDGE_METRICS_PORT is 0: the bridge serves no health endpoint", file=sys.stderr)
+        return 2
+    host = settings.metrics_host
+    host = "127.0.0.1" if host in ("0.0.0.0", "") else ("::1" if host == "::" else host)
+    url = f"http://{f'[{host}]' if ':' in host else host}:{settings.metrics_port}/healthz"
+    code, body = probe(url, timeout)
+    print(body)
+    return code
 
 
 LEAVE_QUIET_S = 5.0  # no message for this long: the session's queue is empty
+CLAIM_CHECK_S = 5.0  # how often a bridge that claimed its MQTT user checks it still holds it
 
 
 INHERIT = "inherit"  # a limit left out of ``set``: it comes live from the wider scope
@@ -131,7 +174,7 @@ def cmd_thresholds(settings: BridgeSettings, args: argparse.Namespace) -> int:
     out is inherited, ``none`` is no limit, deadband and severity left out are the wider scope's;
     removing a limit or widening one past the normal range needs ``--confirm``. Every change is on
     the audit trail, in the change's transaction."""
-    engine = create_db_engine(settings.database_url)
+    engine = create_db_engine(settings.database_url, failover_hosts=settings.database_failover_hosts)
     connect_database(engine)  # one try: a command in a shell says what is wrong, it does not wait
     sessions = make_sessionmaker(engine)
     with sessions.begin() as session:
@@ -240,7 +283,7 @@ def _print_thresholds(ts: ThresholdSet) -> None:
 
 
 def cmd_rejected(settings: BridgeSettings, limit: int) -> int:
-    engine = create_db_engine(settings.database_url)
+    engine = create_db_engine(settings.database_url, failover_hosts=settings.database_failover_hosts)
     connect_database(engine)
     with make_sessionmaker(engine)() as session:
         rows = session.scalars(select(orm.RejectedMessage).order_by(orm.RejectedMessage.id.desc()).limit(limit))
@@ -259,13 +302,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m bridge",
         description="MQTT -> MariaDB/SQLite bridge. Configuration from the environment: DATABASE_URL, "
+        "DATABASE_FAILOVER_HOSTS (host:port,... tried after its host: Galera nodes), "
         "MQTT_HOST, MQTT_PORT, MQTT_USERNAME (bridge), MQTT_PASSWORD or MQTT_CREDENTIALS_FILE, "
         "PLANT_TOPIC_ROOT, BRIDGE_BATCH_SIZE, BRIDGE_BATCH_WAIT, BRIDGE_THRESHOLDS_POLL, "
         "BRIDGE_MAX_FUTURE_SKEW, BRIDGE_RPC_RETRY, BRIDGE_GAP_TIMEOUT, BRIDGE_STATUS_REFRESH, "
         "BRIDGE_SHARE_GROUP (bridges; empty = no shared subscription), BRIDGE_PARTITION (k/n: this bridge "
         "takes partition k of n of the units and meters of PLANT_UNITS / PLANT_METERS), "
         "BRIDGE_METRICS_HOST (127.0.0.1), "
-        "BRIDGE_METRICS_PORT (9108; 0 = none) (see README). "
+        "BRIDGE_METRICS_PORT (9108; 0 = none; /healthz there too), BRIDGE_HEALTH_REPORT (15 s), "
+        "BRIDGE_MAX_INGEST_LAG (60 s), BRIDGE_CLAIM_USER (0; 1 = take a free bridge user of the credentials "
+        "file: identical scaled containers, MariaDB only) (see README). "
         "The MQTT client id is the user name (the broker ties them): several bridges run with users "
         "bridge, bridge-2, ... and split the stream through the shared subscription.",
     )
@@ -306,6 +352,13 @@ def build_parser() -> argparse.ArgumentParser:
                             "measure's normal range")
         p.add_argument("--by", help="name stored as the change's author in the thresholds' history (default: "
                        "cli:<login>); the audit trail always records cli:<login>")
+    p_health = sub.add_parser(
+        "health", help="ask the running bridge whether it is healthy (exit 0) or not (exit 1)",
+        description="GET the running bridge's /healthz on BRIDGE_METRICS_HOST:BRIDGE_METRICS_PORT and print it: "
+        "broker connected, database reachable, ingest lag within BRIDGE_MAX_INGEST_LAG (60 s), with the lag, "
+        "the last commit's age and the queue depth. Exit 0 healthy, 1 unhealthy or not answering "
+        "(a compose health check).")
+    p_health.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the answer (5)")
     p_rej = sub.add_parser("rejected", help="show the latest rejected messages and why")
     p_rej.add_argument("--limit", type=int, default=20)
     return parser
@@ -324,6 +377,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_run(settings)
         if args.command == "leave":
             return cmd_run(settings, leave=True)
+        if args.command == "health":
+            return cmd_health(settings, args.timeout)
         if args.command == "thresholds":
             return cmd_thresholds(settings, args)
         return cmd_rejected(settings, args.limit)

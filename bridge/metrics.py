@@ -15,17 +15,22 @@ from __future__ import annotations
 
 import logging
 import re
+import socket
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from wsgiref.simple_server import WSGIServer
+from typing import Any
+from wsgiref.simple_server import WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, make_wsgi_app
+from prometheus_client.exposition import ThreadingWSGIServer, _SilentHandler
 
 from plantmodel.linkmetrics import MqttLinkMetrics
 
 log = logging.getLogger(__name__)
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 # The bounded label values, in the order the README's table lists them.
 REASONS = ("malformed", "out_of_range", "future", "conflict", "topic", "database", "rpc", "other")
@@ -241,14 +246,21 @@ class BridgeMetrics:
         self.observe_ages((committed_at - ts).total_seconds() for ts in device_ts)
 
     # -- endpoint ---------------------------------------------------------------------------------------
-    def serve(self, host: str, port: int) -> MetricsServer:
-        """Serve the registry over HTTP (``GET /metrics``, any path) in a daemon thread.
+    def serve(self, host: str, port: int, wrap: Callable[[WsgiApp], WsgiApp] | None = None) -> MetricsServer:
+        """Serve the registry over HTTP (``GET /metrics``, any path) in a daemon thread; ``wrap``
+        puts another app in front (the bridge's ``/healthz``, :func:`plantmodel.servicehealth.health_app`).
 
         ``port`` 0 takes a free port (``.port`` of the result says which); "0 disables the
         endpoint" is the settings' meaning, decided by the caller, which then does not call this.
         Raises :class:`OSError` when the address cannot be bound.
         """
-        httpd, thread = start_http_server(port, addr=host, registry=self.registry)
+        app = make_wsgi_app(self.registry)
+        server_class = type("MetricsHTTPServer", (ThreadingWSGIServer,),
+                            {"address_family": socket.AF_INET6 if ":" in host else socket.AF_INET})
+        httpd: WSGIServer = make_server(host, port, wrap(app) if wrap else app, server_class,
+                                        handler_class=_SilentHandler)
+        thread = threading.Thread(target=httpd.serve_forever, name="bridge-metrics", daemon=True)
+        thread.start()
         server = MetricsServer(host, httpd.server_port, httpd, thread)
         log.info("metrics on http://%s:%d/metrics", _url_host(host), server.port)
         return server

@@ -32,6 +32,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 from sqlalchemy import exc as sa_exc
+from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -55,6 +56,7 @@ from plantmodel.errors import PlantModelError
 from plantmodel.mqtt import connect_async, new_client
 from plantmodel.readings import to_ms, utcnow
 from plantmodel.sequence import Key
+from plantmodel.servicehealth import Check, ServiceHealth, health_app
 from plantmodel.sources import AutomateSource, MeterSource, automate_key, parse_source
 from plantmodel.status import DeviceStatus
 from plantmodel.text import printable
@@ -291,6 +293,11 @@ class Bridge:
         self.metrics = BridgeMetrics(queue_depth=self._queue.qsize, active_alarms=self.processor.alarms.count,
                                      mqtt_user=settings.mqtt.username, share_group=settings.share_group)
         self._metrics_server: MetricsServer | None = None
+        # The received time of the oldest message taken from the queue and not yet committed (or
+        # held), and when the last batch committed: the ingest lag and commit age of /healthz.
+        self._in_hand_since: datetime | None = None
+        self._last_commit: datetime | None = None
+        self._health_thread = threading.Thread(target=self._run_health_reports, name="bridge-health", daemon=True)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
@@ -300,7 +307,8 @@ class Bridge:
     def start(self) -> None:
         if self.settings.metrics_port:
             try:
-                self._metrics_server = self.metrics.serve(self.settings.metrics_host, self.settings.metrics_port)
+                self._metrics_server = self.metrics.serve(self.settings.metrics_host, self.settings.metrics_port,
+                                                          lambda fallback: health_app(self.self_health, fallback))
             except OSError as exc:
                 raise PlantModelError(f"cannot serve metrics on {self.settings.metrics_host}:"
                                       f"{self.settings.metrics_port} (BRIDGE_METRICS_HOST/PORT; 0 = none): "
@@ -326,6 +334,7 @@ class Bridge:
                      ", ".join(map(str, units)) or "none", ", ".join(meters) or "none")
         self.health.started = utcnow()  # every source gets its N periods from here
         self._worker.start()
+        self._health_thread.start()
         connect_async(self.client, self.settings.mqtt)
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -339,6 +348,10 @@ class Bridge:
         if self._connected.is_set():
             self.client.publish(self.topics.bridge_status(), DeviceStatus.offline().to_json(), qos=1,
                                 retain=True).wait_for_publish(2)
+            # A bridge that stops on purpose leaves the services page (a killed one goes stale there).
+            self.client.publish(self.topics.bridge_health(self.settings.mqtt.username), b"", qos=1,
+                                retain=True).wait_for_publish(2)
+        self._health_thread.join(2)
         self.client.disconnect()
         self.client.loop_stop()
         if self._metrics_server is not None:
@@ -431,7 +444,9 @@ class Bridge:
                     except SQLAlchemyError as exc:
                         log.warning("cannot check thresholds and disabled devices: %s", exc)
                 if batch:
+                    self._in_hand_since = batch[0].received_at
                     self._handle(batch)
+                    self._in_hand_since = None
                     self._busy = False
                 self._publish_waiting()
                 if now >= next_status and self._connected.is_set():
@@ -453,6 +468,53 @@ class Bridge:
                 self.metrics.internal_error()
                 log.exception("internal error in the bridge worker; continuing")
                 self._stop.wait(1.0)
+
+    # -- own health ------------------------------------------------------------------------------------
+    def ingest_lag(self, now: datetime) -> float | None:
+        """Seconds the oldest received, uncommitted message has waited (None: nothing waits)."""
+        oldest = self._in_hand_since
+        try:
+            head = self._queue.queue[0].received_at  # a peek; the worker may take it meanwhile
+        except IndexError:
+            head = None
+        waiting = [t for t in (oldest, head) if t is not None]
+        return max(0.0, (now - min(waiting)).total_seconds()) if waiting else None
+
+    def self_health(self) -> ServiceHealth:
+        """Broker connected, database reachable (one ``SELECT 1``), ingest lag within
+        ``BRIDGE_MAX_INGEST_LAG``; with the lag, the last commit's age and the queue depth."""
+        now = utcnow()
+        connected = self._connected.is_set()
+        broker = Check(connected, "" if connected else f"not connected to {self.settings.mqtt.describe()}")
+        try:
+            with self.sessions() as session:
+                session.execute(text("SELECT 1"))
+            database = Check(True)
+        except SQLAlchemyError as exc:
+            database = Check(False, f"unreachable ({exc.__class__.__name__})")
+        lag = self.ingest_lag(now)
+        limit = self.settings.max_ingest_lag
+        ingest = Check(True) if lag is None or lag <= limit else Check(
+            False, f"a message has waited {lag:.0f} s for its commit (limit {limit:g} s)")
+        last = self._last_commit
+        return ServiceHealth("bridge", self.settings.mqtt.username or "bridge", now,
+                             {"broker": broker, "database": database, "ingest": ingest},
+                             {"ingest_lag_s": lag, "last_commit_age_s": (now - last).total_seconds() if last else None,
+                              "queue_depth": float(self._queue.qsize()), "report_every_s": self.settings.health_report})
+
+    def _run_health_reports(self) -> None:
+        """Publish :meth:`self_health`, retained, every ``BRIDGE_HEALTH_REPORT`` (the services page)."""
+        while not self._stop.wait(0 if not self._connected.is_set() else self.settings.health_report):
+            if not self._connected.wait(1.0):
+                continue
+            try:
+                health = self.self_health()
+                if health.problems:
+                    log.warning("health: %s", "; ".join(health.problems))
+                self.client.publish(self.topics.bridge_health(self.settings.mqtt.username), health.to_json(),
+                                    qos=1, retain=True)
+            except Exception:  # a bug here must not end the reports: the page would show a stale bridge
+                log.exception("health report failed")
 
     def _collect(self) -> list[RawMessage]:
         try:
@@ -541,8 +603,9 @@ class Bridge:
                 raise _Unverified from exc
             raise
         self.metrics.observe_batch(len(part), time.perf_counter() - t0)
+        self._last_commit = utcnow()
         self.metrics.observe_device_times([r.ts for r, _ in plan.readings] + [s.ts for s, _ in plan.samples],
-                                          utcnow())
+                                          self._last_commit)
         self._known_automates.update((r.unit, r.automate) for r, _ in plan.readings)
         self._registry.done(seen)
         for reset in plan.resets:

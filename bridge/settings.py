@@ -7,13 +7,16 @@ from plantmodel.envconf import env_float, env_int, env_str, layout_from_env
 from plantmodel.errors import ValidationError
 from plantmodel.layout import PlantLayout
 from plantmodel.mqtt import MqttSettings
-from store.db import database_url_from_env
+from store.claim import claim_candidates
+from store.db import Host, database_url_from_env, failover_hosts_from_env
 from store.retention import DEFAULT_RAW_DAYS, raw_days_from_env
 
 
 @dataclass(frozen=True, slots=True)
 class BridgeSettings:
     database_url: str
+    # DATABASE_FAILOVER_HOSTS: more MariaDB (Galera) nodes, tried in order after the URL's host.
+    database_failover_hosts: tuple[Host, ...] = ()
     mqtt: MqttSettings = field(default_factory=MqttSettings)
     topic_root: str = "plant"
     batch_size: int = 500  # rows per transaction (executemany in 500s: ~20x one-row commits)
@@ -41,8 +44,16 @@ class BridgeSettings:
     report_period: float = 60.0
     meter_period: float = 60.0
     health_tick: float = 5.0
+    # The bridge's own health (``python -m bridge health``, /healthz on the metrics port, and the
+    # retained <root>/bridge/health/<user> the services page reads): how often it is published, and
+    # how long a received message may wait for its commit before the bridge calls itself unhealthy.
+    health_report: float = 15.0
+    max_ingest_lag: float = 60.0
     # RETENTION_RAW_DAYS, as the retention job reads it: older readings and samples are rejected.
     retention_raw_days: int = DEFAULT_RAW_DAYS
+    # BRIDGE_CLAIM_USER=1: (user, password) of each bridge user of the credentials file, one of which
+    # this bridge claims at start (bridge/claim.py; compose's --scale bridge=N). Empty: MQTT_USERNAME.
+    claim_from: tuple[tuple[str, str], ...] = ()
 
     def partition_of(self) -> tuple[list[int], list[str]]:
         """The units and meters of this bridge's partition (all without one)."""
@@ -55,7 +66,8 @@ class BridgeSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> BridgeSettings:
-        """Besides the database, MQTT and layout settings: ``BRIDGE_BATCH_SIZE``, ``BRIDGE_BATCH_WAIT``,
+        """Besides the database (``DATABASE_URL``, ``DATABASE_FAILOVER_HOSTS``), MQTT and layout settings:
+        ``BRIDGE_BATCH_SIZE``, ``BRIDGE_BATCH_WAIT``,
         ``BRIDGE_THRESHOLDS_POLL``, ``BRIDGE_MAX_FUTURE_SKEW``, ``BRIDGE_RPC_RETRY``, ``BRIDGE_GAP_TIMEOUT``,
         ``BRIDGE_STATUS_REFRESH``, ``BRIDGE_SHARE_GROUP``, ``BRIDGE_PARTITION``, ``BRIDGE_METRICS_HOST``/``PORT``,
         and for the no-data / probe-fault timer:
@@ -65,11 +77,19 @@ class BridgeSettings:
           Gen2 meter for its full status at least this often (it sends nothing on a steady load);
         - ``BRIDGE_HEALTH_TICK`` (s, default 5): how often the timer evaluates every expected source.
 
+        The bridge's own health: ``BRIDGE_HEALTH_REPORT`` (s, default 15) between two retained
+        reports on MQTT; ``BRIDGE_MAX_INGEST_LAG`` (s, default 60): unhealthy when a received message
+        has waited longer than that for its commit.
+
+        ``BRIDGE_CLAIM_USER`` (0): 1 = take the first free bridge user of ``MQTT_CREDENTIALS_FILE``
+        instead of ``MQTT_USERNAME`` (identical containers, ``--scale bridge=N``; MariaDB only).
+
         And ``RETENTION_RAW_DAYS`` (days, default 730, see :mod:`store.retention`): a reading or power
         sample whose device time is older than that is rejected.
         """
         return cls(
             database_url=database_url_from_env(env),
+            database_failover_hosts=failover_hosts_from_env(env),
             mqtt=MqttSettings.from_env(env, default_user="bridge"),
             topic_root=env_str(env, "PLANT_TOPIC_ROOT", "plant"),
             batch_size=env_int(env, "BRIDGE_BATCH_SIZE", 500, minimum=1),
@@ -87,7 +107,10 @@ class BridgeSettings:
             report_period=env_float(env, "BRIDGE_REPORT_PERIOD", 60.0, minimum=0.01),
             meter_period=env_float(env, "BRIDGE_METER_PERIOD", 60.0, minimum=0.01),
             health_tick=env_float(env, "BRIDGE_HEALTH_TICK", 5.0, minimum=0.05),
+            health_report=env_float(env, "BRIDGE_HEALTH_REPORT", 15.0, minimum=0.1),
+            max_ingest_lag=env_float(env, "BRIDGE_MAX_INGEST_LAG", 60.0, minimum=1.0),
             retention_raw_days=raw_days_from_env(env),
+            claim_from=claim_candidates(env, "BRIDGE_CLAIM_USER", "bridge"),
         )
 
 

@@ -46,7 +46,7 @@ def _certs(settings: BrokerSettings, names: tuple[str, ...], *, force: bool = Fa
         print(f"server certificate {files.server_cert} {result.reason}")
 
 
-PROVISIONED = ("broker", "bridge", "webui", "devices")  # the containers of docker-compose.yml
+PROVISIONED = ("broker", "bridge", "webui", "devices", "proxy")  # the containers of docker-compose.yml
 
 
 def _owner(text: str) -> Owner:
@@ -98,7 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
         "PLANT_TOPIC_ROOT, SECRETS_DIR (var/secrets), BROKER_DIR (var/broker), MQTT_PORT (1883). "
         "The broker uses each user name as the client id, so a user has one connection at a time: "
         "BROKER_BRIDGES (1) bridge users (bridge, bridge-2, ...; run each bridge with its own "
-        "MQTT_USERNAME) and BROKER_DEBUG_USERS (1) read-everything users (debug, debug-2, ...) for "
+        "MQTT_USERNAME), BROKER_WEBUIS (1) web UI users (webui, webui-2, ...: one per web UI process "
+        "behind nginx) and BROKER_DEBUG_USERS (1) read-everything users (debug, debug-2, ...) for "
         "engineers' mosquitto_sub. TLS: BROKER_TLS (0; 1 = a TLS listener on BROKER_TLS_PORT, 8883, "
         "and the plain one on loopback only), BROKER_TLS_DIR (SECRETS_DIR/tls: ca.crt, server.crt, "
         "server.key), BROKER_TLS_NAMES (localhost,127.0.0.1,::1: the host names clients use).",
@@ -120,7 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     p_certs.add_argument("--force", action="store_true", help="reissue the server certificate anyway")
     p_export = sub.add_parser(
         "export", help="copy one container's secrets (and nothing else) into a folder",
-        description="broker: passwd, acl and the TLS certificate and key; bridge, webui, devices, debug: "
+        description="broker: passwd, acl and the TLS certificate and key; proxy (nginx): the TLS certificate "
+        "and key; bridge, webui, devices, debug: "
         "a credentials.json with only that service's users, and the CA certificate. Files 0600 (certificates "
         "0644) in a 0700 folder. Run `credentials` (and `certs`) first.")
     p_export.add_argument("role", choices=ROLES)
@@ -131,12 +133,14 @@ def build_parser() -> argparse.ArgumentParser:
         "provision", help="credentials, certificates and each container's secrets folder, in one go",
         description="What docker compose's one-shot `credentials` service runs: `credentials`, then `certs` "
         "when BROKER_TLS_DIR holds no certificate (a site's own are kept), then `export` of each role into "
-        "OUT/<role> (broker, bridge, webui, devices).")
+        "OUT/<role> (broker, bridge, webui, devices, proxy: nginx's TLS certificate and key).")
     p_prov.add_argument("--out", type=Path, required=True, help="folder holding one folder per container")
     p_prov.add_argument("--owner", type=_owner, metavar="UID:GID",
                         help="owner of the service folders (the image's user, 10001:10001)")
     p_prov.add_argument("--broker-owner", type=_owner, metavar="UID:GID",
                         help="owner of the broker's folder (Mosquitto's image: 1883:1883)")
+    p_prov.add_argument("--proxy-owner", type=_owner, metavar="UID:GID",
+                        help="owner of nginx's folder (nginx-unprivileged's image: 101:101)")
     p_render = sub.add_parser("render", help="write the local broker config rendered from mosquitto.conf")
     p_run = sub.add_parser("run", help="generate credentials if needed, render the config, exec mosquitto")
     for p in (p_render, p_run):
@@ -172,7 +176,8 @@ def _main(args: argparse.Namespace) -> int:
         _ensure_certs(settings)
         for role in PROVISIONED:
             written = export(role, files, settings.layout, settings.services, args.out / role,
-                             tls_dir=settings.tls_dir, owner=args.broker_owner if role == "broker" else args.owner)
+                             tls_dir=settings.tls_dir,
+                             owner={"broker": args.broker_owner, "proxy": args.proxy_owner}.get(role, args.owner))
             print(f"{role}: {', '.join(p.name for p in written)} in {args.out / role}")
         return 0
     if args.command == "export":

@@ -41,13 +41,15 @@ def numbered_users(base: str, count: int) -> list[str]:
 
 @dataclass(frozen=True, slots=True)
 class ServiceUsers:
-    """How many users of each service role to generate (``BROKER_BRIDGES``, ``BROKER_DEBUG_USERS``)."""
+    """How many users of each service role to generate (``BROKER_BRIDGES``, ``BROKER_WEBUIS``,
+    ``BROKER_DEBUG_USERS``)."""
 
     bridges: int = 1
     debug: int = 1
+    webuis: int = 1  # web UI processes behind nginx: each its own MQTT connection
 
     def __post_init__(self) -> None:
-        for name, count in (("bridges", self.bridges), ("debug users", self.debug)):
+        for name, count in (("bridges", self.bridges), ("debug users", self.debug), ("web UIs", self.webuis)):
             if not 1 <= count <= MAX_INSTANCES:
                 raise ValidationError(f"{name} must be 1..{MAX_INSTANCES}, got {count}")
 
@@ -57,8 +59,11 @@ class ServiceUsers:
     def debug_users(self) -> list[str]:
         return numbered_users(DEBUG_USER, self.debug)
 
+    def webui_users(self) -> list[str]:
+        return numbered_users(WEBUI_USER, self.webuis)
+
     def all(self) -> list[str]:
-        return [*self.bridge_users(), WEBUI_USER, *self.debug_users()]
+        return [*self.bridge_users(), *self.webui_users(), *self.debug_users()]
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +101,8 @@ def users_for(layout: PlantLayout, services: ServiceUsers | None = None) -> list
     return users
 
 
-ROLES = ("broker", "bridge", "webui", "devices", "debug")
+# proxy: nginx in front of the web UI, which serves the same TLS certificate (no MQTT user).
+ROLES = ("broker", "bridge", "webui", "devices", "debug", "proxy")
 EXPORTED = ("passwd", "acl", "credentials.json", "ca.crt", "server.crt", "server.key")  # every file export writes
 EXPORT_MARK = ".broker-export"  # written by export: a folder it may clean up
 
@@ -108,11 +114,13 @@ def role_users(role: str, layout: PlantLayout, services: ServiceUsers | None = N
         case "bridge":
             return services.bridge_users()
         case "webui":
-            return [WEBUI_USER]
+            return services.webui_users()
         case "devices":
             return [*(PlantLayout.unit_user(u) for u in range(1, layout.units + 1)), *layout.meters]
         case "debug":
             return services.debug_users()
+        case "proxy":
+            return []
     raise ValidationError(f"unknown role {role!r}; one of {', '.join(ROLES)}")
 
 
@@ -127,6 +135,8 @@ def export(role: str, files: CredentialFiles, layout: PlantLayout, services: Ser
         texts["passwd"] = files.passwd.read_bytes()
         texts["acl"] = files.acl.read_bytes()
         tls_names: tuple[str, ...] = ("ca.crt", "server.crt", "server.key")
+    elif role == "proxy":  # TLS for the dashboard; no password of anyone
+        tls_names = ("ca.crt", "server.crt", "server.key")
     else:
         known = load_credentials(files.credentials)
         wanted = role_users(role, layout, services)
@@ -177,27 +187,31 @@ def acl_text(layout: PlantLayout, topics: Topics, services: ServiceUsers | None 
     for bridge in services.bridge_users():
         lines += [
             "",
-            "# bridge: reads everything; publishes alarms, its own status, confirmations to the units"
-            " and Shelly RPC requests.",
+            "# bridge: reads everything; publishes alarms, its own status and health, confirmations to"
+            " the units and Shelly RPC requests.",
             f"user {bridge}",
             "topic read #",
             f"topic write {root}/alarms/#",
             f"topic write {topics.bridge_status()}",
+            f"topic write {topics.bridge_health(bridge)}",
             f"topic write {root}/confirm/#",
             "topic write +/rpc",
         ]
-    lines += [
-        "",
-        "# webui: reads the live topics and the bridges' status (its health badge); publishes what",
-        "# legacy HTTP senders post (/collector/info, /webhook/) and the operators' remote switching",
-        "# of the meters, nothing else.",
-        f"user {WEBUI_USER}",
-        *(f"topic read {t}" for t in topics.live_subscriptions()),
-        f"topic read {topics.bridge_status()}",
-        *(f"topic write {t}" for t in topics.legacy_publications()),
-        *(line for meter in layout.meters for line in (
-            f"topic write {Topics.shelly(meter, 'rpc')}", f"topic write {Topics.gen1(meter, 'relay/0/command')}")),
-    ]
+    for webui in services.webui_users():
+        lines += [
+            "",
+            "# webui: reads the live topics and the bridges' status and health (its health badge, the",
+            "# services page); publishes what legacy HTTP senders post (/collector/info, /webhook/) and",
+            "# the operators' remote switching of the meters, nothing else.",
+            f"user {webui}",
+            *(f"topic read {t}" for t in topics.live_subscriptions()),
+            f"topic read {topics.bridge_status()}",
+            f"topic read {topics.bridge_health()}",
+            f"topic readwrite {topics.webui_alarm_changes()}",
+            *(f"topic write {t}" for t in topics.legacy_publications()),
+            *(line for meter in layout.meters for line in (
+                f"topic write {Topics.shelly(meter, 'rpc')}", f"topic write {Topics.gen1(meter, 'relay/0/command')}")),
+        ]
     for debug in services.debug_users():
         lines += ["", "# debug: read-only access to everything, for mosquitto_sub.", f"user {debug}", "topic read #"]
     for unit in range(1, layout.units + 1):

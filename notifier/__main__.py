@@ -11,10 +11,11 @@ import threading
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from notifier.service import Notifier
+from notifier.service import Notifier, read_health
 from notifier.settings import NotifierSettings
 from plantmodel.errors import PlantModelError
 from plantmodel.i18n import require_compiled
+from plantmodel.readings import utcnow
 from store.db import DatabaseUnavailable, create_db_engine, describe, make_sessionmaker, wait_for_database
 
 ENVIRONMENT = """\
@@ -36,6 +37,7 @@ environment (defaults in brackets):
   PLANT_TZ                   time zone of the times in mails [the server's]
   PLANT_LANGUAGE             language of the mails: fr | en [fr] (webhook JSON: codes, ISO times)
   NOTIFY_STATS_S             seconds between two counter lines in the log (0: none) [300]
+  NOTIFY_HEALTH_FILE         where each poll writes the notifier's health, for `health` [none]
   NOTIFY_ESCALATE_UNIT_S     seconds in one minute of escalate_after_min (tests only) [60]
 first set-up, used only while the routes table is empty:
   NOTIFY_EMAIL_TO            addresses told on raise and clear (comma-separated)
@@ -54,6 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
                     "alarm transition is told once per route, retried with back-off; every attempt is kept.",
         epilog=ENVIRONMENT)
     parser.add_argument("--once", action="store_true", help="one poll (scan and deliver), then exit")
+    sub = parser.add_subparsers(dest="command")
+    p_health = sub.add_parser(
+        "health", help="whether the running notifier is healthy (exit 0) or not (exit 1)",
+        description="Read NOTIFY_HEALTH_FILE, which the running notifier rewrites after each poll: healthy when "
+        "the last poll reached the database and is recent (3 poll periods, at least 60 s). A compose health check.")
+    p_health.add_argument("--max-age", type=float, help="seconds a poll may be old (default: 3 x NOTIFY_POLL_S, >= 60)")
     return parser
 
 
@@ -63,6 +71,14 @@ def main(argv: list[str] | None = None) -> int:
     log = logging.getLogger("notifier")
     try:
         settings = NotifierSettings.from_env(os.environ)
+        if args.command == "health":
+            if not settings.health_file:
+                print("error: NOTIFY_HEALTH_FILE is not set: the notifier writes no health file", file=sys.stderr)
+                return 2
+            code, text = read_health(settings.health_file, utcnow(),
+                                     max_age=args.max_age or max(3 * settings.poll, 60.0))
+            print(text)
+            return code
         require_compiled()  # without the catalogs a French plant's mails would silently be English
         engine = create_db_engine(settings.database_url)
     except PlantModelError as exc:

@@ -23,6 +23,8 @@ An escalation whose alarm was acknowledged before it could be sent (it was being
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -37,7 +39,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from notifier import messages
 from notifier.routing import ESCALATE, AlarmFacts, Route, backoff, due_events, masked_target
 from notifier.settings import NotifierSettings
+from plantmodel.errors import ValidationError
 from plantmodel.readings import format_ts, utcnow
+from plantmodel.servicehealth import Check, ServiceHealth
 from store import models as orm
 from store import queries
 from store.db import RETRYABLE
@@ -279,18 +283,52 @@ class Notifier:
             try:
                 self.poll_once()
                 delay = self.settings.poll
+                self.write_health(Check(True))
             except RETRYABLE as exc:
                 self.stats.db_errors += 1
                 delay = min(max(delay * 2, 1.0), 30.0)
                 log.warning("database unavailable (%s); retrying in %g s", type(exc).__name__, delay)
+                self.write_health(Check(False, f"unreachable ({type(exc).__name__})"))
             except Exception:  # a bug: said loudly, but one bad row or poll never stops every notification
                 self.stats.errors += 1
                 delay = min(max(delay * 2, 1.0), 30.0)
                 log.exception("unexpected error in the notifier's poll; going on in %g s", delay)
+                self.write_health(Check(None, "the last poll failed on an internal error (see the log)"))
             if self.settings.stats_every and time.monotonic() >= next_stats:
                 next_stats = time.monotonic() + self.settings.stats_every
                 log.info("%s", self.stats.line())
             _sleep(stop, delay)
+
+
+    def write_health(self, database: Check) -> None:
+        """The last poll's outcome, for ``python -m notifier health`` (atomically: never half a file)."""
+        path = self.settings.health_file
+        if not path:
+            return
+        health = ServiceHealth("notifier", socket.gethostname()[:64] or "notifier", utcnow(), {"database": database},
+                               {"report_every_s": self.settings.poll, "sent": float(self.stats.sent),
+                                "failed": float(self.stats.failed)})
+        try:
+            tmp = f"{path}.tmp"
+            with open(tmp, "w", encoding="utf-8") as fh:
+                fh.write(health.to_json())
+            os.replace(tmp, path)
+        except OSError as exc:
+            log.warning("cannot write the health file %s: %s", path, exc)
+
+
+def read_health(path: str, now: datetime, *, max_age: float) -> tuple[int, str]:
+    """``python -m notifier health``: (exit code, text). 0 when the last poll, no older than
+    ``max_age`` seconds, reached the database."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            health = ServiceHealth.from_json(fh.read())
+    except (OSError, ValidationError) as exc:
+        return 1, f"unhealthy: no readable health file {path}: {exc}"
+    age = (now - health.ts).total_seconds()
+    if age > max_age:
+        return 1, f"unhealthy: the last poll was {age:.0f} s ago (the notifier is stuck or stopped)\n{health.to_json()}"
+    return (0 if health.ok else 1), health.to_json()
 
 
 def _facts(a: orm.Alarm) -> AlarmFacts:

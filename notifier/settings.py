@@ -57,6 +57,9 @@ class NotifierSettings:
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
     first_routes: FirstRoutes = field(default_factory=FirstRoutes)
     stats_every: float = 300.0  # s between two counter lines in the log (0: none)
+    # Where each poll writes the notifier's own health (``python -m notifier health`` reads it; a
+    # compose health check). Empty: none.
+    health_file: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> NotifierSettings:
@@ -72,6 +75,7 @@ class NotifierSettings:
         return cls(
             database_url=database_url_from_env(env),
             poll=env_float(env, "NOTIFY_POLL_S", 5.0, minimum=0.05),
+            health_file=env_str(env, "NOTIFY_HEALTH_FILE", ""),
             horizon_min=env_float(env, "NOTIFY_HORIZON_MIN", 60.0, minimum=1.0),
             max_attempts=env_int(env, "NOTIFY_MAX_ATTEMPTS", 20, minimum=1),
             retry_base=env_float(env, "NOTIFY_RETRY_BASE_S", 30.0, minimum=0.01),

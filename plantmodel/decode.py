@@ -152,8 +152,10 @@ class Decoder:
         self.topics = topics
 
     def decode(self, topic: str, payload: bytes | str) -> list[Event]:
-        if topic == self.topics.bridge_status():
-            return [Own("the bridge's status")]
+        if self.topics.is_bridge_own(topic):
+            return [Own("the bridge's status or health")]
+        if topic == self.topics.webui_alarm_changes():
+            return [Own("a web UI's alarm change")]
         parts = topic.split("/")
         if len(parts) == 2 and parts[1] == "rpc":
             return [self._rpc_request(parts[0], payload)]

@@ -7,6 +7,8 @@
     <root>/alarms/units/<u>/automates/<a>/<measure>   Alarm, retained current state
     <root>/alarms/meters/<meter>/<measure>     Alarm, retained current state
     <root>/bridge/status                       DeviceStatus of the bridge, retained
+    <root>/bridge/health/<mqtt user>           ServiceHealth of one bridge, retained (services page)
+    <root>/webui/alarms                        an alarm a web UI process changed (acknowledged): the others push it
     <root>/confirm/units/<u>                   Confirmation of committed readings, retained (bridge -> unit)
     <shelly-prefix>/online                     true / false (Shelly Gen2, last will)
     <shelly-prefix>/events/rpc                 NotifyStatus / NotifyFullStatus / NotifyEvent
@@ -121,6 +123,19 @@ class Topics:
 
     def bridge_status(self) -> str:
         return f"{self.root}/bridge/status"
+
+    def bridge_health(self, user: str = "+") -> str:
+        """Where the bridge logged in as ``user`` reports its own health (``+``: every bridge's)."""
+        return f"{self.root}/bridge/health/{user}"
+
+    def webui_alarm_changes(self) -> str:
+        """Where a web UI process says it changed an alarm (an acknowledgement), so that every other
+        process behind the proxy pushes it to its browsers too."""
+        return f"{self.root}/webui/alarms"
+
+    def is_bridge_own(self, topic: str) -> bool:
+        """A topic the bridges publish about themselves (status, health): nothing to store."""
+        return topic == self.bridge_status() or topic.startswith(f"{self.root}/bridge/health/")
 
     def confirmation(self, unit: int) -> str:
         """Where the bridge confirms a unit's committed readings (see :mod:`plantmodel.confirm`)."""

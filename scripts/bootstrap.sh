@@ -16,6 +16,8 @@ ensure_system_packages() {  # args: package names wanted, by the binary that pro
   if [ "${NEED_BROWSER:-0}" = 1 ]; then have chromium || missing+=(chromium); fi
   # The web UI behind nginx (TLS, WebSocket proxying): tests/integration/test_nginx.py runs Debian's.
   if [ "${NEED_NGINX:-0}" = 1 ]; then have nginx || missing+=(nginx); fi
+  # Opt-in only (bench/bench_galera.py, pytest -m galera): the Galera provider for a 3-node MariaDB cluster.
+  if [ "${NEED_GALERA:-0}" = 1 ]; then [ -e /usr/lib/galera/libgalera_smm.so ] || missing+=(galera-4); fi
   # The PDF shift report embeds DejaVu Sans (webui/reports.py, WEBUI_PDF_FONT): Unicode text prints as written.
   [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
   python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)

@@ -195,7 +195,8 @@ class Supervisor:
             if not wait_port(port, broker, 15):
                 raise RuntimeError(f"the broker did not start; see {self.logs / 'broker.log'}")
         self.spawn("bridge", ["bridge", "run"])
-        webui = self.spawn("webui", ["webui", "run", "--port", str(s.web_port)])
+        # The production server (gunicorn, python -m webui serve), as in compose.
+        webui = self.spawn("webui", ["webui", "serve", "--port", str(s.web_port)])
         self.spawn("notifier", ["notifier"])  # alarm e-mails and webhooks, as routed at /admin/notifications
         self.spawn("devices", ["devices", "run", *(["--demo"] if self.demo else [])])
         if not wait_port(s.web_port, webui, 30):

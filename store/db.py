@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -42,10 +43,96 @@ def database_url_from_env(env: Mapping[str, str]) -> str:
     return url
 
 
-def create_db_engine(url: str, **kwargs: Any) -> Engine:
+# A Galera cluster (or any set of replicas that all take writes): the URL names the first node, this
+# setting the others, tried in order when the one before refuses or times out.
+FAILOVER_ENV = "DATABASE_FAILOVER_HOSTS"
+FAILOVER_CONNECT_TIMEOUT_S = 3  # per host, unless the URL sets connect_timeout
+_HOST = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252}[A-Za-z0-9])?)\Z")
+
+Host = tuple[str, int]
+
+
+def parse_failover_hosts(text: str) -> tuple[Host, ...]:
+    """``DATABASE_FAILOVER_HOSTS``: ``host[:port],host[:port]…`` (port 3306 by default, IPv6 in
+    brackets), or empty for none. Anything else (a URL, a user, an empty item, a bad port, a host
+    named twice) raises :class:`ValidationError`."""
+    text = text.strip()
+    if not text:
+        return ()
+    hosts: list[Host] = []
+    for item in (part.strip() for part in text.split(",")):
+        host, port = item, "3306"
+        if item.startswith("["):
+            end = item.find("]")
+            if end > 0 and item[end + 1:].startswith(":"):
+                host, port = item[:end + 1], item[end + 2:]
+        elif ":" in item:
+            host, _, port = item.rpartition(":")
+        if not _HOST.match(host) or not (port.isascii() and port.isdigit()) or not 1 <= int(port) <= 65535:
+            raise ValidationError(f"{FAILOVER_ENV}: {item!r} is not host[:port] (e.g. db2:3306,db3:3306)")
+        entry = (host.strip("[]"), int(port))
+        if entry in hosts:
+            raise ValidationError(f"{FAILOVER_ENV}: {item!r} is named twice")
+        hosts.append(entry)
+    return tuple(hosts)
+
+
+def failover_hosts_from_env(env: Mapping[str, str]) -> tuple[Host, ...]:
+    return parse_failover_hosts(env.get(FAILOVER_ENV, ""))
+
+
+def _failover(engine: Engine, hosts: tuple[Host, ...]) -> None:
+    """Every new connection of ``engine`` goes through :func:`connect_in_order`: the URL's host
+    first, then each failover host. An established connection that dies is pool_pre_ping's and the
+    caller's business (the bridge retries its batch, on a new connection, so on the next host)."""
+    first = (engine.url.host or "localhost", engine.url.port or 3306)
+    candidates = (first, *(h for h in hosts if h != first))
+
+    @event.listens_for(engine, "do_connect")
+    def connect(dialect: Any, _record: Any, cargs: Any, cparams: dict[str, Any]) -> Any:
+        return connect_in_order(dialect.loaded_dbapi, cargs, cparams, candidates)
+
+
+def connect_in_order(dbapi: Any, cargs: Any, cparams: dict[str, Any], candidates: tuple[Host, ...]) -> Any:
+    """A DB-API connection to the first of ``candidates`` that takes it. A host is skipped when it
+    refuses the connection, times out (``connect_timeout``: 3 s unless the URL sets one), or is a
+    Galera node not ready for clients (``wsrep_ready`` OFF: out of the primary component, or still
+    joining). The last host's error is raised when none will do."""
+    params = {"connect_timeout": FAILOVER_CONNECT_TIMEOUT_S, **cparams}
+    last: Exception | None = None
+    for host, port in candidates:
+        try:
+            conn = dbapi.connect(*cargs, **{**params, "host": host, "port": port})
+        except dbapi.OperationalError as exc:
+            last = exc
+            continue
+        try:
+            if _galera_ready(conn):
+                if (host, port) != candidates[0]:
+                    log.info("database: connected to failover host %s:%s", host, port)
+                return conn
+            last = dbapi.OperationalError(1047, f"{host}:{port} is a Galera node not ready for clients "
+                                                "(wsrep_ready OFF)")
+        except dbapi.OperationalError as exc:
+            last = exc
+        conn.close()
+    assert last is not None, "no candidate host"
+    raise last
+
+
+def _galera_ready(conn: Any) -> bool:
+    """False for a Galera node that does not take queries; True for a ready one or not Galera."""
+    with conn.cursor() as cur:
+        cur.execute("SHOW STATUS LIKE 'wsrep_ready'")
+        row = cur.fetchone()
+    return row is None or str(row[1]).upper() == "ON"
+
+
+def create_db_engine(url: str, *, failover_hosts: tuple[Host, ...] = (), **kwargs: Any) -> Engine:
     """An engine for MariaDB (``mariadb+pymysql://…``) or SQLite (``sqlite:///path``). Connects
     lazily; a URL that cannot work (unparsable, unknown driver, SQLite folder missing) raises
-    :class:`ValidationError` at once."""
+    :class:`ValidationError` at once. ``failover_hosts`` (MariaDB only, see
+    :func:`parse_failover_hosts`): the hosts tried after the URL's own, in order."""
     try:
         parsed = make_url(url)
     except ArgumentError:
@@ -53,6 +140,10 @@ def create_db_engine(url: str, **kwargs: Any) -> Engine:
         raise ValidationError("DATABASE_URL is not a database URL (e.g. sqlite:///var/plant.db or "
                               "mariadb+pymysql://user:pw@host:3306/plant?charset=utf8mb4)") from None
     try:
+        if failover_hosts and parsed.get_backend_name() not in ("mysql", "mariadb"):
+            raise ValidationError(f"{FAILOVER_ENV} needs a MariaDB DATABASE_URL, not {describe(parsed)}")
+        if failover_hosts and "unix_socket" in parsed.query:
+            raise ValidationError(f"{FAILOVER_ENV} needs a DATABASE_URL with a host and port, not a unix_socket")
         if parsed.get_backend_name() == "sqlite":
             check_sqlite_folder(parsed)
             engine = create_engine(parsed, connect_args={"timeout": 30}, **kwargs)
@@ -63,7 +154,10 @@ def create_db_engine(url: str, **kwargs: Any) -> Engine:
             return engine
         kwargs.setdefault("pool_pre_ping", True)  # survive a MariaDB restart / idle timeout
         kwargs.setdefault("pool_recycle", 3600)
-        return create_engine(parsed, **kwargs)
+        engine = create_engine(parsed, **kwargs)
+        if failover_hosts:
+            _failover(engine, failover_hosts)
+        return engine
     except (ArgumentError, ImportError) as exc:  # unknown dialect, driver not installed
         raise ValidationError(f"DATABASE_URL {describe(parsed)}: {exc}") from None
 

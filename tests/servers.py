@@ -64,7 +64,7 @@ def find_binary(name: str) -> str:
 
 # The broker ties client ids to users (use_username_as_clientid), so every concurrent client and
 # every separate persistent session needs its own user: plenty of spare bridges and debug users.
-TEST_SERVICE_USERS = ServiceUsers(bridges=40, debug=40)
+TEST_SERVICE_USERS = ServiceUsers(bridges=40, debug=40, webuis=4)
 
 
 @dataclass
@@ -207,4 +207,74 @@ class MariaDBServer:
 
     def stop(self) -> None:
         terminate(self.proc, 30)  # InnoDB may need a while to shut down cleanly
+        self.proc = None
+
+
+NGINX_TEMPLATE = Path(__file__).resolve().parent.parent / "deploy" / "nginx" / "webui.conf.template"
+
+
+@dataclass
+class NginxServer:
+    """Debian's nginx in front of web UI processes, with our ``deploy/nginx/webui.conf.template``
+    rendered as the nginx image renders it (envsubst of our variables only), on free loopback ports."""
+
+    directory: Path
+    upstreams: list[int]  # the web UI processes' ports
+    tls: TlsFiles
+    static_dir: Path = Path(__file__).resolve().parent.parent / "webui" / "static"
+    http_port: int = field(default_factory=free_port)
+    https_port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def https(self) -> str:
+        return f"https://127.0.0.1:{self.https_port}"
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def render(self) -> str:
+        import string
+
+        # The template's explicit list: `host:port; server host:port`.
+        values = {"WEBUI_UPSTREAM": "; server ".join(f"127.0.0.1:{port}" for port in self.upstreams),
+                  "NGINX_HTTP_PORT": str(self.http_port), "NGINX_HTTPS_PORT": str(self.https_port),
+                  "NGINX_PUBLIC_HTTPS_PORT": str(self.https_port), "TLS_CERT": str(self.tls.server_cert),
+                  "TLS_KEY": str(self.tls.server_key), "STATIC_DIR": str(self.static_dir)}
+        return string.Template(NGINX_TEMPLATE.read_text(encoding="utf-8")).safe_substitute(values)
+
+    def main_conf(self, server_block: Path) -> str:
+        prefix = self.directory
+        # As root, nginx's workers would run as www-data, which cannot enter pytest's 0700 folders (the
+        # static files, a checkout made by mktemp): the test's workers stay root. Deployed, the image's
+        # nginx user reads the files it is given.
+        user = "user root;\n" if os.geteuid() == 0 else ""
+        return (f"daemon off;\n{user}pid {prefix}/nginx.pid;\nerror_log {prefix}/error.log warn;\n"
+                "worker_processes 1;\nworker_rlimit_nofile 8192;\nevents { worker_connections 4096; }\n"
+                f"http {{\n  include /etc/nginx/mime.types;\n  access_log {prefix}/access.log;\n"
+                f"  client_body_temp_path {prefix}/body;\n  proxy_temp_path {prefix}/proxy;\n"
+                f"  fastcgi_temp_path {prefix}/fastcgi;\n  uwsgi_temp_path {prefix}/uwsgi;\n"
+                f"  scgi_temp_path {prefix}/scgi;\n  include {server_block};\n}}\n")
+
+    def check(self) -> subprocess.CompletedProcess[str]:
+        """``nginx -t`` of the rendered configuration (written by the first call)."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        block = self.directory / "webui.conf"
+        block.write_text(self.render())
+        conf = self.directory / "nginx.conf"
+        conf.write_text(self.main_conf(block))
+        return subprocess.run([find_binary("nginx"), "-t", "-c", str(conf), "-p", str(self.directory)],
+                              capture_output=True, text=True)
+
+    def start(self) -> None:
+        checked = self.check()
+        if checked.returncode != 0:
+            raise RuntimeError(f"nginx -t failed: {checked.stderr}")
+        self.proc = subprocess.Popen([find_binary("nginx"), "-c", str(self.directory / "nginx.conf"), "-p",
+                                      str(self.directory)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        wait_port(self.https_port, 10, self.proc)
+
+    def stop(self) -> None:
+        terminate(self.proc, 10)
         self.proc = None

@@ -11,9 +11,13 @@ import os
 import secrets
 import signal
 import sys
+import threading
+import time
 from datetime import timedelta
 from types import FrameType
 
+from flask import Flask
+from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -22,6 +26,7 @@ from plantmodel.i18n import LANGUAGES, require_compiled
 from plantmodel.readings import format_ts, utcnow
 from store import audit as trail
 from store import users as user_store
+from store.claim import UserClaim
 from store.db import (
     DatabaseUnavailable,
     connect_database,
@@ -38,10 +43,13 @@ from webui.settings import WebSettings, check_secret_key
 
 log = logging.getLogger("webui")
 
+CLAIM_CHECK_S = 5.0  # how often a web UI that claimed its MQTT user checks it still holds it
+
 ENV_HELP = ("Configuration comes from the environment: DATABASE_URL, MQTT_HOST, MQTT_PORT, MQTT_USERNAME, "
             "MQTT_PASSWORD, MQTT_CREDENTIALS_FILE, PLANT_TOPIC_ROOT, PLANT_TZ, PLANT_LANGUAGE, WEBUI_HOST, "
             "WEBUI_PORT, SECRET_KEY, WEBUI_REPORT_PERIOD, WEBUI_METER_PERIOD, WEBUI_PUSH_INTERVAL, "
-            "WEBUI_SWITCH_TIMEOUT.")
+            "WEBUI_SWITCH_TIMEOUT, WEBUI_HTTPS, WEBUI_TRUSTED_PROXIES, WEBUI_THREADS, WEBUI_CLAIM_USER (0; 1 = claim a "
+            "free web UI user of the credentials file: several processes behind nginx; MariaDB only).")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -170,14 +178,16 @@ def _run(host: str | None, port: int | None, *, production: bool = False, thread
         if production:
             from webui.server import WebServer  # gunicorn: only this command needs it
 
+            def make_app() -> Flask:  # in gunicorn's worker: the claim's connection is the worker's own
+                return create_app(_claimed(settings, engine), sessionmaker=sessions)
+
             count = threads or int(os.environ.get("WEBUI_THREADS", "1000"))
             engine.dispose()  # no pooled connection crosses the fork: the worker opens its own
             print(f"webui: serving http://{settings.host}:{settings.port}/ (gunicorn, {count} threads)", flush=True)
-            WebServer(lambda: create_app(settings, sessionmaker=sessions), host=settings.host, port=settings.port,
-                      threads=count).run()
+            WebServer(make_app, host=settings.host, port=settings.port, threads=count).run()
             log.info("stopped")
             return 0
-        app = create_app(settings, sessionmaker=sessions)
+        app = create_app(_claimed(settings, engine), sessionmaker=sessions)
         web_state(app).feed.start()  # MQTT and the push thread: the server's, not the factory's
         try:
             print(f"webui: serving http://{settings.host}:{settings.port}/", flush=True)
@@ -190,6 +200,26 @@ def _run(host: str | None, port: int | None, *, production: bool = False, thread
         engine.dispose()
     log.info("stopped")
     return 0
+
+
+def _claimed(settings: WebSettings, engine: Engine) -> WebSettings:
+    """With ``WEBUI_CLAIM_USER=1``: the settings with a free web UI user claimed (store/claim.py),
+    held until the process ends; a watchdog stops the process if the claim is lost (another web UI
+    may take the user; gunicorn then starts a worker that claims again)."""
+    if not settings.claim_from:
+        return settings
+    passwords = dict(settings.claim_from)
+    claim = UserClaim(engine, list(passwords), "WEBUI_CLAIM_USER")
+    user = claim.acquire()
+
+    def watch() -> None:
+        while claim.held():
+            time.sleep(CLAIM_CHECK_S)
+        log.error("the lock on MQTT user %s is lost; stopping this process", user)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="webui-claim", daemon=True).start()
+    return dataclasses.replace(settings, mqtt=settings.mqtt.with_user(user, passwords[user]))
 
 
 # -- users ----------------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -38,6 +39,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from plantmodel.decode import AlarmEvent, Decoder, OnlineEvent, ReadingEvent, SwitchEvent
 from plantmodel.decode import Event as DecodedEvent
 from plantmodel.errors import ValidationError
+from plantmodel.jsonutil import dumps, loads_object
 from plantmodel.mqtt import MqttSettings, connect_async, new_client
 from plantmodel.readings import format_ts, utcnow
 from plantmodel.shelly import PowerSample, SwitchState, switch_from_sample
@@ -46,9 +48,11 @@ from plantmodel.status import DeviceStatus
 from plantmodel.thresholds import Alarm
 from plantmodel.topics import Topics
 from store import queries
+from store.models import Alarm as AlarmRow
 from store.models import Reading, RejectedMessage
 from webui.metrics import WebMetrics
 from webui.push import ALARMS_ROOM, Coalescer, Views, rooms_for
+from webui.services import BridgeReports
 
 log = logging.getLogger(__name__)
 
@@ -316,6 +320,9 @@ class LiveFeed:
         self._client: mqtt.Client | None = None
         self.health = Health(self._health_changed)
         self.bridges = BridgeWatch(self.health, stall_after=stall_after)
+        self.bridge_reports = BridgeReports()  # each bridge's own health (the services page)
+        self._bridge_health_prefix = topics.bridge_health("")
+        self._origin = uuid.uuid4().hex  # this process, in the alarm changes it tells the others
         self.db_probe_interval = db_probe_interval
         self._probe_stop = threading.Event()
         self._probe_thread: threading.Thread | None = None
@@ -421,6 +428,12 @@ class LiveFeed:
         if topic == self.topics.bridge_status():
             self.bridges.status(payload)
             return
+        if topic.startswith(self._bridge_health_prefix):
+            self.bridge_reports.received(topic[len(self._bridge_health_prefix):], payload)
+            return
+        if topic == self.topics.webui_alarm_changes():
+            self._alarm_changed_elsewhere(payload)
+            return
         for event in self.translator.translate(topic, payload):
             if isinstance(event, Alarm):
                 self.alarm_changed(self._alarm_dict(event))
@@ -429,10 +442,40 @@ class LiveFeed:
                     self.bridges.live_reading()
                 self.push.add(rooms_for(event.source, self.views.rooms), event.kind, event.source, event.data)
 
-    def alarm_changed(self, alarm: dict[str, Any]) -> None:
-        """Send one alarm (``queries.alarm_dict``) to every browser, e.g. after an acknowledgement."""
+    def alarm_changed(self, alarm: dict[str, Any], *, tell_others: bool = False) -> None:
+        """Send one alarm (``queries.alarm_dict``) to every browser, e.g. after an acknowledgement.
+        ``tell_others``: a change made here (not one the bridge published, which every process
+        receives): the other web UI processes behind the proxy are told on MQTT, by the alarm's id."""
         self._socketio.emit("alarm", alarm, to=ALARMS_ROOM)
         self.metrics.pushed("alarm")
+        if tell_others and alarm.get("id") is not None:
+            try:
+                self.publish(self.topics.webui_alarm_changes(),
+                             dumps({"origin": self._origin, "id": alarm["id"]}))
+            except MqttUnavailable as exc:  # the others' browsers see it on their next load
+                log.warning("other web UI processes not told of alarm %s: %s", alarm["id"], exc)
+
+    def _alarm_changed_elsewhere(self, payload: bytes) -> None:
+        """Another process changed an alarm: push it, as the database has it, to our browsers."""
+        try:
+            data = loads_object(payload, "alarm change")
+            alarm_id = data["id"]
+            if data.get("origin") == self._origin:
+                return  # ours, already pushed
+            if isinstance(alarm_id, bool) or not isinstance(alarm_id, int):
+                raise ValidationError("field 'id' must be an integer")
+        except (ValidationError, KeyError) as exc:
+            log.warning("skipping an alarm change %r: %s", payload[:200], exc)
+            return
+        try:
+            with self._make_session() as session:
+                row = session.get(AlarmRow, alarm_id)
+                alarm = queries.alarm_dict(row) if row is not None else None
+        except SQLAlchemyError as exc:
+            log.warning("alarm %s changed elsewhere not pushed: %s", alarm_id, exc)
+            return
+        if alarm is not None:
+            self.alarm_changed(alarm)
 
     def _alarm_dict(self, alarm: Alarm) -> dict[str, Any]:
         # The bridge publishes after its commit, so the row is normally there: it gives the browser
@@ -472,7 +515,8 @@ class LiveFeed:
             return
         self.seed_meters()  # before subscribing, so the first partials have their base
         # Subscribing here (not once after start) makes every reconnect resubscribe.
-        client.subscribe([(t, 1) for t in [*self.topics.live_subscriptions(), self.topics.bridge_status()]])
+        client.subscribe([(t, 1) for t in [*self.topics.live_subscriptions(), self.topics.bridge_status(),
+                                           self.topics.bridge_health(), self.topics.webui_alarm_changes()]])
         self.metrics.mqtt_connected()
         self.health.set_mqtt(True)
         log.info("MQTT connected, subscribed to the live topics")

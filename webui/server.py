@@ -2,7 +2,8 @@
 
 Flask-SocketIO in threading mode (eventlet is unmaintained) keeps one thread per WebSocket: the
 worker's thread pool (``WEBUI_THREADS``) bounds the dashboards a process serves. One worker per
-process: Socket.IO's rooms live in memory (several processes need sticky sessions, README). The app
+process: Socket.IO's rooms live in memory. Several processes sit behind nginx, each with its own MQTT
+connection; browsers hold one WebSocket each, so no sticky sessions are needed (README). The app
 is built in the worker, after the fork, and the live feed (MQTT, push thread) started there: a forked
 MQTT connection would be shared by two processes.
 """

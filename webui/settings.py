@@ -13,6 +13,7 @@ from plantmodel.mqtt import MqttSettings
 from plantmodel.placeholders import refuse_placeholder
 from plantmodel.timezone import server_zone_name, zone_from_env
 from plantmodel.topics import Topics
+from store.claim import claim_candidates
 from store.db import DEFAULT_SQLITE_PATH, database_url_from_env
 
 DEFAULT_PDF_FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"  # Debian's fonts-dejavu-core
@@ -37,6 +38,9 @@ class WebSettings:
     # Proxies in front (nginx: 1) whose X-Forwarded-For/-Proto/-Host are believed: the client's real
     # address (log-in limits, audit) and scheme (Socket.IO's same-origin check). 0: none, headers ignored.
     trusted_proxies: int = 0
+    # WEBUI_CLAIM_USER=1: (user, password) of each web UI user of the credentials file; the process
+    # claims a free one (store/claim.py; several web UIs behind nginx, compose's --scale webui=N).
+    claim_from: tuple[tuple[str, str], ...] = ()
     # Failed log-ins allowed per user name and per address before a lock-out (limits syntax).
     login_limit_user: str = "5 per 15 minutes"
     login_limit_address: str = "20 per 15 minutes"
@@ -55,7 +59,8 @@ class WebSettings:
     def from_env(cls, env: Mapping[str, str]) -> WebSettings:
         """``DATABASE_URL``, ``MQTT_*`` (user ``webui`` by default), ``PLANT_TOPIC_ROOT``,
         ``WEBUI_HOST``, ``WEBUI_PORT``, ``SECRET_KEY``, ``WEBUI_REPORT_PERIOD``, ``WEBUI_METER_PERIOD``,
-        ``WEBUI_PUSH_INTERVAL``, ``WEBUI_TRUSTED_PROXIES`` (0),
+        ``WEBUI_PUSH_INTERVAL``, ``WEBUI_TRUSTED_PROXIES`` (0), ``WEBUI_CLAIM_USER`` (0; 1 = take a free web
+        UI user of ``MQTT_CREDENTIALS_FILE``, MariaDB only),
         ``WEBUI_SWITCH_TIMEOUT`` (5 s: a remote switch without the
         meter's answer by then is reported as timed out), ``PLANT_TZ`` (default: the server's zone),
         ``PLANT_LANGUAGE`` (``fr`` by default, or ``en``),
@@ -78,6 +83,7 @@ class WebSettings:
             push_interval=env_float(env, "WEBUI_PUSH_INTERVAL", 0.5, minimum=0.0),
             https=https in ("1", "true", "yes"),
             trusted_proxies=env_int(env, "WEBUI_TRUSTED_PROXIES", 0, minimum=0),
+            claim_from=claim_candidates(env, "WEBUI_CLAIM_USER", "webui"),
             login_limit_user=check_limit(env_str(env, "WEBUI_LOGIN_LIMIT_USER", "5 per 15 minutes")),
             login_limit_address=check_limit(env_str(env, "WEBUI_LOGIN_LIMIT_ADDRESS", "20 per 15 minutes")),
             switch_timeout=check_switch_timeout(env_float(env, "WEBUI_SWITCH_TIMEOUT", 5.0, minimum=0.1)),

@@ -14,11 +14,10 @@ from flask import Blueprint, Response, current_app, jsonify, render_template, re
 from flask_babel import gettext as _
 from jinja2.utils import htmlsafe_json_dumps
 from markupsafe import Markup
-from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from plantmodel.measures import AUTOMATE_ALARM_MEASURES, AUTOMATE_MEASURES, METER_ALARM_MEASURES, METER_MEASURES
+from plantmodel.servicehealth import ServiceHealth
 from plantmodel.sources import AutomateSource, MeterSource, unit_key
 from plantmodel.thresholds import DEFAULT_SCOPE, SEVERITIES
 from store import models as orm
@@ -26,6 +25,7 @@ from store import queries
 from store.users import ROLES
 from webui.auth import current_user, public, require_role
 from webui.i18n import page_i18n
+from webui.services import webui_health
 from webui.snapshot import load_snapshot, measure_table, unit_snapshot
 from webui.sockets import STALE_AFTER
 from webui.state import web_state
@@ -204,20 +204,25 @@ def audit_log() -> str:
 @bp.get("/healthz")
 @public
 def healthz() -> tuple[Response, int]:
+    """This process's own health: its database and its broker connection (503 when either is down,
+    so a load balancer or compose stops counting on it; the live pages would be frozen)."""
+    health = own_health()
+    body = jsonify(status="ok" if health.ok else "unavailable", db=health.checks["database"].ok,
+                   mqtt=health.checks["broker"].ok, **health.to_dict())
+    return body, 200 if health.ok else 503
+
+
+def own_health() -> ServiceHealth:
     state = web_state()
-    db = database_ok(state.make_session)
-    body = jsonify(status="ok" if db else "unavailable", db=db, mqtt=state.feed.connected)
-    return body, 200 if db else 503
+    link = state.feed.health.to_dict()
+    return webui_health(state.make_session, link["mqtt"], link["reasons"].get("mqtt", ""))
 
 
-def database_ok(make_session: sessionmaker[Session]) -> bool:
-    try:
-        with make_session() as session:
-            session.execute(text("SELECT 1"))
-        return True
-    except SQLAlchemyError as exc:
-        log.warning("health check: database unavailable: %s", exc)
-        return False
+@bp.get("/admin/services")
+@require_role("admin")
+def services() -> str:
+    """Each service's health (GET /api/health, static/services.js): this web UI, the bridges, the notifier."""
+    return render_template("services.html")
 
 
 @bp.get("/admin/rejected")

@@ -255,14 +255,18 @@ def test_acl_is_least_privilege() -> None:
                               "topic read shellies/m1/relay/0/command", "topic read shellies/command"]
     assert sections["debug"] == ["topic read #"]
     # The web UI writes only the legacy senders' topics and the meters' command topics.
-    # It reads the bridges' status (birth / last will) for its health badge, and nothing else of theirs.
+    # It reads the bridges' status (birth / last will) for its health badge and their health reports
+    # for the services page, and nothing else of theirs.
     assert sections["webui"] == [*(f"topic read {t}" for t in Topics().live_subscriptions()),
                                  "topic read plant/bridge/status",
+                                 "topic read plant/bridge/health/+",
+                                 "topic readwrite plant/webui/alarms",
                                  "topic write plant/legacy/units/+/automates/+/readings",
                                  "topic write plant/legacy/meters/+/power",
                                  "topic write m1/rpc", "topic write shellies/m1/relay/0/command"]
     assert sections["bridge"] == ["topic read #", "topic write plant/alarms/#", "topic write plant/bridge/status",
-                                  "topic write plant/confirm/#", "topic write +/rpc"]
+                                  "topic write plant/bridge/health/bridge", "topic write plant/confirm/#",
+                                  "topic write +/rpc"]
 
 
 def test_numbered_bridges_and_debug_users_share_their_role_acl(tmp_path: Path) -> None:
@@ -271,7 +275,10 @@ def test_numbered_bridges_and_debug_users_share_their_role_acl(tmp_path: Path) -
     assert services.debug_users() == ["debug", "debug-2"]
     sections = acl_sections(acl_text(PlantLayout(units=1, meters=()), Topics("site/a"), services))
     assert set(sections) == {"bridge", "bridge-2", "bridge-3", "webui", "debug", "debug-2", "unit-1"}
-    assert sections["bridge-3"] == sections["bridge"] and "topic write site/a/confirm/#" in sections["bridge"]
+    # The same rights, but each bridge reports its own health only.
+    assert [t.replace("bridge-3", "bridge") for t in sections["bridge-3"]] == sections["bridge"]
+    assert "topic write site/a/confirm/#" in sections["bridge"]
+    assert "topic write site/a/bridge/health/bridge-3" in sections["bridge-3"]
     assert sections["debug-2"] == sections["debug"] == ["topic read #"]
     assert sections["unit-1"] == ["topic write site/a/units/1/#", "topic read site/a/confirm/units/1"]
     files = CredentialFiles(tmp_path / "secrets")
@@ -362,8 +369,12 @@ def test_provision_keeps_a_sites_own_certificates(tmp_path: Path, monkeypatch: p
     assert broker_main(["provision", "--out", str(tmp_path / "out")]) == 0
     assert {p.name: p.read_bytes() for p in own.directory.iterdir()} == before
     assert (tmp_path / "out" / "broker" / "server.crt").read_bytes() == before["server.crt"]
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["bridge", "broker", "devices", "webui"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["bridge", "broker", "devices", "proxy", "webui"]
     assert json.loads((tmp_path / "out" / "webui" / "credentials.json").read_text())["users"].keys() == {"webui"}
+    # nginx gets the certificate and key for HTTPS, and no one's password.
+    proxy = tmp_path / "out" / "proxy"
+    assert sorted(p.name for p in proxy.iterdir() if not p.name.startswith(".")) == ["ca.crt", "server.crt", "server.key"]
+    assert (proxy / "server.key").read_bytes() == before["server.key"]
     # Half a set of certificates is an error, not a silent new CA.
     own.server_key.unlink()
     assert broker_main(["provision", "--out", str(tmp_path / "out")]) == 2

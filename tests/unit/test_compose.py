@@ -18,12 +18,14 @@ from tests.processes import REPO
 
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
-OURS = {name: s for name, s in SERVICES.items() if "build" in s}
+APP_IMAGE = "abb-telemetry:latest"
+OURS = {name: s for name, s in SERVICES.items() if s.get("image") == APP_IMAGE}  # our Python services
 PACKAGES = ["plantmodel", "store", "broker", "bridge", "devices", "webui", "stack", "notifier"]
 
 
 def env_vars_read_by_code() -> set[str]:
-    pattern = re.compile(r"""(?:env_(?:str|int|float|path)\(env, |env\.get\(|environ\.get\()"([A-Z][A-Z0-9_]+)\"""")
+    call = r"(?:env_(?:str|int|float|path)\(env, |env\.get\(|environ\.get\(|claim_candidates\(env, )"
+    pattern = re.compile(call + r'"([A-Z][A-Z0-9_]+)"')
     found: set[str] = set()
     for pkg in PACKAGES:
         for path in (REPO / pkg).rglob("*.py"):
@@ -37,8 +39,11 @@ def interpolate(value: str) -> str:
 
 
 def test_expected_services() -> None:
-    assert set(SERVICES) == {"credentials", "mariadb", "mosquitto", "bridge", "webui", "devices", "backup",
-                             "notifier", "retention"}
+    assert set(SERVICES) == {"credentials", "mariadb", "mosquitto", "bridge", "webui", "nginx", "devices", "backup",
+                             "notifier", "retention", "prometheus"}
+    assert SERVICES["devices"]["profiles"] == ["demo"]  # simulators only for a trial
+    assert SERVICES["prometheus"]["profiles"] == ["monitoring"]
+    assert [n for n, s in SERVICES.items() if "profiles" in s] == ["devices", "prometheus"]
 
 
 @pytest.mark.parametrize("name", sorted(OURS))
@@ -129,10 +134,25 @@ def test_the_bridge_and_the_retention_job_agree_on_the_raw_retention() -> None:
     assert OURS["retention"]["command"] == ["python", "-m", "store", "retention", "--every", "3600"]
 
 
+def dockerfile_stages() -> dict[str, str]:
+    """stage name -> its lines (``FROM ... AS name``)."""
+    parts = re.split(r"^FROM \S+ AS (\w+)$", (REPO / "Dockerfile").read_text(), flags=re.M)
+    return dict(zip(parts[1::2], parts[2::2], strict=True))
+
+
 def test_containers_run_as_an_unprivileged_user() -> None:
-    dockerfile = (REPO / "Dockerfile").read_text()
-    users = re.findall(r"^USER (\S+)$", dockerfile, re.M)
-    assert users and users[-1].split(":")[0] not in ("0", "root")
+    stages = dockerfile_stages()
+    assert set(stages) == {"app", "proxy"}
+    for stage in stages.values():  # each image ends as a user of its own
+        users = re.findall(r"^USER (\S+)$", stage, re.M)
+        assert users and users[-1].split(":")[0] not in ("0", "root")
+    users = re.findall(r"^USER (\S+)$", stages["app"], re.M)
+    assert all(s["build"]["target"] == "app" for s in OURS.values())
+    assert SERVICES["nginx"]["build"]["target"] == "proxy"
+    # The proxy's secrets are handed to nginx-unprivileged's user.
+    proxy_user = re.findall(r"^USER (\S+)$", stages["proxy"], re.M)[-1]
+    command = OURS["credentials"]["command"]
+    assert command[command.index("--proxy-owner") + 1] == f"{proxy_user}:{proxy_user}"
     assert [n for n, s in OURS.items() if "user" in s] == ["credentials"]  # the one-shot that hands out secrets
     owner = OURS["credentials"]["command"][OURS["credentials"]["command"].index("--owner") + 1]
     assert owner.split(":")[0] == users[-1].split(":")[0]
@@ -155,8 +175,13 @@ def listeners() -> list[tuple[int, str | None]]:
     return out
 
 
+def published() -> dict[str, list[str]]:
+    return {name: s["ports"] for name, s in SERVICES.items() if s.get("ports")}
+
+
 def test_ports_agree() -> None:
-    """Only TLS is published: plain MQTT listens on the broker container's loopback."""
+    """Only TLS is published: plain MQTT listens on the broker container's loopback, the web UI is
+    reached through nginx (443; 80 only redirects), Prometheus on the server's loopback."""
     (plain, plain_bind), (tls, tls_bind) = listeners()
     assert plain_bind == "127.0.0.1" and tls_bind is None
     assert SERVICES["mosquitto"]["ports"] == [f"{tls}:{tls}"]
@@ -171,8 +196,15 @@ def test_ports_agree() -> None:
     assert "mosquitto" in names  # the name the services verify
     web = SERVICES["webui"]
     port = int(web["command"][web["command"].index("--port") + 1])
-    assert web["ports"] == [f"{port}:{port}"]
+    assert web["expose"] == [str(port)] and "ports" not in web
     assert f"127.0.0.1:{port}/healthz" in " ".join(web["healthcheck"]["test"])
+    nginx = SERVICES["nginx"]["environment"]
+    assert nginx["WEBUI_UPSTREAM"] == f"webui:{port}"
+    assert published() == {"mosquitto": [f"{tls}:{tls}"],
+                           "nginx": [f"{nginx['NGINX_PUBLIC_HTTPS_PORT']}:{nginx['NGINX_HTTPS_PORT']}",
+                                     f"80:{nginx['NGINX_HTTP_PORT']}"],
+                           "prometheus": ["127.0.0.1:9090:9090"]}
+    assert f"https://127.0.0.1:{nginx['NGINX_HTTPS_PORT']}/" in SERVICES["nginx"]["healthcheck"]["test"][1]
 
 
 def mounts(service: dict) -> dict[str, str]:
@@ -219,8 +251,8 @@ def test_no_container_holds_another_ones_secrets() -> None:
         sources = set(mounts(service).values())
         if name != "credentials":
             assert master not in sources, name
-        others = {f"{n}-secrets" for n in ("broker", "bridge", "webui", "devices")} - {
-            f"{'broker' if name == 'mosquitto' else name}-secrets"}
+        own = {"mosquitto": "broker", "nginx": "proxy"}.get(name, name)
+        others = {f"{n}-secrets" for n in ("broker", "bridge", "webui", "devices", "proxy")} - {f"{own}-secrets"}
         if name != "credentials":
             assert not sources & others, name
 
@@ -240,3 +272,64 @@ def test_gitignored_secrets_are_not_in_the_repo() -> None:
     assert "/var/" in ignored and ".env" in ignored
     tracked = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout
     assert not [f for f in tracked.splitlines() if Path(f).name in ("passwd", "acl", "credentials.json", ".env")]
+
+
+def test_nginx_renders_the_template_with_every_variable_and_finds_its_files() -> None:
+    """The image renders /etc/nginx/templates/*.template with envsubst of the container's variables:
+    each ${VAR} of our template must be set, or nginx gets an empty value (and a broken config)."""
+    template = (REPO / "deploy" / "nginx" / "webui.conf.template").read_text()
+    wanted = set(re.findall(r"\$\{([A-Z_]+)\}", template))
+    env = SERVICES["nginx"]["environment"]
+    assert wanted and wanted <= set(env), wanted - set(env)
+    proxy = dockerfile_stages()["proxy"]
+    assert "COPY deploy/nginx/webui.conf.template /etc/nginx/templates/" in proxy
+    assert f"COPY --from=app /app/webui/static {env['STATIC_DIR']}" in proxy
+    tls = mounts(SERVICES["nginx"])
+    folder = str(PurePosixPath(env["TLS_CERT"]).parent)
+    assert str(PurePosixPath(env["TLS_KEY"]).parent) == folder and tls[folder] == "proxy-secrets"
+    creds = SERVICES["credentials"]
+    out = PurePosixPath(creds["command"][creds["command"].index("--out") + 1])
+    assert mounts(creds)[str(out / "proxy")] == "proxy-secrets"
+
+
+def test_long_running_services_have_real_health_checks_and_start_in_order() -> None:
+    """Each service's health check runs a real command of ours (parsed as the code would), and a
+    service waits for what it needs to be healthy, not just started."""
+    for name in ("bridge", "webui", "notifier", "mariadb", "mosquitto", "nginx"):
+        assert SERVICES[name]["healthcheck"]["test"], name
+    for name in ("bridge", "notifier"):
+        test = SERVICES[name]["healthcheck"]["test"]
+        assert test[:4] == ["CMD", "python", "-m", name] and test[4] == "health"
+        importlib.import_module(f"{name}.__main__").build_parser().parse_args(test[4:])
+    assert SERVICES["notifier"]["environment"]["NOTIFY_HEALTH_FILE"]
+    for name, service in SERVICES.items():
+        for dep, cond in service.get("depends_on", {}).items():
+            if cond["condition"] == "service_healthy":
+                assert "healthcheck" in SERVICES[dep], (name, dep)
+    assert SERVICES["nginx"]["depends_on"]["webui"]["condition"] == "service_healthy"
+    assert SERVICES["bridge"]["depends_on"]["mariadb"]["condition"] == "service_healthy"
+    assert all(s.get("restart") == "unless-stopped" for n, s in SERVICES.items() if n != "credentials")
+
+
+@pytest.mark.parametrize(("name", "count"), [("bridge", "BROKER_BRIDGES"), ("webui", "BROKER_WEBUIS")])
+def test_bridges_and_web_uis_scale_with_a_claimed_user_each(name: str, count: str) -> None:
+    """`--scale bridge=N` / `webui=N`: identical replicas, so none may name its MQTT user (one client
+    id for N containers would have them disconnect each other); each claims one (store/claim.py)."""
+    env = OURS[name]["environment"]
+    assert env[f"{name.upper()}_CLAIM_USER"] == "1" and "MQTT_USERNAME" not in env and "MQTT_PASSWORD" not in env
+    assert "container_name" not in SERVICES[name] and "ports" not in SERVICES[name]
+    assert OURS["credentials"]["environment"][count] == f"${{{count}:-1}}"
+
+
+def test_prometheus_scrapes_what_compose_runs() -> None:
+    conf = yaml.safe_load((REPO / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    jobs = {j["job_name"]: j for j in conf["scrape_configs"]}
+    bridge = jobs["bridge"]["dns_sd_configs"][0]
+    assert bridge["names"] == ["bridge"] and bridge["port"] == 9108  # BridgeSettings' default metrics port
+    assert OURS["bridge"]["environment"]["BRIDGE_METRICS_HOST"] == "0.0.0.0"
+    web = jobs["webui"]
+    assert web["dns_sd_configs"][0]["names"] == ["webui"] and web["dns_sd_configs"][0]["port"] == 8080
+    token = PurePosixPath(web["authorization"]["credentials_file"])
+    assert mounts(SERVICES["prometheus"])[str(token.parent)] == "./deploy/prometheus/secrets"
+    ignore = (REPO / "deploy" / "prometheus" / "secrets" / ".gitignore").read_text()
+    assert ignore.splitlines()[1:] == ["*", "!.gitignore"]

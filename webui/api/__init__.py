@@ -71,6 +71,7 @@ def install(app: Flask) -> None:
     """Register the API blueprint and the JSON error handlers for ``/api`` paths."""
     # Imported for their routes on ``bp``.
     import webui.api.audit  # (the audit trail, admins)
+    import webui.api.health  # (the services' health, admins)
     import webui.api.notifications  # (alarm notification routes and outbox, admins)
     import webui.api.rejected  # (rejected messages, admins)
     import webui.api.tokens  # noqa: F401  (the legacy HTTP senders' tokens)

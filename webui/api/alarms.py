@@ -178,5 +178,5 @@ def acknowledge(alarm_id: int) -> Response:
         audit("alarm.acknowledge", session=session, alarm=alarm_id, source=data.get("source"),
               measure=data.get("measure"), severity=row.severity, note=note, disposition=disposition)
     # After the commit: browsers must never see an acknowledgement that was rolled back.
-    state.feed.alarm_changed(data)
+    state.feed.alarm_changed(data, tell_others=True)
     return jsonify(data)

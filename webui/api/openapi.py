@@ -571,6 +571,27 @@ def openapi_document() -> dict[str, Any]:
             role="admin",
             description="A source whose messages keep being rejected raises a `probe_fault` alarm carrying the "
                         "last reason (its `detail`).")},
+        "/api/health": {"get": _op(
+            "Every service's health: this web server, each bridge, the notifier",
+            {"200": _json("the services", _obj({
+                "ok": {"type": "boolean", "description": "every service healthy, and at least one bridge reports"},
+                "ts": {"type": "string", "format": "date-time"},
+                "services": {"type": "array", "items": _obj({
+                    "service": {"type": "string", "enum": ["webui", "bridge", "notifier"]},
+                    "instance": {"type": "string", "description": "host/pid, a bridge's MQTT user, or `outbox`"},
+                    "ts": {"type": "string", "format": "date-time", "description": "when it was measured"},
+                    "ok": {"type": "boolean"},
+                    "stale": {"type": "boolean", "description": "a bridge's report older than 3 of its periods"},
+                    "age_s": _nullable({"type": "number"}),
+                    "checks": {"type": "object", "additionalProperties": _obj({
+                        "ok": _nullable({"type": "boolean"}), "detail": {"type": "string"}})},
+                    "values": {"type": "object", "additionalProperties": _nullable({"type": "number"}),
+                               "description": "ingest_lag_s, last_commit_age_s, queue_depth, pending, "
+                                              "oldest_pending_s, failed_24h…"}})}})), **_err(400, 403)},
+            role="admin",
+            description="A bridge reports (retained, on MQTT) whether its broker and database answer and how long "
+                        "the oldest received message has waited for its commit; the notifier is judged by its "
+                        "outbox (a notification pending over 15 min). The services page shows this.")},
         "/api/audit.csv": {"get": _op(
             "The audit trail (every match, newest first) as a streamed CSV download",
             {"200": {"description": "CSV with header `id,at,actor,address,action,details,hash`",

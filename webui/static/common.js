@@ -573,7 +573,9 @@ window.Plant = (() => {
       return;
     }
     badge("connecting", _("connecting…"));
-    socket = io({ transports: ["websocket", "polling"] });
+    // WebSocket only: one connection to one web UI process for its whole life, so nginx may spread
+    // browsers over several processes (deploy/nginx/webui.conf.template); no long-polling fallback.
+    socket = io({ transports: ["websocket"] });
     socket.on("connect", () => {
       socketUp = true;
       renderHealth();
