@@ -407,11 +407,13 @@ def test_3_mosquitto_sigkilled(stack: FaultStack) -> None:
         stack.verify(t, checks, stack.fault_ended(t))
 
 
-def test_4_units_cut_off_the_broker_for_20s(stack: FaultStack) -> None:
-    with stack.case("4 units cut off 20 s") as (t, checks):
-        reset = stack.proxy.cut(20)
-        t.step(f"proxy cut: {reset} connection(s) reset, new ones refused for 20 s")
-        time.sleep(20)
+def test_4_units_cut_off_the_broker_for_10s(stack: FaultStack) -> None:
+    # 10 s: several of the units' reconnect attempts refused (back-off from 1 s) and ~10 readings per
+    # automate buffered; longer adds suite time, not coverage.
+    with stack.case("4 units cut off 10 s") as (t, checks):
+        reset = stack.proxy.cut(10)
+        t.step(f"proxy cut: {reset} connection(s) reset, new ones refused for 10 s")
+        time.sleep(10)
         t.step(f"proxy open again ({stack.proxy.refused} connection attempt(s) refused meanwhile)")
         stack.verify(t, checks, stack.fault_ended(t))
 
