@@ -345,13 +345,14 @@ class Bridge:
         while any(w is not None for _, w in self._latest.values()) and time.monotonic() < deadline:
             self._publish_waiting()
             time.sleep(0.05)
+        # Before the goodbye: a report in the making must not land after it (and stay for good).
+        self._health_thread.join(10)
         if self._connected.is_set():
             self.client.publish(self.topics.bridge_status(), DeviceStatus.offline().to_json(), qos=1,
                                 retain=True).wait_for_publish(2)
             # A bridge that stops on purpose leaves the services page (a killed one goes stale there).
             self.client.publish(self.topics.bridge_health(self.settings.mqtt.username), b"", qos=1,
                                 retain=True).wait_for_publish(2)
-        self._health_thread.join(2)
         self.client.disconnect()
         self.client.loop_stop()
         if self._metrics_server is not None:
@@ -444,9 +445,10 @@ class Bridge:
                     except SQLAlchemyError as exc:
                         log.warning("cannot check thresholds and disabled devices: %s", exc)
                 if batch:
-                    self._in_hand_since = batch[0].received_at
-                    self._handle(batch)
-                    self._in_hand_since = None
+                    try:
+                        self._handle(batch)
+                    finally:
+                        self._in_hand_since = None  # handled, or held by the broker for a redelivery
                     self._busy = False
                 self._publish_waiting()
                 if now >= next_status and self._connected.is_set():
@@ -511,6 +513,8 @@ class Bridge:
                 health = self.self_health()
                 if health.problems:
                     log.warning("health: %s", "; ".join(health.problems))
+                if self._stop.is_set():
+                    return  # stopping: stop() publishes the goodbye
                 self.client.publish(self.topics.bridge_health(self.settings.mqtt.username), health.to_json(),
                                     qos=1, retain=True)
             except Exception:  # a bug here must not end the reports: the page would show a stale bridge
@@ -522,6 +526,7 @@ class Bridge:
         except queue.Empty:
             return []
         self._busy = True  # from here until it is handled: `bridge leave` must not stop meanwhile
+        self._in_hand_since = first.received_at  # the ingest lag counts from the first one taken
         batch = [first]
         deadline = time.monotonic() + self.settings.batch_wait
         while len(batch) < self.settings.batch_size:

@@ -55,6 +55,13 @@ class BridgeSettings:
     # this bridge claims at start (bridge/claim.py; compose's --scale bridge=N). Empty: MQTT_USERNAME.
     claim_from: tuple[tuple[str, str], ...] = ()
 
+    def __post_init__(self) -> None:
+        if self.claim_from and self.database_failover_hosts:
+            # Named locks live on one Galera node: after a failover two bridges could each hold the
+            # same user on different nodes, and keep disconnecting each other.
+            raise ValidationError("BRIDGE_CLAIM_USER=1 cannot be used with DATABASE_FAILOVER_HOSTS (a claim is held "
+                                  "on one Galera node only): give each bridge its MQTT_USERNAME")
+
     def partition_of(self) -> tuple[list[int], list[str]]:
         """The units and meters of this bridge's partition (all without one)."""
         units = list(range(1, self.layout.units + 1))

@@ -293,7 +293,8 @@ class Notifier:
                 self.stats.errors += 1
                 delay = min(max(delay * 2, 1.0), 30.0)
                 log.exception("unexpected error in the notifier's poll; going on in %g s", delay)
-                self.write_health(Check(None, "the last poll failed on an internal error (see the log)"))
+                # Failing, not unknown: a bug on every poll means no notification goes out.
+                self.write_health(Check(False, "the last poll failed on an internal error (see the log)"))
             if self.settings.stats_every and time.monotonic() >= next_stats:
                 next_stats = time.monotonic() + self.settings.stats_every
                 log.info("%s", self.stats.line())

@@ -73,6 +73,10 @@ class UserClaim:
     def acquire(self) -> str:
         """Take the first free user; :class:`PlantModelError` when every one is held."""
         conn = self._engine.connect()
+        # The server frees a lock with its session: when this host dies with its connection (no
+        # FIN), after a minute of silence rather than MariaDB's default 8 hours. held() talks every
+        # few seconds, so a live holder never reaches it.
+        conn.execute(text("SET SESSION wait_timeout = 60"))
         database = conn.scalar(text("SELECT DATABASE()")) or ""
         for user in self._candidates:
             name = lock_name(str(database), user)

@@ -47,6 +47,7 @@ def database_url_from_env(env: Mapping[str, str]) -> str:
 # setting the others, tried in order when the one before refuses or times out.
 FAILOVER_ENV = "DATABASE_FAILOVER_HOSTS"
 FAILOVER_CONNECT_TIMEOUT_S = 3  # per host, unless the URL sets connect_timeout
+GALERA_NOT_READY = 1047  # ER_UNKNOWN_COM_ERROR, what a Galera node out of the primary component answers
 _HOST = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252}[A-Za-z0-9])?)\Z")
 
 Host = tuple[str, int]
@@ -91,6 +92,19 @@ def _failover(engine: Engine, hosts: tuple[Host, ...]) -> None:
     @event.listens_for(engine, "do_connect")
     def connect(dialect: Any, _record: Any, cargs: Any, cparams: dict[str, Any]) -> Any:
         return connect_in_order(dialect.loaded_dbapi, cargs, cparams, candidates)
+
+    event.listen(engine, "handle_error", galera_not_ready_is_a_disconnect)
+
+
+def galera_not_ready_is_a_disconnect(context: Any) -> None:
+    """A node cut off from the cluster stays up and answers every query with 1047 (WSREP has not
+    yet prepared node for application use), which SQLAlchemy does not count as a disconnect: the
+    pooled connection would be reused, on that node, for every retry. Marked a disconnect, the pool
+    drops it and the retry connects to a ready node."""
+    # (A function of the module, not a closure: the unit test calls it with a stand-in context.)
+    args = getattr(context.original_exception, "args", ())  # the driver's own exception
+    if args and args[0] == GALERA_NOT_READY:
+        context.is_disconnect = True
 
 
 def connect_in_order(dbapi: Any, cargs: Any, cparams: dict[str, Any], candidates: tuple[Host, ...]) -> Any:

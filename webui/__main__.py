@@ -179,7 +179,7 @@ def _run(host: str | None, port: int | None, *, production: bool = False, thread
             from webui.server import WebServer  # gunicorn: only this command needs it
 
             def make_app() -> Flask:  # in gunicorn's worker: the claim's connection is the worker's own
-                return create_app(_claimed(settings, engine), sessionmaker=sessions)
+                return create_app(_claimed(settings, engine, threading.Event()), sessionmaker=sessions)
 
             count = threads or int(os.environ.get("WEBUI_THREADS", "1000"))
             engine.dispose()  # no pooled connection crosses the fork: the worker opens its own
@@ -187,13 +187,16 @@ def _run(host: str | None, port: int | None, *, production: bool = False, thread
             WebServer(make_app, host=settings.host, port=settings.port, threads=count).run()
             log.info("stopped")
             return 0
-        app = create_app(_claimed(settings, engine), sessionmaker=sessions)
+        lost = threading.Event()
+        app = create_app(_claimed(settings, engine, lost), sessionmaker=sessions)
         web_state(app).feed.start()  # MQTT and the push thread: the server's, not the factory's
         try:
             print(f"webui: serving http://{settings.host}:{settings.port}/", flush=True)
             app.extensions["socketio"].run(app, settings.host, settings.port, allow_unsafe_werkzeug=True)
         finally:
             web_state(app).feed.stop()
+        if lost.is_set():
+            return 3  # as the bridge: a supervisor restarts it, and it claims a user again
     except KeyboardInterrupt:
         pass  # a signal before the server was up
     finally:
@@ -202,12 +205,13 @@ def _run(host: str | None, port: int | None, *, production: bool = False, thread
     return 0
 
 
-def _claimed(settings: WebSettings, engine: Engine) -> WebSettings:
+def _claimed(settings: WebSettings, engine: Engine, lost: threading.Event) -> WebSettings:
     """With ``WEBUI_CLAIM_USER=1``: the settings with a free web UI user claimed (store/claim.py),
-    held until the process ends; a watchdog stops the process if the claim is lost (another web UI
-    may take the user; gunicorn then starts a worker that claims again)."""
+    held until the process ends; a watchdog sets ``lost`` and stops the process if the claim is lost
+    (another web UI may take the user; gunicorn then starts a worker that claims again)."""
     if not settings.claim_from:
         return settings
+    wait_for_database(engine, log=log)  # a new gunicorn worker may start while the database is down
     passwords = dict(settings.claim_from)
     claim = UserClaim(engine, list(passwords), "WEBUI_CLAIM_USER")
     user = claim.acquire()
@@ -216,6 +220,7 @@ def _claimed(settings: WebSettings, engine: Engine) -> WebSettings:
         while claim.held():
             time.sleep(CLAIM_CHECK_S)
         log.error("the lock on MQTT user %s is lost; stopping this process", user)
+        lost.set()
         os.kill(os.getpid(), signal.SIGTERM)
 
     threading.Thread(target=watch, name="webui-claim", daemon=True).start()

@@ -97,7 +97,11 @@ def notifier_health(session: Session, now: datetime) -> ServiceHealth:
 
 
 def report_dict(health: ServiceHealth, age: float | None = None) -> dict[str, Any]:
-    """A report for the API: ``stale`` when it is older than :data:`STALE_PERIODS` of its period."""
+    """A report for the API: ``stale`` when it is older than :data:`STALE_PERIODS` of its period,
+    counted from its receipt or its own time, whichever is older (a web UI started after a bridge
+    died receives the dead bridge's retained report as new)."""
+    if age is not None:
+        age = max(age, (utcnow() - health.ts).total_seconds())
     data = health.to_dict()
     every = health.values.get("report_every_s")
     stale = age is not None and every is not None and age > STALE_PERIODS * every

@@ -207,8 +207,10 @@ def healthz() -> tuple[Response, int]:
     """This process's own health: its database and its broker connection (503 when either is down,
     so a load balancer or compose stops counting on it; the live pages would be frozen)."""
     health = own_health()
+    # Public (load balancers, compose): yes or no per dependency; the details (host, process, why)
+    # are for admins, at /api/health.
     body = jsonify(status="ok" if health.ok else "unavailable", db=health.checks["database"].ok,
-                   mqtt=health.checks["broker"].ok, **health.to_dict())
+                   mqtt=health.checks["broker"].ok)
     return body, 200 if health.ok else 503
 
 

@@ -373,7 +373,8 @@ def test_provision_keeps_a_sites_own_certificates(tmp_path: Path, monkeypatch: p
     assert json.loads((tmp_path / "out" / "webui" / "credentials.json").read_text())["users"].keys() == {"webui"}
     # nginx gets the certificate and key for HTTPS, and no one's password.
     proxy = tmp_path / "out" / "proxy"
-    assert sorted(p.name for p in proxy.iterdir() if not p.name.startswith(".")) == ["ca.crt", "server.crt", "server.key"]
+    shown = sorted(p.name for p in proxy.iterdir() if not p.name.startswith("."))
+    assert shown == ["ca.crt", "server.crt", "server.key"]
     assert (proxy / "server.key").read_bytes() == before["server.key"]
     # Half a set of certificates is an error, not a silent new CA.
     own.server_key.unlink()

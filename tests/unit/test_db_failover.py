@@ -161,3 +161,23 @@ def test_when_no_host_will_do_the_last_error_is_raised() -> None:
     with pytest.raises(FakeError) as err:
         connect_in_order(dbapi, (), {}, HOSTS)
     assert err.value.args[0] == 1047 and "wsrep_ready OFF" in str(err.value)
+
+
+def test_a_galera_node_out_of_the_cluster_counts_as_a_disconnect() -> None:
+    """1047 from a node cut off the cluster: the pool must drop that connection (else every retry
+    reuses it on that node), while other errors keep SQLAlchemy's own judgement."""
+    import pymysql
+
+    from store.db import galera_not_ready_is_a_disconnect
+
+    class Context:
+        def __init__(self, exc: Exception) -> None:
+            self.original_exception = exc
+            self.is_disconnect = False
+
+    cut_off = Context(pymysql.err.OperationalError(1047, "WSREP has not yet prepared node for application use"))
+    galera_not_ready_is_a_disconnect(cut_off)
+    assert cut_off.is_disconnect is True
+    conflict = Context(pymysql.err.OperationalError(1213, "Deadlock found"))
+    galera_not_ready_is_a_disconnect(conflict)
+    assert conflict.is_disconnect is False

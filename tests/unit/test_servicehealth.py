@@ -124,3 +124,16 @@ def test_claim_candidates_are_the_bridge_users_of_the_credentials_file(tmp_path:
     with pytest.raises(ValidationError, match="no bridge user"):
         claim_candidates({**env, claim: "1"}, claim, "bridge")
     assert len(lock_name("d" * 200, "bridge-12345")) <= 64  # MariaDB's limit for a lock name
+
+
+def test_a_claim_is_refused_with_galera_failover(tmp_path: Path) -> None:
+    """A named lock is held on one Galera node: after a failover two bridges could hold one user."""
+    from bridge.settings import BridgeSettings
+
+    creds = tmp_path / "credentials.json"
+    creds.write_text(json.dumps({"users": {"bridge": "p1"}}))
+    env = {"MQTT_CREDENTIALS_FILE": str(creds), "BRIDGE_CLAIM_USER": "1",
+           "DATABASE_URL": "mariadb+pymysql://u:Zq8vW2tLk4@127.0.0.1:3306/plant"}
+    assert BridgeSettings.from_env(env).claim_from == (("bridge", "p1"),)
+    with pytest.raises(ValidationError, match="DATABASE_FAILOVER_HOSTS"):
+        BridgeSettings.from_env({**env, "DATABASE_FAILOVER_HOSTS": "127.0.0.1:3307"})
