@@ -322,7 +322,8 @@ def test_mosquitto_sub_shows_readable_json_on_every_topic(pipeline: Pipeline) ->
     for topic, payload in lines:
         json.loads(payload)  # every payload is JSON (Shelly's online is the JSON literal true/false)
         kinds.add(_kind(topic))
-    for retained_or_live in ("reading", "unit status", "bridge status", "meter online", "meter events"):
+    for retained_or_live in ("reading", "unit status", "bridge status", "bridge health", "meter online",
+                             "meter events"):
         assert retained_or_live in kinds, (retained_or_live, kinds)
     # RPC request and answer: seen by our spy when the bridge first met each meter.
     topics = {t for t, _ in pipeline.live("")}
@@ -332,6 +333,13 @@ def test_mosquitto_sub_shows_readable_json_on_every_topic(pipeline: Pipeline) ->
 def _kind(topic: str) -> str:
     if topic == T.bridge_status():
         return "bridge status"
+    if topic.startswith(T.bridge_health("")):
+        return "bridge health"
+    if topic == T.webui_alarm_changes():
+        return "web UI alarm change"
+    parts = topic.split("/")
+    if parts[-1] == "rpc" and (len(parts) == 2 or parts[1:] == ["bridge", "rpc"]):
+        return "meter rpc"  # a status request to a meter (the bridge asks a quiet one), or its answer
     parsed = T.parse(topic)
     if isinstance(parsed, ShellyTopic):
         return "meter online" if parsed.kind == "online" else "meter events"

@@ -23,7 +23,8 @@ NOW = to_ms(utcnow())  # reports carry milliseconds
 
 
 def sample(**checks: bool | None) -> ServiceHealth:
-    return ServiceHealth("bridge", "bridge-2", NOW, {k: Check(v, "" if v else "why") for k, v in checks.items()},
+    checked = {k: Check(v, "" if v else "why") for k, v in checks.items()}
+    return ServiceHealth("bridge", "bridge-2", to_ms(utcnow()), checked,
                          {"ingest_lag_s": 1.5, "last_commit_age_s": None, "report_every_s": 2.0})
 
 
@@ -35,7 +36,7 @@ def test_healthy_unless_a_check_is_known_to_fail() -> None:
 
 def test_a_report_survives_json_and_garbage_is_refused() -> None:
     health = sample(broker=True, database=False, ingest=None)
-    again = ServiceHealth.from_json(health.to_json())
+    again = ServiceHealth.from_json(health.to_json())  # (times to the millisecond, as published)
     assert again == health
     for garbage in ("[]", "{}", '{"service": "bridge", "instance": "b", "ts": "x", "checks": {}}',
                     json.dumps({**health.to_dict(), "service": "mailer"}),

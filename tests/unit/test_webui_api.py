@@ -374,7 +374,7 @@ def test_bad_alarm_filters(shared: Api, query: str, status: int, names: str) -> 
 
 def test_acknowledge_pushes_the_alarm_and_refuses_a_second_time(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     pushed: list[dict[str, Any]] = []
-    monkeypatch.setattr(web_state(api.app).feed, "alarm_changed", pushed.append)
+    monkeypatch.setattr(web_state(api.app).feed, "alarm_changed", lambda alarm, **_kw: pushed.append(alarm))
     resp = api.call("POST", "/api/alarms/1/ack", "operator")
     assert resp.status_code == 200
     alarm = resp.get_json()
