@@ -161,6 +161,7 @@ def _run(host: str | None, port: int | None, *, production: bool = False, thread
 
     for sig in (signal.SIGTERM, signal.SIGINT):  # SIGINT too: a background start may inherit it ignored
         signal.signal(sig, _interrupt)
+    lost = threading.Event()  # set by the claim's watchdog (WEBUI_CLAIM_USER) when the claim is lost
     try:
         log.info("database: %s", describe(engine.url))
         # The database may start after us (no start order on a plant server): wait, do not crash.
@@ -187,7 +188,6 @@ def _run(host: str | None, port: int | None, *, production: bool = False, thread
             WebServer(make_app, host=settings.host, port=settings.port, threads=count).run()
             log.info("stopped")
             return 0
-        lost = threading.Event()
         app = create_app(_claimed(settings, engine, lost), sessionmaker=sessions)
         web_state(app).feed.start()  # MQTT and the push thread: the server's, not the factory's
         try:
@@ -195,14 +195,12 @@ def _run(host: str | None, port: int | None, *, production: bool = False, thread
             app.extensions["socketio"].run(app, settings.host, settings.port, allow_unsafe_werkzeug=True)
         finally:
             web_state(app).feed.stop()
-        if lost.is_set():
-            return 3  # as the bridge: a supervisor restarts it, and it claims a user again
     except KeyboardInterrupt:
-        pass  # a signal before the server was up
+        pass  # a signal before the server was up (or the claim's watchdog's, which set `lost`)
     finally:
         engine.dispose()
     log.info("stopped")
-    return 0
+    return 3 if lost.is_set() else 0  # 3, as the bridge: a supervisor restarts it, and it claims again
 
 
 def _claimed(settings: WebSettings, engine: Engine, lost: threading.Event) -> WebSettings:

@@ -11,8 +11,10 @@ import uuid
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import make_url
 
 from plantmodel.mqtt import load_credentials
+from store.claim import lock_name
 from tests.integration.test_bridge import Spawn
 from tests.processes import wait_for
 from tests.servers import MariaDBServer, MosquittoServer, free_port
@@ -57,7 +59,19 @@ def test_scaled_bridges_each_claim_a_user_and_a_killed_ones_is_taken_over(
     assert claimed(d.log()) == freed
     # The survivor was never disconnected by a second client with its id.
     assert "disconnected from broker" not in b.log()
-    assert b.stop() == 0 and d.stop() == 0
+
+    # The claim's connection lost (a DBA's KILL, a network cut): another bridge could take the user
+    # now, so this one stops with 3 (the restart policy starts it again) instead of going on.
+    database = make_url(url).database or ""
+    with mariadb.admin() as conn, conn.cursor() as cur:
+        cur.execute("SELECT IS_USED_LOCK(%s)", (lock_name(database, freed or ""),))
+        (holder,) = cur.fetchone()
+        assert holder is not None
+        cur.execute(f"KILL {int(holder)}")
+    wait_for(lambda: not d.alive(), 20, "the bridge that lost its claim to stop", services=[d])
+    assert d.proc.returncode == 3, d.log()[-2000:]
+    assert f"the lock on MQTT user {freed} is lost" in d.log()
+    assert b.stop() == 0
 
 
 def test_two_web_uis_behind_one_proxy_each_claim_a_web_ui_user(
