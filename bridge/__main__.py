@@ -35,7 +35,7 @@ from plantmodel.thresholds import (
 from store import audit as trail
 from store import models as orm
 from store import queries
-from store.claim import UserClaim
+from store.claim import CHECK_EVERY_S, UserClaim
 from store.db import (
     DatabaseUnavailable,
     connect_database,
@@ -79,10 +79,8 @@ def cmd_run(settings: BridgeSettings, *, leave: bool = False) -> int:
         engine = engine.execution_options(isolation_level="READ COMMITTED")
     claim: UserClaim | None = None
     if settings.claim_from:
-        passwords = dict(settings.claim_from)
-        claim = UserClaim(engine, list(passwords))
-        user = claim.acquire()
-        settings = replace(settings, mqtt=settings.mqtt.with_user(user, passwords[user]))
+        claim = UserClaim(engine, settings.claim_from)
+        settings = replace(settings, mqtt=settings.mqtt.with_user(*claim.acquire()))
     try:
         return _run(settings, engine, stop, leave=leave, claim=claim)
     finally:
@@ -103,11 +101,11 @@ def _run(settings: BridgeSettings, engine: Engine, stop: threading.Event, *, lea
             log.warning("not connected to %s:%d yet; still trying", settings.mqtt.host, settings.mqtt.port)
             break
     code = 0
-    next_claim_check = time.monotonic() + CLAIM_CHECK_S
+    next_claim_check = time.monotonic() + CHECK_EVERY_S
     while not stop.is_set():
         time.sleep(0.2)
         if claim is not None and time.monotonic() >= next_claim_check:
-            next_claim_check = time.monotonic() + CLAIM_CHECK_S
+            next_claim_check = time.monotonic() + CHECK_EVERY_S
             if not claim.held():
                 # Another bridge may take the user now: two clients with one id would keep
                 # disconnecting each other. Stop (unacked messages stay with the broker); the
@@ -143,7 +141,6 @@ def cmd_health(settings: BridgeSettings, timeout: float) -> int:
 
 
 LEAVE_QUIET_S = 5.0  # no message for this long: the session's queue is empty
-CLAIM_CHECK_S = 5.0  # how often a bridge that claimed its MQTT user checks it still holds it
 
 
 INHERIT = "inherit"  # a limit left out of ``set``: it comes live from the wider scope

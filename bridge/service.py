@@ -32,7 +32,6 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -63,7 +62,7 @@ from plantmodel.text import printable
 from plantmodel.thresholds import ThresholdSet
 from plantmodel.topics import Topics
 from store import queries
-from store.db import error_code
+from store.db import database_check, error_code
 
 log = logging.getLogger(__name__)
 
@@ -488,12 +487,7 @@ class Bridge:
         now = utcnow()
         connected = self._connected.is_set()
         broker = Check(connected, "" if connected else f"not connected to {self.settings.mqtt.describe()}")
-        try:
-            with self.sessions() as session:
-                session.execute(text("SELECT 1"))
-            database = Check(True)
-        except SQLAlchemyError as exc:
-            database = Check(False, f"unreachable ({exc.__class__.__name__})")
+        database = database_check(self.sessions)
         lag = self.ingest_lag(now)
         limit = self.settings.max_ingest_lag
         ingest = Check(True) if lag is None or lag <= limit else Check(

@@ -23,6 +23,9 @@ from plantmodel.mqtt import DEFAULT_CREDENTIALS_FILE, load_credentials
 
 log = logging.getLogger(__name__)
 
+CHECK_EVERY_S = 5.0  # how often a process that claimed its MQTT user checks it still holds it (held())
+
+
 def role_users(users: Iterable[str], base: str) -> list[str]:
     """The users of one role among ``users``, in their order: ``base``, ``base``-2, ``base``-3…"""
     pattern = re.compile(rf"{re.escape(base)}(?:-([1-9][0-9]*))?")
@@ -55,9 +58,11 @@ def lock_name(database: str, user: str) -> str:
 
 
 class UserClaim:
-    """Claim one of ``candidates`` on ``engine``'s server; ``user`` is the one held."""
+    """Claim one of ``candidates`` ((user, password), as :func:`claim_candidates` gives them) on
+    ``engine``'s server; ``user`` is the one held."""
 
-    def __init__(self, engine: Engine, candidates: list[str], setting: str = "BRIDGE_CLAIM_USER") -> None:
+    def __init__(self, engine: Engine, candidates: tuple[tuple[str, str], ...],
+                 setting: str = "BRIDGE_CLAIM_USER") -> None:
         if engine.dialect.name not in ("mysql", "mariadb"):
             raise PlantModelError(f"{setting} needs MariaDB (it holds the user with a named lock); with SQLite "
                                   "run one process, or set MQTT_USERNAME per process")
@@ -65,29 +70,29 @@ class UserClaim:
             raise PlantModelError(f"{setting}: no MQTT user to claim")
         self._setting = setting
         self._engine = engine
-        self._candidates = candidates
+        self._passwords = dict(candidates)
         self._conn: Connection | None = None
         self._name = ""
         self.user = ""
 
-    def acquire(self) -> str:
-        """Take the first free user; :class:`PlantModelError` when every one is held."""
+    def acquire(self) -> tuple[str, str]:
+        """Take the first free user: (user, password); :class:`PlantModelError` when every one is held."""
         conn = self._engine.connect()
         # The server frees a lock with its session: when this host dies with its connection (no
         # FIN), after a minute of silence rather than MariaDB's default 8 hours. held() talks every
         # few seconds, so a live holder never reaches it.
         conn.execute(text("SET SESSION wait_timeout = 60"))
         database = conn.scalar(text("SELECT DATABASE()")) or ""
-        for user in self._candidates:
+        for user in self._passwords:
             name = lock_name(str(database), user)
             if conn.scalar(text("SELECT GET_LOCK(:name, 0)"), {"name": name}) == 1:
                 conn.commit()  # nothing to keep; the lock belongs to the session, not a transaction
                 self._conn, self._name, self.user = conn, name, user
-                log.info("claimed MQTT user %s (%d candidates in the credentials file)", user, len(self._candidates))
-                return user
+                log.info("claimed MQTT user %s (%d candidates in the credentials file)", user, len(self._passwords))
+                return user, self._passwords[user]
         conn.close()
         raise PlantModelError(f"{self._setting}: every user is held by a running process "
-                              f"({', '.join(self._candidates)}); raise BROKER_BRIDGES / BROKER_WEBUIS and "
+                              f"({', '.join(self._passwords)}); raise BROKER_BRIDGES / BROKER_WEBUIS and "
                               "regenerate the credentials to run more")
 
     def held(self) -> bool:

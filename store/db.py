@@ -13,13 +13,21 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    DisconnectionError,
+    InterfaceError,
+    OperationalError,
+    SQLAlchemyError,
+)
 from sqlalchemy.orm import Session, sessionmaker
 
 from plantmodel.errors import ValidationError
 from plantmodel.placeholders import refuse_placeholder
+from plantmodel.servicehealth import Check
 from store import migrate
 
 log = logging.getLogger(__name__)
@@ -305,6 +313,17 @@ class SchemaTooNew(DatabaseUnavailable):
         super().__init__(f"database {describe(engine.url)} is at schema revision {revision}, which this release "
                          f"does not know (it knows up to {head}): a newer release upgraded it; run that release "
                          "(or restore a backup made for this one)")
+
+
+def database_check(make_session: sessionmaker[Session]) -> Check:
+    """A service's ``database`` health check: one ``SELECT 1`` on a pooled connection."""
+    try:
+        with make_session() as session:
+            session.execute(text("SELECT 1"))
+        return Check(True)
+    except SQLAlchemyError as exc:
+        log.warning("health check: database unavailable: %s", exc)
+        return Check(False, f"unreachable ({exc.__class__.__name__})")
 
 
 def connect_database(engine: Engine) -> None:

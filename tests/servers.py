@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import string
 import subprocess
 import threading
 import time
@@ -235,8 +236,6 @@ class NginxServer:
         return f"http://127.0.0.1:{self.http_port}"
 
     def render(self) -> str:
-        import string
-
         # The template's explicit list: `host:port; server host:port`.
         values = {"WEBUI_UPSTREAM": "; server ".join(f"127.0.0.1:{port}" for port in self.upstreams),
                   "NGINX_HTTP_PORT": str(self.http_port), "NGINX_HTTPS_PORT": str(self.https_port),

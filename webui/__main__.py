@@ -26,7 +26,7 @@ from plantmodel.i18n import LANGUAGES, require_compiled
 from plantmodel.readings import format_ts, utcnow
 from store import audit as trail
 from store import users as user_store
-from store.claim import UserClaim
+from store.claim import CHECK_EVERY_S, UserClaim
 from store.db import (
     DatabaseUnavailable,
     connect_database,
@@ -42,8 +42,6 @@ from webui.auth import hash_password, new_token
 from webui.settings import WebSettings, check_secret_key
 
 log = logging.getLogger("webui")
-
-CLAIM_CHECK_S = 5.0  # how often a web UI that claimed its MQTT user checks it still holds it
 
 ENV_HELP = ("Configuration comes from the environment: DATABASE_URL, MQTT_HOST, MQTT_PORT, MQTT_USERNAME, "
             "MQTT_PASSWORD, MQTT_CREDENTIALS_FILE, PLANT_TOPIC_ROOT, PLANT_TZ, PLANT_LANGUAGE, WEBUI_HOST, "
@@ -210,19 +208,18 @@ def _claimed(settings: WebSettings, engine: Engine, lost: threading.Event) -> We
     if not settings.claim_from:
         return settings
     wait_for_database(engine, log=log)  # a new gunicorn worker may start while the database is down
-    passwords = dict(settings.claim_from)
-    claim = UserClaim(engine, list(passwords), "WEBUI_CLAIM_USER")
-    user = claim.acquire()
+    claim = UserClaim(engine, settings.claim_from, "WEBUI_CLAIM_USER")
+    user, password = claim.acquire()
 
     def watch() -> None:
         while claim.held():
-            time.sleep(CLAIM_CHECK_S)
+            time.sleep(CHECK_EVERY_S)
         log.error("the lock on MQTT user %s is lost; stopping this process", user)
         lost.set()
         os.kill(os.getpid(), signal.SIGTERM)
 
     threading.Thread(target=watch, name="webui-claim", daemon=True).start()
-    return dataclasses.replace(settings, mqtt=settings.mqtt.with_user(user, passwords[user]))
+    return dataclasses.replace(settings, mqtt=settings.mqtt.with_user(user, password))
 
 
 # -- users ----------------------------------------------------------------------------------------------

@@ -11,16 +11,18 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from plantmodel.errors import ValidationError
 from plantmodel.readings import format_ts, utcnow
 from plantmodel.servicehealth import Check, ServiceHealth
+from store.db import database_check
 from store.models import Notification
 
 log = logging.getLogger(__name__)
@@ -65,20 +67,12 @@ class BridgeReports:
             return [(h, now - at) for _, (h, at) in sorted(self._reports.items())]
 
 
-def database_check(make_session: sessionmaker[Session]) -> Check:
-    try:
-        with make_session() as session:
-            session.execute(text("SELECT 1"))
-        return Check(True)
-    except SQLAlchemyError as exc:
-        log.warning("health check: database unavailable: %s", exc)
-        return Check(False, f"unreachable ({exc.__class__.__name__})")
-
-
-def webui_health(make_session: sessionmaker[Session], mqtt: bool | None, mqtt_reason: str = "") -> ServiceHealth:
-    """This process: its database (one ``SELECT 1``) and its broker connection (None: the live feed
-    was never started, as in unit tests)."""
-    broker = Check(mqtt, "" if mqtt is not False else (mqtt_reason or "not connected"))
+def webui_health(make_session: sessionmaker[Session], link: Mapping[str, Any]) -> ServiceHealth:
+    """This process: its database (one ``SELECT 1``) and its broker connection, as its live feed's
+    health says it (``LiveFeed.health.to_dict()``; ``mqtt`` None: the feed was never started, as in
+    unit tests)."""
+    mqtt = link["mqtt"]
+    broker = Check(mqtt, "" if mqtt is not False else (link["reasons"].get("mqtt") or "not connected"))
     return ServiceHealth("webui", instance_name(), utcnow(),
                          {"broker": broker, "database": database_check(make_session)})
 

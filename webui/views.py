@@ -17,7 +17,6 @@ from markupsafe import Markup
 from sqlalchemy.orm import Session
 
 from plantmodel.measures import AUTOMATE_ALARM_MEASURES, AUTOMATE_MEASURES, METER_ALARM_MEASURES, METER_MEASURES
-from plantmodel.servicehealth import ServiceHealth
 from plantmodel.sources import AutomateSource, MeterSource, unit_key
 from plantmodel.thresholds import DEFAULT_SCOPE, SEVERITIES
 from store import models as orm
@@ -206,18 +205,13 @@ def audit_log() -> str:
 def healthz() -> tuple[Response, int]:
     """This process's own health: its database and its broker connection (503 when either is down,
     so a load balancer or compose stops counting on it; the live pages would be frozen)."""
-    health = own_health()
+    state = web_state()
+    health = webui_health(state.make_session, state.feed.health.to_dict())
     # Public (load balancers, compose): yes or no per dependency; the details (host, process, why)
     # are for admins, at /api/health.
     body = jsonify(status="ok" if health.ok else "unavailable", db=health.checks["database"].ok,
                    mqtt=health.checks["broker"].ok)
     return body, 200 if health.ok else 503
-
-
-def own_health() -> ServiceHealth:
-    state = web_state()
-    link = state.feed.health.to_dict()
-    return webui_health(state.make_session, link["mqtt"], link["reasons"].get("mqtt", ""))
 
 
 @bp.get("/admin/services")

@@ -8,9 +8,8 @@ from flask import Response, jsonify
 from webui.api import bp
 from webui.api.params import query
 from webui.auth import require_role
-from webui.services import all_services
+from webui.services import all_services, webui_health
 from webui.state import web_state
-from webui.views import own_health
 
 
 @bp.get("/health")
@@ -18,4 +17,5 @@ from webui.views import own_health
 def health() -> Response:
     query(())
     state = web_state()
-    return jsonify(all_services(state.make_session, own_health(), state.feed.bridge_reports))
+    own = webui_health(state.make_session, state.feed.health.to_dict())
+    return jsonify(all_services(state.make_session, own, state.feed.bridge_reports))
